@@ -1,0 +1,232 @@
+/**
+ * Everything that reads or writes latency data. Handlers never hold SQL:
+ * they call these named functions, which bind every value server-side.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { formatDateTime64, parseDateTime64 } from './time.js';
+
+/** One stored train, as the latency_trains table holds it. */
+export interface TrainRow {
+  ts: string;
+  src: string;
+  dst: string;
+  engine: string;
+  flow: number;
+  src_port: number;
+  dscp: number;
+  batch_id: string;
+  sent: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  rtt_min_us: number | null;
+  rtt_median_us: number | null;
+  rtt_p99_us: number | null;
+  rtt_max_us: number | null;
+  jitter_us: number | null;
+  synced: boolean;
+  error_estimate_us: number;
+  rtts_us: number[];
+  fwd_us: number[];
+  rev_us: number[];
+}
+
+/**
+ * Insert one probe batch as one INSERT. The token makes a retried batch a
+ * no-op (base table and rollup alike), which turns the probe's at-least-once
+ * delivery into exactly-once storage.
+ */
+export async function insertTrains(client: ClickHouseClient, rows: TrainRow[], dedupToken: string): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({
+    table: 'latency_trains',
+    values: rows,
+    format: 'JSONEachRow',
+    clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+  });
+}
+
+export interface PathStatusRow {
+  src: string;
+  dst: string;
+  engine: string;
+  lastTsUs: number;
+  trains: number;
+  rttP50Us: number | null;
+  rttP99Us: number | null;
+  jitterUs: number | null;
+  lossRatio: number | null;
+}
+
+/**
+ * Latest state of every measured direction: exact percentiles over the raw
+ * packets of the last `windowS` seconds, plus the newest train time within a day.
+ */
+export async function latestPathStatus(client: ClickHouseClient, windowS: number): Promise<PathStatusRow[]> {
+  const result = await client.query({
+    query: `
+SELECT
+    src, dst, engine,
+    toString(max(ts)) AS last_ts,
+    countIf(recent) AS trains,
+    sumIf(sent, recent) AS sent,
+    sumIf(lost, recent) AS lost,
+    quantilesExactArrayIf(0.5, 0.99)(rtts_us, recent) AS q,
+    avgIf(jitter_us, recent AND jitter_us IS NOT NULL) AS jitter
+FROM
+(
+    SELECT *, ts >= now64(6) - toIntervalSecond({window:UInt32}) AS recent
+    FROM latency_trains
+    WHERE ts >= now64(6) - INTERVAL 1 DAY
+)
+GROUP BY src, dst, engine
+ORDER BY src, dst, engine`,
+    query_params: { window: windowS },
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{
+    src: string; dst: string; engine: string; last_ts: string; trains: number;
+    sent: number; lost: number; q: number[]; jitter: number | null;
+  }>();
+  return rows.map((row) => {
+    const hasPackets = Number(row.sent) > Number(row.lost);
+    return {
+      src: row.src,
+      dst: row.dst,
+      engine: row.engine,
+      lastTsUs: parseDateTime64(row.last_ts),
+      trains: Number(row.trains),
+      rttP50Us: hasPackets ? finiteOrNull(row.q[0]) : null,
+      rttP99Us: hasPackets ? finiteOrNull(row.q[1]) : null,
+      jitterUs: finiteOrNull(row.jitter),
+      lossRatio: Number(row.sent) > 0 ? Number(row.lost) / Number(row.sent) : null,
+    };
+  });
+}
+
+export interface SeriesQuery {
+  src: string;
+  dst: string;
+  engine: string;
+  fromUs: number;
+  toUs: number;
+  /** Wanted number of points (about one per pixel). */
+  points: number;
+}
+
+export interface SeriesColumns {
+  source: 'raw' | 'rollup';
+  stepS: number;
+  t: number[];
+  minUs: (number | null)[];
+  p50Us: (number | null)[];
+  p99Us: (number | null)[];
+  maxUs: (number | null)[];
+  jitterUs: (number | null)[];
+  lossRatio: (number | null)[];
+  packets: number[];
+}
+
+/**
+ * Buckets shorter than a minute come from raw trains with exact percentiles;
+ * a minute or longer from the 1-minute rollup (t-digest). Both are aligned on
+ * one time axis with WITH FILL, so the browser gets columns ready for uPlot.
+ */
+export function seriesPlan(fromUs: number, toUs: number, points: number): { source: 'raw' | 'rollup'; stepS: number } {
+  const spanS = Math.max(1, (toUs - fromUs) / 1e6);
+  const rawStep = Math.max(1, Math.ceil(spanS / Math.max(1, points)));
+  if (rawStep < 60) return { source: 'raw', stepS: rawStep };
+  return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+}
+
+export async function linkSeries(client: ClickHouseClient, q: SeriesQuery): Promise<SeriesColumns> {
+  const { source, stepS } = seriesPlan(q.fromUs, q.toUs, q.points);
+  const fromS = Math.floor(q.fromUs / 1e6 / stepS) * stepS;
+  const toS = Math.floor(q.toUs / 1e6 / stepS) * stepS + stepS;
+  const params = {
+    src: q.src, dst: q.dst, engine: q.engine, step: stepS,
+    from: formatDateTime64(fromS * 1e6), to: formatDateTime64(toS * 1e6),
+    from_s: fromS, to_s: toS,
+  };
+  const query =
+    source === 'raw'
+      ? `
+SELECT
+    toUInt32(toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({step:UInt32})))) AS t,
+    sum(received) AS packets,
+    sum(sent) AS sent,
+    sum(lost) AS lost,
+    quantilesExactArray(0, 0.5, 0.99, 1)(rtts_us) AS q,
+    avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter
+FROM latency_trains
+WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
+  AND ts >= {from:DateTime64(6)} AND ts < {to:DateTime64(6)}
+GROUP BY t
+ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`
+      : `
+SELECT
+    toUInt32(toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({step:UInt32})))) AS t,
+    sum(received) AS packets,
+    sum(sent) AS sent,
+    sum(lost) AS lost,
+    arrayConcat([minIfMerge(rtt_min_us)], arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 1, 1),
+                arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 4, 1), [maxIfMerge(rtt_max_us)]) AS q,
+    avgIfMerge(jitter_us) AS jitter
+FROM latency_1m
+WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
+  AND minute >= toDateTime({from:DateTime64(6)}) AND minute < toDateTime({to:DateTime64(6)})
+GROUP BY t
+ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`;
+  const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
+  const rows = await result.json<{ t: number; packets: number; sent: number; lost: number; q: number[]; jitter: number | null }>();
+  const columns: SeriesColumns = {
+    source, stepS, t: [], minUs: [], p50Us: [], p99Us: [], maxUs: [], jitterUs: [], lossRatio: [], packets: [],
+  };
+  for (const row of rows) {
+    const packets = Number(row.packets);
+    const sent = Number(row.sent);
+    const has = packets > 0;
+    columns.t.push(Number(row.t));
+    columns.packets.push(packets);
+    columns.minUs.push(has ? finiteOrNull(row.q[0]) : null);
+    columns.p50Us.push(has ? finiteOrNull(row.q[1]) : null);
+    columns.p99Us.push(has ? finiteOrNull(row.q[2]) : null);
+    columns.maxUs.push(has ? finiteOrNull(row.q[3]) : null);
+    columns.jitterUs.push(has ? finiteOrNull(row.jitter) : null);
+    columns.lossRatio.push(sent > 0 ? Number(row.lost) / sent : null);
+  }
+  return columns;
+}
+
+export interface TrainsQuery {
+  src: string;
+  dst: string;
+  fromUs: number;
+  toUs: number;
+  limit: number;
+}
+
+/** Raw stored trains of one direction, oldest first, with their per-packet RTTs. */
+export async function trainsBetween(client: ClickHouseClient, q: TrainsQuery): Promise<TrainRow[]> {
+  const result = await client.query({
+    query: `
+SELECT ts, src, dst, engine, flow, src_port, dscp, batch_id, sent, received, lost,
+       duplicated, reordered, rtt_min_us, rtt_median_us, rtt_p99_us, rtt_max_us, jitter_us,
+       synced, error_estimate_us, rtts_us, fwd_us, rev_us
+FROM latency_trains
+WHERE src = {src:String} AND dst = {dst:String}
+  AND ts >= {from:DateTime64(6)} AND ts < {to:DateTime64(6)}
+ORDER BY ts, flow
+LIMIT {limit:UInt32}`,
+    query_params: {
+      src: q.src, dst: q.dst, from: formatDateTime64(q.fromUs), to: formatDateTime64(q.toUs), limit: q.limit,
+    },
+    format: 'JSONEachRow',
+  });
+  return result.json<TrainRow>();
+}
+
+function finiteOrNull(value: number | null | undefined): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}

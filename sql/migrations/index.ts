@@ -1,0 +1,16 @@
+/**
+ * Numbered, append-only schema migrations. Never edit a migration that has
+ * shipped: add the next number. Each migration is a list of statements because
+ * ClickHouse runs one statement per request. Statements use IF NOT EXISTS so a
+ * migration interrupted half-way can simply run again.
+ */
+import { latencyTrains } from './0001_latency_trains.js';
+import { latencyRollup1m } from './0002_latency_rollup_1m.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: string[];
+}
+
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m];

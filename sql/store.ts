@@ -1,0 +1,106 @@
+/**
+ * The one place that opens ClickHouse. Embedded by default (chDB, the real
+ * ClickHouse engine in-process, data in a directory this process owns) or a
+ * ClickHouse server when a URL is given. Both are reached through the same
+ * @clickhouse/client API, so every query in sql/ runs unchanged on either.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+
+export interface StoreOptions {
+  /** ClickHouse server URL; when absent the embedded engine is used. */
+  url?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  database?: string | undefined;
+  /** Data directory of the embedded engine (created if missing). */
+  dataDir: string;
+}
+
+export interface Store {
+  readonly client: ClickHouseClient;
+  readonly mode: 'embedded' | 'server';
+  /** Where the data lives: the directory or the server URL (without credentials). */
+  readonly location: string;
+  close(): Promise<void>;
+}
+
+/** A second process tried to open a data directory that is already in use. */
+export class StoreLockedError extends Error {
+  readonly code = 'STORE_LOCKED';
+  constructor(readonly dataDir: string) {
+    super(
+      `data directory ${dataDir} is already in use by another process ` +
+        `(ClickHouse holds ${dataDir}/status); stop that process or choose another --data-dir`,
+    );
+    this.name = 'StoreLockedError';
+  }
+}
+
+/** Settings every request runs with: synchronous inserts, so an ack means stored. */
+const sessionSettings = {
+  async_insert: 0,
+  insert_deduplicate: 1,
+  deduplicate_blocks_in_dependent_materialized_views: 1,
+  output_format_json_quote_64bit_integers: 0,
+} as const;
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  if (options.url) {
+    const url = new URL(options.url);
+    const client = createClient({
+      url: options.url,
+      username: options.username ?? 'default',
+      password: options.password ?? '',
+      database: options.database ?? 'default',
+      clickhouse_settings: sessionSettings,
+    });
+    url.username = '';
+    url.password = '';
+    return { client, mode: 'server', location: url.toString(), close: () => client.close() };
+  }
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  // Check first: when the engine itself hits the lock it also prints to stderr.
+  if (ownerPid(dataDir) !== null) throw new StoreLockedError(dataDir);
+  let connection;
+  try {
+    connection = createChdbConnection({ path: dataDir });
+  } catch (error) {
+    if (error instanceof Error && error.message.includes('Cannot lock file')) {
+      throw new StoreLockedError(dataDir);
+    }
+    throw error;
+  }
+  // chdb is typed against @clickhouse/client-common, which @clickhouse/client
+  // re-bundles; the runtime interface is the same, the declarations are twins.
+  const client = createClient({
+    connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
+    clickhouse_settings: sessionSettings,
+  });
+  return { client, mode: 'embedded', location: dataDir, close: () => client.close() };
+}
+
+/**
+ * The live process holding an embedded data directory, if any. ClickHouse
+ * writes its PID into `status` while it runs and removes the file on close; a
+ * file left by a crashed process names a PID that is no longer alive.
+ */
+function ownerPid(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, 'status'), 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(/^PID:\s*(\d+)/m.exec(text)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
