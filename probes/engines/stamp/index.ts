@@ -1,0 +1,249 @@
+/**
+ * STAMP Session-Sender (RFC 8762) as an Engine. Each flow is a long-lived UDP
+ * socket, pooled by (source, host, port, flow): the source port stays stable
+ * across trains (so ECMP keeps hashing the flow onto the same path) and the
+ * session's sequence number keeps counting from 0 as the RFC requires.
+ *
+ * DSCP: Node's dgram cannot set IP_TOS / IPV6_TCLASS, and there is no clean
+ * pure-Node way to do it. `task.dscp` is recorded in every result but STAMP
+ * test packets are NOT marked (they leave with DSCP 0). The icmp engine does
+ * apply it (ping -Q).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { summariseTrain, type TrainArrival } from '../../train-stats.js';
+import type { Engine, TrainResult, TrainTask } from '../types.js';
+import { ClockSyncCache, nowNs } from './clock.js';
+import {
+  decodeErrorEstimate,
+  decodeReflectorPacket,
+  decodeTimestamp,
+  encodeErrorEstimate,
+  encodeSenderPacket,
+  MIN_REFLECTOR_SIZE,
+  type ReflectorPacket,
+  unixNsToNtp,
+} from './codec.js';
+
+/**
+ * One-way delays are reported only when the combined clock error bound of both
+ * ends is at most this fraction of the smallest one-way delay in the train;
+ * otherwise the clock error could dominate what is being measured.
+ */
+export const ONE_WAY_MAX_ERROR_RATIO = 0.1;
+
+/** Sent packets as a train sees them: relative index → local send time. */
+interface Train {
+  index: Map<number, number>;
+  t1: bigint[];
+  replies: Array<{ i: number; t4: bigint; pkt: ReflectorPacket }>;
+}
+
+/** One pooled flow: a bound socket plus the session's sequence counter. */
+interface Session {
+  socket: Socket;
+  srcPort: number;
+  nextSeq: number;
+  /** Session-Sender seq → the train waiting for it. */
+  pending: Map<number, Train>;
+}
+
+export class StampEngine implements Engine {
+  readonly name = 'stamp' as const;
+  #clock: ClockSyncCache;
+  #ownsClock: boolean;
+  #pool = new Map<string, Promise<Session>>();
+  #closed = false;
+
+  constructor(opts: { clock?: ClockSyncCache } = {}) {
+    this.#clock = opts.clock ?? new ClockSyncCache();
+    this.#ownsClock = !opts.clock;
+  }
+
+  async runTrain(task: TrainTask, signal?: AbortSignal): Promise<TrainResult[]> {
+    if (this.#closed) throw new Error('StampEngine is closed');
+    signal?.throwIfAborted();
+    await this.#clock.ready();
+    const address = isIP(task.host) ? task.host : (await lookup(task.host)).address;
+    const flows = Math.max(1, Math.floor(task.flows));
+    const results = await Promise.all(
+      Array.from({ length: flows }, (_, flow) => this.#runFlow(task, flow, address, signal)),
+    );
+    signal?.throwIfAborted();
+    return results;
+  }
+
+  async #runFlow(task: TrainTask, flow: number, address: string, signal?: AbortSignal): Promise<TrainResult> {
+    const session = await this.#session(task, flow, address);
+    const sync = this.#clock.current();
+    const ourEE = encodeErrorEstimate({ synchronized: sync.synchronized, errorSeconds: sync.errorSeconds });
+    const train: Train = { index: new Map(), t1: [], replies: [] };
+    const count = Math.max(0, Math.floor(task.count));
+    const intervalNs = BigInt(Math.round(task.intervalMs * 1e6));
+    const startNs = nowNs();
+    try {
+      for (let i = 0; i < count && !signal?.aborted; i++) {
+        await waitUntil(startNs + BigInt(i) * intervalNs, signal);
+        if (signal?.aborted) break;
+        const seq = session.nextSeq;
+        session.nextSeq = (seq + 1) >>> 0;
+        train.index.set(seq, i);
+        session.pending.set(seq, train);
+        const t1 = nowNs();
+        train.t1.push(t1);
+        const pkt = encodeSenderPacket({ seq, timestamp: unixNsToNtp(t1), errorEstimate: ourEE });
+        // A send error (unreachable, no route) just makes this packet lost.
+        session.socket.send(pkt, task.port, address, () => undefined);
+      }
+      await sleep(task.timeoutMs, signal);
+    } finally {
+      for (const seq of train.index.keys()) session.pending.delete(seq);
+    }
+    return this.#summarise(task, flow, session.srcPort, train, decodeErrorEstimate(ourEE), startNs);
+  }
+
+  #summarise(
+    task: TrainTask,
+    flow: number,
+    srcPort: number,
+    train: Train,
+    ours: { synchronized: boolean; errorSeconds: number },
+    startNs: bigint,
+  ): TrainResult {
+    let reflectorBound = 0;
+    let reflectorSynced = true;
+    let minOneWayNs = Infinity;
+    const samples = train.replies.map(({ i, t4, pkt }) => {
+      const ee = decodeErrorEstimate(pkt.errorEstimate);
+      reflectorBound = Math.max(reflectorBound, ee.errorSeconds);
+      reflectorSynced &&= ee.synchronized;
+      const t1 = train.t1[i] as bigint;
+      const t2 = decodeTimestamp(pkt.receiveTimestamp, ee.ptp);
+      const t3 = decodeTimestamp(pkt.timestamp, ee.ptp);
+      const raw = t4 - t1; // same (monotonic) clock at both ends
+      const hold = t3 - t2; // reflector clock at both ends
+      // A negative or oversized hold time means a broken reflector clock;
+      // fall back to the raw round trip rather than report nonsense.
+      const rttNs = hold >= 0n && hold <= raw ? raw - hold : raw;
+      const fwdNs = Number(t2 - t1);
+      const revNs = Number(t4 - t3);
+      minOneWayNs = Math.min(minOneWayNs, fwdNs, revNs);
+      return { seq: i, rttNs: Number(rttNs), fwdNs, revNs };
+    });
+    const boundSeconds = ours.errorSeconds + reflectorBound;
+    const synced =
+      samples.length > 0 &&
+      ours.synchronized &&
+      reflectorSynced &&
+      minOneWayNs > 0 &&
+      boundSeconds * 1e9 <= ONE_WAY_MAX_ERROR_RATIO * minOneWayNs;
+    const arrivals: TrainArrival[] = synced ? samples : samples.map(({ seq, rttNs }) => ({ seq, rttNs }));
+    const stats = summariseTrain({ sent: train.t1.length, arrivals });
+    const first = train.t1[0] ?? startNs;
+    return {
+      engine: 'stamp',
+      startedAtUs: Number(first / 1000n),
+      flow,
+      srcPort,
+      dscp: task.dscp,
+      ...stats,
+      synced,
+      errorEstimateUs: boundSeconds * 1e6,
+    };
+  }
+
+  /** The pooled socket for this flow, created (and bound) on first use. */
+  #session(task: TrainTask, flow: number, address: string): Promise<Session> {
+    const key = `${task.sourceAddress ?? '*'}|${task.host}|${task.port}|${flow}`;
+    let s = this.#pool.get(key);
+    if (!s) {
+      s = openSession(isIP(address) === 6 ? 'udp6' : 'udp4', task.port, task.sourceAddress);
+      this.#pool.set(key, s);
+      s.then(
+        (session) => session.socket.once('close', () => this.#pool.delete(key)),
+        () => this.#pool.delete(key),
+      );
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#ownsClock) this.#clock.close();
+    const sessions = await Promise.allSettled([...this.#pool.values()]);
+    this.#pool.clear();
+    await Promise.all(
+      sessions.map((r) => (r.status === 'fulfilled' ? closeSocket(r.value.socket) : undefined)),
+    );
+  }
+}
+
+async function openSession(type: 'udp4' | 'udp6', peerPort: number, sourceAddress?: string): Promise<Session> {
+  const socket = createSocket({ type });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ port: 0, ...(sourceAddress ? { address: sourceAddress } : {}) }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  }).catch((err: unknown) => {
+    socket.close();
+    throw err;
+  });
+  // OWAMP/TWAMP convention: send with TTL 255 so a reflector that can read
+  // the received TTL can derive the hop count.
+  socket.setTTL(255);
+  // Pooled sockets must not keep an otherwise finished process alive; a train
+  // in progress holds the loop open through its timers.
+  socket.unref();
+  socket.on('error', () => undefined);
+  const session: Session = { socket, srcPort: socket.address().port, nextSeq: 0, pending: new Map() };
+  socket.on('message', (msg, rinfo) => {
+    const t4 = nowNs();
+    if (rinfo.port !== peerPort || msg.length < MIN_REFLECTOR_SIZE) return;
+    const pkt = decodeReflectorPacket(msg);
+    const train = session.pending.get(pkt.senderSeq);
+    const i = train?.index.get(pkt.senderSeq);
+    if (train && i !== undefined) train.replies.push({ i, t4, pkt });
+  });
+  return session;
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+/**
+ * Pace packets on an absolute schedule (no drift accumulates). Timers only
+ * have millisecond granularity, so the last sub-millisecond stretch yields to
+ * the event loop with setImmediate instead; a packet already due goes at once.
+ */
+async function waitUntil(targetNs: bigint, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    const ms = Number(targetNs - nowNs()) / 1e6;
+    if (ms <= 0 || signal?.aborted) return;
+    if (ms >= 1) await sleep(ms - 0.5, signal);
+    else await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Sleep that ends early (without throwing) when the signal aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
