@@ -1,0 +1,54 @@
+/**
+ * Builds each probe's measurement plan from the central topology, so probes
+ * are never configured one by one: a centre measures every centre it links to.
+ */
+import type { Topology } from './topology/index.js';
+import { PROTOCOL_VERSION, type PlanTask, type ProbePlan } from './protocol.js';
+
+export function planFor(topology: Topology, centreId: string): ProbePlan {
+  const centre = topology.centre(centreId);
+  if (!centre) throw new Error(`unknown centre "${centreId}"`);
+  const { stamp, icmp } = topology.probing;
+  const tasks: PlanTask[] = [];
+  for (const peerId of topology.peersOf(centreId)) {
+    const peer = topology.centre(peerId)!;
+    tasks.push({
+      id: `stamp:${centreId}>${peerId}`,
+      engine: 'stamp',
+      dst: peerId,
+      host: peer.probe.host,
+      port: peer.probe.stampPort,
+      schedule: stamp.schedule,
+      count: stamp.count,
+      intervalMs: stamp.intervalMs,
+      timeoutMs: stamp.timeoutMs,
+      dscp: stamp.dscp,
+      flows: stamp.flows,
+      sourceAddress: centre.probe.sourceAddress,
+    });
+    if (icmp.enabled) {
+      tasks.push({
+        id: `icmp:${centreId}>${peerId}`,
+        engine: 'icmp',
+        dst: peerId,
+        host: peer.probe.host,
+        port: 0,
+        schedule: icmp.schedule,
+        count: icmp.count,
+        intervalMs: icmp.intervalMs,
+        timeoutMs: icmp.timeoutMs,
+        dscp: icmp.dscp,
+        flows: 1,
+        sourceAddress: centre.probe.sourceAddress,
+      });
+    }
+  }
+  return {
+    type: 'plan',
+    centre: centreId,
+    protocol: PROTOCOL_VERSION,
+    batchIntervalMs: topology.probing.batchIntervalMs,
+    reflector: { listenAddress: centre.probe.listenAddress, port: centre.probe.stampPort },
+    tasks,
+  };
+}

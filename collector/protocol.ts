@@ -1,0 +1,183 @@
+/**
+ * The probe <-> collector wire protocol (JSON over WebSocket). The collector
+ * owns it because it defines what it accepts; probes import these types and
+ * schemas from here, so the protocol is written exactly once.
+ *
+ *   probe                         collector
+ *   hello {centre, token, version}  ->
+ *                                 <- plan {tasks, reflector, batchIntervalMs}
+ *   batch {batchId, samples[]}      ->
+ *                                 <- ack {batchId, stored}     (only once stored)
+ *                                 <- error {code, error, field?, batchId?}
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest batch the collector accepts; larger ones are refused whole. */
+export const MAX_BATCH_SAMPLES = 1000;
+/** Largest WebSocket message accepted, bytes (a full batch of 100-packet trains fits). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Longest train a sample may describe. */
+export const MAX_TRAIN_PACKETS = 10_000;
+
+const micros = z.number().finite().min(0).max(60_000_000);
+const count = z.number().int().min(0).max(MAX_TRAIN_PACKETS);
+
+export const trainSampleSchema = z
+  .object({
+    dst: z.string().min(1).max(32),
+    engine: z.enum(['stamp', 'icmp']),
+    startedAtUs: z.number().int().positive(),
+    flow: z.number().int().min(0).max(63),
+    srcPort: z.number().int().min(0).max(65535),
+    dscp: z.number().int().min(0).max(63),
+    sent: count.min(1),
+    received: count,
+    lost: count,
+    duplicated: count,
+    reordered: count,
+    rttMinUs: micros.nullable(),
+    rttMedianUs: micros.nullable(),
+    rttP99Us: micros.nullable(),
+    rttMaxUs: micros.nullable(),
+    jitterUs: micros.nullable(),
+    rttsUs: z.array(micros).max(MAX_TRAIN_PACKETS),
+    synced: z.boolean(),
+    errorEstimateUs: z.number().finite().min(0),
+    fwdUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
+    revUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.received > s.sent) ctx.addIssue({ code: 'custom', path: ['received'], message: `received (${s.received}) exceeds sent (${s.sent})` });
+    if (s.lost !== s.sent - s.received) ctx.addIssue({ code: 'custom', path: ['lost'], message: `lost must equal sent - received (${s.sent - s.received}), got ${s.lost}` });
+    if (s.rttsUs.length !== s.received) ctx.addIssue({ code: 'custom', path: ['rttsUs'], message: `must hold one RTT per received packet (${s.received}), got ${s.rttsUs.length}` });
+    const stats = [s.rttMinUs, s.rttMedianUs, s.rttP99Us, s.rttMaxUs];
+    if (s.received === 0 && stats.some((v) => v !== null)) ctx.addIssue({ code: 'custom', path: ['rttMinUs'], message: 'RTT statistics must be null when nothing was received' });
+    if (s.received > 0 && stats.some((v) => v === null)) ctx.addIssue({ code: 'custom', path: ['rttMinUs'], message: 'RTT statistics are required when packets were received' });
+    if (s.synced && (s.fwdUs.length !== s.received || s.revUs.length !== s.received)) ctx.addIssue({ code: 'custom', path: ['fwdUs'], message: 'synced trains carry one forward and one reverse delay per received packet' });
+    if (!s.synced && (s.fwdUs.length > 0 || s.revUs.length > 0)) ctx.addIssue({ code: 'custom', path: ['fwdUs'], message: 'one-way delays are only accepted from synchronised trains' });
+  });
+
+export type TrainSample = z.infer<typeof trainSampleSchema>;
+
+const helloSchema = z
+  .object({
+    type: z.literal('hello'),
+    centre: z.string().min(1).max(32),
+    token: z.string().min(1).max(512),
+    version: z.string().min(1).max(64),
+    protocol: z.literal(PROTOCOL_VERSION).optional(),
+  })
+  .strict();
+
+const batchSchema = z
+  .object({
+    type: z.literal('batch'),
+    batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
+    samples: z
+      .array(z.unknown())
+      .min(1, 'a batch holds at least one sample')
+      .max(MAX_BATCH_SAMPLES, `a batch holds at most ${MAX_BATCH_SAMPLES} samples`)
+      .pipe(z.array(trainSampleSchema)),
+  })
+  .strict();
+
+export type ProbeHello = z.infer<typeof helloSchema>;
+export type ProbeBatch = z.infer<typeof batchSchema>;
+export type ProbeMessage = ProbeHello | ProbeBatch;
+
+/** What one probe is asked to measure; built from the topology by the server. */
+export interface ProbePlan {
+  type: 'plan';
+  centre: string;
+  protocol: number;
+  batchIntervalMs: number;
+  reflector: { listenAddress: string; port: number };
+  tasks: PlanTask[];
+}
+
+export interface PlanTask {
+  /** Stable id, e.g. "stamp:lingang>jinshan". */
+  id: string;
+  engine: 'stamp' | 'icmp';
+  dst: string;
+  host: string;
+  port: number;
+  schedule: string;
+  count: number;
+  intervalMs: number;
+  timeoutMs: number;
+  dscp: number;
+  flows: number;
+  sourceAddress: string | null;
+}
+
+export interface CollectorAck {
+  type: 'ack';
+  batchId: string;
+  stored: number;
+}
+
+export type ErrorCode =
+  | 'bad_json'
+  | 'bad_message'
+  | 'unknown_type'
+  | 'not_authenticated'
+  | 'already_authenticated'
+  | 'bad_token'
+  | 'unknown_centre'
+  | 'unknown_destination'
+  | 'too_large'
+  | 'store_unavailable';
+
+export interface CollectorError {
+  type: 'error';
+  code: ErrorCode;
+  /** Human-readable reason, naming the offending field. */
+  error: string;
+  field?: string;
+  batchId?: string;
+}
+
+export type CollectorMessage = ProbePlan | CollectorAck | CollectorError;
+
+export type ParseResult =
+  | { ok: true; message: ProbeMessage }
+  | { ok: false; code: ErrorCode; error: string; field?: string; batchId?: string };
+
+/** Parse and validate one text frame from a probe. Never throws. */
+export function parseProbeMessage(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, code: 'bad_json', error: `message is not valid JSON: ${(error as Error).message}` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: 'bad_message', error: 'message must be a JSON object with a "type" field', field: 'type' };
+  }
+  const type = (value as { type?: unknown }).type;
+  const schema = type === 'hello' ? helloSchema : type === 'batch' ? batchSchema : null;
+  if (!schema) {
+    return {
+      ok: false,
+      code: 'unknown_type',
+      error: `unknown message type ${JSON.stringify(type)}; expected "hello" or "batch"`,
+      field: 'type',
+    };
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  const batchId = typeof (value as { batchId?: unknown }).batchId === 'string' ? (value as { batchId: string }).batchId : undefined;
+  const tooLarge = issue.code === 'too_big' && field === 'samples';
+  return {
+    ok: false,
+    code: tooLarge ? 'too_large' : 'bad_message',
+    error: `${field || 'message'}: ${issue.message}`,
+    field,
+    ...(batchId ? { batchId } : {}),
+  };
+}

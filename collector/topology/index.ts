@@ -1,0 +1,237 @@
+/**
+ * Loads and checks the topology file. Every problem is reported with the
+ * file, the path inside it, the line, and what is wrong; nothing starts on a
+ * config that does not fully check out.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { z } from 'zod';
+import { topologySchema, type TopologyDocument } from './schema.js';
+
+export interface Centre {
+  id: string;
+  name: string;
+  nameLocal: string | null;
+  district: string;
+  lat: number | null;
+  lon: number | null;
+  probe: {
+    host: string;
+    stampPort: number;
+    listenAddress: string;
+    sourceAddress: string | null;
+    /** sha-256 of the probe's token, hex; null when the centre has no token configured. */
+    tokenSha256: string | null;
+  };
+}
+
+export interface Link {
+  id: string;
+  a: string;
+  b: string;
+  name: string;
+  capacityGbps: number;
+  rttTargetMs: number;
+}
+
+export interface SlaPolicy {
+  rttP99TargetMs: number;
+  oneWayTargetMs: number;
+  lossRatioMax: number;
+  capacityMinGbps: number;
+  throughputFloorGbps: number;
+  coverageMin: number;
+  timezone: string;
+}
+
+export interface ProbingPolicy {
+  stamp: { schedule: string; count: number; intervalMs: number; timeoutMs: number; flows: number; dscp: number };
+  icmp: { enabled: boolean; schedule: string; count: number; intervalMs: number; timeoutMs: number; dscp: number };
+  batchIntervalMs: number;
+}
+
+export interface Topology {
+  file: string;
+  name: string;
+  sla: SlaPolicy;
+  probing: ProbingPolicy;
+  centres: Centre[];
+  links: Link[];
+  centre(id: string): Centre | undefined;
+  /** The link joining two centres, in either order. */
+  linkBetween(x: string, y: string): Link | undefined;
+  /** Ids of centres directly linked to `id`. */
+  peersOf(id: string): string[];
+}
+
+export interface ConfigProblem {
+  path: string;
+  line: number | null;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly file: string, readonly problems: ConfigProblem[]) {
+    super(
+      `invalid topology ${file}:\n` +
+        problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}: ${p.path || '(top level)'}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export function linkId(x: string, y: string): string {
+  return x < y ? `${x}~${y}` : `${y}~${x}`;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** When false, a token_env that is not set leaves that centre without a token instead of failing. */
+  requireTokens?: boolean;
+}
+
+export function loadTopology(file: string, options: LoadOptions = {}): Topology {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [{ path: '', line: null, message: `cannot read file: ${(error as Error).message}` }]);
+  }
+  return parseTopology(text, file, options);
+}
+
+export function parseTopology(text: string, file: string, options: LoadOptions = {}): Topology {
+  const env = options.env ?? process.env;
+  const requireTokens = options.requireTokens ?? true;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: '', line: lineCounter.linePos(e.pos[0]).line, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const lineOf = (path: (string | number)[]): number | null => {
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = doc.getIn(path.slice(0, depth), true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return null;
+  };
+  const parsed = topologySchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    throw new ConfigError(file, parsed.error.issues.map((issue) => zodProblem(issue, lineOf)));
+  }
+  const problems: ConfigProblem[] = [];
+  const topology = build(parsed.data, file, env, requireTokens, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }));
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return topology;
+}
+
+function zodProblem(issue: z.core.$ZodIssue, lineOf: (path: (string | number)[]) => number | null): ConfigProblem {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  return { path: formatPath(path), line: lineOf(path), message };
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+type Report = (path: (string | number)[], message: string) => void;
+
+function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requireTokens: boolean, report: Report): Topology {
+  const centres: Centre[] = [];
+  const seen = new Map<string, number>();
+  doc.centres.forEach((c, i) => {
+    if (seen.has(c.id)) report(['centres', i, 'id'], `duplicate centre id "${c.id}" (first at centres[${seen.get(c.id)}])`);
+    seen.set(c.id, i);
+    let tokenSha256: string | null = c.probe.token_sha256 ?? null;
+    if (c.probe.token_sha256 && c.probe.token_env) {
+      report(['centres', i, 'probe'], 'give either token_sha256 or token_env, not both');
+    }
+    if (c.probe.token_env) {
+      const token = env[c.probe.token_env];
+      if (!token) {
+        if (requireTokens) report(['centres', i, 'probe', 'token_env'], `environment variable ${c.probe.token_env} is not set`);
+      }
+      else tokenSha256 = hashToken(token);
+    }
+    centres.push({
+      id: c.id,
+      name: c.name,
+      nameLocal: c.name_local ?? null,
+      district: c.district,
+      lat: c.location?.lat ?? null,
+      lon: c.location?.lon ?? null,
+      probe: {
+        host: c.probe.host,
+        stampPort: c.probe.stamp_port,
+        listenAddress: c.probe.listen_address ?? '0.0.0.0',
+        sourceAddress: c.probe.source_address ?? null,
+        tokenSha256,
+      },
+    });
+  });
+  const links: Link[] = [];
+  const linkIndex = new Map<string, number>();
+  doc.links.forEach((l, i) => {
+    const [a, b] = l.between;
+    if (!seen.has(a)) report(['links', i, 'between', 0], `unknown centre "${a}"`);
+    if (!seen.has(b)) report(['links', i, 'between', 1], `unknown centre "${b}"`);
+    if (a === b) report(['links', i, 'between'], `a link must join two different centres (got "${a}" twice)`);
+    const key = linkId(a, b);
+    if (linkIndex.has(key)) report(['links', i, 'between'], `duplicate link ${a}–${b} (first at links[${linkIndex.get(key)}])`);
+    linkIndex.set(key, i);
+    const [x, y] = a < b ? [a, b] : [b, a];
+    links.push({
+      id: key,
+      a: x,
+      b: y,
+      name: l.name ?? `${x}–${y}`,
+      capacityGbps: l.capacity_gbps,
+      rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
+    });
+  });
+  const byId = new Map(centres.map((c) => [c.id, c]));
+  const byLink = new Map(links.map((l) => [l.id, l]));
+  const s = doc.sla;
+  const p = doc.probing;
+  return {
+    file,
+    name: doc.name,
+    sla: {
+      rttP99TargetMs: s.rtt_p99_target_ms,
+      oneWayTargetMs: s.one_way_target_ms,
+      lossRatioMax: s.loss_ratio_max,
+      capacityMinGbps: s.capacity_min_gbps,
+      throughputFloorGbps: s.throughput_floor_gbps,
+      coverageMin: s.coverage_min,
+      timezone: s.timezone,
+    },
+    probing: {
+      stamp: {
+        schedule: p.stamp.schedule, count: p.stamp.count, intervalMs: p.stamp.interval_ms,
+        timeoutMs: p.stamp.timeout_ms, flows: p.stamp.flows, dscp: p.stamp.dscp,
+      },
+      icmp: {
+        enabled: p.icmp.enabled, schedule: p.icmp.schedule, count: p.icmp.count,
+        intervalMs: p.icmp.interval_ms, timeoutMs: p.icmp.timeout_ms, dscp: p.icmp.dscp,
+      },
+      batchIntervalMs: p.batch_interval_ms,
+    },
+    centres,
+    links,
+    centre: (centreId) => byId.get(centreId),
+    linkBetween: (x, y) => byLink.get(linkId(x, y)),
+    peersOf: (centreId) =>
+      links.flatMap((l) => (l.a === centreId ? [l.b] : l.b === centreId ? [l.a] : [])).sort(),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The topology file's schema: centres, links, SLA policy and probing plan.
+ * Keys are snake_case as written in YAML; loadTopology() turns the checked
+ * document into the camelCase Topology the rest of the code uses.
+ */
+import { z } from 'zod';
+
+const id = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits or "-", starting with a letter (max 32)');
+
+const cron = z
+  .string()
+  .min(1)
+  .refine((value) => value.trim().split(/\s+/).length === 6, {
+    message: 'must be a 6-field cron expression with seconds, e.g. "*/10 * * * * *"',
+  });
+
+const port = z.number().int().min(1).max(65535);
+const dscp = z.number().int().min(0).max(63);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha-256 of the token)');
+
+export const slaPolicySchema = z
+  .object({
+    rtt_p99_target_ms: z.number().positive().default(2),
+    one_way_target_ms: z.number().positive().default(1),
+    loss_ratio_max: z.number().min(0).max(1).default(0.001),
+    capacity_min_gbps: z.number().positive().default(100),
+    throughput_floor_gbps: z.number().positive().default(95),
+    coverage_min: z.number().min(0).max(1).default(0.99),
+    timezone: z.string().default('Asia/Shanghai'),
+  })
+  .strict();
+
+const stampProbingSchema = z
+  .object({
+    schedule: cron.default('*/10 * * * * *'),
+    count: z.number().int().min(1).max(10_000).default(10),
+    interval_ms: z.number().min(1).max(60_000).default(20),
+    timeout_ms: z.number().int().min(10).max(60_000).default(1000),
+    flows: z.number().int().min(1).max(64).default(1),
+    dscp: dscp.default(0),
+  })
+  .strict();
+
+const icmpProbingSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    schedule: cron.default('*/30 * * * * *'),
+    count: z.number().int().min(1).max(1000).default(5),
+    interval_ms: z.number().min(2).max(60_000).default(200),
+    timeout_ms: z.number().int().min(1000).max(60_000).default(2000),
+    dscp: dscp.default(0),
+  })
+  .strict();
+
+export const probingSchema = z
+  .object({
+    stamp: stampProbingSchema.default(stampProbingSchema.parse({})),
+    icmp: icmpProbingSchema.default(icmpProbingSchema.parse({})),
+    batch_interval_ms: z.number().int().min(100).max(60_000).default(2000),
+  })
+  .strict();
+
+const centreSchema = z
+  .object({
+    id,
+    name: z.string().min(1),
+    name_local: z.string().optional(),
+    district: z.string().min(1),
+    location: z.object({ lat: z.number().min(-90).max(90), lon: z.number().min(-180).max(180) }).strict().optional(),
+    probe: z
+      .object({
+        host: z.string().min(1),
+        stamp_port: port.default(862),
+        listen_address: z.string().min(1).optional(),
+        source_address: z.string().min(1).optional(),
+        token_sha256: sha256Hex.optional(),
+        token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+      })
+      .strict(),
+  })
+  .strict();
+
+const linkSchema = z
+  .object({
+    between: z.tuple([id, id]),
+    capacity_gbps: z.number().positive(),
+    rtt_target_ms: z.number().positive().optional(),
+    name: z.string().optional(),
+  })
+  .strict();
+
+export const topologySchema = z
+  .object({
+    name: z.string().min(1),
+    sla: slaPolicySchema.default(slaPolicySchema.parse({})),
+    probing: probingSchema.default(probingSchema.parse({})),
+    centres: z.array(centreSchema).min(2, 'needs at least two centres'),
+    links: z.array(linkSchema).min(1, 'needs at least one link'),
+  })
+  .strict();
+
+export type TopologyDocument = z.infer<typeof topologySchema>;
