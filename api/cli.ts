@@ -1,0 +1,154 @@
+/**
+ * The one command line: `citymesh server | probe | demo | measure | reflect | config`.
+ * Heavy parts are imported lazily so a probe host never loads the database engine.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
+import { createLogger } from './logger.js';
+import { version } from './version.js';
+
+function onSignals(stop: () => Promise<void>, logger: Logger): void {
+  let signalled = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn(`second ${signal}: exiting without waiting`);
+      process.exit(130);
+    }
+    signalled = true;
+    logger.info(`${signal}: stopping, flushing buffered data`);
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+const program = new Command()
+  .name('citymesh')
+  .description('Latency, loss and SLA monitor for a city\'s compute-centre network')
+  .version(version)
+  .showHelpAfterError();
+
+const serverOptions = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', 'topology file (env CITYMESH_CONFIG)', undefined)
+    .option('--host <address>', 'address to listen on (env CITYMESH_HOST; default 127.0.0.1)')
+    .option('-p, --port <port>', 'TCP port (env CITYMESH_PORT; default 8080; 0 picks a free one)')
+    .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)');
+
+serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const { resolveServerSettings } = await import('./settings.js');
+    const { startServer } = await import('./server.js');
+    const settings = resolveServerSettings(flags);
+    const logger = createLogger(settings.logLevel);
+    const server = await startServer(settings, logger);
+    logger.info({ url: server.url }, 'citymesh server listening');
+    process.stdout.write(`citymesh server: dashboard ${server.url}/  probes connect to ${server.url.replace(/^http/, 'ws')}/v1/probe\n`);
+    onSignals(() => server.close(), logger);
+  });
+
+serverOptions(program.command('demo').description('server plus one real probe per demo centre on loopback (what `npm start` runs)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const { resolveServerSettings } = await import('./settings.js');
+    const { startDemo } = await import('./demo.js');
+    const settings = resolveServerSettings(flags);
+    const logger = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
+    const demo = await startDemo(settings, logger);
+    process.stdout.write(
+      `\ncitymesh demo: ${demo.probes.length} probes on loopback measuring each other (${settings.configFile})\n` +
+        `  dashboard: ${demo.server.url}/\n  data:      ${demo.server.store.location}\n  Ctrl-C stops everything (buffered trains are flushed first)\n\n`,
+    );
+    onSignals(() => demo.stop(), logger);
+  });
+
+program
+  .command('probe')
+  .description('run the probe agent of one centre: reflector plus scheduled trains, plan from the server')
+  .requiredOption('-s, --server <url>', 'collector WebSocket URL, e.g. wss://citymesh.example/v1/probe (env CITYMESH_SERVER)', process.env.CITYMESH_SERVER)
+  .requiredOption('--centre <id>', 'this host\'s centre id in the topology (env CITYMESH_CENTRE)', process.env.CITYMESH_CENTRE)
+  .option('--token-file <file>', 'file holding the probe token (default: env CITYMESH_TOKEN)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug', process.env.CITYMESH_LOG_LEVEL ?? 'info')
+  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string }) => {
+    const { ProbeAgent } = await import('../probes/agent.js');
+    const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : process.env.CITYMESH_TOKEN;
+    if (!token) throw new Error('no token: set CITYMESH_TOKEN or pass --token-file (tokens are not accepted on the command line, where ps would show them)');
+    const logger = createLogger(flags.logLevel, 'citymesh-probe').child({ centre: flags.centre });
+    const agent = new ProbeAgent({ serverUrl: flags.server, centre: flags.centre, token, version, logger });
+    onSignals(() => agent.stop(), logger);
+    await agent.start();
+    logger.info({ tasks: agent.currentPlan()?.tasks.length }, 'probe running');
+  });
+
+const measure = program.command('measure').description('one train now, for troubleshooting');
+const measureOptions = (cmd: Command, defaults: { interval: string; timeout: string }) =>
+  cmd
+    .requiredOption('-n, --count <n>', 'packets per flow', '10')
+    .option('--interval-ms <ms>', 'spacing between packets', defaults.interval)
+    .option('--timeout-ms <ms>', 'wait for replies after the last packet', defaults.timeout)
+    .option('--dscp <0-63>', 'DSCP code point to mark packets with', '0')
+    .option('--source <address>', 'local address to send from')
+    .option('--json', 'print the train summaries as JSON');
+
+measureOptions(
+  measure.command('stamp').description('STAMP (RFC 8762) train to a reflector').requiredOption('-t, --target <host:port>', 'reflector address'),
+  { interval: '10', timeout: '1000' },
+)
+  .addOption(new Option('--flows <n>', 'UDP source ports to sweep (ECMP/LAG members)').default('1'))
+  .action(async (flags: Record<string, string | boolean | undefined>) => runMeasure('stamp', flags));
+
+measureOptions(
+  measure.command('icmp').description('ICMP echo train through the system ping').requiredOption('-t, --target <host>', 'host to ping'),
+  { interval: '200', timeout: '2000' },
+).action(async (flags: Record<string, string | boolean | undefined>) => runMeasure('icmp', { ...flags, flows: '1' }));
+
+async function runMeasure(engine: 'stamp' | 'icmp', flags: Record<string, string | boolean | undefined>): Promise<void> {
+  const { measure: run, formatResults } = await import('./measure.js');
+  const f = flags as unknown as import('./measure.js').MeasureFlags;
+  const results = await run(engine, f);
+  process.stdout.write((f.json ? JSON.stringify(results, null, 2) : formatResults(f.target, results)) + '\n');
+}
+
+program
+  .command('reflect')
+  .description('run a standalone STAMP reflector (stateless, RFC 8762 §4)')
+  .requiredOption('-p, --port <port>', 'UDP port (862 is the IANA port and needs root or CAP_NET_BIND_SERVICE)')
+  .option('--host <address>', 'address to bind', '0.0.0.0')
+  .action(async (flags: { port: string; host: string }) => {
+    const port = Number(flags.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${flags.port}" is not a UDP port number`);
+    const { reflect } = await import('./measure.js');
+    const reflector = await reflect(port, flags.host);
+    const address = reflector.address();
+    process.stdout.write(`STAMP reflector listening on ${address.address}:${address.port}\n`);
+    onSignals(() => reflector.close(), createLogger('info'));
+  });
+
+program
+  .command('config')
+  .description('topology file tools')
+  .command('check')
+  .description('check a topology file and print a summary')
+  .argument('<file>', 'topology YAML file')
+  .action(async (file: string) => {
+    const { loadTopology } = await import('../collector/index.js');
+    const topology = loadTopology(file, { requireTokens: false });
+    const missing = topology.centres.filter((c) => !c.probe.tokenSha256).map((c) => c.id);
+    process.stdout.write(
+      `${file}: ok — "${topology.name}", ${topology.centres.length} centres, ${topology.links.length} links\n` +
+        (missing.length ? `  note: no token available here for ${missing.join(', ')} (token_env not set in this environment)\n` : ''),
+    );
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`citymesh: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+/**
+ * JSON shapes the HTTP API and the /v1/live feed send. The dashboard imports
+ * these types (type-only) so no response shape is written twice.
+ * Times on the wire: ISO-8601 strings in documents, Unix seconds (float) in
+ * columnar series and live messages (uPlot's native x unit). Latency in ms.
+ */
+
+export interface CentreView {
+  id: string;
+  name: string;
+  district: string;
+  lat: number | null;
+  lon: number | null;
+}
+
+export interface LinkView {
+  /** `${a}~${b}` with a < b. */
+  id: string;
+  a: string;
+  b: string;
+  capacityGbps: number;
+  /** p99 round-trip target for this link, ms. */
+  rttTargetMs: number;
+}
+
+export type PathState = 'ok' | 'warn' | 'breach' | 'stale' | 'nodata';
+
+/** Latest state of one measured direction (src probes dst). */
+export interface PathStatus {
+  src: string;
+  dst: string;
+  engine: 'stamp' | 'icmp';
+  /** ISO time of the newest train, or null when none. */
+  lastTs: string | null;
+  /** Trains in the status window. */
+  trains: number;
+  rttP50Ms: number | null;
+  rttP99Ms: number | null;
+  jitterMs: number | null;
+  lossRatio: number | null;
+  targetMs: number;
+  state: PathState;
+}
+
+export interface StatusResponse {
+  generatedAt: string;
+  windowS: number;
+  staleAfterS: number;
+  paths: PathStatus[];
+}
+
+/** Columnar series aligned on `t`; null marks a bucket with no data. */
+export interface SeriesResponse {
+  src: string;
+  dst: string;
+  engine: 'stamp' | 'icmp';
+  source: 'raw' | 'rollup';
+  stepS: number;
+  from: string;
+  to: string;
+  t: number[];
+  minMs: (number | null)[];
+  p50Ms: (number | null)[];
+  p99Ms: (number | null)[];
+  maxMs: (number | null)[];
+  jitterMs: (number | null)[];
+  lossRatio: (number | null)[];
+  packets: number[];
+}
+
+/** Messages on the /v1/live WebSocket. */
+export type LiveMessage =
+  | { type: 'welcome'; serverTime: string }
+  | {
+      type: 'train';
+      src: string;
+      dst: string;
+      engine: 'stamp' | 'icmp';
+      flow: number;
+      /** Train start, Unix seconds. */
+      t: number;
+      sent: number;
+      received: number;
+      lossRatio: number;
+      rttMinMs: number | null;
+      rttP50Ms: number | null;
+      rttP99Ms: number | null;
+      rttMaxMs: number | null;
+      jitterMs: number | null;
+    };
+
+export interface ErrorResponse {
+  error: string;
+  /** What was wrong, e.g. the offending parameter. */
+  reason: string;
+}

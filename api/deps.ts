@@ -1,0 +1,14 @@
+import type { Logger } from 'pino';
+import type { Collector, LiveHub, Topology } from '../collector/index.js';
+import type { Store } from '../sql/index.js';
+
+/** What the HTTP routes need; built once by the server, injected into the app. */
+export interface ApiDeps {
+  store: Store;
+  topology: Topology;
+  hub: LiveHub;
+  collector: Collector | null;
+  logger: Logger;
+  /** Set once migrations have run; /readyz reports it. */
+  ready: () => boolean;
+}

@@ -1,0 +1,69 @@
+/**
+ * The /v1/live WebSocket: every stored train, as a compact message, to every
+ * browser. A client that cannot keep up skips messages instead of growing the
+ * server's memory.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { LiveHub, LiveTrain } from '../collector/index.js';
+import type { LiveMessage } from './contract.js';
+
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+export class LiveFeed {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  private dropped = 0;
+
+  constructor(hub: LiveHub) {
+    this.wss.on('connection', (ws) => {
+      const welcome: LiveMessage = { type: 'welcome', serverTime: new Date().toISOString() };
+      ws.send(JSON.stringify(welcome));
+      const unsubscribe = hub.subscribe((train) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+          this.dropped++;
+          return;
+        }
+        ws.send(JSON.stringify(toMessage(train)));
+      });
+      ws.on('close', unsubscribe);
+      ws.on('error', unsubscribe);
+      // Browsers only listen; anything they send is ignored.
+      ws.on('message', () => undefined);
+    });
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
+  }
+
+  stats(): { clients: number; dropped: number } {
+    return { clients: this.wss.clients.size, dropped: this.dropped };
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+export function toMessage(t: LiveTrain): LiveMessage {
+  const ms = (us: number | null) => (us === null ? null : us / 1000);
+  return {
+    type: 'train',
+    src: t.src,
+    dst: t.dst,
+    engine: t.engine,
+    flow: t.flow,
+    t: t.startedAtUs / 1e6,
+    sent: t.sent,
+    received: t.received,
+    lossRatio: t.sent > 0 ? (t.sent - t.received) / t.sent : 0,
+    rttMinMs: ms(t.rttMinUs),
+    rttP50Ms: ms(t.rttMedianUs),
+    rttP99Ms: ms(t.rttP99Us),
+    rttMaxMs: ms(t.rttMaxUs),
+    jitterMs: ms(t.jitterUs),
+  };
+}

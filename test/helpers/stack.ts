@@ -1,0 +1,110 @@
+/**
+ * Test fixtures: a real server (embedded ClickHouse in a fresh directory,
+ * real HTTP and WebSocket on 127.0.0.1, port chosen by the OS) and a topology
+ * whose probes live on their own 127.0.x.y addresses.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { hashToken, parseTopology, type Topology } from '../../collector/index.js';
+import { startServer, type RunningServer } from '../../api/server.js';
+import { resolveServerSettings } from '../../api/settings.js';
+
+export interface TestTopology {
+  topology: Topology;
+  yaml: string;
+  tokens: Record<string, string>;
+  addresses: Record<string, string>;
+  stampPort: number;
+}
+
+/**
+ * A full mesh of `ids` on loopback: centre i listens on `${subnet}.${i + 2}`.
+ * Each test file passes its own subnet so files running in parallel never collide.
+ */
+export function testTopology(ids: string[], subnet: string, overrides: { schedule?: string; flows?: number } = {}): TestTopology {
+  const stampPort = 20_000 + Math.floor(Math.random() * 20_000);
+  const tokens: Record<string, string> = {};
+  const addresses: Record<string, string> = {};
+  const centres = ids.map((id, i) => {
+    tokens[id] = `test-token-${id}-${Math.random().toString(36).slice(2)}`;
+    addresses[id] = `${subnet}.${i + 2}`;
+    return `  - id: ${id}
+    name: Centre ${id}
+    district: Test district ${i}
+    probe:
+      host: ${addresses[id]}
+      stamp_port: ${stampPort}
+      listen_address: ${addresses[id]}
+      source_address: ${addresses[id]}
+      token_sha256: ${hashToken(tokens[id]!)}`;
+  });
+  const links: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    for (let j = i + 1; j < ids.length; j++) links.push(`  - between: [${ids[i]}, ${ids[j]}]\n    capacity_gbps: 100`);
+  }
+  const yaml = `name: test topology
+sla:
+  rtt_p99_target_ms: 5
+probing:
+  stamp:
+    schedule: "${overrides.schedule ?? '* * * * * *'}"
+    count: 5
+    interval_ms: 5
+    timeout_ms: 300
+    flows: ${overrides.flows ?? 2}
+  icmp:
+    enabled: false
+  batch_interval_ms: 300
+centres:
+${centres.join('\n')}
+links:
+${links.join('\n')}
+`;
+  return { topology: parseTopology(yaml, 'test-topology.yaml'), yaml, tokens, addresses, stampPort };
+}
+
+export const quietLogger = pino({ level: process.env.CITYMESH_TEST_LOG ?? 'silent' });
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  wsUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(topology: Topology): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-test-'));
+  const settings = resolveServerSettings({ port: 0, dataDir, config: 'unused.yaml', host: '127.0.0.1' }, {});
+  const server = await startServer(settings, quietLogger, topology);
+  return {
+    ...server,
+    dataDir,
+    wsUrl: `${server.url.replace(/^http/, 'ws')}/v1/probe`,
+    stop: async () => {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Poll until `check` returns a value (not undefined/false) or the bound expires. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, boundMs = 30_000): Promise<T> {
+  const deadline = Date.now() + boundMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${boundMs} ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(url);
+  return { status: response.status, body: (await response.json()) as T };
+}

@@ -1,0 +1,105 @@
+/**
+ * The store on the real embedded engine: migrations are idempotent and
+ * recorded, series come from raw trains or the rollup depending on range,
+ * and a second process on the same data directory gets a one-line error.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toRow } from '../../collector/collector.js';
+import { insertTrains, linkSeries, migrate, openStore, seriesPlan, type Store } from '../../sql/index.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-store-'));
+let store: Store;
+
+beforeAll(async () => {
+  store = await openStore({ dataDir });
+});
+afterAll(async () => {
+  await store?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function schemaSnapshot(): Promise<unknown> {
+  const result = await store.client.query({
+    query: "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() ORDER BY name",
+    format: 'JSONEachRow',
+  });
+  return result.json();
+}
+
+describe('migrations', () => {
+  it('apply once, record each version in the ledger, and change nothing when run again', async () => {
+    const first = await migrate(store.client);
+    expect(first.applied).toEqual([1, 2]);
+    const before = await schemaSnapshot();
+    const second = await migrate(store.client);
+    expect(second).toEqual({ applied: [], skipped: [1, 2] });
+    expect(await schemaSnapshot()).toEqual(before);
+    const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
+    expect(await ledger.json()).toEqual([
+      { version: 1, name: 'latency_trains' },
+      { version: 2, name: 'latency_rollup_1m' },
+    ]);
+  });
+});
+
+describe('series', () => {
+  it('chooses raw trains for short ranges and the 1-minute rollup for long ones', () => {
+    expect(seriesPlan(0, 15 * 60e6, 900)).toEqual({ source: 'raw', stepS: 1 });
+    expect(seriesPlan(0, 3600e6, 600)).toEqual({ source: 'raw', stepS: 6 });
+    expect(seriesPlan(0, 7 * 86_400e6, 1000)).toEqual({ source: 'rollup', stepS: 660 });
+  });
+
+  it('computes exact percentiles from raw packets and t-digest ones from the rollup, aligned with gaps', async () => {
+    const base = Math.floor(Date.now() / 60_000) * 60_000 * 1000 - 30 * 60e6; // a minute boundary, 30 min ago
+    const rows = [0, 1, 2].map((i) =>
+      toRow('a', 'series-test', {
+        dst: 'b', engine: 'stamp', startedAtUs: base + i * 1e6, flow: 0, srcPort: 1, dscp: 0,
+        sent: 4, received: 4, lost: 0, duplicated: 0, reordered: 0,
+        rttMinUs: 100, rttMedianUs: 250, rttP99Us: 400, rttMaxUs: 400, jitterUs: 100,
+        rttsUs: [100, 200, 300, 400], synced: false, errorEstimateUs: 0, fwdUs: [], revUs: [],
+      }),
+    );
+    await insertTrains(store.client, rows, 'series-test');
+    const raw = await linkSeries(store.client, { src: 'a', dst: 'b', engine: 'stamp', fromUs: base, toUs: base + 10e6, points: 10 });
+    expect(raw.source).toBe('raw');
+    expect(raw.t.slice(0, 4)).toEqual([base / 1e6, base / 1e6 + 1, base / 1e6 + 2, base / 1e6 + 3]);
+    expect(raw.packets.slice(0, 4)).toEqual([4, 4, 4, 0]);
+    expect(raw.minUs[0]).toBe(100);
+    expect(raw.maxUs[0]).toBe(400);
+    expect(raw.p50Us[3]).toBeNull(); // a gap is null, never zero
+    expect(raw.lossRatio[0]).toBe(0);
+
+    const rollup = await linkSeries(store.client, { src: 'a', dst: 'b', engine: 'stamp', fromUs: base - 3600e6, toUs: base + 3600e6, points: 60 });
+    expect(rollup.source).toBe('rollup');
+    expect(rollup.stepS).toBe(120);
+    const i = rollup.t.indexOf(Math.floor(base / 1e6 / 120) * 120);
+    expect(rollup.packets[i]).toBe(12);
+    expect(rollup.minUs[i]).toBe(100);
+    expect(rollup.maxUs[i]).toBe(400);
+    expect(rollup.p99Us[i]).toBeGreaterThanOrEqual(300);
+    expect(rollup.p99Us[i]).toBeLessThanOrEqual(400);
+  });
+});
+
+describe('data directory lock', () => {
+  it('a second process on the same directory exits with one clear line', () => {
+    const result = spawnSync(process.execPath, ['bin/citymesh.js', 'server', '--data-dir', dataDir, '--port', '0', '--config', 'config/demo-loopback.yaml'], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        CITYMESH_TOKEN_LINGANG: 't', CITYMESH_TOKEN_JINSHAN: 't', CITYMESH_TOKEN_SONGJIANG: 't',
+        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_LOG_LEVEL: 'silent',
+      },
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`data directory ${dataDir} is already in use by another process`);
+    expect(result.stderr).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+  });
+});
