@@ -1,0 +1,91 @@
+// The /v1/live WebSocket: parses messages, reports connection state, and
+// reconnects with capped exponential backoff (plus jitter) when it drops.
+import type { LiveMessage } from '../../api/contract.js';
+import type { TrainMessage } from './aggregate.js';
+
+export interface LiveHandlers {
+  message(m: LiveMessage): void;
+  /** `retryInS` is set while waiting to reconnect. */
+  state(connected: boolean, retryInS?: number): void;
+}
+
+const BACKOFF_MIN_MS = 1_000;
+const BACKOFF_MAX_MS = 30_000;
+
+export function liveUrl(loc: Location = location): string {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/v1/live`;
+}
+
+/** Parses one WebSocket frame; null for anything that is not a LiveMessage. */
+export function parseLiveMessage(raw: unknown): LiveMessage | null {
+  if (typeof raw !== 'string') return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const m = v as { [K in keyof TrainMessage]?: unknown } & { serverTime?: unknown };
+  if (m.type === 'welcome') return typeof m.serverTime === 'string' ? (v as LiveMessage) : null;
+  if (m.type !== 'train') return null;
+  if (typeof m.src !== 'string' || typeof m.dst !== 'string') return null;
+  if (typeof m.t !== 'number' || !Number.isFinite(m.t)) return null;
+  if (typeof m.sent !== 'number' || typeof m.received !== 'number') return null;
+  return v as TrainMessage;
+}
+
+export class LiveFeed {
+  private ws: WebSocket | null = null;
+  private attempt = 0;
+  private timer: number | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly on: LiveHandlers,
+  ) {
+    // Coming back online: try at once instead of waiting out the backoff.
+    addEventListener('online', () => {
+      if (this.timer !== undefined) this.connectNow();
+    });
+  }
+
+  start(): void {
+    this.connectNow();
+  }
+
+  private connectNow(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.on.state(true);
+    ws.onmessage = (ev) => {
+      const m = parseLiveMessage(ev.data);
+      if (!m) return;
+      if (m.type === 'welcome') this.attempt = 0; // a healthy server answered: reset the backoff
+      this.on.message(m);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.scheduleReconnect();
+    };
+    // onerror is always followed by onclose; nothing to do here.
+    ws.onerror = () => {};
+  }
+
+  private scheduleReconnect(): void {
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    const delay = base * (0.5 + Math.random() * 0.5);
+    this.attempt++;
+    this.on.state(false, Math.ceil(delay / 1000));
+    this.timer = window.setTimeout(() => this.connectNow(), delay);
+  }
+}

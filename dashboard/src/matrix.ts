@@ -1,0 +1,257 @@
+// The centre-by-centre latency matrix: rows = source, columns = destination,
+// each off-diagonal cell the latest p99 RTT of that direction, coloured by state.
+import type { CentreView, LinkView, PathState, PathStatus, StatusResponse } from '../../api/contract.js';
+import { TrainAggregate, type TrainMessage } from './aggregate.js';
+import { fmtCellMs, fmtMs, fmtPct, fmtTime } from './format.js';
+
+export type Direction = { src: string; dst: string };
+
+interface CellView {
+  state: PathState;
+  engine: 'stamp' | 'icmp';
+  p50Ms: number | null;
+  p99Ms: number | null;
+  jitterMs: number | null;
+  lossRatio: number | null;
+  targetMs: number | null;
+  /** Epoch ms of the newest train, or null. */
+  lastMs: number | null;
+  /** Where the numbers come from, for the tooltip. */
+  origin: string;
+}
+
+interface Cell {
+  td: HTMLTableCellElement;
+  value: HTMLSpanElement;
+  loss: HTMLSpanElement;
+  src: string;
+  dst: string;
+  link: LinkView | undefined;
+  view: CellView | null;
+  /** Flows of the newest live train seen for this direction. */
+  live: TrainAggregate | null;
+}
+
+export const dirKey = (src: string, dst: string): string => `${src}>${dst}`;
+
+/** State of one train against the link target (the server's rule for status may be richer). */
+export function trainState(p99Ms: number | null, lossRatio: number | null, received: number, targetMs: number | null): PathState {
+  if (received === 0) return 'breach'; // nothing came back: the direction is down
+  if (p99Ms === null) return 'nodata';
+  const loss = lossRatio ?? 0;
+  if (targetMs === null) return loss > 0 ? 'warn' : 'ok';
+  if (p99Ms > targetMs) return 'breach';
+  if (p99Ms > 0.8 * targetMs || loss > 0) return 'warn';
+  return 'ok';
+}
+
+export class LatencyMatrix {
+  private cells = new Map<string, Cell>();
+  private centres: CentreView[] = [];
+  private selected: string | null = null;
+  private statusWindowS = 0;
+  private dirty = new Set<Cell>();
+  private raf = 0;
+
+  constructor(
+    private readonly table: HTMLTableElement,
+    onSelect: (d: Direction) => void,
+  ) {
+    const pick = (target: EventTarget | null): void => {
+      const td = (target as Element | null)?.closest<HTMLTableCellElement>('td[data-src]');
+      if (!td?.dataset.src || !td.dataset.dst) return;
+      const cell = this.cells.get(dirKey(td.dataset.src, td.dataset.dst));
+      if (cell && (cell.link || cell.view)) onSelect({ src: cell.src, dst: cell.dst });
+    };
+    table.addEventListener('click', (ev) => pick(ev.target));
+    table.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        pick(ev.target);
+      }
+    });
+  }
+
+  /** Builds the table. Cheap enough to call again when the topology changes. */
+  setTopology(centres: CentreView[], links: LinkView[]): void {
+    this.centres = centres;
+    const linkOf = new Map<string, LinkView>();
+    for (const l of links) {
+      linkOf.set(dirKey(l.a, l.b), l);
+      linkOf.set(dirKey(l.b, l.a), l);
+    }
+    const old = this.cells;
+    this.cells = new Map();
+    this.dirty.clear();
+
+    const thead = document.createElement('thead');
+    const hr = thead.insertRow();
+    const corner = document.createElement('th');
+    corner.className = 'corner';
+    corner.innerHTML = '<span class="from">from</span> <span class="to">to →</span>';
+    hr.append(corner);
+    for (const c of centres) hr.append(headerCell(c, 'col'));
+
+    const tbody = document.createElement('tbody');
+    for (const s of centres) {
+      const tr = tbody.insertRow();
+      tr.append(headerCell(s, 'row'));
+      for (const d of centres) {
+        const td = tr.insertCell();
+        if (s.id === d.id) {
+          td.className = 'diag';
+          continue;
+        }
+        const key = dirKey(s.id, d.id);
+        const link = linkOf.get(key);
+        const value = document.createElement('span');
+        value.className = 'v';
+        const loss = document.createElement('span');
+        loss.className = 'loss';
+        td.append(value, loss);
+        td.dataset.src = s.id;
+        td.dataset.dst = d.id;
+        if (link) td.tabIndex = 0;
+        const prev = old.get(key);
+        const cell: Cell = { td, value, loss, src: s.id, dst: d.id, link, view: prev?.view ?? null, live: prev?.live ?? null };
+        this.cells.set(key, cell);
+        this.render(cell);
+      }
+    }
+    this.table.replaceChildren(thead, tbody);
+    if (this.selected) this.cells.get(this.selected)?.td.classList.add('selected');
+  }
+
+  hasDirection(d: Direction): boolean {
+    const c = this.cells.get(dirKey(d.src, d.dst));
+    return !!c && !!(c.link || c.view);
+  }
+
+  applyStatus(status: StatusResponse): void {
+    this.statusWindowS = status.windowS;
+    const byDir = new Map<string, PathStatus>();
+    for (const p of status.paths) {
+      const key = dirKey(p.src, p.dst);
+      const have = byDir.get(key);
+      // One cell per direction: prefer the STAMP measurement when both engines run.
+      if (!have || (have.engine !== 'stamp' && p.engine === 'stamp')) byDir.set(key, p);
+    }
+    for (const [key, cell] of this.cells) {
+      const p = byDir.get(key);
+      cell.view = p
+        ? {
+            state: p.state,
+            engine: p.engine,
+            p50Ms: p.rttP50Ms,
+            p99Ms: p.rttP99Ms,
+            jitterMs: p.jitterMs,
+            lossRatio: p.lossRatio,
+            targetMs: p.targetMs,
+            lastMs: p.lastTs ? Date.parse(p.lastTs) : null,
+            origin: `status: ${p.trains} train${p.trains === 1 ? '' : 's'} in ${status.windowS} s`,
+          }
+        : null;
+      this.render(cell);
+    }
+  }
+
+  /** Live update of one cell from a train message (flows of one train are merged). */
+  applyTrain(m: TrainMessage): void {
+    const cell = this.cells.get(dirKey(m.src, m.dst));
+    if (!cell) return;
+    const engine = cell.view?.engine ?? 'stamp';
+    if (m.engine !== engine) return;
+    if (!cell.live || m.t > cell.live.t) cell.live = new TrainAggregate(m.t);
+    else if (m.t < cell.live.t) return; // older than what the cell shows
+    cell.live.add(m);
+    const pt = cell.live.point();
+    const targetMs = this.targetMs(m.src, m.dst);
+    cell.view = {
+      state: trainState(pt.p99Ms, pt.lossRatio, pt.received, targetMs),
+      engine,
+      p50Ms: pt.p50Ms,
+      p99Ms: pt.p99Ms,
+      jitterMs: pt.jitterMs,
+      lossRatio: pt.lossRatio,
+      targetMs,
+      lastMs: m.t * 1000,
+      origin: `live train, ${pt.sent} packets`,
+    };
+    // Cells are redrawn once per frame, however many flows arrive.
+    this.dirty.add(cell);
+    if (this.raf === 0) this.raf = requestAnimationFrame(this.renderDirty);
+  }
+
+  private readonly renderDirty = (): void => {
+    this.raf = 0;
+    for (const cell of this.dirty) this.render(cell);
+    this.dirty.clear();
+  };
+
+  select(d: Direction | null): void {
+    if (this.selected) this.cells.get(this.selected)?.td.classList.remove('selected');
+    this.selected = d ? dirKey(d.src, d.dst) : null;
+    const td = this.selected ? this.cells.get(this.selected)?.td : undefined;
+    td?.classList.add('selected');
+  }
+
+  /** p99 target of a direction: from the status if known, else from the link. */
+  targetMs(src: string, dst: string): number | null {
+    const c = this.cells.get(dirKey(src, dst));
+    return c?.view?.targetMs ?? c?.link?.rttTargetMs ?? null;
+  }
+
+  centreName(id: string): string {
+    return this.centres.find((c) => c.id === id)?.name ?? id;
+  }
+
+  /** Default selection: first measured direction with data, else the first link. */
+  defaultDirection(status: StatusResponse | null, links: LinkView[]): Direction | null {
+    const withData = status?.paths.find((p) => p.rttP99Ms !== null || p.lastTs !== null);
+    if (withData && this.cells.has(dirKey(withData.src, withData.dst))) return { src: withData.src, dst: withData.dst };
+    const l = links[0];
+    return l ? { src: l.a, dst: l.b } : null;
+  }
+
+  /** How many directions are in each state (directions with a link or data). */
+  counts(): Record<PathState, number> {
+    const n: Record<PathState, number> = { ok: 0, warn: 0, breach: 0, stale: 0, nodata: 0 };
+    for (const c of this.cells.values()) if (c.link || c.view) n[c.view?.state ?? 'nodata']++;
+    return n;
+  }
+
+  private render(cell: Cell): void {
+    const v = cell.view;
+    const state: PathState = v?.state ?? 'nodata';
+    const { td } = cell;
+    td.dataset.state = state;
+    td.classList.toggle('no-link', !cell.link && !v);
+    td.classList.toggle('has-data', v?.p99Ms != null);
+    cell.value.textContent = v?.p99Ms != null ? fmtCellMs(v.p99Ms) : cell.link ? '—' : '';
+    const lossPct = v?.lossRatio != null ? v.lossRatio * 100 : 0;
+    cell.loss.textContent = lossPct > 0 ? fmtPct(lossPct) : '';
+
+    const from = this.centreName(cell.src);
+    const to = this.centreName(cell.dst);
+    const lines = [`${from} → ${to}${v ? ` (${v.engine})` : ''}`];
+    if (!cell.link && !v) lines.push('no link');
+    else if (!v) lines.push(`no data in the last ${this.statusWindowS || '?'} s`);
+    else {
+      lines.push(
+        `p50 ${fmtMs(v.p50Ms)} · p99 ${fmtMs(v.p99Ms)}`,
+        `jitter ${fmtMs(v.jitterMs)} · loss ${fmtPct(v.lossRatio == null ? null : v.lossRatio * 100)}`,
+        `target p99 ≤ ${fmtMs(v.targetMs)} · ${state}`,
+        `last ${v.lastMs ? fmtTime(v.lastMs) : '—'} (${v.origin})`,
+      );
+    }
+    td.title = lines.join('\n');
+  }
+}
+
+function headerCell(c: CentreView, scope: 'row' | 'col'): HTMLTableCellElement {
+  const th = document.createElement('th');
+  th.scope = scope;
+  th.textContent = c.name;
+  th.title = `${c.name} (${c.id})${c.district ? ` — ${c.district}` : ''}`;
+  return th;
+}

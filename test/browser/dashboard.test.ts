@@ -1,0 +1,90 @@
+/**
+ * The dashboard in real headless Chromium against a running stack (server on
+ * the embedded store, two real probes on loopback): the matrix fills in, the
+ * chart holds data, and a new point arrives over the live feed without reload.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProbeAgent } from '../../probes/agent.js';
+import { CHROMIUM, missingChromium, skipReason } from '../helpers/requirements.js';
+import { quietLogger, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+
+const outputDir = join('test-output', 'browser');
+const skip = skipReason(missingChromium());
+
+describe.skipIf(skip)('dashboard in Chromium', () => {
+  const topo = testTopology(['north', 'south', 'west'], '127.0.5');
+  let server: TestServer;
+  let browser: BrowserContext;
+  let userDataDir: string;
+  const agents: ProbeAgent[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer(topo.topology);
+    for (const centre of ['north', 'south', 'west']) {
+      const agent = new ProbeAgent({ serverUrl: server.wsUrl, centre, token: topo.tokens[centre]!, version: 'test', logger: quietLogger });
+      agents.push(agent);
+      await agent.start();
+    }
+    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
+    browser = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+        '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all(agents.map((a) => a.stop()));
+    await server?.stop();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('shows the matrix, a chart with data, and a point arriving live', async () => {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${server.url}/`);
+
+    // Matrix: a row and a column per centre, every measured direction filled in.
+    await page.waitForSelector('#matrix td.has-data', { timeout: 30_000 });
+    await page.waitForFunction("document.querySelectorAll('#matrix td.has-data').length >= 6", undefined, { timeout: 30_000 });
+    const cells = await page.$$eval('#matrix td[data-src][data-dst]', (tds) =>
+      tds.map((td) => ({ src: td.getAttribute('data-src'), dst: td.getAttribute('data-dst'), state: td.getAttribute('data-state'), text: td.textContent ?? '' })),
+    );
+    expect(cells).toHaveLength(6);
+    for (const cell of cells) {
+      expect(['ok', 'warn', 'breach']).toContain(cell.state);
+      expect(cell.text).toMatch(/\d/);
+    }
+
+    // Live feed connected, chart has points, and a new one arrives without reload.
+    await page.waitForFunction("document.body.dataset.live === 'connected'", undefined, { timeout: 30_000 });
+    await page.waitForFunction("Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", undefined, { timeout: 30_000 });
+    const link = await page.getAttribute('#charts', 'data-link');
+    expect(link).toMatch(/^(north|south|west)>(north|south|west)$/);
+    const before = Number(await page.getAttribute('#charts', 'data-points'));
+    await page.waitForFunction(`Number(document.getElementById('charts')?.dataset.points ?? 0) > ${before}`, undefined, { timeout: 30_000 });
+    const canvases = await page.$$eval('#charts canvas', (list) => list.length);
+    expect(canvases).toBeGreaterThanOrEqual(3);
+
+    // Clicking another cell switches the charts to that direction.
+    const other = cells.find((c) => `${c.src}>${c.dst}` !== link)!;
+    await page.click(`#matrix td[data-src="${other.src}"][data-dst="${other.dst}"]`);
+    await page.waitForFunction(`document.getElementById('charts')?.dataset.link === ${JSON.stringify(`${other.src}>${other.dst}`)}`, undefined, { timeout: 15_000 });
+
+    await page.waitForFunction("document.getElementById('charts')?.dataset.state === 'ready' && Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", undefined, { timeout: 30_000 });
+
+    mkdirSync(outputDir, { recursive: true });
+    await page.screenshot({ path: join(outputDir, 'dashboard.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  });
+});

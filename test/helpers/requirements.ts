@@ -1,0 +1,20 @@
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+
+/** Why a test cannot run here, or null when it can. Used with `it.skipIf`/`describe.skipIf`. */
+export function missingCommand(command: string, debianPackage: string): string | null {
+  const found = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).status === 0;
+  return found ? null : `${command} not found: install the Debian package ${debianPackage} (.ci/run does)`;
+}
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+export function missingChromium(): string | null {
+  return existsSync(CHROMIUM) ? null : `${CHROMIUM} not found: install the Debian package chromium (.ci/run does)`;
+}
+
+/** Print the reason once, so a skipped test says why in the CI log. */
+export function skipReason(reason: string | null): boolean {
+  if (reason) process.stderr.write(`skipping: ${reason}\n`);
+  return reason !== null;
+}
