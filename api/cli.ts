@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
 import { version } from './version.js';
 
-function onSignals(stop: () => Promise<void>, logger: Logger): void {
+/** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once. Returns the trigger. */
+function onSignals(stop: () => Promise<void>, logger: Logger): (signal: NodeJS.Signals) => void {
   let signalled = false;
   const handler = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -27,6 +28,7 @@ function onSignals(stop: () => Promise<void>, logger: Logger): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  return handler;
 }
 
 const program = new Command()
@@ -82,7 +84,9 @@ program
     if (!token) throw new Error('no token: set CITYMESH_TOKEN or pass --token-file (tokens are not accepted on the command line, where ps would show them)');
     const logger = createLogger(flags.logLevel, 'citymesh-probe').child({ centre: flags.centre });
     const agent = new ProbeAgent({ serverUrl: flags.server, centre: flags.centre, token, version, logger });
-    onSignals(() => agent.stop(), logger);
+    const shutdown = onSignals(() => agent.stop(), logger);
+    // Started by `citymesh demo` with an IPC channel: stop when the parent goes away.
+    if (process.connected) process.once('disconnect', () => shutdown('SIGTERM'));
     await agent.start();
     logger.info({ tasks: agent.currentPlan()?.tasks.length }, 'probe running');
   });

@@ -35,7 +35,10 @@ export async function startDemo(settings: ServerSettings, logger: Logger): Promi
   const probes = topology.centres.map((centre) =>
     spawn(process.execPath, [bin, 'probe', '--server', `${server.url.replace(/^http/, 'ws')}/v1/probe`, '--centre', centre.id], {
       env: { ...process.env, CITYMESH_TOKEN: tokens.get(centre.id), CITYMESH_LOG_LEVEL: process.env.CITYMESH_LOG_LEVEL ?? 'warn' },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // Own process group, so a terminal Ctrl-C reaches only the demo, which then
+      // stops the probes in order; the IPC channel stops them if the demo dies.
+      detached: true,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );
   let stopping: Promise<void> | null = null;

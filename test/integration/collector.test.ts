@@ -142,6 +142,12 @@ describe('collector: storage', () => {
     expect(await rollup.json()).toEqual([{ trains: 2, sent: 12 }]);
   });
 
+  it('reports readiness with the schema version', async () => {
+    const { status, body } = await getJson<{ status: string; store: string; schemaVersion: number }>(`${server.url}/readyz`);
+    expect(status).toBe(200);
+    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 2 });
+  });
+
   it('answers API misuse with JSON errors that give the reason', async () => {
     const unknown = await getJson<{ error: string; reason: string }>(`${server.url}/v1/links/alpha/pluto/series`);
     expect(unknown.status).toBe(404);

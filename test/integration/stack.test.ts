@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { LiveMessage, SeriesResponse, StatusResponse } from '../../api/contract.js';
 import { ProbeAgent } from '../../probes/agent.js';
+import { missingCommand, skipReason } from '../helpers/requirements.js';
 import { getJson, quietLogger, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const topo = testTopology(['east', 'west'], '127.0.4');
@@ -118,7 +119,7 @@ describe('command line', () => {
     }
   });
 
-  it('measures an ICMP train through the system ping', () => {
+  it.skipIf(skipReason(missingCommand('ping', 'iputils-ping')))('measures an ICMP train through the system ping', () => {
     const result = cli('measure', 'icmp', '--target', '127.0.0.1', '--count', '3', '--interval-ms', '200', '--json');
     const [train] = JSON.parse(result.stdout) as { received: number; rttsUs: number[] }[];
     expect(train!.received).toBe(3);

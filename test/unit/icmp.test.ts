@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IcmpEngine, parsePingOutput } from '../../probes/engines/icmp/index.js';
 import { createEngine, engineNames } from '../../probes/engines/registry.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
+import { missingCommand, skipReason } from '../helpers/requirements.js';
 
 const SAMPLE = `PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
 64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.041 ms
@@ -33,7 +34,7 @@ describe('parsePingOutput', () => {
   });
 });
 
-describe('IcmpEngine', () => {
+describe.skipIf(skipReason(missingCommand('ping', 'iputils-ping')))('IcmpEngine', () => {
   it('a real train of 5 pings to 127.0.0.1', async () => {
     const engine = new IcmpEngine();
     try {
