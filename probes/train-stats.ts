@@ -37,17 +37,26 @@ export interface TrainInput {
 
 export interface TrainStats {
   sent: number;
+  /** Distinct sequence numbers answered within the timeout. */
   received: number;
+  /** sent - received. */
   lost: number;
+  /** Extra replies for a sequence number already answered. */
   duplicated: number;
+  /** Replies that arrived after one with a higher sequence number (RFC 4737). */
   reordered: number;
+  /** Net RTT statistics in microseconds; null when nothing was received. */
   rttMinUs: number | null;
   rttMedianUs: number | null;
   rttP99Us: number | null;
   rttMaxUs: number | null;
+  /** Mean |IPDV| of consecutive received packets, microseconds (RFC 3393, consecutive selection). */
   jitterUs: number | null;
+  /** Net RTT of every received packet, microseconds, in sequence-number order. */
   rttsUs: number[];
+  /** One-way forward (sender to reflector) delays, microseconds; empty unless synced. */
   fwdUs: number[];
+  /** One-way reverse delays, microseconds; empty unless synced. */
   revUs: number[];
 }
 

@@ -3,6 +3,7 @@
  * scheduler (probes/scheduler.ts) decides when. Engines never own timers
  * beyond the packet spacing inside one train.
  */
+import type { TrainStats } from '../train-stats.js';
 
 export type EngineName = 'stamp' | 'icmp';
 
@@ -27,7 +28,7 @@ export interface TrainTask {
 }
 
 /** Summary of one train on one flow, with its raw per-packet samples. */
-export interface TrainResult {
+export interface TrainResult extends TrainStats {
   engine: EngineName;
   /** Wall-clock time the first packet of the train left, Unix microseconds. */
   startedAtUs: number;
@@ -36,32 +37,10 @@ export interface TrainResult {
   /** UDP source port the flow used (0 for icmp). */
   srcPort: number;
   dscp: number;
-  sent: number;
-  /** Distinct sequence numbers answered within the timeout. */
-  received: number;
-  /** sent - received. */
-  lost: number;
-  /** Extra replies for a sequence number already answered. */
-  duplicated: number;
-  /** Replies that arrived after one with a higher sequence number (RFC 4737). */
-  reordered: number;
-  /** Net RTT statistics in microseconds; null when nothing was received. */
-  rttMinUs: number | null;
-  rttMedianUs: number | null;
-  rttP99Us: number | null;
-  rttMaxUs: number | null;
-  /** Mean |IPDV| of consecutive received packets, microseconds (RFC 3393, consecutive selection). */
-  jitterUs: number | null;
-  /** Net RTT of every received packet, microseconds, in sequence-number order. */
-  rttsUs: number[];
   /** True when both clocks were synchronised with a small enough bound for one-way delays. */
   synced: boolean;
   /** Combined clock error bound of both ends, microseconds (the larger Error Estimate sum seen). */
   errorEstimateUs: number;
-  /** One-way forward (sender to reflector) delays, microseconds; empty unless synced. */
-  fwdUs: number[];
-  /** One-way reverse delays, microseconds; empty unless synced. */
-  revUs: number[];
 }
 
 export interface Engine {
