@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import type { CollectorMessage, PlanTask, ProbeBatch, ProbePlan, TrainSample } from '../collector/index.js';
 import { PROTOCOL_VERSION, MAX_BATCH_SAMPLES } from '../collector/index.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
+import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { StampReflector } from './engines/stamp/reflector.js';
 import { createEngine } from './engines/registry.js';
 import type { Engine, EngineName, TrainResult } from './engines/types.js';
@@ -203,6 +204,10 @@ export class ProbeAgent {
       }
       for (const task of plan.tasks) {
         if (!this.engines.has(task.engine)) this.engines.set(task.engine, createEngine(task.engine, { clock: this.clock }));
+      }
+      const unmarked = dscpUnavailable();
+      if (unmarked && plan.tasks.some((t) => t.engine === 'stamp' && t.dscp > 0)) {
+        this.options.logger.warn(`STAMP packets will leave unmarked (DSCP 0): ${unmarked}`);
       }
       this.scheduler = new Scheduler(this.engines, (task, results) => this.collect(task, results), this.options.logger);
       this.scheduler.start(plan.tasks);

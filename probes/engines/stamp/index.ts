@@ -4,10 +4,8 @@
  * across trains (so ECMP keeps hashing the flow onto the same path) and the
  * session's sequence number keeps counting from 0 as the RFC requires.
  *
- * DSCP: Node's dgram cannot set IP_TOS / IPV6_TCLASS, and there is no clean
- * pure-Node way to do it. `task.dscp` is recorded in every result but STAMP
- * test packets are NOT marked (they leave with DSCP 0). The icmp engine does
- * apply it (ping -Q).
+ * DSCP: set on the session socket through the native helper (./dscp.ts);
+ * each result records the DSCP its packets actually carried.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -15,6 +13,7 @@ import { isIP } from 'node:net';
 import { summariseTrain, type TrainArrival } from '../../train-stats.js';
 import type { Engine, TrainResult, TrainTask } from '../types.js';
 import { ClockSyncCache, nowNs } from './clock.js';
+import { applyDscp } from './dscp.js';
 import {
   decodeErrorEstimate,
   decodeReflectorPacket,
@@ -44,6 +43,8 @@ interface Train {
 interface Session {
   socket: Socket;
   srcPort: number;
+  /** DSCP the socket marks its packets with (0 when marking is unavailable). */
+  dscp: number;
   nextSeq: number;
   /** Session-Sender seq → the train waiting for it. */
   pending: Map<number, Train>;
@@ -100,13 +101,12 @@ export class StampEngine implements Engine {
     } finally {
       for (const seq of train.index.keys()) session.pending.delete(seq);
     }
-    return this.#summarise(task, flow, session.srcPort, train, decodeErrorEstimate(ourEE), startNs);
+    return this.#summarise(session, flow, train, decodeErrorEstimate(ourEE), startNs);
   }
 
   #summarise(
-    task: TrainTask,
+    session: Session,
     flow: number,
-    srcPort: number,
     train: Train,
     ours: { synchronized: boolean; errorSeconds: number },
     startNs: bigint,
@@ -145,8 +145,8 @@ export class StampEngine implements Engine {
       engine: 'stamp',
       startedAtUs: Number(first / 1000n),
       flow,
-      srcPort,
-      dscp: task.dscp,
+      srcPort: session.srcPort,
+      dscp: session.dscp,
       ...stats,
       synced,
       errorEstimateUs: boundSeconds * 1e6,
@@ -155,10 +155,10 @@ export class StampEngine implements Engine {
 
   /** The pooled socket for this flow, created (and bound) on first use. */
   #session(task: TrainTask, flow: number, address: string): Promise<Session> {
-    const key = `${task.sourceAddress ?? '*'}|${task.host}|${task.port}|${flow}`;
+    const key = `${task.sourceAddress ?? '*'}|${task.host}|${task.port}|${flow}|${task.dscp}`;
     let s = this.#pool.get(key);
     if (!s) {
-      s = openSession(isIP(address) === 6 ? 'udp6' : 'udp4', task.port, task.sourceAddress);
+      s = openSession(isIP(address) === 6 ? 'udp6' : 'udp4', task.port, task.dscp, task.sourceAddress);
       this.#pool.set(key, s);
       s.then(
         (session) => session.socket.once('close', () => this.#pool.delete(key)),
@@ -179,7 +179,7 @@ export class StampEngine implements Engine {
   }
 }
 
-async function openSession(type: 'udp4' | 'udp6', peerPort: number, sourceAddress?: string): Promise<Session> {
+async function openSession(type: 'udp4' | 'udp6', peerPort: number, dscp: number, sourceAddress?: string): Promise<Session> {
   const socket = createSocket({ type });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -198,7 +198,8 @@ async function openSession(type: 'udp4' | 'udp6', peerPort: number, sourceAddres
   // in progress holds the loop open through its timers.
   socket.unref();
   socket.on('error', () => undefined);
-  const session: Session = { socket, srcPort: socket.address().port, nextSeq: 0, pending: new Map() };
+  const marked = applyDscp(socket, type === 'udp6' ? 6 : 4, dscp);
+  const session: Session = { socket, srcPort: socket.address().port, dscp: marked, nextSeq: 0, pending: new Map() };
   socket.on('message', (msg, rinfo) => {
     const t4 = nowNs();
     if (rinfo.port !== peerPort || msg.length < MIN_REFLECTOR_SIZE) return;
