@@ -3,25 +3,46 @@
  * built dashboard for everything else. No port is opened here, so tests can
  * drive it with app.request().
  */
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
+import { KeyedLimiter } from '../collector/index.js';
 import { dashboardPublicDir } from '../dashboard/public-dir.js';
+import { requireRole } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, onError } from './errors.js';
 import { healthRoutes } from './routes/health/index.js';
+import { ingestRoutes } from './routes/ingest/index.js';
 import { linkRoutes } from './routes/links/index.js';
+import { metricsRoutes } from './routes/metrics/index.js';
 import { statusRoutes } from './routes/status/index.js';
 import { topologyRoutes } from './routes/topology/index.js';
 
 export function createApp(deps: ApiDeps) {
+  const { topology } = deps;
+  const operator = requireRole(topology, 'operator');
+  const reader = requireRole(topology, 'operator', 'regulator');
+  const limiter = deps.rateLimit && deps.rateLimit.perSecond > 0 ? new KeyedLimiter(deps.rateLimit.perSecond, deps.rateLimit.burst) : null;
+
   const v1 = new Hono()
+    .use('/centres', reader)
+    .use('/links', reader)
+    .use('/status', operator)
+    .use('/links/:src/:dst/*', operator)
     .route('/', topologyRoutes(deps))
     .route('/', statusRoutes(deps))
-    .route('/links', linkRoutes(deps));
+    .route('/links', linkRoutes(deps))
+    .route('/', ingestRoutes(deps));
 
-  const app = new Hono()
-    .route('/', healthRoutes(deps))
-    .route('/v1', v1);
+  const app = new Hono();
+  if (limiter) {
+    app.use('*', async (c, next) => {
+      const address = safeAddress(c);
+      if (!limiter.take(address)) throw new ApiError(429, 'rate_limited', `more than ${deps.rateLimit!.perSecond} requests/s from ${address}; slow down`);
+      await next();
+    });
+  }
+  app.route('/', healthRoutes(deps)).route('/', metricsRoutes(topology, deps.registry)).route('/v1', v1);
 
   app.all('/v1/*', () => {
     throw new ApiError(404, 'not_found', 'no such API endpoint; see README "HTTP API"');
@@ -34,6 +55,14 @@ export function createApp(deps: ApiDeps) {
     return onError(err, c);
   });
   return app;
+}
+
+function safeAddress(c: Parameters<typeof getConnInfo>[0]): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown'; // app.request() in tests has no socket
+  }
 }
 
 export type AppType = ReturnType<typeof createApp>;

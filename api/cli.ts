@@ -43,7 +43,9 @@ const serverOptions = (cmd: Command) =>
     .option('--host <address>', 'address to listen on (env CITYMESH_HOST; default 127.0.0.1)')
     .option('-p, --port <port>', 'TCP port (env CITYMESH_PORT; default 8080; 0 picks a free one)')
     .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)');
+    .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)')
+    .option('--tls-cert <file>', 'PEM certificate chain: serve https/wss only (env CITYMESH_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert (env CITYMESH_TLS_KEY)');
 
 serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
   .action(async (flags: Record<string, string | undefined>) => {
@@ -66,7 +68,7 @@ serverOptions(program.command('demo').description('server plus one real probe pe
     const demo = await startDemo(settings, logger);
     process.stdout.write(
       `\ncitymesh demo: ${demo.probes.length} probes on loopback measuring each other (${settings.configFile})\n` +
-        `  dashboard: ${demo.server.url}/\n  data:      ${demo.server.store.location}\n  Ctrl-C stops everything (buffered trains are flushed first)\n\n`,
+        `  dashboard: ${demo.server.url}/#token=${demo.operatorToken}\n  data:      ${demo.server.store.location}\n  Ctrl-C stops everything (buffered trains are flushed first)\n\n`,
     );
     onSignals(() => demo.stop(), logger);
   });
@@ -77,13 +79,24 @@ program
   .requiredOption('-s, --server <url>', 'collector WebSocket URL, e.g. wss://citymesh.example/v1/probe (env CITYMESH_SERVER)', process.env.CITYMESH_SERVER)
   .requiredOption('--centre <id>', 'this host\'s centre id in the topology (env CITYMESH_CENTRE)', process.env.CITYMESH_CENTRE)
   .option('--token-file <file>', 'file holding the probe token (default: env CITYMESH_TOKEN)')
+  .option('--spool-dir <dir>', 'disk spool for unacknowledged batches (env CITYMESH_SPOOL_DIR; default ./spool/<centre>)', process.env.CITYMESH_SPOOL_DIR)
+  .option('--spool-max-mb <n>', 'spool bound; beyond it the oldest batches are dropped and counted', '256')
+  .option('--ca <file>', 'PEM CA certificate to verify a wss:// server signed by a private CA (env CITYMESH_CA)', process.env.CITYMESH_CA)
   .option('--log-level <level>', 'fatal|error|warn|info|debug', process.env.CITYMESH_LOG_LEVEL ?? 'info')
-  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string }) => {
+  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string; spoolDir?: string; spoolMaxMb: string; ca?: string }) => {
     const { ProbeAgent } = await import('../probes/agent.js');
     const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : process.env.CITYMESH_TOKEN;
     if (!token) throw new Error('no token: set CITYMESH_TOKEN or pass --token-file (tokens are not accepted on the command line, where ps would show them)');
     const logger = createLogger(flags.logLevel, 'citymesh-probe').child({ centre: flags.centre });
-    const agent = new ProbeAgent({ serverUrl: flags.server, centre: flags.centre, token, version, logger });
+    const spoolMaxMb = Number(flags.spoolMaxMb);
+    if (!(spoolMaxMb > 0)) throw new Error(`--spool-max-mb: "${flags.spoolMaxMb}" must be a positive number`);
+    const agent = new ProbeAgent({
+      serverUrl: flags.server, centre: flags.centre, token, version, logger,
+      spoolDir: flags.spoolDir ?? `spool/${flags.centre}`,
+      spoolMaxBytes: spoolMaxMb * 1024 * 1024,
+      caFile: flags.ca,
+      onTrainSpooled: (trainId) => logger.debug({ trainId }, 'train spooled'),
+    });
     const shutdown = onSignals(() => agent.stop(), logger);
     // Started by `citymesh demo` with an IPC channel: stop when the parent goes away.
     if (process.connected) process.once('disconnect', () => shutdown('SIGTERM'));

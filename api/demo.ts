@@ -15,6 +15,8 @@ import { packageRoot } from './version.js';
 
 export interface Demo {
   server: RunningServer;
+  /** Operator token for this run; the printed dashboard URL carries it. */
+  operatorToken: string;
   probes: ChildProcess[];
   stop(): Promise<void>;
 }
@@ -29,11 +31,14 @@ export async function startDemo(settings: ServerSettings, logger: Logger): Promi
     tokens.set(centre.id, token);
     env[name] = token;
   }
+  const operatorToken = randomBytes(24).toString('base64url');
+  env.CITYMESH_OPERATOR_TOKEN = operatorToken;
   const topology = loadTopology(settings.configFile, { env });
-  const server = await startServer(settings, logger, topology);
+  const server = await startServer(settings, logger, { topology });
+  const spoolRoot = `${settings.dataDir}-spool`;
   const bin = join(packageRoot(), 'bin', 'citymesh.js');
   const probes = topology.centres.map((centre) =>
-    spawn(process.execPath, [bin, 'probe', '--server', `${server.url.replace(/^http/, 'ws')}/v1/probe`, '--centre', centre.id], {
+    spawn(process.execPath, [bin, 'probe', '--server', `${server.url.replace(/^http/, 'ws')}/v1/probe`, '--centre', centre.id, '--spool-dir', join(spoolRoot, centre.id)], {
       env: { ...process.env, CITYMESH_TOKEN: tokens.get(centre.id), CITYMESH_LOG_LEVEL: process.env.CITYMESH_LOG_LEVEL ?? 'warn' },
       // Own process group, so a terminal Ctrl-C reaches only the demo, which then
       // stops the probes in order; the IPC channel stops them if the demo dies.
@@ -60,5 +65,5 @@ export async function startDemo(settings: ServerSettings, logger: Logger): Promi
     })();
     return stopping;
   };
-  return { server, probes, stop };
+  return { server, operatorToken, probes, stop };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Collector, LiveHub, Topology } from '../collector/index.js';
 import type { Store } from '../sql/index.js';
 
@@ -9,6 +10,9 @@ export interface ApiDeps {
   hub: LiveHub;
   collector: Collector | null;
   logger: Logger;
+  registry: Registry;
   /** Set once migrations have run; /readyz reports it. */
   ready: () => boolean;
+  /** Requests per second (sustained, burst) per client address; 0 disables. */
+  rateLimit?: { perSecond: number; burst: number };
 }

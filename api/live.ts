@@ -10,6 +10,8 @@ import type { LiveHub, LiveTrain } from '../collector/index.js';
 import type { LiveMessage } from './contract.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Browsers on the feed at once; beyond it new ones are refused (memory stays bounded). */
+const MAX_CLIENTS = 256;
 
 export class LiveFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
@@ -35,6 +37,11 @@ export class LiveFeed {
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.wss.clients.size >= MAX_CLIENTS) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
+        JSON.stringify({ error: 'too_many_clients', reason: `the live feed already serves ${MAX_CLIENTS} clients` }));
+      return;
+    }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
   }
 

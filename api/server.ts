@@ -1,15 +1,21 @@
 /**
  * The server process: opens the store, migrates it, then serves the API, the
  * dashboard, the probe endpoint (/v1/probe) and the live feed (/v1/live) on
- * one port. close() drains in-flight batches before closing the store.
+ * one port, over TLS when a certificate is configured. close() drains
+ * in-flight batches before closing the store.
  */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
-import { Collector, LiveHub, loadTopology, type Topology } from '../collector/index.js';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Collector, createCollectorMetrics, LiveHub, loadTopology, type CollectorLimits, type Topology } from '../collector/index.js';
 import { migrate, openStore, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
+import { principalOfUpgrade } from './auth.js';
 import { LiveFeed } from './live.js';
 import type { ServerSettings } from './settings.js';
 
@@ -20,11 +26,22 @@ export interface RunningServer {
   topology: Topology;
   hub: LiveHub;
   collector: Collector;
+  registry: Registry;
   close(): Promise<void>;
 }
 
-export async function startServer(settings: ServerSettings, logger: Logger, topology?: Topology): Promise<RunningServer> {
-  const topo = topology ?? loadTopology(settings.configFile);
+export interface ServerExtras {
+  topology?: Topology;
+  collectorLimits?: Partial<CollectorLimits>;
+  /** HTTP requests per second per client address (sustained, burst). */
+  rateLimit?: { perSecond: number; burst: number };
+}
+
+export async function startServer(settings: ServerSettings, logger: Logger, extras: ServerExtras = {}): Promise<RunningServer> {
+  const topo = extras.topology ?? loadTopology(settings.configFile);
+  const tls = settings.tlsCert && settings.tlsKey
+    ? { cert: readFileSync(settings.tlsCert), key: readFileSync(settings.tlsKey) }
+    : null;
   const store = await openStore({
     url: settings.clickhouseUrl,
     username: settings.clickhouseUser,
@@ -41,28 +58,57 @@ export async function startServer(settings: ServerSettings, logger: Logger, topo
     await store.close();
     throw error;
   }
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'citymesh_process_' });
   const hub = new LiveHub();
-  const collector = new Collector({ client: store.client, topology: topo, hub, logger: logger.child({ part: 'collector' }) });
+  const collector = new Collector({
+    store, topology: topo, hub, logger: logger.child({ part: 'collector' }),
+    metrics: createCollectorMetrics(registry), limits: extras.collectorLimits ?? {},
+  });
   const live = new LiveFeed(hub);
-  const app = createApp({ store, topology: topo, hub, collector, logger, ready: () => ready });
+  new Gauge({ name: 'citymesh_live_clients', help: 'Browsers on the /v1/live feed', registers: [registry], collect() { this.set(live.stats().clients); } });
+  new Gauge({ name: 'citymesh_live_skipped_messages', help: 'Live messages skipped for slow clients', registers: [registry], collect() { this.set(live.stats().dropped); } });
+  const app = createApp({
+    store, topology: topo, hub, collector, logger, registry, ready: () => ready,
+    rateLimit: extras.rateLimit ?? { perSecond: 50, burst: 200 },
+  });
 
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: settings.host, port: settings.port }, () => resolve(s as Server));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: settings.host,
+        port: settings.port,
+        ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}),
+      },
+      () => resolve(s as Server),
+    );
     s.once('error', reject);
   }).catch(async (error: NodeJS.ErrnoException) => {
     await store.close();
     if (error.code === 'EADDRINUSE') throw new Error(`port ${settings.port} on ${settings.host} is already in use; pass --port`);
     throw error;
   });
-  server.on('upgrade', (request, socket, head) => {
+  server.on('upgrade', (request, socket: Duplex, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    if (path === '/v1/probe') collector.handleUpgrade(request, socket, head);
-    else if (path === '/v1/live') live.handleUpgrade(request, socket, head);
-    else socket.destroy();
+    if (path === '/v1/probe') {
+      collector.handleUpgrade(request, socket, head);
+    } else if (path === '/v1/live') {
+      const principal = principalOfUpgrade(topo, request);
+      if (principal.role !== 'operator') {
+        const status = principal.role === 'anonymous' ? '401 Unauthorized' : '403 Forbidden';
+        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n` +
+          JSON.stringify({ error: 'unauthorized', reason: 'the live feed needs an operator token (access_token)' }));
+        return;
+      }
+      live.handleUpgrade(request, socket, head);
+    } else {
+      socket.destroy();
+    }
   });
   const address = server.address() as AddressInfo;
   const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
 
   let closing: Promise<void> | null = null;
   const close = () => {
@@ -78,5 +124,5 @@ export async function startServer(settings: ServerSettings, logger: Logger, topo
     })();
     return closing;
   };
-  return { url, port: address.port, store, topology: topo, hub, collector, close };
+  return { url, port: address.port, store, topology: topo, hub, collector, registry, close };
 }

@@ -15,6 +15,9 @@ export interface ServerSettings {
   clickhousePassword: string | undefined;
   clickhouseDatabase: string | undefined;
   logLevel: string;
+  /** PEM certificate chain and key: when both are set the server speaks https/wss only. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
 }
 
 export interface ServerFlags {
@@ -23,6 +26,8 @@ export interface ServerFlags {
   port?: string | number | undefined;
   dataDir?: string | undefined;
   logLevel?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -33,7 +38,7 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`port: "${portText}" is not a TCP port number (0-65535)`);
   }
-  return {
+  const settings: ServerSettings = {
     configFile: resolve(flags.config ?? env.CITYMESH_CONFIG ?? 'config/demo-loopback.yaml'),
     host: flags.host ?? env.CITYMESH_HOST ?? '127.0.0.1',
     port,
@@ -43,5 +48,11 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
     clickhousePassword: env.CLICKHOUSE_PASSWORD || undefined,
     clickhouseDatabase: env.CLICKHOUSE_DATABASE || undefined,
     logLevel: flags.logLevel ?? env.CITYMESH_LOG_LEVEL ?? 'info',
+    tlsCert: flags.tlsCert ?? env.CITYMESH_TLS_CERT ?? undefined,
+    tlsKey: flags.tlsKey ?? env.CITYMESH_TLS_KEY ?? undefined,
   };
+  if (Boolean(settings.tlsCert) !== Boolean(settings.tlsKey)) {
+    throw new Error('TLS needs both --tls-cert and --tls-key (or CITYMESH_TLS_CERT and CITYMESH_TLS_KEY)');
+  }
+  return settings;
 }

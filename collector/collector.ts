@@ -1,95 +1,166 @@
 /**
- * Accepts probe connections, authenticates them, validates every message,
- * stores each batch with one deduplicated INSERT, acknowledges only what is
- * stored, and publishes the stored trains to the live hub.
+ * Accepts probe connections (WebSocket) and HTTP batches, authenticates them,
+ * validates every message, stores each batch with one deduplicated INSERT,
+ * acknowledges only what is stored, and publishes stored trains live.
+ *
+ * Under pressure it refuses rather than queues: inserts in flight are bounded
+ * per connection and in total, and a refused batch stays in the probe's spool.
+ * Nothing is acknowledged that ClickHouse has not accepted.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertTrains, formatDateTime64, type TrainRow } from '../sql/index.js';
+import { insertTrains, formatDateTime64, type Store, type TrainRow } from '../sql/index.js';
+import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
+import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
 import {
   MAX_MESSAGE_BYTES,
   parseProbeMessage,
+  type CollectorAck,
+  type CollectorError,
   type CollectorMessage,
   type ErrorCode,
   type ProbeBatch,
   type TrainSample,
 } from './protocol.js';
-import { hashToken, type Topology } from './topology/index.js';
+import { TokenBucket } from './token-bucket.js';
+import type { Topology } from './topology/index.js';
+
+export interface CollectorLimits {
+  /** Seconds a new connection has to say hello. */
+  helloTimeoutS: number;
+  /** Authenticated connections one centre may hold at once. */
+  maxConnectionsPerCentre: number;
+  /** Batches being stored for one connection at once. */
+  maxInflightPerConnection: number;
+  /** Batches being stored across all probes at once. */
+  maxInflightTotal: number;
+  /** Sustained messages per second per connection, and the burst allowed above it. */
+  messagesPerSecond: number;
+  messageBurst: number;
+}
+
+export const defaultCollectorLimits: CollectorLimits = {
+  helloTimeoutS: 10,
+  maxConnectionsPerCentre: 2,
+  maxInflightPerConnection: 8,
+  maxInflightTotal: 64,
+  messagesPerSecond: 50,
+  messageBurst: 200,
+};
 
 export interface CollectorOptions {
-  client: ClickHouseClient;
+  store: Store;
   topology: Topology;
   hub: LiveHub;
   logger: Logger;
-  /** Seconds a new connection has to say hello. */
-  helloTimeoutS?: number;
+  metrics: CollectorMetrics;
+  limits?: Partial<CollectorLimits>;
 }
 
-export interface CollectorStats {
-  connections: number;
-  batchesStored: number;
-  trainsStored: number;
-  batchesRejected: number;
-  storeErrors: number;
-}
+export type IngestOutcome =
+  | { ok: true; ack: CollectorAck }
+  | { ok: false; status: number; error: CollectorError };
 
 interface Session {
   centre: string | null;
   remote: string;
+  inflight: number;
+  bucket: TokenBucket;
 }
 
 /** Close codes in the 4000 range: application-defined (RFC 6455 §7.4.2). */
 const CLOSE_AUTH_FAILED = 4401;
 const CLOSE_HELLO_TIMEOUT = 4408;
+const CLOSE_TOO_MANY = 4429;
+
+const httpStatus: Partial<Record<ErrorCode, number>> = {
+  bad_token: 401,
+  unknown_centre: 401,
+  not_authenticated: 401,
+  too_large: 413,
+  busy: 503,
+  rate_limited: 429,
+  too_many_connections: 429,
+  store_unavailable: 503,
+};
 
 export class Collector {
   private readonly wss: WebSocketServer;
-  private readonly inflight = new Set<Promise<void>>();
+  private readonly limits: CollectorLimits;
+  private readonly inflight = new Set<Promise<unknown>>();
   private readonly recentBatches = new Map<string, true>();
-  private readonly counters: CollectorStats = { connections: 0, batchesStored: 0, trainsStored: 0, batchesRejected: 0, storeErrors: 0 };
+  private readonly connectionsByCentre = new Map<string, number>();
+  private closing = false;
 
   constructor(private readonly options: CollectorOptions) {
+    this.limits = { ...defaultCollectorLimits, ...options.limits };
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
 
   /** Hand over an HTTP upgrade request for the probe endpoint. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
   }
 
-  stats(): CollectorStats {
-    return { ...this.counters, connections: this.wss.clients.size };
+  /** The centre a probe token belongs to (HTTP ingest), or null. Constant-time per centre. */
+  centreForToken(token: string): string | null {
+    return findCentreByToken(this.options.topology, token);
+  }
+
+  /** HTTP ingest: one batch message as text, from an authenticated centre. */
+  async ingestText(centre: string, text: string): Promise<IngestOutcome> {
+    const parsed = parseProbeMessage(text);
+    if (!parsed.ok) return this.refuse(this.options.logger, parsed.code, parsed.error, parsed.field, parsed.batchId);
+    if (parsed.message.type !== 'batch') {
+      return this.refuse(this.options.logger, 'unknown_type', 'HTTP ingest takes batch messages only; say hello over WebSocket', 'type');
+    }
+    return this.ingestBatch(centre, parsed.message, this.options.logger);
   }
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.allSettled([...this.inflight]);
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
   private accept(ws: WebSocket, request: IncomingMessage): void {
-    const session: Session = { centre: null, remote: `${request.socket.remoteAddress}:${request.socket.remotePort}` };
+    const session: Session = {
+      centre: null,
+      remote: `${request.socket.remoteAddress}:${request.socket.remotePort}`,
+      inflight: 0,
+      bucket: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst),
+    };
     const log = this.options.logger.child({ remote: session.remote });
     const helloTimer = setTimeout(() => {
       if (!session.centre) {
-        this.send(ws, { type: 'error', code: 'not_authenticated', error: 'no hello received in time' });
+        this.send(ws, this.refuse(log, 'not_authenticated', 'no hello received in time').error);
         ws.close(CLOSE_HELLO_TIMEOUT, 'hello timeout');
       }
-    }, (this.options.helloTimeoutS ?? 10) * 1000);
+    }, this.limits.helloTimeoutS * 1000);
     helloTimer.unref();
-    ws.on('close', () => clearTimeout(helloTimer));
-    ws.on('error', (error) => log.warn({ err: error }, 'probe connection error'));
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      if (session.centre) this.countConnection(session.centre, -1);
+    });
+    ws.on('error', (error) => log.warn({ err: error.message }, 'probe connection error'));
     ws.on('message', (data, isBinary) => {
+      if (!session.bucket.take()) {
+        this.send(ws, this.refuse(log, 'rate_limited', `more than ${this.limits.messagesPerSecond} messages/s; slow down`).error);
+        return;
+      }
       if (isBinary) {
-        this.reject(ws, log, 'bad_message', 'binary frames are not accepted; send JSON text');
+        this.send(ws, this.refuse(log, 'bad_message', 'binary frames are not accepted; send JSON text').error);
         return;
       }
       this.onMessage(ws, session, log, rawText(data));
@@ -99,72 +170,111 @@ export class Collector {
   private onMessage(ws: WebSocket, session: Session, log: Logger, text: string): void {
     const parsed = parseProbeMessage(text);
     if (!parsed.ok) {
-      this.reject(ws, log, parsed.code, parsed.error, parsed.field, parsed.batchId);
+      this.send(ws, this.refuse(log, parsed.code, parsed.error, parsed.field, parsed.batchId).error);
       return;
     }
     const message = parsed.message;
     if (message.type === 'hello') {
       if (session.centre) {
-        this.reject(ws, log, 'already_authenticated', `this connection already speaks for centre "${session.centre}"`, 'type');
+        this.send(ws, this.refuse(log, 'already_authenticated', `this connection already speaks for centre "${session.centre}"`, 'type').error);
         return;
       }
       const centre = this.options.topology.centre(message.centre);
       if (!centre) {
-        this.reject(ws, log, 'unknown_centre', `unknown centre "${message.centre}"`, 'centre');
+        this.send(ws, this.refuse(log, 'unknown_centre', `unknown centre "${message.centre}"`, 'centre').error);
         ws.close(CLOSE_AUTH_FAILED, 'unknown centre');
         return;
       }
-      if (!centre.probe.tokenSha256 || !sameHash(hashToken(message.token), centre.probe.tokenSha256)) {
-        this.reject(ws, log, 'bad_token', `token refused for centre "${message.centre}"`, 'token');
+      if (!tokenMatches(message.token, centre.probe.tokenSha256)) {
+        this.send(ws, this.refuse(log, 'bad_token', `token refused for centre "${message.centre}"`, 'token').error);
         ws.close(CLOSE_AUTH_FAILED, 'bad token');
         return;
       }
+      if ((this.connectionsByCentre.get(centre.id) ?? 0) >= this.limits.maxConnectionsPerCentre) {
+        this.send(ws, this.refuse(log, 'too_many_connections',
+          `centre "${centre.id}" already has ${this.limits.maxConnectionsPerCentre} connections`, 'centre').error);
+        ws.close(CLOSE_TOO_MANY, 'too many connections');
+        return;
+      }
       session.centre = centre.id;
+      this.countConnection(centre.id, +1);
       log.info({ centre: centre.id, version: message.version }, 'probe connected');
       this.send(ws, planFor(this.options.topology, centre.id));
       return;
     }
     if (!session.centre) {
-      this.reject(ws, log, 'not_authenticated', 'say hello (centre, token, version) before sending batches', 'type', message.batchId);
+      this.send(ws, this.refuse(log, 'not_authenticated', 'say hello (centre, token, version) before sending batches', 'type', message.batchId).error);
       return;
     }
-    this.track(this.storeBatch(ws, session.centre, message, log));
+    if (session.inflight >= this.limits.maxInflightPerConnection) {
+      this.send(ws, this.refuse(log, 'busy', `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks`, undefined, message.batchId).error);
+      return;
+    }
+    session.inflight++;
+    const centre = session.centre;
+    void this.ingestBatch(centre, message, log).then((outcome) => {
+      session.inflight--;
+      this.send(ws, outcome.ok ? outcome.ack : outcome.error);
+    });
   }
 
-  private async storeBatch(ws: WebSocket, centre: string, batch: ProbeBatch, log: Logger): Promise<void> {
+  private async ingestBatch(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
+    if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
+    if (this.inflight.size >= this.limits.maxInflightTotal) {
+      return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
+    }
     const peers = new Set(this.options.topology.peersOf(centre));
-    const badDst = batch.samples.findIndex((s) => !peers.has(s.dst));
-    if (badDst >= 0) {
-      this.reject(
-        ws, log, 'unknown_destination',
-        `samples[${badDst}].dst: "${batch.samples[badDst]!.dst}" is not a centre linked to "${centre}"`,
-        `samples[${badDst}].dst`, batch.batchId,
-      );
-      return;
+    const seen = new Set<string>();
+    for (const [i, s] of batch.samples.entries()) {
+      if (!peers.has(s.dst)) {
+        return this.refuse(log, 'unknown_destination', `samples[${i}].dst: "${s.dst}" is not a centre linked to "${centre}"`, `samples[${i}].dst`, batch.batchId);
+      }
+      if (seen.has(s.trainId)) {
+        return this.refuse(log, 'duplicate_train', `samples[${i}].trainId: "${s.trainId}" appears twice in this batch`, `samples[${i}].trainId`, batch.batchId);
+      }
+      seen.add(s.trainId);
+    }
+    if (batch.spool) {
+      const m = this.options.metrics;
+      m.spoolBatches.set({ centre }, batch.spool.batches);
+      m.spoolBytes.set({ centre }, batch.spool.bytes);
+      m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
     }
     const rows = batch.samples.map((s) => toRow(centre, batch.batchId, s));
     const key = `${centre}/${batch.batchId}`;
+    const work = insertTrains(this.options.store.client, rows, key);
+    this.inflight.add(work);
     try {
-      await insertTrains(this.options.client, rows, key);
+      await work;
     } catch (error) {
-      this.counters.storeErrors++;
-      log.error({ err: error, batchId: batch.batchId }, 'storing batch failed');
-      this.send(ws, { type: 'error', code: 'store_unavailable', error: 'storage failed; keep the batch and retry', batchId: batch.batchId });
-      return;
+      this.options.metrics.storeErrors.inc();
+      log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
+      return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+    } finally {
+      this.inflight.delete(work);
     }
-    this.send(ws, { type: 'ack', batchId: batch.batchId, stored: rows.length });
-    // A retried batch is dropped by ClickHouse's deduplication; do not replay it live either.
-    if (this.recentBatches.has(key)) return;
-    this.remember(key);
-    this.counters.batchesStored++;
-    this.counters.trainsStored += rows.length;
-    for (const s of batch.samples) {
-      this.options.hub.publish({
-        src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
-        sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
-        rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-      });
+    if (batch.createdAtUs) this.options.metrics.ackLag.observe(Math.max(0, Date.now() / 1000 - batch.createdAtUs / 1e6));
+    // A retried batch is dropped by ClickHouse's deduplication; do not count or replay it live either.
+    if (!this.recentBatches.has(key)) {
+      this.remember(key);
+      this.options.metrics.batches.inc({ centre });
+      this.options.metrics.trains.inc({ centre }, rows.length);
+      for (const s of batch.samples) {
+        this.options.hub.publish({
+          src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
+          sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
+          rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
+        });
+      }
     }
+    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length } };
+  }
+
+  private countConnection(centre: string, delta: number): void {
+    const n = (this.connectionsByCentre.get(centre) ?? 0) + delta;
+    if (n <= 0) this.connectionsByCentre.delete(centre);
+    else this.connectionsByCentre.set(centre, n);
+    this.options.metrics.probeConnections.set({ centre }, Math.max(0, n));
   }
 
   private remember(key: string): void {
@@ -175,26 +285,19 @@ export class Collector {
     }
   }
 
-  private track(work: Promise<void>): void {
-    this.inflight.add(work);
-    void work.finally(() => this.inflight.delete(work));
-  }
-
-  private reject(ws: WebSocket, log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): void {
-    this.counters.batchesRejected++;
-    log.warn({ code, field, batchId }, `rejected probe message: ${error}`);
-    this.send(ws, { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) });
+  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): { ok: false; status: number; error: CollectorError } {
+    this.options.metrics.rejected.inc({ reason: code });
+    log.warn({ code, field, batchId }, `refused probe message: ${error}`);
+    return {
+      ok: false,
+      status: httpStatus[code] ?? 400,
+      error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
+    };
   }
 
   private send(ws: WebSocket, message: CollectorMessage): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   }
-}
-
-function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function rawText(data: RawData): string {
@@ -213,6 +316,7 @@ export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
     src_port: s.srcPort,
     dscp: s.dscp,
     batch_id: batchId,
+    train_id: s.trainId,
     sent: s.sent,
     received: s.received,
     lost: s.lost,

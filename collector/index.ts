@@ -1,9 +1,12 @@
 /** What other folders may use from collector/: ingest, live hub, topology, wire protocol. */
-export { Collector, type CollectorOptions, type CollectorStats } from './collector.js';
+export { Collector, defaultCollectorLimits, toRow, type CollectorOptions, type CollectorLimits, type IngestOutcome } from './collector.js';
+export { authenticate, hashToken, tokenMatches, type Principal, type Role } from './auth.js';
+export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
+export { TokenBucket, KeyedLimiter } from './token-bucket.js';
 export { LiveHub, type LiveTrain, type LiveListener } from './live-hub.js';
 export { planFor } from './plan.js';
 export * from './protocol.js';
 export {
-  loadTopology, parseTopology, hashToken, linkId, ConfigError,
-  type Topology, type Centre, type Link, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
+  loadTopology, parseTopology, linkId, ConfigError,
+  type Topology, type Centre, type Link, type Person, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
 } from './topology/index.js';

@@ -25,6 +25,8 @@ const count = z.number().int().min(0).max(MAX_TRAIN_PACKETS);
 
 export const trainSampleSchema = z
   .object({
+    /** Assigned by the probe when the train is measured; unique, so duplicates are provable. */
+    trainId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/, 'must be 8-64 characters of A-Z a-z 0-9 . _ : -'),
     dst: z.string().min(1).max(32),
     engine: z.enum(['stamp', 'icmp']),
     startedAtUs: z.number().int().positive(),
@@ -71,9 +73,21 @@ const helloSchema = z
   })
   .strict();
 
+/** What a probe reports about its disk spool with every batch (exported as metrics). */
+const spoolReportSchema = z
+  .object({
+    batches: z.number().int().min(0),
+    bytes: z.number().int().min(0),
+    droppedTrains: z.number().int().min(0),
+  })
+  .strict();
+
 const batchSchema = z
   .object({
     type: z.literal('batch'),
+    /** When the probe sealed the batch, Unix µs: the acknowledgement lag is measured from here. */
+    createdAtUs: z.number().int().positive().optional(),
+    spool: spoolReportSchema.optional(),
     batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
     samples: z
       .array(z.unknown())
@@ -129,6 +143,10 @@ export type ErrorCode =
   | 'unknown_centre'
   | 'unknown_destination'
   | 'too_large'
+  | 'duplicate_train'
+  | 'busy'
+  | 'rate_limited'
+  | 'too_many_connections'
   | 'store_unavailable';
 
 export interface CollectorError {

@@ -15,6 +15,7 @@ export interface TrainRow {
   src_port: number;
   dscp: number;
   batch_id: string;
+  train_id: string;
   sent: number;
   received: number;
   lost: number;
@@ -211,7 +212,7 @@ export interface TrainsQuery {
 export async function trainsBetween(client: ClickHouseClient, q: TrainsQuery): Promise<TrainRow[]> {
   const result = await client.query({
     query: `
-SELECT ts, src, dst, engine, flow, src_port, dscp, batch_id, sent, received, lost,
+SELECT ts, src, dst, engine, flow, src_port, dscp, batch_id, train_id, sent, received, lost,
        duplicated, reordered, rtt_min_us, rtt_median_us, rtt_p99_us, rtt_max_us, jitter_us,
        synced, error_estimate_us, rtts_us, fwd_us, rev_us
 FROM latency_trains
@@ -229,4 +230,24 @@ LIMIT {limit:UInt32}`,
 
 function finiteOrNull(value: number | null | undefined): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/** Train ids stored more than once (must always be empty: exactly-once evidence). */
+export async function duplicateTrainIds(client: ClickHouseClient): Promise<{ train_id: string; copies: number }[]> {
+  const result = await client.query({
+    query: `SELECT train_id, count() AS copies FROM latency_trains WHERE train_id != '' GROUP BY train_id HAVING copies > 1 ORDER BY train_id LIMIT 1000`,
+    format: 'JSONEachRow',
+  });
+  return result.json();
+}
+
+/** How many trains a centre has stored, optionally only those whose ids are listed. */
+export async function countTrains(client: ClickHouseClient, src?: string): Promise<number> {
+  const result = await client.query({
+    query: `SELECT count() AS n FROM latency_trains WHERE {src:String} = '' OR src = {src:String}`,
+    query_params: { src: src ?? '' },
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ n: number }>();
+  return Number(row?.n ?? 0);
 }

@@ -20,10 +20,15 @@ export interface StoreOptions {
 }
 
 export interface Store {
+  /** The current client; after suspend() its requests fail until resume(). */
   readonly client: ClickHouseClient;
   readonly mode: 'embedded' | 'server';
   /** Where the data lives: the directory or the server URL (without credentials). */
   readonly location: string;
+  /** Close the connection (maintenance, fault drills); the data directory is released. */
+  suspend(): Promise<void>;
+  /** Reconnect after suspend(). */
+  resume(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,37 +55,72 @@ const sessionSettings = {
 export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.url) {
     const url = new URL(options.url);
-    const client = createClient({
-      url: options.url,
-      username: options.username ?? 'default',
-      password: options.password ?? '',
-      database: options.database ?? 'default',
-      clickhouse_settings: sessionSettings,
-    });
     url.username = '';
     url.password = '';
-    return { client, mode: 'server', location: url.toString(), close: () => client.close() };
+    const connect = () =>
+      createClient({
+        url: options.url,
+        username: options.username ?? 'default',
+        password: options.password ?? '',
+        database: options.database ?? 'default',
+        clickhouse_settings: sessionSettings,
+      });
+    return new SwitchableStore('server', url.toString(), connect);
   }
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  // Check first: when the engine itself hits the lock it also prints to stderr.
-  if (ownerPid(dataDir) !== null) throw new StoreLockedError(dataDir);
-  let connection;
-  try {
-    connection = createChdbConnection({ path: dataDir });
-  } catch (error) {
-    if (error instanceof Error && error.message.includes('Cannot lock file')) {
-      throw new StoreLockedError(dataDir);
+  const connect = () => {
+    // Check first: when the engine itself hits the lock it also prints to stderr.
+    if (ownerPid(dataDir) !== null) throw new StoreLockedError(dataDir);
+    let connection;
+    try {
+      connection = createChdbConnection({ path: dataDir });
+    } catch (error) {
+      if (error instanceof Error && error.message.includes('Cannot lock file')) throw new StoreLockedError(dataDir);
+      throw error;
     }
-    throw error;
+    // chdb is typed against @clickhouse/client-common, which @clickhouse/client
+    // re-bundles; the runtime interface is the same, the declarations are twins.
+    return createClient({
+      connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
+      clickhouse_settings: sessionSettings,
+    });
+  };
+  return new SwitchableStore('embedded', dataDir, connect);
+}
+
+class SwitchableStore implements Store {
+  #client: ClickHouseClient;
+  #suspended = false;
+
+  constructor(
+    readonly mode: 'embedded' | 'server',
+    readonly location: string,
+    private readonly connect: () => ClickHouseClient,
+  ) {
+    this.#client = connect();
   }
-  // chdb is typed against @clickhouse/client-common, which @clickhouse/client
-  // re-bundles; the runtime interface is the same, the declarations are twins.
-  const client = createClient({
-    connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
-    clickhouse_settings: sessionSettings,
-  });
-  return { client, mode: 'embedded', location: dataDir, close: () => client.close() };
+
+  get client(): ClickHouseClient {
+    return this.#client;
+  }
+
+  async suspend(): Promise<void> {
+    if (this.#suspended) return;
+    this.#suspended = true;
+    await this.#client.close();
+  }
+
+  async resume(): Promise<void> {
+    if (!this.#suspended) return;
+    this.#client = this.connect();
+    this.#suspended = false;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#suspended) await this.#client.close();
+    this.#suspended = true;
+  }
 }
 
 /**

@@ -3,10 +3,10 @@
  * file, the path inside it, the line, and what is wrong; nothing starts on a
  * config that does not fully check out.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
+import { hashToken } from '../auth.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 
 export interface Centre {
@@ -51,6 +51,11 @@ export interface ProbingPolicy {
   batchIntervalMs: number;
 }
 
+export interface Person {
+  name: string;
+  tokenSha256: string | null;
+}
+
 export interface Topology {
   file: string;
   name: string;
@@ -58,6 +63,7 @@ export interface Topology {
   probing: ProbingPolicy;
   centres: Centre[];
   links: Link[];
+  access: { operators: Person[]; regulators: Person[] };
   centre(id: string): Centre | undefined;
   /** The link joining two centres, in either order. */
   linkBetween(x: string, y: string): Link | undefined;
@@ -86,9 +92,6 @@ export function linkId(x: string, y: string): string {
   return x < y ? `${x}~${y}` : `${y}~${x}`;
 }
 
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
@@ -148,22 +151,25 @@ function formatPath(path: (string | number)[]): string {
 type Report = (path: (string | number)[], message: string) => void;
 
 function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requireTokens: boolean, report: Report): Topology {
+  /** A token given as its sha-256 or as the name of the environment variable holding it. */
+  const tokenHash = (path: (string | number)[], spec: { token_sha256?: string | undefined; token_env?: string | undefined }): string | null => {
+    if (spec.token_sha256 && spec.token_env) report(path, 'give either token_sha256 or token_env, not both');
+    if (spec.token_env) {
+      const token = env[spec.token_env];
+      if (token) return hashToken(token);
+      if (requireTokens) report([...path, 'token_env'], `environment variable ${spec.token_env} is not set`);
+      return null;
+    }
+    if (spec.token_sha256) return spec.token_sha256;
+    if (requireTokens) report(path, 'needs token_sha256 or token_env');
+    return null;
+  };
   const centres: Centre[] = [];
   const seen = new Map<string, number>();
   doc.centres.forEach((c, i) => {
     if (seen.has(c.id)) report(['centres', i, 'id'], `duplicate centre id "${c.id}" (first at centres[${seen.get(c.id)}])`);
     seen.set(c.id, i);
-    let tokenSha256: string | null = c.probe.token_sha256 ?? null;
-    if (c.probe.token_sha256 && c.probe.token_env) {
-      report(['centres', i, 'probe'], 'give either token_sha256 or token_env, not both');
-    }
-    if (c.probe.token_env) {
-      const token = env[c.probe.token_env];
-      if (!token) {
-        if (requireTokens) report(['centres', i, 'probe', 'token_env'], `environment variable ${c.probe.token_env} is not set`);
-      }
-      else tokenSha256 = hashToken(token);
-    }
+    const tokenSha256 = tokenHash(['centres', i, 'probe'], c.probe);
     centres.push({
       id: c.id,
       name: c.name,
@@ -229,6 +235,10 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
     },
     centres,
     links,
+    access: {
+      operators: doc.access.operators.map((p, i) => ({ name: p.name, tokenSha256: tokenHash(['access', 'operators', i], p) })),
+      regulators: doc.access.regulators.map((p, i) => ({ name: p.name, tokenSha256: tokenHash(['access', 'regulators', i], p) })),
+    },
     centre: (centreId) => byId.get(centreId),
     linkBetween: (x, y) => byLink.get(linkId(x, y)),
     peersOf: (centreId) =>

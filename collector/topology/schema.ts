@@ -3,6 +3,7 @@
  * Keys are snake_case as written in YAML; loadTopology() turns the checked
  * document into the camelCase Topology the rest of the code uses.
  */
+import nodeCron from 'node-cron';
 import { z } from 'zod';
 
 const id = z
@@ -12,8 +13,8 @@ const id = z
 const cron = z
   .string()
   .min(1)
-  .refine((value) => value.trim().split(/\s+/).length === 6, {
-    message: 'must be a 6-field cron expression with seconds, e.g. "*/10 * * * * *"',
+  .refine((value) => value.trim().split(/\s+/).length === 6 && nodeCron.validate(value), {
+    message: 'must be a valid 6-field cron expression with seconds, e.g. "*/10 * * * * *"',
   });
 
 const port = z.number().int().min(1).max(65535);
@@ -91,6 +92,22 @@ const linkSchema = z
   })
   .strict();
 
+const principalSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    token_sha256: sha256Hex.optional(),
+    token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+  })
+  .strict();
+
+/** People who read the API: operators (everything) and regulators (topology and SLA only). */
+const accessSchema = z
+  .object({
+    operators: z.array(principalSchema).default([]),
+    regulators: z.array(principalSchema).default([]),
+  })
+  .strict();
+
 export const topologySchema = z
   .object({
     name: z.string().min(1),
@@ -98,6 +115,7 @@ export const topologySchema = z
     probing: probingSchema.default(probingSchema.parse({})),
     centres: z.array(centreSchema).min(2, 'needs at least two centres'),
     links: z.array(linkSchema).min(1, 'needs at least one link'),
+    access: accessSchema.default({ operators: [], regulators: [] }),
   })
   .strict();
 

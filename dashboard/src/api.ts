@@ -7,6 +7,7 @@ import type {
   SeriesResponse,
   StatusResponse,
 } from '../../api/contract.js';
+import { authHeaders } from './token.js';
 
 const TIMEOUT_MS = 10_000;
 
@@ -32,7 +33,7 @@ async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   let res: Response;
   try {
-    res = await fetch(url, { headers: { accept: 'application/json' }, signal: combined });
+    res = await fetch(url, { headers: { accept: 'application/json', ...authHeaders() }, signal: combined });
   } catch (err) {
     if (signal?.aborted) throw err; // cancelled by the caller: not an API problem
     const why = timeout.aborted ? `no answer within ${TIMEOUT_MS / 1000} s` : 'network error';
@@ -47,6 +48,9 @@ async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
   }
   if (!res.ok) {
     const detail = isErrorResponse(body) ? `${body.error}: ${body.reason}` : res.statusText;
+    if (res.status === 401) {
+      throw new ApiError(path, 401, 'This dashboard needs an operator token: open the link with #token=… that the server printed (or your administrator gave you).');
+    }
     throw new ApiError(path, res.status, `GET ${path} → HTTP ${res.status} ${detail}`);
   }
   return body as T;

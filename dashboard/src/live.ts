@@ -2,6 +2,7 @@
 // reconnects with capped exponential backoff (plus jitter) when it drops.
 import type { LiveMessage } from '../../api/contract.js';
 import type { TrainMessage } from './aggregate.js';
+import { withAccessToken } from './token.js';
 
 export interface LiveHandlers {
   message(m: LiveMessage): void;
@@ -13,7 +14,7 @@ const BACKOFF_MIN_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
 
 export function liveUrl(loc: Location = location): string {
-  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/v1/live`;
+  return withAccessToken(`${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/v1/live`);
 }
 
 /** Parses one WebSocket frame; null for anything that is not a LiveMessage. */

@@ -1,4 +1,5 @@
 // citymesh dashboard: wires the API, the live feed, the matrix and the charts.
+import './token.js'; // first: takes #token=… out of the URL before anything reads the fragment
 import type { CentreView, LinkView, LiveMessage, StatusResponse } from '../../api/contract.js';
 import { fetchCentres, fetchLinks, fetchStatus } from './api.js';
 import { LinkCharts } from './charts.js';

@@ -6,6 +6,7 @@
  */
 import { latencyTrains } from './0001_latency_trains.js';
 import { latencyRollup1m } from './0002_latency_rollup_1m.js';
+import { trainIds } from './0003_train_ids.js';
 
 export interface Migration {
   version: number;
@@ -13,4 +14,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds];

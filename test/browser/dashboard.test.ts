@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProbeAgent } from '../../probes/agent.js';
+import type { ProbeAgent } from '../../probes/agent.js';
 import { CHROMIUM, missingChromium, skipReason } from '../helpers/requirements.js';
-import { quietLogger, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { startTestServer, testAgent, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium());
@@ -25,7 +25,7 @@ describe.skipIf(skip)('dashboard in Chromium', () => {
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
     for (const centre of ['north', 'south', 'west']) {
-      const agent = new ProbeAgent({ serverUrl: server.wsUrl, centre, token: topo.tokens[centre]!, version: 'test', logger: quietLogger });
+      const agent = testAgent(server, topo, centre);
       agents.push(agent);
       await agent.start();
     }
@@ -52,7 +52,7 @@ describe.skipIf(skip)('dashboard in Chromium', () => {
     const page = await browser.newPage();
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(`${server.url}/`);
+    await page.goto(`${server.url}/#token=${topo.operatorToken}`);
 
     // Matrix: a row and a column per centre, every measured direction filled in.
     await page.waitForSelector('#matrix td.has-data', { timeout: 30_000 });

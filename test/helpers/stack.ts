@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { hashToken, parseTopology, type Topology } from '../../collector/index.js';
-import { startServer, type RunningServer } from '../../api/server.js';
+import { startServer, type RunningServer, type ServerExtras } from '../../api/server.js';
+import { ProbeAgent, type AgentOptions } from '../../probes/agent.js';
 import { resolveServerSettings } from '../../api/settings.js';
 
 export interface TestTopology {
   topology: Topology;
   yaml: string;
+  /** Probe tokens by centre id. */
   tokens: Record<string, string>;
+  operatorToken: string;
+  regulatorToken: string;
   addresses: Record<string, string>;
   stampPort: number;
 }
@@ -44,6 +48,8 @@ export function testTopology(ids: string[], subnet: string, overrides: { schedul
   for (let i = 0; i < ids.length; i++) {
     for (let j = i + 1; j < ids.length; j++) links.push(`  - between: [${ids[i]}, ${ids[j]}]\n    capacity_gbps: 100`);
   }
+  const operatorToken = `operator-${Math.random().toString(36).slice(2)}`;
+  const regulatorToken = `regulator-${Math.random().toString(36).slice(2)}`;
   const yaml = `name: test topology
 sla:
   rtt_p99_target_ms: 5
@@ -61,8 +67,15 @@ centres:
 ${centres.join('\n')}
 links:
 ${links.join('\n')}
+access:
+  operators:
+    - name: test operator
+      token_sha256: ${hashToken(operatorToken)}
+  regulators:
+    - name: test regulator
+      token_sha256: ${hashToken(regulatorToken)}
 `;
-  return { topology: parseTopology(yaml, 'test-topology.yaml'), yaml, tokens, addresses, stampPort };
+  return { topology: parseTopology(yaml, 'test-topology.yaml'), yaml, tokens, operatorToken, regulatorToken, addresses, stampPort };
 }
 
 export const quietLogger = pino({ level: process.env.CITYMESH_TEST_LOG ?? 'silent' });
@@ -73,10 +86,10 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(topology: Topology): Promise<TestServer> {
+export async function startTestServer(topology: Topology, extras: Omit<ServerExtras, 'topology'> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-test-'));
   const settings = resolveServerSettings({ port: 0, dataDir, config: 'unused.yaml', host: '127.0.0.1' }, {});
-  const server = await startServer(settings, quietLogger, topology);
+  const server = await startServer(settings, quietLogger, { rateLimit: { perSecond: 0, burst: 0 }, ...extras, topology });
   return {
     ...server,
     dataDir,
@@ -104,7 +117,20 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
-export async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
-  const response = await fetch(url);
+export async function getJson<T>(url: string, token?: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   return { status: response.status, body: (await response.json()) as T };
+}
+
+/** A real probe agent for `centre`, with its own spool in a fresh temp directory. */
+export function testAgent(server: { wsUrl: string }, topo: TestTopology, centre: string, overrides: Partial<AgentOptions> = {}): ProbeAgent {
+  return new ProbeAgent({
+    serverUrl: server.wsUrl,
+    centre,
+    token: topo.tokens[centre]!,
+    version: 'test',
+    logger: quietLogger,
+    spoolDir: mkdtempSync(join(tmpdir(), `citymesh-spool-${centre}-`)),
+    ...overrides,
+  });
 }

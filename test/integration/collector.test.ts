@@ -33,8 +33,10 @@ async function hello(centre = 'alpha', token = topo.tokens.alpha): Promise<RawCl
 /** RTTs exactly representable as Float32, so "identical" can be checked exactly. */
 const rtts = [41.5, 39.25, 40.125, 1000.5, 38.75];
 
+let trainSeq = 0;
 function sample(overrides: Partial<TrainSample> = {}): TrainSample {
   return {
+    trainId: `train-${process.pid}-${++trainSeq}`,
     dst: 'beta', engine: 'stamp', startedAtUs: Date.now() * 1000 - 5_000_000, flow: 0, srcPort: 40000, dscp: 46,
     sent: 6, received: 5, lost: 1, duplicated: 0, reordered: 1,
     rttMinUs: 38.75, rttMedianUs: 40.125, rttP99Us: 1000.5, rttMaxUs: 1000.5, jitterUs: 12.5,
@@ -127,6 +129,7 @@ describe('collector: storage', () => {
     const to = new Date(startedAtUs / 1000 + 1000).toISOString();
     const { status, body } = await getJson<{ trains: { rtts_us: number[]; flow: number; src: string; batch_id: string }[] }>(
       `${server.url}/v1/links/alpha/beta/trains?from=${from}&to=${to}`,
+      topo.operatorToken,
     );
     expect(status).toBe(200);
     expect(body.trains).toHaveLength(2);
@@ -145,20 +148,20 @@ describe('collector: storage', () => {
   it('reports readiness with the schema version', async () => {
     const { status, body } = await getJson<{ status: string; store: string; schemaVersion: number }>(`${server.url}/readyz`);
     expect(status).toBe(200);
-    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 2 });
+    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 3 });
   });
 
   it('answers API misuse with JSON errors that give the reason', async () => {
-    const unknown = await getJson<{ error: string; reason: string }>(`${server.url}/v1/links/alpha/pluto/series`);
+    const unknown = await getJson<{ error: string; reason: string }>(`${server.url}/v1/links/alpha/pluto/series`, topo.operatorToken);
     expect(unknown.status).toBe(404);
     expect(unknown.body.reason).toContain('pluto');
-    const badRange = await getJson<{ reason: string }>(`${server.url}/v1/links/alpha/beta/series?from=yesterday`);
+    const badRange = await getJson<{ reason: string }>(`${server.url}/v1/links/alpha/beta/series?from=yesterday`, topo.operatorToken);
     expect(badRange.status).toBe(400);
     expect(badRange.body.reason).toMatch(/^from:/);
-    const badPoints = await getJson<{ reason: string }>(`${server.url}/v1/links/alpha/beta/series?points=0`);
+    const badPoints = await getJson<{ reason: string }>(`${server.url}/v1/links/alpha/beta/series?points=0`, topo.operatorToken);
     expect(badPoints.status).toBe(400);
     expect(badPoints.body.reason).toMatch(/^points:/);
-    const noRoute = await getJson<{ error: string }>(`${server.url}/v1/nothing-here`);
+    const noRoute = await getJson<{ error: string }>(`${server.url}/v1/nothing-here`, topo.operatorToken);
     expect(noRoute.status).toBe(404);
     expect(noRoute.body.error).toBe('not_found');
   });

@@ -8,9 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { LiveMessage, SeriesResponse, StatusResponse } from '../../api/contract.js';
-import { ProbeAgent } from '../../probes/agent.js';
+import type { ProbeAgent } from '../../probes/agent.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
-import { getJson, quietLogger, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startTestServer, testAgent, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const topo = testTopology(['east', 'west'], '127.0.4');
 let server: TestServer;
@@ -26,19 +26,19 @@ afterAll(async () => {
 
 describe('server and two probes on loopback', () => {
   it('measures both directions, stores them, and streams them live', async () => {
-    const live = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/live`);
+    const live = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/live?access_token=${topo.operatorToken}`);
     const received: LiveMessage[] = [];
     live.on('message', (data) => received.push(JSON.parse(String(data)) as LiveMessage));
     await new Promise((resolve) => live.once('open', resolve));
 
     for (const centre of ['east', 'west']) {
-      const agent = new ProbeAgent({ serverUrl: server.wsUrl, centre, token: topo.tokens[centre]!, version: 'test', logger: quietLogger });
+      const agent = testAgent(server, topo, centre);
       agents.push(agent);
       await agent.start();
     }
 
     const status = await waitFor('both directions in /v1/status', async () => {
-      const { body } = await getJson<StatusResponse>(`${server.url}/v1/status`);
+      const { body } = await getJson<StatusResponse>(`${server.url}/v1/status`, topo.operatorToken);
       const paths = body.paths.filter((p) => p.engine === 'stamp' && p.trains > 0);
       return paths.length === 2 ? paths : undefined;
     });
@@ -59,7 +59,7 @@ describe('server and two probes on loopback', () => {
     expect(new Set(trains.map((m) => m.flow))).toEqual(new Set([0, 1]));
     live.close();
 
-    const { body: series } = await getJson<SeriesResponse>(`${server.url}/v1/links/east/west/series?points=300`);
+    const { body: series } = await getJson<SeriesResponse>(`${server.url}/v1/links/east/west/series?points=300`, topo.operatorToken);
     expect(series.source).toBe('raw');
     expect(series.t.length).toBe(series.p99Ms.length);
     expect(series.packets.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
@@ -67,6 +67,7 @@ describe('server and two probes on loopback', () => {
     // Each flow of the source-port sweep keeps its own source port, stable across trains.
     const { body: raw } = await getJson<{ trains: { flow: number; src_port: number; rtts_us: number[] }[] }>(
       `${server.url}/v1/links/east/west/trains`,
+      topo.operatorToken,
     );
     const ports = new Map<number, Set<number>>();
     for (const t of raw.trains) ports.set(t.flow, (ports.get(t.flow) ?? new Set()).add(t.src_port));
@@ -79,8 +80,9 @@ describe('server and two probes on loopback', () => {
     const agent = agents[0]!;
     await agent.stop();
     const stats = agent.stats();
-    expect(stats.unackedBatches).toBe(0);
-    expect(stats.pendingSamples).toBe(0);
+    expect(stats.spool.batches).toBe(0);
+    expect(stats.spool.journalTrains).toBe(0);
+    expect(stats.spool.droppedTrains).toBe(0);
     const count = await server.store.client.query({ query: "SELECT count() AS n FROM latency_trains WHERE src = 'east'", format: 'JSONEachRow' });
     const [row] = await count.json<{ n: number }>();
     expect(Number(row!.n)).toBe(stats.trains);

@@ -33,15 +33,16 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2]);
+    expect(first.applied).toEqual([1, 2, 3]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
       { version: 1, name: 'latency_trains' },
       { version: 2, name: 'latency_rollup_1m' },
+      { version: 3, name: 'train_ids' },
     ]);
   });
 });
@@ -57,6 +58,7 @@ describe('series', () => {
     const base = Math.floor(Date.now() / 60_000) * 60_000 * 1000 - 30 * 60e6; // a minute boundary, 30 min ago
     const rows = [0, 1, 2].map((i) =>
       toRow('a', 'series-test', {
+        trainId: `series-test-${i}`,
         dst: 'b', engine: 'stamp', startedAtUs: base + i * 1e6, flow: 0, srcPort: 1, dscp: 0,
         sent: 4, received: 4, lost: 0, duplicated: 0, reordered: 0,
         rttMinUs: 100, rttMedianUs: 250, rttP99Us: 400, rttMaxUs: 400, jitterUs: 100,
@@ -92,7 +94,7 @@ describe('data directory lock', () => {
       env: {
         ...process.env,
         CITYMESH_TOKEN_LINGANG: 't', CITYMESH_TOKEN_JINSHAN: 't', CITYMESH_TOKEN_SONGJIANG: 't',
-        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_LOG_LEVEL: 'silent',
+        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_OPERATOR_TOKEN: 't', CITYMESH_LOG_LEVEL: 'silent',
       },
       timeout: 60_000,
     });

@@ -66,7 +66,7 @@ describe('topology files', () => {
     expect(problems(valid.replace('between: [a, b]', 'between: [a, z]'))).toMatch(/links\[0\]\.between\[1\]: unknown centre "z"/);
     expect(problems(valid.replace('between: [a, b]', 'between: [a, a]'))).toMatch(/two different centres/);
     expect(problems(valid.replace('- id: b', '- id: a'))).toMatch(/centres\[1\]\.id: duplicate centre id "a"/);
-    expect(problems(`${valid}probing:\n  stamp:\n    schedule: "every second"\n`)).toMatch(/probing\.stamp\.schedule: must be a 6-field cron/);
+    expect(problems(`${valid}probing:\n  stamp:\n    schedule: "every second"\n`)).toMatch(/probing\.stamp\.schedule: must be a valid 6-field cron/);
   });
 
   it('requires the environment variable a token_env names, unless asked not to', () => {

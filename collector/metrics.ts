@@ -1,0 +1,42 @@
+/**
+ * Ingest metrics in Prometheus form. The registry is the server's; the
+ * collector only registers and updates its own series.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface CollectorMetrics {
+  trains: Counter<'centre'>;
+  batches: Counter<'centre'>;
+  rejected: Counter<'reason'>;
+  storeErrors: Counter;
+  ackLag: Histogram;
+  probeConnections: Gauge<'centre'>;
+  spoolBatches: Gauge<'centre'>;
+  spoolBytes: Gauge<'centre'>;
+  spoolDroppedTrains: Gauge<'centre'>;
+}
+
+export function createCollectorMetrics(registry: Registry): CollectorMetrics {
+  const registers = [registry];
+  return {
+    trains: new Counter({ name: 'citymesh_ingested_trains_total', help: 'Trains stored, by probing centre', labelNames: ['centre'], registers }),
+    batches: new Counter({ name: 'citymesh_ingested_batches_total', help: 'Batches stored (first delivery), by centre', labelNames: ['centre'], registers }),
+    rejected: new Counter({ name: 'citymesh_rejected_messages_total', help: 'Probe messages refused, by reason', labelNames: ['reason'], registers }),
+    storeErrors: new Counter({ name: 'citymesh_store_errors_total', help: 'ClickHouse inserts that failed', registers }),
+    ackLag: new Histogram({
+      name: 'citymesh_ack_lag_seconds',
+      help: 'From a probe sealing a batch to its acknowledgement',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    }),
+    probeConnections: new Gauge({ name: 'citymesh_probe_connections', help: 'Authenticated probe connections', labelNames: ['centre'], registers }),
+    spoolBatches: new Gauge({ name: 'citymesh_probe_spool_batches', help: 'Batches waiting in the probe spool (as last reported)', labelNames: ['centre'], registers }),
+    spoolBytes: new Gauge({ name: 'citymesh_probe_spool_bytes', help: 'Bytes in the probe spool (as last reported)', labelNames: ['centre'], registers }),
+    spoolDroppedTrains: new Gauge({
+      name: 'citymesh_probe_spool_dropped_trains',
+      help: 'Trains the probe dropped because its spool was full (a counted gap; as last reported)',
+      labelNames: ['centre'],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,247 @@
+/**
+ * The probe's disk spool: every measured train is on disk before anything
+ * else happens to it, and a batch leaves the disk only when the collector has
+ * acknowledged it. A SIGKILL loses at most the train being measured.
+ *
+ *   journal-<gen>.jsonl  trains of the batch being filled, one fsync'd line each
+ *   batch-<gen>.json     sealed batches awaiting acknowledgement, oldest first
+ *   gaps.json            trains dropped because the spool was full (never silent)
+ *
+ * The batch id is derived from <gen>, so a journal recovered after a crash
+ * becomes the same batch it would have become anyway: a batch sealed just
+ * before the crash (journal not yet removed) is detected and not sealed twice.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ProbeBatch, TrainSample } from '../collector/index.js';
+
+export interface SpoolOptions {
+  dir: string;
+  centre: string;
+  /** Upper bound of sealed batches on disk, bytes; the oldest are dropped (and counted) beyond it. */
+  maxBytes: number;
+}
+
+export interface SpoolStats {
+  batches: number;
+  bytes: number;
+  journalTrains: number;
+  /** Trains dropped because the spool was full: a gap in the data, reported to the collector. */
+  droppedTrains: number;
+  droppedBatches: number;
+}
+
+interface SealedBatch {
+  id: string;
+  gen: string;
+  bytes: number;
+  trains: number;
+}
+
+const JOURNAL = /^journal-([0-9a-z-]+)\.jsonl$/;
+const BATCH = /^batch-([0-9a-z-]+)\.json$/;
+
+export class Spool {
+  private readonly sealed: SealedBatch[] = [];
+  private journalGen: string;
+  private journalTrains = 0;
+  private gaps = { droppedTrains: 0, droppedBatches: 0 };
+  private writes: Promise<void> = Promise.resolve();
+  private seq = 0;
+
+  private constructor(private readonly options: SpoolOptions) {
+    this.journalGen = this.nextGen();
+  }
+
+  /** Open (creating if needed) and recover: journals left by a crash become sealed batches. */
+  static open(options: SpoolOptions): Spool {
+    mkdirSync(options.dir, { recursive: true });
+    const spool = new Spool(options);
+    spool.recover();
+    return spool;
+  }
+
+  /** Append one measured train; resolves once it is durable on disk. */
+  append(sample: TrainSample): Promise<void> {
+    const line = JSON.stringify(sample) + '\n';
+    const gen = this.journalGen;
+    this.journalTrains++;
+    const write = this.writes.then(async () => {
+      const file = await open(join(this.options.dir, `journal-${gen}.jsonl`), 'a');
+      try {
+        await file.appendFile(line);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+    });
+    this.writes = write.catch(() => undefined);
+    return write;
+  }
+
+  /** Turn the current journal into a sealed batch (if it has trains). */
+  async seal(): Promise<void> {
+    const gen = this.journalGen;
+    if (this.journalTrains === 0) return;
+    this.journalGen = this.nextGen();
+    this.journalTrains = 0;
+    const seal = this.writes.then(() => this.sealJournal(gen));
+    this.writes = seal.catch(() => undefined);
+    await seal;
+    this.enforceBound();
+  }
+
+  /** Sealed batches awaiting acknowledgement, oldest first (ids only; read() loads one). */
+  pending(): readonly { id: string }[] {
+    return this.sealed;
+  }
+
+  async read(id: string, createdAtUs?: number): Promise<ProbeBatch | null> {
+    const entry = this.sealed.find((b) => b.id === id);
+    if (!entry) return null;
+    const batch = JSON.parse(await readFile(this.batchPath(entry.gen), 'utf8')) as ProbeBatch;
+    return { ...batch, ...(createdAtUs ? { createdAtUs } : {}) };
+  }
+
+  /** The collector stored it: forget it. */
+  async ack(id: string): Promise<void> {
+    const index = this.sealed.findIndex((b) => b.id === id);
+    if (index < 0) return;
+    const [entry] = this.sealed.splice(index, 1);
+    await rm(this.batchPath(entry!.gen), { force: true });
+  }
+
+  /** Drop a batch the collector will never accept (it was refused as invalid), counting its trains as a gap. */
+  async discard(id: string): Promise<void> {
+    const entry = this.sealed.find((b) => b.id === id);
+    if (!entry) return;
+    this.recordGap(entry);
+    await this.ack(id);
+  }
+
+  stats(): SpoolStats {
+    return {
+      batches: this.sealed.length,
+      bytes: this.sealed.reduce((sum, b) => sum + b.bytes, 0),
+      journalTrains: this.journalTrains,
+      ...this.gaps,
+    };
+  }
+
+  /** Wait for queued disk writes. */
+  flushed(): Promise<void> {
+    return this.writes;
+  }
+
+  private async sealJournal(gen: string): Promise<void> {
+    const journal = join(this.options.dir, `journal-${gen}.jsonl`);
+    const samples = parseJournal(await readFile(journal, 'utf8'));
+    if (samples.length > 0) {
+      const entry = await this.writeBatch(gen, samples);
+      this.sealed.push(entry);
+    }
+    await rm(journal, { force: true });
+  }
+
+  private async writeBatch(gen: string, samples: TrainSample[]): Promise<SealedBatch> {
+    const id = this.batchId(gen);
+    const text = JSON.stringify({ type: 'batch', batchId: id, samples } satisfies ProbeBatch);
+    const tmp = this.batchPath(gen) + '.tmp';
+    const file = await open(tmp, 'w');
+    try {
+      await file.writeFile(text);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.batchPath(gen));
+    return { id, gen, bytes: Buffer.byteLength(text), trains: samples.length };
+  }
+
+  private recover(): void {
+    const names = readdirSync(this.options.dir).sort();
+    for (const name of names) {
+      if (name.endsWith('.tmp')) rmSync(join(this.options.dir, name), { force: true });
+    }
+    const gapsFile = join(this.options.dir, 'gaps.json');
+    if (existsSync(gapsFile)) this.gaps = JSON.parse(readFileSync(gapsFile, 'utf8')) as typeof this.gaps;
+    for (const name of names) {
+      const journal = JOURNAL.exec(name);
+      if (!journal) continue;
+      const gen = journal[1]!;
+      const path = join(this.options.dir, name);
+      // Sealed just before a crash: the batch file exists, the journal is a leftover.
+      if (!existsSync(this.batchPath(gen))) {
+        const samples = parseJournal(readFileSync(path, 'utf8'));
+        if (samples.length > 0) {
+          const text = JSON.stringify({ type: 'batch', batchId: this.batchId(gen), samples } satisfies ProbeBatch);
+          writeFileSync(this.batchPath(gen) + '.tmp', text, { flush: true });
+          renameSync(this.batchPath(gen) + '.tmp', this.batchPath(gen));
+        }
+      }
+      rmSync(path, { force: true });
+    }
+    for (const name of readdirSync(this.options.dir).sort()) {
+      const batch = BATCH.exec(name);
+      if (!batch) continue;
+      const gen = batch[1]!;
+      const path = join(this.options.dir, name);
+      try {
+        const parsed = JSON.parse(readFileSync(path, 'utf8')) as ProbeBatch;
+        this.sealed.push({ id: parsed.batchId, gen, bytes: statSync(path).size, trains: parsed.samples.length });
+      } catch {
+        // A batch file is only ever renamed into place whole; an unreadable one is disk damage.
+        this.gaps.droppedBatches++;
+        rmSync(path, { force: true });
+      }
+    }
+    this.enforceBound();
+  }
+
+  private enforceBound(): void {
+    let total = this.sealed.reduce((sum, b) => sum + b.bytes, 0);
+    while (total > this.options.maxBytes && this.sealed.length > 1) {
+      const oldest = this.sealed.shift()!;
+      total -= oldest.bytes;
+      this.recordGap(oldest);
+      rmSync(this.batchPath(oldest.gen), { force: true });
+    }
+  }
+
+  private recordGap(entry: SealedBatch): void {
+    this.gaps.droppedTrains += entry.trains;
+    this.gaps.droppedBatches++;
+    writeFileSync(join(this.options.dir, 'gaps.json'), JSON.stringify(this.gaps));
+  }
+
+  /** Sortable and unique across restarts: milliseconds, a counter, and a random tail. */
+  private nextGen(): string {
+    const ms = Date.now().toString(36).padStart(9, '0');
+    const n = (this.seq++).toString(36).padStart(4, '0');
+    return `${ms}-${n}-${randomBytes(3).toString('hex')}`;
+  }
+
+  private batchId(gen: string): string {
+    return `${this.options.centre}.${gen}`;
+  }
+
+  private batchPath(gen: string): string {
+    return join(this.options.dir, `batch-${gen}.json`);
+  }
+}
+
+/** Complete lines only: a line torn by a crash mid-write is the train in progress, not data. */
+function parseJournal(text: string): TrainSample[] {
+  const samples: TrainSample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      samples.push(JSON.parse(line) as TrainSample);
+    } catch {
+      // torn tail
+    }
+  }
+  return samples;
+}
