@@ -56,7 +56,8 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     ready = true;
   } catch (error) {
     await store.close();
-    throw error;
+    const reason = (error as Error).message.split('\n')[0];
+    throw new Error(`ClickHouse (${store.mode}, ${store.location}) did not accept the schema: ${reason}`);
   }
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'citymesh_process_' });

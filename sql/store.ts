@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 
 export interface StoreOptions {
@@ -64,6 +64,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         password: options.password ?? '',
         database: options.database ?? 'default',
         clickhouse_settings: sessionSettings,
+        // Failures reach the caller as errors and are logged there, once, as JSON.
+        log: { level: ClickHouseLogLevel.OFF },
       });
     return new SwitchableStore('server', url.toString(), connect);
   }
@@ -84,6 +86,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     return createClient({
       connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
       clickhouse_settings: sessionSettings,
+      log: { level: ClickHouseLogLevel.OFF },
     });
   };
   return new SwitchableStore('embedded', dataDir, connect);

@@ -1,0 +1,102 @@
+/**
+ * Real citymesh processes for fault-injection tests: a server and probes run
+ * from the built CLI (bin/citymesh.js), killed and restarted like production
+ * processes. Probes log each train once it is durable in their spool; the
+ * test collects those ids as the trains generated.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export class CitymeshProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  private stdout = '';
+
+  constructor(args: string[], env: NodeJS.ProcessEnv, private readonly onStderrLine?: (line: string) => void) {
+    this.child = spawn(process.execPath, ['bin/citymesh.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
+    let partial = '';
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      partial += d;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) this.onStderrLine?.(line);
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Wait until stdout contains `text` (bounded). */
+  async waitForStdout(text: string, boundMs = 60_000): Promise<void> {
+    const deadline = Date.now() + boundMs;
+    while (!this.stdout.includes(text)) {
+      if (this.child.exitCode !== null) throw new Error(`process exited (${this.child.exitCode}) before printing "${text}"`);
+      if (Date.now() > deadline) throw new Error(`no "${text}" on stdout within ${boundMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Probe child whose spooled train ids are collected into `spooled`. */
+export function probeProcess(opts: { serverWsUrl: string; centre: string; token: string; spoolDir: string; spooled: Set<string> }): CitymeshProcess {
+  return new CitymeshProcess(
+    ['probe', '--server', opts.serverWsUrl, '--centre', opts.centre, '--spool-dir', opts.spoolDir, '--log-level', 'debug'],
+    { CITYMESH_TOKEN: opts.token },
+    (line) => {
+      if (!line.includes('train spooled')) return;
+      try {
+        const entry = JSON.parse(line) as { trainId?: string };
+        if (entry.trainId) opts.spooled.add(entry.trainId);
+      } catch {
+        // not a log line
+      }
+    },
+  );
+}
+
+/**
+ * A TCP proxy on loopback standing in for the network between probe and
+ * collector: cut() drops every connection and stops listening; restore()
+ * listens again on the same port.
+ */
+export class CuttableProxy {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(readonly port: number, private readonly targetPort: number) {}
+
+  async restore(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = createConnection(this.targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
