@@ -113,6 +113,23 @@ describe('collector: bad input', () => {
   });
 });
 
+describe('collector: limits', () => {
+  it('refuses a third connection for one centre, and closes one that sends more than 4 MiB', async () => {
+    const first = await hello('gamma', topo.tokens.gamma);
+    const second = await hello('gamma', topo.tokens.gamma);
+    expect(await first.next()).toMatchObject({ type: 'plan' });
+    expect(await second.next()).toMatchObject({ type: 'plan' });
+    const third = await hello('gamma', topo.tokens.gamma);
+    expect(await third.next()).toMatchObject({ type: 'error', code: 'too_many_connections', field: 'centre' });
+    expect((await third.waitClosed()).code).toBe(4429);
+    first.close();
+
+    second.send('x'.repeat(4 * 1024 * 1024 + 1));
+    expect((await second.waitClosed()).code).toBe(1009); // RFC 6455: message too big
+    expect((await getJson<{ status: string }>(`${server.url}/healthz`)).body.status).toBe('ok');
+  });
+});
+
 describe('collector: storage', () => {
   it('stores a retried batch once and serves its raw RTTs back unchanged through the API', async () => {
     const client = await hello();
