@@ -81,9 +81,10 @@ program
   .option('--token-file <file>', 'file holding the probe token (default: env CITYMESH_TOKEN)')
   .option('--spool-dir <dir>', 'disk spool for unacknowledged batches (env CITYMESH_SPOOL_DIR; default ./spool/<centre>)', process.env.CITYMESH_SPOOL_DIR)
   .option('--spool-max-mb <n>', 'spool bound; beyond it the oldest batches are dropped and counted', '256')
+  .option('--drain-timeout-s <n>', 'on stop, how long to wait for the collector to acknowledge what is spooled', '10')
   .option('--ca <file>', 'PEM CA certificate to verify a wss:// server signed by a private CA (env CITYMESH_CA)', process.env.CITYMESH_CA)
   .option('--log-level <level>', 'fatal|error|warn|info|debug', process.env.CITYMESH_LOG_LEVEL ?? 'info')
-  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string; spoolDir?: string; spoolMaxMb: string; ca?: string }) => {
+  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string; spoolDir?: string; spoolMaxMb: string; ca?: string; drainTimeoutS: string }) => {
     const { ProbeAgent } = await import('../probes/agent.js');
     const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : process.env.CITYMESH_TOKEN;
     if (!token) throw new Error('no token: set CITYMESH_TOKEN or pass --token-file (tokens are not accepted on the command line, where ps would show them)');
@@ -95,6 +96,7 @@ program
       spoolDir: flags.spoolDir ?? `spool/${flags.centre}`,
       spoolMaxBytes: spoolMaxMb * 1024 * 1024,
       caFile: flags.ca,
+      drainTimeoutMs: Number(flags.drainTimeoutS) * 1000,
       onTrainSpooled: (trainId) => logger.debug({ trainId }, 'train spooled'),
     });
     const shutdown = onSignals(() => agent.stop(), logger);

@@ -52,7 +52,7 @@ export class CitymeshProcess {
 /** Probe child whose spooled train ids are collected into `spooled`. */
 export function probeProcess(opts: { serverWsUrl: string; centre: string; token: string; spoolDir: string; spooled: Set<string> }): CitymeshProcess {
   return new CitymeshProcess(
-    ['probe', '--server', opts.serverWsUrl, '--centre', opts.centre, '--spool-dir', opts.spoolDir, '--log-level', 'debug'],
+    ['probe', '--server', opts.serverWsUrl, '--centre', opts.centre, '--spool-dir', opts.spoolDir, '--log-level', 'debug', '--drain-timeout-s', '60'],
     { CITYMESH_TOKEN: opts.token },
     (line) => {
       if (!line.includes('train spooled')) return;

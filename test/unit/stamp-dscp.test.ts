@@ -4,21 +4,24 @@
  */
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { applyDscp, dscpUnavailable, readDscp } from '../../probes/engines/stamp/dscp.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
 
-// Receives one datagram on 127.0.0.1 and prints the TOS byte the kernel saw.
+// Prints, for every datagram reaching it on 127.0.0.1, the TOS byte the kernel
+// saw, the length and the source port (other tests' stray packets may arrive too).
 const receiver = `
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1], flush=True)
-data, anc, flags, addr = s.recvmsg(2048, socket.CMSG_SPACE(4))
-tos = [c[2][0] for c in anc if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
-print(tos[0] if tos else -1, len(data), flush=True)
+while True:
+    data, anc, flags, addr = s.recvmsg(2048, socket.CMSG_SPACE(4))
+    tos = [c[2][0] for c in anc if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
+    print(tos[0] if tos else -1, len(data), addr[1], flush=True)
 `;
 
 describe.skipIf(skipReason(dscpUnavailable()))('STAMP DSCP marking', () => {
@@ -39,13 +42,15 @@ describe.skipIf(skipReason(dscpUnavailable()))('STAMP DSCP marking', () => {
         const check = () => (lines.length ? resolve(lines.shift()!) : setTimeout(check, 20));
         check();
       });
-    child.stdout.setEncoding('utf8').on('data', (d: string) => lines.push(...d.trim().split('\n')));
+    createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
     const port = Number(await nextLine());
     const engine = new StampEngine();
     try {
       const [result] = await engine.runTrain({ host: '127.0.0.1', port, count: 1, intervalMs: 1, timeoutMs: 50, dscp: 46, flows: 1 });
       expect(result!.dscp).toBe(46);
-      const [tos, length] = (await nextLine()).split(' ').map(Number);
+      let fields: number[] = [];
+      while (fields[2] !== result!.srcPort) fields = (await nextLine()).split(' ').map(Number);
+      const [tos, length] = fields;
       expect(tos).toBe(46 << 2); // EF: DSCP 46 in the upper six bits, ECN 0
       expect(length).toBe(44);
     } finally {
