@@ -11,6 +11,7 @@ import { dashboardPublicDir } from '../dashboard/public-dir.js';
 import { requireRole } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, onError } from './errors.js';
+import { capacityRoutes } from './routes/capacity/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { ingestRoutes } from './routes/ingest/index.js';
 import { linkRoutes } from './routes/links/index.js';
@@ -29,9 +30,12 @@ export function createApp(deps: ApiDeps) {
     .use('/links', reader)
     .use('/status', operator)
     .use('/links/:src/:dst/*', operator)
+    .use('/capacity', operator)
+    .use('/throughput-tests/*', operator)
     .route('/', topologyRoutes(deps))
     .route('/', statusRoutes(deps))
     .route('/links', linkRoutes(deps))
+    .route('/', capacityRoutes(deps))
     .route('/', ingestRoutes(deps));
 
   const app = new Hono();

@@ -128,6 +128,53 @@ measureOptions(
   { interval: '200', timeout: '2000' },
 ).action(async (flags: Record<string, string | boolean | undefined>) => runMeasure('icmp', { ...flags, flows: '1' }));
 
+measure
+  .command('throughput')
+  .description('one throughput test against a peer\'s iperf3 or native server (loads the link: use sparingly)')
+  .requiredOption('-t, --target <host[:port]>', 'the peer running `iperf3 -s` or a citymesh probe')
+  .option('--streams <n>', 'parallel TCP streams', '4')
+  .option('--seconds <s>', 'measured seconds (warm-up excluded)', '10')
+  .option('--omit <s>', 'warm-up seconds left out of the figures', '1')
+  .addOption(new Option('--direction <d>', 'forward (we send), reverse (peer sends) or bidir').choices(['forward', 'reverse', 'bidir']).default('forward'))
+  .addOption(new Option('--engine <e>', 'iperf3, native, or auto (iperf3 when installed)').choices(['iperf3', 'native', 'auto']).default('auto'))
+  .option('--source <address>', 'local address to connect from')
+  .option('--json', 'print the result as JSON')
+  .action(async (flags: { target: string; streams: string; seconds: string; omit: string; direction: string; engine: 'iperf3' | 'native' | 'auto'; source?: string; json?: boolean }) => {
+    const { runThroughput, parseThroughputTarget, formatThroughputResult } = await import('../probes/engines/throughput/index.js');
+    const { host, port } = parseThroughputTarget(flags.target);
+    const result = await runThroughput({
+      engine: flags.engine, host, port, streams: Number(flags.streams), seconds: Number(flags.seconds), omitSeconds: Number(flags.omit),
+      reverse: flags.direction === 'reverse', bidir: flags.direction === 'bidir', bindAddress: flags.source,
+    });
+    process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatThroughputResult(result)) + '\n');
+    if (!result.ok) process.exitCode = 1;
+  });
+
+measure
+  .command('nic')
+  .description('negotiated speed, state and rates of network interfaces, from /sys/class/net')
+  .option('-i, --interface <name...>', 'interfaces to read (default: all)')
+  .option('--interval-ms <ms>', 'sampling interval for the rates', '1000')
+  .option('--json', 'print the samples as JSON')
+  .action(async (flags: { interface?: string[]; intervalMs: string; json?: boolean }) => {
+    const { measureNic, formatNicSamples, nicSamplesToJson } = await import('../probes/engines/nic/index.js');
+    const samples = await measureNic({ interfaces: flags.interface, intervalMs: Number(flags.intervalMs) });
+    process.stdout.write((flags.json ? JSON.stringify(nicSamplesToJson(samples), null, 2) : formatNicSamples(samples)) + '\n');
+  });
+
+program
+  .command('throughput-server')
+  .description('serve throughput tests for peers (what a probe runs when its plan enables throughput testing)')
+  .addOption(new Option('--engine <e>', 'iperf3, native, or auto').choices(['iperf3', 'native', 'auto']).default('auto'))
+  .option('-p, --port <port>', 'TCP port (default 5201 for iperf3, 5301 for native)')
+  .option('--host <address>', 'address to listen on')
+  .action(async (flags: { engine: 'iperf3' | 'native' | 'auto'; port?: string; host?: string }) => {
+    const { serveThroughput } = await import('../probes/engines/throughput/index.js');
+    const server = await serveThroughput({ engine: flags.engine, port: flags.port ? Number(flags.port) : undefined, host: flags.host });
+    process.stdout.write(`${server.engine} throughput server listening on port ${server.port}\n`);
+    onSignals(() => server.stop(), createLogger('info'));
+  });
+
 async function runMeasure(engine: 'stamp' | 'icmp', flags: Record<string, string | boolean | undefined>): Promise<void> {
   const { measure: run, formatResults } = await import('./measure.js');
   const f = flags as unknown as import('./measure.js').MeasureFlags;

@@ -94,3 +94,68 @@ export interface ErrorResponse {
   /** What was wrong, e.g. the offending parameter. */
   reason: string;
 }
+
+export type CapacityVerdict = 'met' | 'breach' | 'unknown' | 'nodata' | 'failed';
+
+/** Capacity of one link: is the port provisioned at the committed speed, and does a test deliver the floor? */
+export interface LinkCapacity {
+  linkId: string;
+  a: string;
+  b: string;
+  committedGbps: number;
+  floorGbps: number;
+  provisioned: {
+    /** Lowest negotiated speed among the interfaces mapped to this link, Gb/s; null when none known. */
+    gbps: number | null;
+    interfaces: { centre: string; interface: string; speedMbps: number | null; operState: string; utilisation: number | null; at: string }[];
+    verdict: Exclude<CapacityVerdict, 'failed'>;
+  };
+  tested: {
+    at: string | null;
+    engine: string | null;
+    /** Goodput a → b and b → a of the newest test, Gb/s. */
+    abGbps: number | null;
+    baGbps: number | null;
+    error: string | null;
+    verdict: CapacityVerdict;
+  };
+  /** Both must hold: provisioned ≥ committed and tested ≥ floor. */
+  verdict: CapacityVerdict;
+}
+
+export interface CapacityResponse {
+  generatedAt: string;
+  links: LinkCapacity[];
+}
+
+export interface ThroughputHistoryResponse {
+  a: string;
+  b: string;
+  floorGbps: number;
+  committedGbps: number;
+  tests: {
+    at: string;
+    testId: string;
+    client: string;
+    trigger: string;
+    engine: string;
+    direction: string;
+    streams: number;
+    ok: boolean;
+    error: string | null;
+    abGbps: number | null;
+    baGbps: number | null;
+  }[];
+}
+
+export interface UtilisationResponse {
+  centre: string;
+  peer: string;
+  stepS: number;
+  t: number[];
+  /** 0..1 of the negotiated speed; null = no data. */
+  peak: (number | null)[];
+  mean: (number | null)[];
+  rxGbps: (number | null)[];
+  txGbps: (number | null)[];
+}

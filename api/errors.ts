@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ErrorResponse } from './contract.js';
 
 export class ApiError extends HTTPException {
@@ -32,3 +32,16 @@ export function parseQuery<T extends z.ZodType>(schema: T, c: Context): z.infer<
   const name = issue.path.map(String).join('.') || 'query';
   throw new ApiError(400, 'bad_request', `${name}: ${issue.message}`);
 }
+
+/** Earliest and latest instants the API accepts: what ClickHouse's DateTime columns can hold, with margin. */
+const MIN_TIME_MS = Date.UTC(2000, 0, 1);
+const MAX_TIME_MS = Date.UTC(2100, 0, 1);
+
+/** An ISO-8601 query parameter within 2000-01-01 .. 2100-01-01. */
+export const isoTimeParam = z
+  .string()
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time, e.g. 2026-11-29T10:00:00Z')
+  .refine((s) => {
+    const ms = Date.parse(s);
+    return Number.isNaN(ms) || (ms >= MIN_TIME_MS && ms < MAX_TIME_MS);
+  }, 'must be between 2000-01-01 and 2100-01-01');

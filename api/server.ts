@@ -66,6 +66,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     store, topology: topo, hub, logger: logger.child({ part: 'collector' }),
     metrics: createCollectorMetrics(registry), limits: extras.collectorLimits ?? {},
   });
+  collector.throughput.start();
   const live = new LiveFeed(hub);
   new Gauge({ name: 'citymesh_live_clients', help: 'Browsers on the /v1/live feed', registers: [registry], collect() { this.set(live.stats().clients); } });
   new Gauge({ name: 'citymesh_live_skipped_messages', help: 'Live messages skipped for slow clients', registers: [registry], collect() { this.set(live.stats().dropped); } });

@@ -11,21 +11,26 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertTrains, formatDateTime64, type Store, type TrainRow } from '../sql/index.js';
+import { insertNic, insertThroughput, insertTrains, formatDateTime64, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
 import {
   MAX_MESSAGE_BYTES,
+  outOfWindow,
   parseProbeMessage,
   type CollectorAck,
   type CollectorError,
   type CollectorMessage,
   type ErrorCode,
+  type NicSampleRecord,
   type ProbeBatch,
+  type ThroughputRun,
+  type ThroughputSampleRecord,
   type TrainSample,
 } from './protocol.js';
+import { ThroughputCoordinator } from './throughput-coordinator.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
 
@@ -94,10 +99,14 @@ export class Collector {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly recentBatches = new Map<string, true>();
   private readonly connectionsByCentre = new Map<string, number>();
+  /** The newest authenticated connection of each centre: where throughput test requests go. */
+  private readonly probeSockets = new Map<string, WebSocket>();
   private closing = false;
+  readonly throughput: ThroughputCoordinator;
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
+    this.throughput = new ThroughputCoordinator(options.topology, (centre, message) => this.sendTo(centre, message), options.logger.child({ part: 'throughput' }));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -118,7 +127,13 @@ export class Collector {
 
   /** HTTP ingest: one batch message as text, from an authenticated centre. */
   async ingestText(centre: string, text: string): Promise<IngestOutcome> {
-    const parsed = parseProbeMessage(text);
+    let parsed: ReturnType<typeof parseProbeMessage>;
+    try {
+      parsed = parseProbeMessage(text);
+    } catch (error) {
+      this.options.logger.error({ err: (error as Error).message }, 'probe message handling failed');
+      return this.refuse(this.options.logger, 'bad_message', 'message could not be processed');
+    }
     if (!parsed.ok) return this.refuse(this.options.logger, parsed.code, parsed.error, parsed.field, parsed.batchId);
     if (parsed.message.type !== 'batch') {
       return this.refuse(this.options.logger, 'unknown_type', 'HTTP ingest takes batch messages only; say hello over WebSocket', 'type');
@@ -129,6 +144,7 @@ export class Collector {
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.throughput.close();
     await Promise.allSettled([...this.inflight]);
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -151,7 +167,12 @@ export class Collector {
     helloTimer.unref();
     ws.on('close', () => {
       clearTimeout(helloTimer);
-      if (session.centre) this.countConnection(session.centre, -1);
+      if (!session.centre) return;
+      this.countConnection(session.centre, -1);
+      if (this.probeSockets.get(session.centre) === ws) {
+        this.probeSockets.delete(session.centre);
+        this.throughput.disconnected(session.centre);
+      }
     });
     ws.on('error', (error) => log.warn({ err: error.message }, 'probe connection error'));
     ws.on('message', (data, isBinary) => {
@@ -163,7 +184,13 @@ export class Collector {
         this.send(ws, this.refuse(log, 'bad_message', 'binary frames are not accepted; send JSON text').error);
         return;
       }
-      this.onMessage(ws, session, log, rawText(data));
+      try {
+        this.onMessage(ws, session, log, rawText(data));
+      } catch (error) {
+        // Defence in depth: validation never throws by design; if it ever does, this message fails, not the server.
+        log.error({ err: (error as Error).message }, 'probe message handling failed');
+        this.send(ws, this.refuse(log, 'bad_message', 'message could not be processed').error);
+      }
     });
   }
 
@@ -198,12 +225,18 @@ export class Collector {
       }
       session.centre = centre.id;
       this.countConnection(centre.id, +1);
+      this.probeSockets.set(centre.id, ws);
       log.info({ centre: centre.id, version: message.version }, 'probe connected');
       this.send(ws, planFor(this.options.topology, centre.id));
       return;
     }
     if (!session.centre) {
-      this.send(ws, this.refuse(log, 'not_authenticated', 'say hello (centre, token, version) before sending batches', 'type', message.batchId).error);
+      const batchId = message.type === 'batch' ? message.batchId : undefined;
+      this.send(ws, this.refuse(log, 'not_authenticated', 'say hello (centre, token, version) before sending batches', 'type', batchId).error);
+      return;
+    }
+    if (message.type === 'throughput_done') {
+      this.throughput.done(session.centre, message);
       return;
     }
     if (session.inflight >= this.limits.maxInflightPerConnection) {
@@ -223,7 +256,19 @@ export class Collector {
     if (this.inflight.size >= this.limits.maxInflightTotal) {
       return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
     }
+    const window = outOfWindow(batch, Date.now() * 1000);
+    if (window) return this.refuse(log, 'bad_message', window.error, window.field, batch.batchId);
     const peers = new Set(this.options.topology.peersOf(centre));
+    for (const [i, t] of (batch.throughput ?? []).entries()) {
+      if (!peers.has(t.dst)) {
+        return this.refuse(log, 'unknown_destination', `throughput[${i}].dst: "${t.dst}" is not a centre linked to "${centre}"`, `throughput[${i}].dst`, batch.batchId);
+      }
+    }
+    for (const [i, n] of (batch.nic ?? []).entries()) {
+      if (n.peer !== null && !peers.has(n.peer)) {
+        return this.refuse(log, 'unknown_destination', `nic[${i}].peer: "${n.peer}" is not a centre linked to "${centre}"`, `nic[${i}].peer`, batch.batchId);
+      }
+    }
     const seen = new Set<string>();
     for (const [i, s] of batch.samples.entries()) {
       if (!peers.has(s.dst)) {
@@ -242,7 +287,14 @@ export class Collector {
     }
     const rows = batch.samples.map((s) => toRow(centre, batch.batchId, s));
     const key = `${centre}/${batch.batchId}`;
-    const work = insertTrains(this.options.store.client, rows, key);
+    // One INSERT per table, each deduplicated by the same batch token: a retry
+    // after a partial failure stores only what is missing.
+    const client = this.options.store.client;
+    const work = Promise.all([
+      insertTrains(client, rows, key),
+      insertNic(client, (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n)), key),
+      insertThroughput(client, (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t)), key),
+    ]);
     this.inflight.add(work);
     try {
       await work;
@@ -267,7 +319,7 @@ export class Collector {
         });
       }
     }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length } };
+    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) } };
   }
 
   private countConnection(centre: string, delta: number): void {
@@ -293,6 +345,13 @@ export class Collector {
       status: httpStatus[code] ?? 400,
       error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
     };
+  }
+
+  private sendTo(centre: string, message: ThroughputRun): boolean {
+    const ws = this.probeSockets.get(centre);
+    if (!ws || ws.readyState !== ws.OPEN) return false;
+    ws.send(JSON.stringify(message));
+    return true;
   }
 
   private send(ws: WebSocket, message: CollectorMessage): void {
@@ -332,5 +391,52 @@ export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
     rtts_us: s.rttsUs,
     fwd_us: s.fwdUs,
     rev_us: s.revUs,
+  };
+}
+
+function toNicRow(centre: string, batchId: string, n: NicSampleRecord): NicRow {
+  return {
+    ts: formatDateTime64(n.atUs).slice(0, 23),
+    centre,
+    interface: n.interface,
+    peer: n.peer ?? '',
+    interval_s: n.intervalS,
+    speed_mbps: n.speedMbps,
+    oper_state: n.operState ?? '',
+    reset: n.reset,
+    rx_bps: n.rxBps,
+    tx_bps: n.txBps,
+    rx_pps: n.rxPps,
+    tx_pps: n.txPps,
+    rx_errors_ps: n.rxErrorsPs,
+    tx_errors_ps: n.txErrorsPs,
+    rx_drops_ps: n.rxDropsPs,
+    tx_drops_ps: n.txDropsPs,
+    utilisation: n.utilisation,
+    sample_id: n.sampleId,
+    batch_id: batchId,
+  };
+}
+
+function toThroughputRow(centre: string, batchId: string, t: ThroughputSampleRecord): ThroughputRow {
+  return {
+    ts: formatDateTime64(t.startedAtUs).slice(0, 23),
+    src: centre,
+    dst: t.dst,
+    test_id: t.testId,
+    trigger: t.trigger,
+    engine: t.engine,
+    engine_version: t.engineVersion ?? '',
+    direction: t.direction,
+    streams: t.streams,
+    seconds: t.seconds,
+    ok: t.ok,
+    error: t.error ?? '',
+    forward_bps: t.forwardBps,
+    reverse_bps: t.reverseBps,
+    retransmits: t.retransmits,
+    cpu_local_pct: t.cpuLocalPct,
+    cpu_remote_pct: t.cpuRemotePct,
+    batch_id: batchId,
   };
 }

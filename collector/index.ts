@@ -10,3 +10,4 @@ export {
   loadTopology, parseTopology, linkId, ConfigError,
   type Topology, type Centre, type Link, type Person, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
 } from './topology/index.js';
+export { ThroughputCoordinator, type TestStatus, type TestState } from './throughput-coordinator.js';

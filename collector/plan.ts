@@ -50,5 +50,11 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
     batchIntervalMs: topology.probing.batchIntervalMs,
     reflector: { listenAddress: centre.probe.listenAddress, port: centre.probe.stampPort },
     tasks,
+    throughputServer: topology.probing.throughput.enabled
+      ? { engine: topology.probing.throughput.engine, port: centre.probe.throughputPort, listenAddress: centre.probe.listenAddress }
+      : null,
+    nic: topology.probing.nic.enabled && centre.probe.interfaces.length > 0
+      ? { intervalS: topology.probing.nic.intervalS, interfaces: centre.probe.interfaces }
+      : null,
   };
 }

@@ -45,7 +45,7 @@ export const trainSampleSchema = z
     jitterUs: micros.nullable(),
     rttsUs: z.array(micros).max(MAX_TRAIN_PACKETS),
     synced: z.boolean(),
-    errorEstimateUs: z.number().finite().min(0),
+    errorEstimateUs: z.number().finite().min(0).max(3_600_000_000),
     fwdUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
     revUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
   })
@@ -62,6 +62,62 @@ export const trainSampleSchema = z
   });
 
 export type TrainSample = z.infer<typeof trainSampleSchema>;
+
+const rate = z.number().finite().min(0).nullable();
+
+/** One NIC sampling interval of one interface, rates computed on the probe. */
+export const nicSampleSchema = z
+  .object({
+    sampleId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/, 'must be 8-64 characters of A-Z a-z 0-9 . _ : -'),
+    interface: z.string().regex(/^[A-Za-z0-9._@:-]{1,32}$/, 'must be an interface name'),
+    /** The centre at the other end of the link this interface carries, or null. */
+    peer: z.string().min(1).max(32).nullable(),
+    atUs: z.number().int().positive(),
+    intervalS: z.number().finite().positive().max(3600),
+    speedMbps: z.number().int().positive().max(10_000_000).nullable(),
+    operState: z.string().max(32).nullable(),
+    reset: z.boolean(),
+    rxBps: rate, txBps: rate, rxPps: rate, txPps: rate,
+    rxErrorsPs: rate, txErrorsPs: rate, rxDropsPs: rate, txDropsPs: rate,
+    utilisation: z.number().finite().min(0).max(100).nullable(),
+  })
+  .strict();
+
+export type NicSampleRecord = z.infer<typeof nicSampleSchema>;
+
+/** One throughput test run by this probe as the client. */
+export const throughputSampleSchema = z
+  .object({
+    testId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/, 'must be 8-64 characters of A-Z a-z 0-9 . _ : -'),
+    dst: z.string().min(1).max(32),
+    trigger: z.enum(['schedule', 'operator', 'cli']),
+    startedAtUs: z.number().int().positive(),
+    engine: z.enum(['iperf3', 'native']),
+    engineVersion: z.string().max(64).nullable(),
+    ok: z.boolean(),
+    error: z.string().max(2000).nullable(),
+    direction: z.enum(['forward', 'reverse', 'bidir']),
+    streams: z.number().int().min(1).max(128),
+    seconds: z.number().finite().positive().nullable(),
+    /** Goodput client → server and server → client, bit/s; null when that direction was not measured or failed. */
+    forwardBps: rate,
+    reverseBps: rate,
+    retransmits: z.number().int().min(0).nullable(),
+    cpuLocalPct: z.number().finite().min(0).nullable(),
+    cpuRemotePct: z.number().finite().min(0).nullable(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.ok && t.forwardBps === null && t.reverseBps === null) {
+      ctx.addIssue({ code: 'custom', path: ['forwardBps'], message: 'a successful test reports at least one direction' });
+    }
+    if (!t.ok && (t.forwardBps !== null || t.reverseBps !== null)) {
+      ctx.addIssue({ code: 'custom', path: ['forwardBps'], message: 'a failed test carries no rates (a failure is never a zero)' });
+    }
+    if (!t.ok && !t.error) ctx.addIssue({ code: 'custom', path: ['error'], message: 'a failed test says why' });
+  });
+
+export type ThroughputSampleRecord = z.infer<typeof throughputSampleSchema>;
 
 const helloSchema = z
   .object({
@@ -91,15 +147,35 @@ const batchSchema = z
     batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
     samples: z
       .array(z.unknown())
-      .min(1, 'a batch holds at least one sample')
       .max(MAX_BATCH_SAMPLES, `a batch holds at most ${MAX_BATCH_SAMPLES} samples`)
       .pipe(z.array(trainSampleSchema)),
+    nic: z
+      .array(z.unknown())
+      .max(MAX_BATCH_SAMPLES, `a batch holds at most ${MAX_BATCH_SAMPLES} NIC samples`)
+      .pipe(z.array(nicSampleSchema))
+      .optional(),
+    throughput: z.array(throughputSampleSchema).max(100, 'a batch holds at most 100 throughput tests').optional(),
+  })
+  .strict()
+  .refine((b) => b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) > 0, {
+    path: ['samples'],
+    message: 'a batch holds at least one sample',
+  });
+
+/** The client probe reports that a test it was asked to run has finished (its result travels in a batch). */
+const throughputDoneSchema = z
+  .object({
+    type: z.literal('throughput_done'),
+    testId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/),
+    ok: z.boolean(),
+    error: z.string().max(2000).nullable().optional(),
   })
   .strict();
 
 export type ProbeHello = z.infer<typeof helloSchema>;
 export type ProbeBatch = z.infer<typeof batchSchema>;
-export type ProbeMessage = ProbeHello | ProbeBatch;
+export type ThroughputDone = z.infer<typeof throughputDoneSchema>;
+export type ProbeMessage = ProbeHello | ProbeBatch | ThroughputDone;
 
 /** What one probe is asked to measure; built from the topology by the server. */
 export interface ProbePlan {
@@ -109,6 +185,26 @@ export interface ProbePlan {
   batchIntervalMs: number;
   reflector: { listenAddress: string; port: number };
   tasks: PlanTask[];
+  /** The throughput server this probe runs for its peers' tests, or null. */
+  throughputServer: { engine: 'iperf3' | 'native' | 'auto'; port: number; listenAddress: string } | null;
+  /** Interfaces to sample passively, and the link each carries. */
+  nic: { intervalS: number; interfaces: { name: string; peer: string | null }[] } | null;
+}
+
+/** The server asks a probe (the client end of a link) to run one throughput test now. */
+export interface ThroughputRun {
+  type: 'throughput_run';
+  testId: string;
+  trigger: 'schedule' | 'operator';
+  dst: string;
+  host: string;
+  port: number;
+  engine: 'iperf3' | 'native' | 'auto';
+  seconds: number;
+  omitSeconds: number;
+  streams: number;
+  direction: 'forward' | 'reverse' | 'bidir';
+  sourceAddress: string | null;
 }
 
 export interface PlanTask {
@@ -158,7 +254,7 @@ export interface CollectorError {
   batchId?: string;
 }
 
-export type CollectorMessage = ProbePlan | CollectorAck | CollectorError;
+export type CollectorMessage = ProbePlan | CollectorAck | CollectorError | ThroughputRun;
 
 export type ParseResult =
   | { ok: true; message: ProbeMessage }
@@ -176,12 +272,12 @@ export function parseProbeMessage(text: string): ParseResult {
     return { ok: false, code: 'bad_message', error: 'message must be a JSON object with a "type" field', field: 'type' };
   }
   const type = (value as { type?: unknown }).type;
-  const schema = type === 'hello' ? helloSchema : type === 'batch' ? batchSchema : null;
+  const schema = type === 'hello' ? helloSchema : type === 'batch' ? batchSchema : type === 'throughput_done' ? throughputDoneSchema : null;
   if (!schema) {
     return {
       ok: false,
       code: 'unknown_type',
-      error: `unknown message type ${JSON.stringify(type)}; expected "hello" or "batch"`,
+      error: `unknown message type ${describeValue(type)}; expected "hello", "batch" or "throughput_done"`,
       field: 'type',
     };
   }
@@ -198,4 +294,44 @@ export function parseProbeMessage(text: string): ParseResult {
     field,
     ...(batchId ? { batchId } : {}),
   };
+}
+
+/** A short, safe description of an untrusted value (never recursion over attacker-chosen depth). */
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'undefined' ? 'missing' : `a ${typeof value}`;
+}
+
+/**
+ * How far from now a measurement may be dated: a spooled sample can be old
+ * (up to the raw retention), a future one only by clock skew. Outside this the
+ * row would expire on insert or wrap ClickHouse's DateTime, so it is refused.
+ */
+export const ACCEPTED_PAST_US = 399 * 86_400e6;
+export const ACCEPTED_FUTURE_US = 10 * 60e6;
+
+/** The first sample dated outside the accepted window, as a field path and reason; null when all are fine. */
+export function outOfWindow(batch: ProbeBatch, nowUs: number): { field: string; error: string } | null {
+  const check = (field: string, us: number) => {
+    if (us < nowUs - ACCEPTED_PAST_US || us > nowUs + ACCEPTED_FUTURE_US) {
+      const when = us > -8.64e18 && us < 8.64e18 ? new Date(us / 1000).toISOString() : `${us} µs`;
+      return { field, error: `${field}: ${when} is outside the accepted window (the last 399 days up to 10 minutes ahead); is the probe's clock set?` };
+    }
+    return null;
+  };
+  for (const [i, s] of batch.samples.entries()) {
+    const bad = check(`samples[${i}].startedAtUs`, s.startedAtUs);
+    if (bad) return bad;
+  }
+  for (const [i, n] of (batch.nic ?? []).entries()) {
+    const bad = check(`nic[${i}].atUs`, n.atUs);
+    if (bad) return bad;
+  }
+  for (const [i, t] of (batch.throughput ?? []).entries()) {
+    const bad = check(`throughput[${i}].startedAtUs`, t.startedAtUs);
+    if (bad) return bad;
+  }
+  return null;
 }

@@ -12,12 +12,14 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { CollectorMessage, PlanTask, ProbePlan, TrainSample } from '../collector/index.js';
+import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
 import { PROTOCOL_VERSION } from '../collector/index.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { StampReflector } from './engines/stamp/reflector.js';
+import { NicSampler, type NicSample } from './engines/nic/index.js';
 import { createEngine } from './engines/registry.js';
+import { runThroughput, serveThroughput, type ThroughputResult, type ThroughputServerHandle } from './engines/throughput/index.js';
 import type { Engine, EngineName, TrainResult } from './engines/types.js';
 import { Scheduler } from './scheduler.js';
 import { Spool, type SpoolStats } from './spool.js';
@@ -39,6 +41,8 @@ export interface AgentOptions {
   drainTimeoutMs?: number;
   /** Called after each train is durable in the spool (tests and audit logs). */
   onTrainSpooled?: (trainId: string) => void;
+  /** Where to read NIC counters (default /sys/class/net; tests point it into a namespace). */
+  sysfsNetRoot?: string | undefined;
 }
 
 export class AuthRefusedError extends Error {
@@ -72,6 +76,10 @@ export class ProbeAgent {
   /** Batch ids sent on this connection and not yet answered. */
   private readonly onWire = new Set<string>();
   private sealTimer: NodeJS.Timeout | null = null;
+  private nicTimer: NodeJS.Timeout | null = null;
+  private nicSampler: NicSampler | null = null;
+  private throughputServer: ThroughputServerHandle | null = null;
+  private throughputRunning: Promise<void> | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private reconnectDelay = RECONNECT_MIN_MS;
@@ -113,6 +121,8 @@ export class ProbeAgent {
     if (this.stopping) return;
     this.stopping = true;
     await this.scheduler?.stop();
+    if (this.nicTimer) clearInterval(this.nicTimer);
+    await this.throughputRunning; // a test in progress finishes and is spooled
     await this.spool.seal();
     if (this.spool.pending().length > 0 && this.authenticated) {
       void this.pump();
@@ -128,6 +138,8 @@ export class ProbeAgent {
     if (left > 0) this.options.logger.info({ batches: left }, 'unacknowledged batches stay in the spool for the next start');
     for (const timer of [this.sealTimer, this.reconnectTimer, this.retryTimer]) if (timer) clearTimeout(timer);
     if (this.sealTimer) clearInterval(this.sealTimer);
+    if (this.nicTimer) clearInterval(this.nicTimer);
+    await this.throughputServer?.stop();
     this.ws?.close(1000, 'probe stopping');
     await this.reflector?.close();
     await Promise.all([...this.engines.values()].map((e) => e.close()));
@@ -199,6 +211,59 @@ export class ProbeAgent {
       case 'error':
         this.onCollectorError(message);
         break;
+      case 'throughput_run':
+        this.runThroughputTest(message);
+        break;
+    }
+  }
+
+  /** The server asked this probe (the client end of a link) to test it now; one test at a time. */
+  private runThroughputTest(request: ThroughputRun): void {
+    if (this.throughputRunning || this.stopping) {
+      this.sendJson({ type: 'throughput_done', testId: request.testId, ok: false, error: 'probe busy with another test or stopping' });
+      return;
+    }
+    const log = this.options.logger.child({ testId: request.testId, dst: request.dst });
+    log.info('throughput test starting');
+    const work = (async () => {
+      const result = await runThroughput({
+        engine: request.engine,
+        host: request.host,
+        port: request.port,
+        streams: request.streams,
+        seconds: request.seconds,
+        omitSeconds: request.omitSeconds,
+        reverse: request.direction === 'reverse',
+        bidir: request.direction === 'bidir',
+        bindAddress: request.sourceAddress ?? undefined,
+        killAfterMs: (request.seconds + request.omitSeconds) * 1000 + 20_000,
+      });
+      const record = throughputRecord(request, result);
+      await this.spool.appendRecord({ kind: 'throughput', sample: record });
+      log.info({ ok: record.ok, forwardBps: record.forwardBps, reverseBps: record.reverseBps, error: record.error }, 'throughput test finished');
+      return { ok: record.ok, error: record.error };
+    })().catch((error: Error) => {
+      log.error({ err: error.message }, 'throughput test crashed');
+      return { ok: false, error: `probe error: ${error.message}` };
+    });
+    this.throughputRunning = work.then(async (outcome) => {
+      // Free this probe before telling the server, which may send the next test at once.
+      this.throughputRunning = null;
+      this.sendJson({ type: 'throughput_done', testId: request.testId, ...outcome });
+      await this.spool.seal();
+      void this.pump();
+    });
+  }
+
+  private sendJson(message: unknown): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  private async sampleNics(interfaces: { name: string; peer: string | null }[], intervalS: number): Promise<void> {
+    const samples = await this.nicSampler!.sample(interfaces.map((i) => i.name));
+    for (const sample of samples) {
+      const record = nicRecord(sample, interfaces.find((i) => i.name === sample.interface)?.peer ?? null, intervalS);
+      if (record) await this.spool.appendRecord({ kind: 'nic', sample: record });
     }
   }
 
@@ -255,6 +320,7 @@ export class ProbeAgent {
       }
       this.scheduler = new Scheduler(this.engines, (task, results) => this.collect(task, results), this.options.logger);
       this.scheduler.start(plan.tasks);
+      await this.applyCapacityPlan(plan);
       if (this.sealTimer) clearInterval(this.sealTimer);
       this.sealTimer = setInterval(() => void this.spool.seal().then(() => this.pump()), plan.batchIntervalMs);
       this.options.logger.info({ tasks: plan.tasks.length, reflector: plan.reflector }, 'plan applied');
@@ -263,6 +329,36 @@ export class ProbeAgent {
     void this.pump();
     this.firstPlan?.resolve();
     this.firstPlan = null;
+  }
+
+  /** The throughput server peers test against, and the passive NIC sampler. */
+  private async applyCapacityPlan(plan: ProbePlan): Promise<void> {
+    const wanted = plan.throughputServer;
+    if (this.throughputServer && (!wanted || wanted.port !== this.throughputServer.port)) {
+      await this.throughputServer.stop();
+      this.throughputServer = null;
+    }
+    if (wanted && !this.throughputServer) {
+      try {
+        this.throughputServer = await serveThroughput({
+          engine: wanted.engine, port: wanted.port, host: wanted.listenAddress === '0.0.0.0' ? undefined : wanted.listenAddress,
+        });
+        this.options.logger.info({ engine: this.throughputServer.engine, port: this.throughputServer.port }, 'throughput server ready');
+      } catch (error) {
+        // Latency measurement goes on; peers' tests against us will fail with a clear error.
+        this.options.logger.error({ err: (error as Error).message }, 'throughput server could not start');
+      }
+    }
+    if (this.nicTimer) clearInterval(this.nicTimer);
+    this.nicTimer = null;
+    if (plan.nic) {
+      const { interfaces, intervalS } = plan.nic;
+      this.nicSampler = new NicSampler(this.options.sysfsNetRoot ? { sysfsRoot: this.options.sysfsNetRoot } : {});
+      await this.nicSampler.sample(interfaces.map((i) => i.name)); // first snapshot: rates start at the next tick
+      this.nicTimer = setInterval(() => {
+        void this.sampleNics(interfaces, intervalS).catch((error: Error) => this.options.logger.warn({ err: error.message }, 'NIC sampling failed'));
+      }, intervalS * 1000);
+    }
   }
 
   private collect(task: PlanTask, results: TrainResult[]): void {
@@ -313,4 +409,45 @@ function sameReflector(reflector: StampReflector, plan: ProbePlan): boolean {
 /** Nanosecond resolution is all a microsecond field needs on the wire. */
 function round3(us: number): number {
   return Math.round(us * 1000) / 1000;
+}
+
+function throughputRecord(request: ThroughputRun, r: ThroughputResult): ThroughputSampleRecord {
+  const leg = (direction: 'forward' | 'reverse') => r.legs.find((l) => l.direction === direction)?.receivedBps ?? null;
+  const ok = r.ok && (leg('forward') !== null || leg('reverse') !== null);
+  return {
+    testId: request.testId,
+    dst: request.dst,
+    trigger: request.trigger,
+    startedAtUs: Math.round((r.startedAtMs ?? Date.now()) * 1000),
+    engine: r.engine,
+    engineVersion: r.engineVersion,
+    ok,
+    error: ok ? null : (r.error ?? `${r.engine}: no direction carried data`),
+    direction: r.direction,
+    streams: r.streams,
+    seconds: r.seconds,
+    forwardBps: ok ? leg('forward') : null,
+    reverseBps: ok ? leg('reverse') : null,
+    retransmits: ok ? r.retransmits : null,
+    cpuLocalPct: r.cpu.localPercent,
+    cpuRemotePct: r.cpu.remotePercent,
+  };
+}
+
+function nicRecord(sample: NicSample, peer: string | null, intervalS: number): NicSampleRecord | null {
+  if (!sample.snapshot || !sample.rates) return null;
+  const r = sample.rates;
+  return {
+    sampleId: randomUUID(),
+    interface: sample.interface,
+    peer,
+    atUs: Math.round(sample.snapshot.atMs * 1000),
+    intervalS: r.intervalSeconds > 0 ? r.intervalSeconds : intervalS,
+    speedMbps: sample.snapshot.speedMbps,
+    operState: sample.snapshot.operstate,
+    reset: r.reset,
+    rxBps: r.rxBitsPerSec, txBps: r.txBitsPerSec, rxPps: r.rxPacketsPerSec, txPps: r.txPacketsPerSec,
+    rxErrorsPs: r.rxErrorsPerSec, txErrorsPs: r.txErrorsPerSec, rxDropsPs: r.rxDropsPerSec, txDropsPs: r.txDropsPerSec,
+    utilisation: r.utilisation,
+  };
 }

@@ -13,9 +13,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProbeBatch, TrainSample } from '../collector/index.js';
+import type { NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
+
+/** What the spool holds: anything the probe measured, each kind going to its own table. */
+export type SpoolRecord =
+  | { kind: 'train'; sample: TrainSample }
+  | { kind: 'nic'; sample: NicSampleRecord }
+  | { kind: 'throughput'; sample: ThroughputSampleRecord };
 
 export interface SpoolOptions {
   dir: string;
@@ -65,7 +71,12 @@ export class Spool {
 
   /** Append one measured train; resolves once it is durable on disk. */
   append(sample: TrainSample): Promise<void> {
-    const line = JSON.stringify(sample) + '\n';
+    return this.appendRecord({ kind: 'train', sample });
+  }
+
+  /** Append one record of any kind; resolves once it is durable on disk. */
+  appendRecord(record: SpoolRecord): Promise<void> {
+    const line = JSON.stringify(record) + '\n';
     const gen = this.journalGen;
     this.journalTrains++;
     const write = this.writes.then(async () => {
@@ -137,17 +148,17 @@ export class Spool {
 
   private async sealJournal(gen: string): Promise<void> {
     const journal = join(this.options.dir, `journal-${gen}.jsonl`);
-    const samples = parseJournal(await readFile(journal, 'utf8'));
-    if (samples.length > 0) {
-      const entry = await this.writeBatch(gen, samples);
+    const records = parseJournal(await readFile(journal, 'utf8'));
+    if (records.length > 0) {
+      const entry = await this.writeBatch(gen, records);
       this.sealed.push(entry);
     }
     await rm(journal, { force: true });
   }
 
-  private async writeBatch(gen: string, samples: TrainSample[]): Promise<SealedBatch> {
+  private async writeBatch(gen: string, records: SpoolRecord[]): Promise<SealedBatch> {
     const id = this.batchId(gen);
-    const text = JSON.stringify({ type: 'batch', batchId: id, samples } satisfies ProbeBatch);
+    const text = JSON.stringify(toBatch(id, records));
     const tmp = this.batchPath(gen) + '.tmp';
     const file = await open(tmp, 'w');
     try {
@@ -157,7 +168,7 @@ export class Spool {
       await file.close();
     }
     await rename(tmp, this.batchPath(gen));
-    return { id, gen, bytes: Buffer.byteLength(text), trains: samples.length };
+    return { id, gen, bytes: Buffer.byteLength(text), trains: records.length };
   }
 
   private recover(): void {
@@ -174,9 +185,9 @@ export class Spool {
       const path = join(this.options.dir, name);
       // Sealed just before a crash: the batch file exists, the journal is a leftover.
       if (!existsSync(this.batchPath(gen))) {
-        const samples = parseJournal(readFileSync(path, 'utf8'));
-        if (samples.length > 0) {
-          const text = JSON.stringify({ type: 'batch', batchId: this.batchId(gen), samples } satisfies ProbeBatch);
+        const records = parseJournal(readFileSync(path, 'utf8'));
+        if (records.length > 0) {
+          const text = JSON.stringify(toBatch(this.batchId(gen), records));
           writeFileSync(this.batchPath(gen) + '.tmp', text, { flush: true });
           renameSync(this.batchPath(gen) + '.tmp', this.batchPath(gen));
         }
@@ -190,7 +201,8 @@ export class Spool {
       const path = join(this.options.dir, name);
       try {
         const parsed = JSON.parse(readFileSync(path, 'utf8')) as ProbeBatch;
-        this.sealed.push({ id: parsed.batchId, gen, bytes: statSync(path).size, trains: parsed.samples.length });
+        const count = parsed.samples.length + (parsed.nic?.length ?? 0) + (parsed.throughput?.length ?? 0);
+        this.sealed.push({ id: parsed.batchId, gen, bytes: statSync(path).size, trains: count });
       } catch {
         // A batch file is only ever renamed into place whole; an unreadable one is disk damage.
         this.gaps.droppedBatches++;
@@ -232,16 +244,28 @@ export class Spool {
   }
 }
 
-/** Complete lines only: a line torn by a crash mid-write is the train in progress, not data. */
-function parseJournal(text: string): TrainSample[] {
-  const samples: TrainSample[] = [];
+/** Complete lines only: a line torn by a crash mid-write is the record in progress, not data. */
+function parseJournal(text: string): SpoolRecord[] {
+  const records: SpoolRecord[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      samples.push(JSON.parse(line) as TrainSample);
+      const value = JSON.parse(line) as SpoolRecord | TrainSample;
+      // Journals written before records had a kind hold bare trains.
+      records.push('kind' in value ? value : { kind: 'train', sample: value });
     } catch {
       // torn tail
     }
   }
-  return samples;
+  return records;
+}
+
+function toBatch(batchId: string, records: SpoolRecord[]): ProbeBatch {
+  const batch: ProbeBatch = { type: 'batch', batchId, samples: [] };
+  for (const r of records) {
+    if (r.kind === 'train') batch.samples.push(r.sample);
+    else if (r.kind === 'nic') (batch.nic ??= []).push(r.sample);
+    else (batch.throughput ??= []).push(r.sample);
+  }
+  return batch;
 }

@@ -23,6 +23,8 @@ export interface Centre {
     sourceAddress: string | null;
     /** sha-256 of the probe's token, hex; null when the centre has no token configured. */
     tokenSha256: string | null;
+    throughputPort: number;
+    interfaces: { name: string; peer: string | null }[];
   };
 }
 
@@ -33,6 +35,7 @@ export interface Link {
   name: string;
   capacityGbps: number;
   rttTargetMs: number;
+  throughputFloorGbps: number;
 }
 
 export interface SlaPolicy {
@@ -48,6 +51,11 @@ export interface SlaPolicy {
 export interface ProbingPolicy {
   stamp: { schedule: string; count: number; intervalMs: number; timeoutMs: number; flows: number; dscp: number };
   icmp: { enabled: boolean; schedule: string; count: number; intervalMs: number; timeoutMs: number; dscp: number };
+  throughput: {
+    enabled: boolean; schedule: string; spreadS: number; seconds: number; omitSeconds: number; streams: number;
+    direction: 'forward' | 'reverse' | 'bidir'; engine: 'iperf3' | 'native' | 'auto'; port: number;
+  };
+  nic: { enabled: boolean; intervalS: number };
   batchIntervalMs: number;
 }
 
@@ -183,6 +191,8 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
         listenAddress: c.probe.listen_address ?? '0.0.0.0',
         sourceAddress: c.probe.source_address ?? null,
         tokenSha256,
+        throughputPort: c.probe.throughput_port ?? doc.probing.throughput.port,
+        interfaces: c.probe.interfaces.map((iface) => ({ name: iface.name, peer: iface.link_to ?? null })),
       },
     });
   });
@@ -204,6 +214,14 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
       name: l.name ?? `${x}–${y}`,
       capacityGbps: l.capacity_gbps,
       rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
+      throughputFloorGbps: l.throughput_floor_gbps ?? doc.sla.throughput_floor_gbps,
+    });
+  });
+  doc.centres.forEach((c, i) => {
+    c.probe.interfaces.forEach((iface, j) => {
+      if (iface.link_to && !linkIndex.has(linkId(c.id, iface.link_to))) {
+        report(['centres', i, 'probe', 'interfaces', j, 'link_to'], `"${c.id}" has no link to "${iface.link_to}"`);
+      }
     });
   });
   const byId = new Map(centres.map((c) => [c.id, c]));
@@ -231,6 +249,12 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
         enabled: p.icmp.enabled, schedule: p.icmp.schedule, count: p.icmp.count,
         intervalMs: p.icmp.interval_ms, timeoutMs: p.icmp.timeout_ms, dscp: p.icmp.dscp,
       },
+      throughput: {
+        enabled: p.throughput.enabled, schedule: p.throughput.schedule, spreadS: p.throughput.spread_s,
+        seconds: p.throughput.seconds, omitSeconds: p.throughput.omit_seconds, streams: p.throughput.streams,
+        direction: p.throughput.direction, engine: p.throughput.engine, port: p.throughput.port,
+      },
+      nic: { enabled: p.nic.enabled, intervalS: p.nic.interval_s },
       batchIntervalMs: p.batch_interval_ms,
     },
     centres,

@@ -55,10 +55,37 @@ const icmpProbingSchema = z
   })
   .strict();
 
+/**
+ * Throughput tests load production links: short, scheduled, never two on one
+ * link or endpoint at once (the server arbitrates), spread over `spread_s`.
+ */
+const throughputProbingSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    schedule: cron.default('0 */30 * * * *'),
+    spread_s: z.number().int().min(0).max(3600).default(60),
+    seconds: z.number().int().min(1).max(300).default(10),
+    omit_seconds: z.number().int().min(0).max(30).default(2),
+    streams: z.number().int().min(1).max(128).default(8),
+    direction: z.enum(['forward', 'reverse', 'bidir']).default('bidir'),
+    engine: z.enum(['iperf3', 'native', 'auto']).default('auto'),
+    port: port.default(5201),
+  })
+  .strict();
+
+const nicProbingSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    interval_s: z.number().min(1).max(3600).default(10),
+  })
+  .strict();
+
 export const probingSchema = z
   .object({
     stamp: stampProbingSchema.default(stampProbingSchema.parse({})),
     icmp: icmpProbingSchema.default(icmpProbingSchema.parse({})),
+    throughput: throughputProbingSchema.default(throughputProbingSchema.parse({})),
+    nic: nicProbingSchema.default(nicProbingSchema.parse({})),
     batch_interval_ms: z.number().int().min(100).max(60_000).default(2000),
   })
   .strict();
@@ -78,6 +105,11 @@ const centreSchema = z
         source_address: z.string().min(1).optional(),
         token_sha256: sha256Hex.optional(),
         token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+        throughput_port: port.optional(),
+        /** NICs that carry the centre's links: sampled passively, mapped to the peer at the other end. */
+        interfaces: z
+          .array(z.object({ name: z.string().regex(/^[A-Za-z0-9._@:-]{1,32}$/, 'must be an interface name'), link_to: id.optional() }).strict())
+          .default([]),
       })
       .strict(),
   })
@@ -88,6 +120,7 @@ const linkSchema = z
     between: z.tuple([id, id]),
     capacity_gbps: z.number().positive(),
     rtt_target_ms: z.number().positive().optional(),
+    throughput_floor_gbps: z.number().positive().optional(),
     name: z.string().optional(),
   })
   .strict();

@@ -7,6 +7,7 @@
 import { latencyTrains } from './0001_latency_trains.js';
 import { latencyRollup1m } from './0002_latency_rollup_1m.js';
 import { trainIds } from './0003_train_ids.js';
+import { capacity } from './0004_capacity.js';
 
 export interface Migration {
   version: number;
@@ -14,4 +15,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity];

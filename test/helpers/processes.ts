@@ -15,6 +15,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
+const running = new Set<CitymeshProcess>();
+
+/** Kill every process these helpers started that is still running (afterAll, also after a failed test). */
+export async function killAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.kill('SIGKILL')));
+}
+
 export class CitymeshProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
@@ -31,6 +38,8 @@ export class CitymeshProcess {
       for (const line of lines) this.onStderrLine?.(line);
     });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    running.add(this);
+    void this.exited.then(() => running.delete(this));
   }
 
   /** Wait until stdout contains `text` (bounded). */

@@ -27,7 +27,18 @@ export interface TestTopology {
  * A full mesh of `ids` on loopback: centre i listens on `${subnet}.${i + 2}`.
  * Each test file passes its own subnet so files running in parallel never collide.
  */
-export function testTopology(ids: string[], subnet: string, overrides: { schedule?: string; flows?: number } = {}): TestTopology {
+export interface TopologyOverrides {
+  schedule?: string;
+  flows?: number;
+  /** Extra YAML lines under `probing:` (indented two spaces), e.g. a throughput section. */
+  probingExtra?: string;
+  /** Extra YAML lines under each centre's `probe:` (indented six spaces), given the centre id. */
+  probeExtra?: (id: string) => string;
+  /** Extra YAML lines under `sla:` (indented two spaces). */
+  slaExtra?: string;
+}
+
+export function testTopology(ids: string[], subnet: string, overrides: TopologyOverrides = {}): TestTopology {
   const stampPort = 20_000 + Math.floor(Math.random() * 20_000);
   const tokens: Record<string, string> = {};
   const addresses: Record<string, string> = {};
@@ -42,7 +53,7 @@ export function testTopology(ids: string[], subnet: string, overrides: { schedul
       stamp_port: ${stampPort}
       listen_address: ${addresses[id]}
       source_address: ${addresses[id]}
-      token_sha256: ${hashToken(tokens[id]!)}`;
+      token_sha256: ${hashToken(tokens[id]!)}${overrides.probeExtra ? '\n' + overrides.probeExtra(id) : ''}`;
   });
   const links: string[] = [];
   for (let i = 0; i < ids.length; i++) {
@@ -53,6 +64,7 @@ export function testTopology(ids: string[], subnet: string, overrides: { schedul
   const yaml = `name: test topology
 sla:
   rtt_p99_target_ms: 5
+${overrides.slaExtra ?? ''}
 probing:
   stamp:
     schedule: "${overrides.schedule ?? '* * * * * *'}"
@@ -62,6 +74,7 @@ probing:
     flows: ${overrides.flows ?? 2}
   icmp:
     enabled: false
+${overrides.probingExtra ?? ''}
   batch_interval_ms: 300
 centres:
 ${centres.join('\n')}

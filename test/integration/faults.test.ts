@@ -15,11 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { countTrains, duplicateTrainIds, openStore } from '../../sql/index.js';
-import { CitymeshProcess, CuttableProxy, freePort, probeProcess } from '../helpers/processes.js';
+import { CitymeshProcess, CuttableProxy, freePort, killAll, probeProcess } from '../helpers/processes.js';
 import { getJson, startTestServer, testAgent, testTopology, waitFor } from '../helpers/stack.js';
 
 const cleanup: string[] = [];
-afterAll(() => {
+afterAll(async () => {
+  await killAll();
   for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
 });
 function tempDir(name: string): string {

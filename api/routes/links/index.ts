@@ -3,20 +3,19 @@ import { z } from 'zod';
 import { linkSeries, trainsBetween } from '../../../sql/index.js';
 import type { SeriesResponse } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
-import { ApiError, parseQuery } from '../../errors.js';
+import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time, e.g. 2026-11-29T10:00:00Z');
 
 const seriesQuery = z.object({
-  from: isoTime.optional(),
-  to: isoTime.optional(),
+  from: isoTimeParam.optional(),
+  to: isoTimeParam.optional(),
   points: z.coerce.number().int().min(1).max(5000).default(600),
   engine: z.enum(['stamp', 'icmp']).default('stamp'),
 });
 
 const trainsQuery = z.object({
-  from: isoTime.optional(),
-  to: isoTime.optional(),
+  from: isoTimeParam.optional(),
+  to: isoTimeParam.optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
 });
 

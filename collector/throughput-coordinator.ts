@@ -1,0 +1,173 @@
+/**
+ * Arbitrates throughput tests across all probes (as perfSONAR's scheduler
+ * does): a test loads a production link, so no two tests ever share a link or
+ * an endpoint at once. Requests queue in order; a test starts when both of its
+ * centres are idle; the client probe reports `throughput_done`, or a guard
+ * timer frees the centres if it never does. Scheduled rounds are spread over
+ * a window with random offsets so links are not all tested at the same instant.
+ */
+import { randomUUID } from 'node:crypto';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { ThroughputDone, ThroughputRun } from './protocol.js';
+import type { Topology } from './topology/index.js';
+
+export type TestState = 'queued' | 'running' | 'done' | 'failed' | 'expired';
+
+export interface TestStatus {
+  testId: string;
+  /** The centre that runs the client (it stores the result). */
+  client: string;
+  server: string;
+  trigger: 'schedule' | 'operator';
+  state: TestState;
+  requestedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+/** Sends a message to a centre's connected probe; false when it is not connected. */
+export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
+
+const GUARD_SLACK_MS = 30_000;
+const KEEP_FINISHED = 1000;
+
+export class ThroughputCoordinator {
+  private readonly queue: TestStatus[] = [];
+  private readonly tests = new Map<string, TestStatus>();
+  private readonly busy = new Set<string>();
+  private readonly guards = new Map<string, NodeJS.Timeout>();
+  private readonly spreadTimers = new Set<NodeJS.Timeout>();
+  private schedule: ScheduledTask | null = null;
+
+  constructor(
+    private readonly topology: Topology,
+    private readonly send: ProbeSender,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Queue a test of the link between x and y; the link's lower id runs the client. */
+  request(x: string, y: string, trigger: 'schedule' | 'operator'): TestStatus {
+    const link = this.topology.linkBetween(x, y);
+    if (!link) throw new Error(`no link between "${x}" and "${y}"`);
+    const status: TestStatus = {
+      testId: `tp-${randomUUID()}`, client: link.a, server: link.b, trigger, state: 'queued',
+      requestedAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null,
+    };
+    this.tests.set(status.testId, status);
+    this.queue.push(status);
+    this.pump();
+    return status;
+  }
+
+  status(testId: string): TestStatus | undefined {
+    return this.tests.get(testId);
+  }
+
+  list(): TestStatus[] {
+    return [...this.tests.values()];
+  }
+
+  /** The client probe finished a test it was asked to run. */
+  done(centre: string, message: ThroughputDone): void {
+    const test = this.tests.get(message.testId);
+    if (!test || test.client !== centre || test.state !== 'running') return;
+    this.finish(test, message.ok ? 'done' : 'failed', message.ok ? null : (message.error ?? 'the probe reported a failure'));
+  }
+
+  /** A probe went away: its running test cannot report; free both ends. */
+  disconnected(centre: string): void {
+    for (const test of this.tests.values()) {
+      if (test.state === 'running' && (test.client === centre || test.server === centre)) {
+        this.finish(test, 'failed', `probe "${centre}" disconnected during the test`);
+      }
+    }
+  }
+
+  /** Start the scheduled rounds from the topology (if throughput testing is enabled). */
+  start(): void {
+    const policy = this.topology.probing.throughput;
+    if (!policy.enabled) return;
+    this.schedule = cron.schedule(policy.schedule, () => this.round(), { name: 'throughput-round', noOverlap: true });
+  }
+
+  /** One scheduled round: every link once, each at a random offset within the spread window. */
+  round(): void {
+    const spreadMs = this.topology.probing.throughput.spreadS * 1000;
+    for (const link of this.topology.links) {
+      const timer = setTimeout(() => {
+        this.spreadTimers.delete(timer);
+        this.request(link.a, link.b, 'schedule');
+      }, Math.random() * spreadMs);
+      this.spreadTimers.add(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.schedule?.destroy();
+    for (const t of [...this.spreadTimers, ...this.guards.values()]) clearTimeout(t);
+    this.spreadTimers.clear();
+    this.guards.clear();
+  }
+
+  private pump(): void {
+    for (let i = 0; i < this.queue.length; ) {
+      const test = this.queue[i]!;
+      if (this.busy.has(test.client) || this.busy.has(test.server)) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      this.begin(test);
+    }
+  }
+
+  private begin(test: TestStatus): void {
+    const policy = this.topology.probing.throughput;
+    const server = this.topology.centre(test.server)!;
+    const client = this.topology.centre(test.client)!;
+    const sent = this.send(test.client, {
+      type: 'throughput_run', testId: test.testId, trigger: test.trigger, dst: test.server,
+      host: server.probe.host, port: server.probe.throughputPort, engine: policy.engine,
+      seconds: policy.seconds, omitSeconds: policy.omitSeconds, streams: policy.streams, direction: policy.direction,
+      sourceAddress: client.probe.sourceAddress,
+    });
+    if (!sent) {
+      test.state = 'failed';
+      test.error = `probe "${test.client}" is not connected`;
+      test.finishedAt = new Date().toISOString();
+      return;
+    }
+    test.state = 'running';
+    test.startedAt = new Date().toISOString();
+    this.busy.add(test.client);
+    this.busy.add(test.server);
+    const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
+    const guard = setTimeout(() => this.finish(test, 'expired', `no result within ${guardMs / 1000} s`), guardMs);
+    guard.unref();
+    this.guards.set(test.testId, guard);
+    this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');
+  }
+
+  private finish(test: TestStatus, state: TestState, error: string | null): void {
+    const guard = this.guards.get(test.testId);
+    if (guard) clearTimeout(guard);
+    this.guards.delete(test.testId);
+    test.state = state;
+    test.error = error;
+    test.finishedAt = new Date().toISOString();
+    this.busy.delete(test.client);
+    this.busy.delete(test.server);
+    this.forgetOld();
+    this.pump();
+  }
+
+  private forgetOld(): void {
+    if (this.tests.size <= KEEP_FINISHED) return;
+    for (const [id, t] of this.tests) {
+      if (this.tests.size <= KEEP_FINISHED) break;
+      if (t.state !== 'queued' && t.state !== 'running') this.tests.delete(id);
+    }
+  }
+}
