@@ -33,16 +33,17 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2, 3]);
+    expect(first.applied).toEqual([1, 2, 3, 4]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2, 3] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
       { version: 1, name: 'latency_trains' },
       { version: 2, name: 'latency_rollup_1m' },
       { version: 3, name: 'train_ids' },
+      { version: 4, name: 'capacity' },
     ]);
   });
 });
