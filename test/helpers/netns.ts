@@ -20,6 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../dashboard/public-dir.js';
 import { missingCommand } from './requirements.js';
 
 /** Why namespaces cannot be used here, or null when they can. */
@@ -209,7 +210,8 @@ export async function netnsExists(ns: string): Promise<boolean> {
   return out.split('\n').some((l) => l.split(/\s+/)[0] === ns);
 }
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The checkout root, whether this runs from the sources (vitest) or from dist/ (npm run bench). */
+export const repoRoot = packageRoot();
 
 /**
  * Bundle a small TypeScript entry (source text, resolved from the repo root)
