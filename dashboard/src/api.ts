@@ -1,11 +1,14 @@
 // HTTP access to the citymesh API (same origin). Every failure becomes an
 // ApiError whose message is fit to show to an operator.
 import type {
+  CapacityResponse,
   CentreView,
   ErrorResponse,
   LinkView,
   SeriesResponse,
   StatusResponse,
+  ThroughputHistoryResponse,
+  UtilisationResponse,
 } from '../../api/contract.js';
 import { authHeaders } from './token.js';
 
@@ -27,34 +30,38 @@ function isErrorResponse(v: unknown): v is ErrorResponse {
   return typeof v === 'object' && v !== null && typeof (v as ErrorResponse).error === 'string';
 }
 
-async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+async function requestJson<T>(method: 'GET' | 'POST', url: string, signal?: AbortSignal): Promise<T> {
   const path = url.split('?', 1)[0] ?? url; // messages name the endpoint, not every parameter
   const timeout = AbortSignal.timeout(TIMEOUT_MS);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   let res: Response;
   try {
-    res = await fetch(url, { headers: { accept: 'application/json', ...authHeaders() }, signal: combined });
+    res = await fetch(url, { method, headers: { accept: 'application/json', ...authHeaders() }, signal: combined });
   } catch (err) {
     if (signal?.aborted) throw err; // cancelled by the caller: not an API problem
     const why = timeout.aborted ? `no answer within ${TIMEOUT_MS / 1000} s` : 'network error';
-    throw new ApiError(path, 0, `API unreachable (${why}) — GET ${path}`);
+    throw new ApiError(path, 0, `API unreachable (${why}) — ${method} ${path}`);
   }
   let body: unknown;
   try {
     body = await res.json();
   } catch {
     const st = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
-    throw new ApiError(path, res.status, `GET ${path} → ${st}, not a JSON answer: is the citymesh API behind this address?`);
+    throw new ApiError(path, res.status, `${method} ${path} → ${st}, not a JSON answer: is the citymesh API behind this address?`);
   }
   if (!res.ok) {
     const detail = isErrorResponse(body) ? `${body.error}: ${body.reason}` : res.statusText;
     if (res.status === 401) {
       throw new ApiError(path, 401, 'This dashboard needs an operator token: open the link with #token=… that the server printed (or your administrator gave you).');
     }
-    throw new ApiError(path, res.status, `GET ${path} → HTTP ${res.status} ${detail}`);
+    throw new ApiError(path, res.status, `${method} ${path} → HTTP ${res.status} ${detail}`);
   }
   return body as T;
 }
+
+const getJson = <T>(url: string, signal?: AbortSignal): Promise<T> => requestJson<T>('GET', url, signal);
+
+const linkPath = (x: string, y: string): string => `/v1/links/${encodeURIComponent(x)}/${encodeURIComponent(y)}`;
 
 export async function fetchCentres(): Promise<CentreView[]> {
   return (await getJson<{ centres: CentreView[] }>('/v1/centres')).centres;
@@ -82,6 +89,58 @@ export function fetchSeries(
     points: String(Math.max(1, Math.round(points))),
     engine: 'stamp',
   });
-  const path = `/v1/links/${encodeURIComponent(src)}/${encodeURIComponent(dst)}/series?${q}`;
-  return getJson<SeriesResponse>(path, signal);
+  return getJson<SeriesResponse>(`${linkPath(src, dst)}/series?${q}`, signal);
+}
+
+export function fetchCapacity(signal?: AbortSignal): Promise<CapacityResponse> {
+  return getJson<CapacityResponse>('/v1/capacity', signal);
+}
+
+/** Throughput tests of the link between x and y (either order), oldest first. */
+export function fetchThroughputHistory(x: string, y: string, from: Date, to: Date, signal?: AbortSignal): Promise<ThroughputHistoryResponse> {
+  const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  return getJson<ThroughputHistoryResponse>(`${linkPath(x, y)}/throughput?${q}`, signal);
+}
+
+/** Utilisation of the interfaces at `src` that carry the link towards `dst`. */
+export function fetchUtilisation(
+  src: string,
+  dst: string,
+  from: Date,
+  to: Date,
+  points: number,
+  signal?: AbortSignal,
+): Promise<UtilisationResponse> {
+  const q = new URLSearchParams({
+    from: from.toISOString(),
+    to: to.toISOString(),
+    points: String(Math.max(1, Math.round(points))),
+  });
+  return getJson<UtilisationResponse>(`${linkPath(src, dst)}/utilisation?${q}`, signal);
+}
+
+/**
+ * An on-demand throughput test as the server tracks it. Mirrors TestStatus in
+ * collector/throughput-coordinator.ts, which api/contract.ts does not (yet) export.
+ */
+export interface ThroughputTestStatus {
+  testId: string;
+  /** The centre that runs the client (the link's lower id). */
+  client: string;
+  server: string;
+  trigger: 'schedule' | 'operator';
+  state: 'queued' | 'running' | 'done' | 'failed' | 'expired';
+  requestedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+/** Queues a test of the link between x and y (202 with its status). */
+export function startThroughputTest(x: string, y: string): Promise<ThroughputTestStatus> {
+  return requestJson<ThroughputTestStatus>('POST', `${linkPath(x, y)}/throughput-tests`);
+}
+
+export function fetchThroughputTest(testId: string, signal?: AbortSignal): Promise<ThroughputTestStatus> {
+  return getJson<ThroughputTestStatus>(`/v1/throughput-tests/${encodeURIComponent(testId)}`, signal);
 }

@@ -462,7 +462,7 @@ export class LinkCharts {
 }
 
 /** 24-hour axis labels: HH:MM on whole minutes, HH:MM:SS otherwise. */
-function timeLabels(_u: uPlot, splits: number[]): string[] {
+export function timeLabels(_u: uPlot, splits: number[]): string[] {
   const seconds = splits.some((s) => s % 60 !== 0);
   return splits.map((s) => {
     const d = new Date(s * 1000);

@@ -34,3 +34,36 @@ export function fmtTime(d: Date | number | string | null | undefined): string {
   const date = d instanceof Date ? d : new Date(d);
   return Number.isNaN(date.getTime()) ? '—' : timeFmt.format(date);
 }
+
+/** Gb/s: whole numbers as they are (provisioned speeds: "100", "25"), measurements to about three figures. */
+export function fmtGbps(v: number | null | undefined, unit = true): string {
+  if (v == null || !Number.isFinite(v)) return '—';
+  const a = Math.abs(v);
+  const s = Number.isInteger(v)
+    ? String(v)
+    : a >= 100
+      ? v.toFixed(0)
+      : a >= 10
+        ? v.toFixed(1)
+        : a >= 1
+          ? v.toFixed(2)
+          : String(Number(v.toPrecision(2)));
+  return unit ? `${s} Gb/s` : s;
+}
+
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hour12: false,
+});
+
+/** The time of day for today's instants, with the date for older ones. */
+export function fmtWhen(d: Date | number | string | null | undefined): string {
+  if (d == null) return '—';
+  const date = d instanceof Date ? d : new Date(d);
+  if (Number.isNaN(date.getTime())) return '—';
+  return date.toDateString() === new Date().toDateString() ? timeFmt.format(date) : dateTimeFmt.format(date);
+}

@@ -1,14 +1,17 @@
-// citymesh dashboard: wires the API, the live feed, the matrix and the charts.
+// citymesh dashboard: wires the API, the live feed, the matrix, the latency
+// charts and the capacity panel.
 import './token.js'; // first: takes #token=… out of the URL before anything reads the fragment
 import type { CentreView, LinkView, LiveMessage, StatusResponse } from '../../api/contract.js';
-import { fetchCentres, fetchLinks, fetchStatus } from './api.js';
+import { fetchCapacity, fetchCentres, fetchLinks, fetchStatus } from './api.js';
+import { CapacityPanel } from './capacity.js';
 import { LinkCharts } from './charts.js';
 import { LiveFeed, liveUrl } from './live.js';
-import { LatencyMatrix, type Direction } from './matrix.js';
+import { LatencyMatrix, type Direction, type MatrixView } from './matrix.js';
 import { ErrorBanner, Header } from './ui.js';
 
 const STATUS_EVERY_MS = 5_000;
 const TOPOLOGY_EVERY_MS = 60_000;
+const CAPACITY_EVERY_MS = 10_000;
 
 function byId<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -32,27 +35,130 @@ const charts = new LinkCharts(byId('charts'), byId('plots'), byId('chart-title')
   centreName: (id) => matrix.centreName(id),
 });
 
+const capacity = new CapacityPanel(byId('capacity'), {
+  now: nowS,
+  error: (key, msg) => banner.set(key, msg),
+  centreName: (id) => matrix.centreName(id),
+  tested: () => void refreshCapacity(),
+});
+
+const viewButtons = [...document.querySelectorAll<HTMLButtonElement>('.views button[data-view]')];
+for (const b of viewButtons) b.addEventListener('click', () => setView(b.dataset.view === 'capacity' ? 'capacity' : 'latency'));
+
 let centres: CentreView[] = [];
 let links: LinkView[] = [];
 let topologyKey = '';
 let status: StatusResponse | null = null;
+let view: MatrixView = 'latency';
+let selected: Direction | null = null;
+
+const sameDirection = (x: Direction | null, y: Direction | null): boolean => x?.src === y?.src && x?.dst === y?.dst;
 
 function select(d: Direction): void {
+  selected = d;
   matrix.select(d);
-  void charts.show(d, matrix.targetMs(d.src, d.dst));
-  history.replaceState(null, '', `#${encodeURIComponent(`${d.src}>${d.dst}`)}`);
+  if (view === 'latency') void charts.show(d, matrix.targetMs(d.src, d.dst));
+  else capacity.show(d, matrix.linkOf(d));
+  writeHash();
 }
 
-/** `#src>dst` (the same form as data-link), so a reload keeps the selection. */
-function directionFromHash(): Direction | null {
+/**
+ * The URL fragment keeps the view and the selection across reloads:
+ * `#src>dst` is the latency view (the form it always had, the same as the
+ * charts' data-link), `#capacity:src>dst` the capacity view, and `#capacity`
+ * the capacity view with the default selection. Centre ids never hold ':' or
+ * '>'. `#token=…` never gets here: token.js takes it out first.
+ */
+function hashState(): { view: MatrixView; dir: Direction | null } {
   let h: string;
   try {
     h = decodeURIComponent(location.hash.slice(1));
   } catch {
-    return null;
+    return { view: 'latency', dir: null };
+  }
+  let v: MatrixView = 'latency';
+  if (h === 'capacity' || h.startsWith('capacity:')) {
+    v = 'capacity';
+    h = h.slice('capacity:'.length);
   }
   const i = h.indexOf('>');
-  return i > 0 && i < h.length - 1 ? { src: h.slice(0, i), dst: h.slice(i + 1) } : null;
+  return { view: v, dir: i > 0 && i < h.length - 1 ? { src: h.slice(0, i), dst: h.slice(i + 1) } : null };
+}
+
+function writeHash(): void {
+  const dir = selected ? `${selected.src}>${selected.dst}` : '';
+  const h = view === 'capacity' ? (dir ? `capacity:${dir}` : 'capacity') : dir;
+  history.replaceState(null, '', h ? `#${encodeURIComponent(h)}` : location.pathname + location.search);
+}
+
+const VIEW_TEXT: Record<MatrixView, { title: string; hint: string }> = {
+  latency: { title: 'p99 RTT, ms', hint: 'row probes column · click a cell for its charts' },
+  capacity: { title: 'Tested throughput, Gb/s', hint: 'slower direction of the last test · small: provisioned' },
+};
+
+/** Shows the chosen view's title, key and panel (no data is loaded here). */
+function renderView(): void {
+  matrix.setView(view);
+  document.body.dataset.view = view;
+  for (const b of viewButtons) b.setAttribute('aria-pressed', String(b.dataset.view === view));
+  byId('matrix-title').textContent = VIEW_TEXT[view].title;
+  byId('matrix-hint').textContent = VIEW_TEXT[view].hint;
+  byId('key-latency').hidden = view !== 'latency';
+  byId('key-capacity').hidden = view !== 'capacity';
+  byId('charts').hidden = view !== 'latency';
+  byId('capacity').hidden = view !== 'capacity';
+}
+
+function setView(v: MatrixView): void {
+  if (v === view) return;
+  view = v;
+  renderView();
+  if (v === 'capacity') {
+    banner.set('series', null); // the latency charts are hidden: their error says nothing now
+    startCapacity();
+    if (selected) capacity.show(selected, matrix.linkOf(selected));
+  } else {
+    stopCapacity();
+    if (selected) void charts.show(selected, matrix.targetMs(selected.src, selected.dst));
+  }
+  writeHash();
+}
+
+// /v1/capacity: polled every 10 s while the capacity view is shown.
+let capacityTimer: number | undefined;
+let capacityLoop = 0;
+let capacityAsked = 0;
+let capacityApplied = 0;
+
+async function refreshCapacity(): Promise<void> {
+  const n = ++capacityAsked;
+  try {
+    const c = await fetchCapacity();
+    if (n < capacityApplied) return; // a later answer is already shown
+    capacityApplied = n;
+    if (view === 'capacity') banner.set('capacity', null);
+    matrix.applyCapacity(c);
+    if (view === 'capacity') capacity.update(c);
+  } catch (err) {
+    if (view === 'capacity') banner.set('capacity', errorText(err));
+  }
+}
+
+function startCapacity(): void {
+  clearTimeout(capacityTimer);
+  const loop = ++capacityLoop;
+  const tick = async (): Promise<void> => {
+    await refreshCapacity();
+    if (loop === capacityLoop) capacityTimer = window.setTimeout(() => void tick(), CAPACITY_EVERY_MS);
+  };
+  void tick();
+}
+
+function stopCapacity(): void {
+  capacityLoop++;
+  clearTimeout(capacityTimer);
+  capacity.hide();
+  banner.set('capacity', null);
 }
 
 function renderSummary(): void {
@@ -141,17 +247,24 @@ const feed = new LiveFeed(liveUrl(), {
 });
 
 async function start(): Promise<void> {
+  const wanted = hashState();
+  view = wanted.view;
+  renderView();
+  if (view === 'capacity') startCapacity();
   feed.start();
   while (!(await loadTopology())) await sleep(STATUS_EVERY_MS);
   await refreshStatus();
-  const wanted = directionFromHash();
-  const first = wanted && matrix.hasDirection(wanted) ? wanted : matrix.defaultDirection(status, links);
+  const first = wanted.dir && matrix.hasDirection(wanted.dir) ? wanted.dir : matrix.defaultDirection(status, links);
   if (first) select(first);
-  else charts.showNothing('The topology has no links yet.');
+  else {
+    charts.showNothing('The topology has no links yet.');
+    capacity.showNothing('The topology has no links yet.');
+    writeHash();
+  }
   addEventListener('hashchange', () => {
-    const d = directionFromHash();
-    const cur = charts.selected;
-    if (d && matrix.hasDirection(d) && (d.src !== cur?.src || d.dst !== cur?.dst)) select(d);
+    const h = hashState();
+    setView(h.view);
+    if (h.dir && matrix.hasDirection(h.dir) && !sameDirection(h.dir, selected)) select(h.dir);
   });
   every(STATUS_EVERY_MS, refreshStatus);
   every(TOPOLOGY_EVERY_MS, loadTopology);

@@ -1,10 +1,16 @@
-// The centre-by-centre latency matrix: rows = source, columns = destination,
-// each off-diagonal cell the latest p99 RTT of that direction, coloured by state.
-import type { CentreView, LinkView, PathState, PathStatus, StatusResponse } from '../../api/contract.js';
+// The centre-by-centre matrix: rows = source, columns = destination. Two views
+// of the same cells:
+// - latency: the latest p99 RTT of each direction, coloured by its state
+//   (`data-state` on the cell);
+// - capacity: the link's verdict colour (`data-verdict`), the tested throughput
+//   (the slower direction of the newest test) and the provisioned speed.
+// Each cell carries only the attribute of the view shown.
+import type { CapacityResponse, CapacityVerdict, CentreView, LinkCapacity, LinkView, PathState, PathStatus, StatusResponse } from '../../api/contract.js';
 import { TrainAggregate, type TrainMessage } from './aggregate.js';
-import { fmtCellMs, fmtMs, fmtPct, fmtTime } from './format.js';
+import { fmtCellMs, fmtGbps, fmtMs, fmtPct, fmtTime, fmtWhen } from './format.js';
 
 export type Direction = { src: string; dst: string };
+export type MatrixView = 'latency' | 'capacity';
 
 interface CellView {
   state: PathState;
@@ -24,6 +30,8 @@ interface Cell {
   td: HTMLTableCellElement;
   value: HTMLSpanElement;
   loss: HTMLSpanElement;
+  /** Capacity view: the provisioned speed, small under the value. */
+  sub: HTMLSpanElement;
   src: string;
   dst: string;
   link: LinkView | undefined;
@@ -45,11 +53,20 @@ export function trainState(p99Ms: number | null, lossRatio: number | null, recei
   return 'ok';
 }
 
+/** The slower direction of a link's newest test, Gb/s; null when it measured neither. */
+export function testedGbps(cap: LinkCapacity): number | null {
+  const xs = [cap.tested.abGbps, cap.tested.baGbps].filter((v): v is number => v !== null);
+  return xs.length > 0 ? Math.min(...xs) : null;
+}
+
 export class LatencyMatrix {
   private cells = new Map<string, Cell>();
   private centres: CentreView[] = [];
   private selected: string | null = null;
   private statusWindowS = 0;
+  private view: MatrixView = 'latency';
+  /** Capacity of each link, under both of its directions. */
+  private capacity = new Map<string, LinkCapacity>();
   private dirty = new Set<Cell>();
   private raf = 0;
 
@@ -108,16 +125,19 @@ export class LatencyMatrix {
         value.className = 'v';
         const loss = document.createElement('span');
         loss.className = 'loss';
-        td.append(value, loss);
+        const sub = document.createElement('span');
+        sub.className = 'sub';
+        td.append(value, loss, sub);
         td.dataset.src = s.id;
         td.dataset.dst = d.id;
         if (link) td.tabIndex = 0;
         const prev = old.get(key);
-        const cell: Cell = { td, value, loss, src: s.id, dst: d.id, link, view: prev?.view ?? null, live: prev?.live ?? null };
+        const cell: Cell = { td, value, loss, sub, src: s.id, dst: d.id, link, view: prev?.view ?? null, live: prev?.live ?? null };
         this.cells.set(key, cell);
         this.render(cell);
       }
     }
+    this.table.dataset.view = this.view;
     this.table.replaceChildren(thead, tbody);
     if (this.selected) this.cells.get(this.selected)?.td.classList.add('selected');
   }
@@ -125,6 +145,30 @@ export class LatencyMatrix {
   hasDirection(d: Direction): boolean {
     const c = this.cells.get(dirKey(d.src, d.dst));
     return !!c && !!(c.link || c.view);
+  }
+
+  /** The link that carries a direction, if the topology has one. */
+  linkOf(d: Direction): LinkView | undefined {
+    return this.cells.get(dirKey(d.src, d.dst))?.link;
+  }
+
+  /** Switches what the cells show (and which data-* attribute they carry). */
+  setView(view: MatrixView): void {
+    this.view = view;
+    this.table.dataset.view = view;
+    cancelAnimationFrame(this.raf);
+    this.raf = 0;
+    this.dirty.clear();
+    for (const cell of this.cells.values()) this.render(cell);
+  }
+
+  applyCapacity(res: CapacityResponse): void {
+    this.capacity.clear();
+    for (const l of res.links) {
+      this.capacity.set(dirKey(l.a, l.b), l);
+      this.capacity.set(dirKey(l.b, l.a), l);
+    }
+    if (this.view === 'capacity') for (const cell of this.cells.values()) this.render(cell);
   }
 
   applyStatus(status: StatusResponse): void {
@@ -177,6 +221,7 @@ export class LatencyMatrix {
       lastMs: m.t * 1000,
       origin: `live train, ${pt.sent} packets`,
     };
+    if (this.view !== 'latency') return; // drawn when the latency view comes back
     // Cells are redrawn once per frame, however many flows arrive.
     this.dirty.add(cell);
     if (this.raf === 0) this.raf = requestAnimationFrame(this.renderDirty);
@@ -221,15 +266,22 @@ export class LatencyMatrix {
   }
 
   private render(cell: Cell): void {
+    if (this.view === 'capacity') this.renderCapacity(cell);
+    else this.renderLatency(cell);
+  }
+
+  private renderLatency(cell: Cell): void {
     const v = cell.view;
     const state: PathState = v?.state ?? 'nodata';
     const { td } = cell;
     td.dataset.state = state;
+    delete td.dataset.verdict;
     td.classList.toggle('no-link', !cell.link && !v);
     td.classList.toggle('has-data', v?.p99Ms != null);
     cell.value.textContent = v?.p99Ms != null ? fmtCellMs(v.p99Ms) : cell.link ? '—' : '';
     const lossPct = v?.lossRatio != null ? v.lossRatio * 100 : 0;
     cell.loss.textContent = lossPct > 0 ? fmtPct(lossPct) : '';
+    cell.sub.textContent = '';
 
     const from = this.centreName(cell.src);
     const to = this.centreName(cell.dst);
@@ -245,6 +297,73 @@ export class LatencyMatrix {
       );
     }
     td.title = lines.join('\n');
+  }
+
+  private renderCapacity(cell: Cell): void {
+    const { td } = cell;
+    const cap = this.capacity.get(dirKey(cell.src, cell.dst));
+    delete td.dataset.state;
+    cell.loss.textContent = '';
+    td.classList.toggle('no-link', !cell.link && !cap);
+    if (!cap) {
+      if (cell.link) td.dataset.verdict = 'nodata';
+      else delete td.dataset.verdict;
+      td.classList.remove('has-data');
+      cell.value.textContent = cell.link ? '—' : '';
+      cell.sub.textContent = '';
+      td.title = `${this.centreName(cell.src)} ↔ ${this.centreName(cell.dst)}\n${cell.link ? 'no capacity data yet' : 'no link'}`;
+      return;
+    }
+    const tested = testedGbps(cap);
+    td.dataset.verdict = cap.verdict;
+    td.classList.toggle('has-data', tested !== null || cap.tested.at !== null);
+    cell.value.textContent = tested !== null ? fmtGbps(tested, false) : cap.tested.verdict === 'failed' ? 'failed' : '—';
+    const p = cap.provisioned;
+    cell.sub.textContent = `prov ${p.gbps !== null ? fmtGbps(p.gbps, false) : p.verdict === 'nodata' ? '—' : '?'}`;
+    td.title = this.capacityLines(cap).join('\n');
+  }
+
+  /** Every figure of a link's capacity, for the cell's tooltip. */
+  private capacityLines(cap: LinkCapacity): string[] {
+    const a = this.centreName(cap.a);
+    const b = this.centreName(cap.b);
+    const p = cap.provisioned;
+    const t = cap.tested;
+    const lines = [
+      `${a} ↔ ${b} (${cap.linkId}) · ${verdictText(cap.verdict)}`,
+      `committed ${fmtGbps(cap.committedGbps)} · tested floor ${fmtGbps(cap.floorGbps)}`,
+      `provisioned ${fmtGbps(p.gbps)} (${verdictText(p.verdict)})`,
+    ];
+    for (const n of p.interfaces) {
+      const speed = n.speedMbps !== null ? fmtGbps(n.speedMbps / 1000) : 'speed unknown';
+      const util = n.utilisation !== null ? `, ${fmtPct(n.utilisation * 100)} used` : '';
+      lines.push(`  ${this.centreName(n.centre)} ${n.interface}: ${speed}, ${n.operState || 'state unknown'}${util} (${fmtWhen(n.at)})`);
+    }
+    if (t.at === null) lines.push('tested: never (no test stored)');
+    else {
+      lines.push(
+        `tested ${fmtWhen(t.at)}${t.engine ? ` (${t.engine})` : ''}: ${verdictText(t.verdict)}`,
+        `  ${a} → ${b} ${fmtGbps(t.abGbps)} · ${b} → ${a} ${fmtGbps(t.baGbps)}`,
+      );
+      if (t.error) lines.push(`  error: ${t.error}`);
+    }
+    return lines;
+  }
+}
+
+/** A verdict in words, for tooltips and the capacity panel. */
+export function verdictText(v: CapacityVerdict): string {
+  switch (v) {
+    case 'met':
+      return 'met';
+    case 'breach':
+      return 'breach';
+    case 'failed':
+      return 'test failed';
+    case 'unknown':
+      return 'unknown';
+    case 'nodata':
+      return 'no data';
   }
 }
 
