@@ -159,3 +159,18 @@ export interface UtilisationResponse {
   rxGbps: (number | null)[];
   txGbps: (number | null)[];
 }
+
+/** An on-demand or scheduled throughput test as the server tracks it (POST …/throughput-tests, GET /v1/throughput-tests/:id). */
+export interface ThroughputTestStatus {
+  testId: string;
+  client: string;
+  server: string;
+  trigger: 'schedule' | 'operator';
+  state: 'queued' | 'running' | 'done' | 'failed' | 'expired';
+  requestedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  forwardBps: number | null;
+  reverseBps: number | null;
+}

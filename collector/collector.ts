@@ -30,7 +30,7 @@ import {
   type ThroughputSampleRecord,
   type TrainSample,
 } from './protocol.js';
-import { ThroughputCoordinator } from './throughput-coordinator.js';
+import { ThroughputCoordinator, type TestStatus } from './throughput-coordinator.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
 
@@ -106,7 +106,12 @@ export class Collector {
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
-    this.throughput = new ThroughputCoordinator(options.topology, (centre, message) => this.sendTo(centre, message), options.logger.child({ part: 'throughput' }));
+    this.throughput = new ThroughputCoordinator(
+      options.topology,
+      (centre, message) => this.sendTo(centre, message),
+      options.logger.child({ part: 'throughput' }),
+      (test) => void this.storeServerFailure(test),
+    );
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -345,6 +350,24 @@ export class Collector {
       status: httpStatus[code] ?? 400,
       error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
     };
+  }
+
+  /** A test that failed without a probe result (absent, disconnected, expired) is still a stored failure. */
+  private async storeServerFailure(test: TestStatus): Promise<void> {
+    const policy = this.options.topology.probing.throughput;
+    const row: ThroughputRow = {
+      ts: formatDateTime64(Date.parse(test.startedAt ?? test.requestedAt) * 1000).slice(0, 23),
+      src: test.client, dst: test.server, test_id: test.testId, trigger: test.trigger,
+      engine: policy.engine === 'auto' ? 'iperf3' : policy.engine, engine_version: '', direction: policy.direction,
+      streams: policy.streams, seconds: null, ok: false, error: `server: ${test.error ?? test.state}`,
+      forward_bps: null, reverse_bps: null, retransmits: null, cpu_local_pct: null, cpu_remote_pct: null, batch_id: 'server',
+    };
+    try {
+      await insertThroughput(this.options.store.client, [row], `server/${test.testId}`);
+    } catch (error) {
+      this.options.metrics.storeErrors.inc();
+      this.options.logger.error({ err: (error as Error).message, testId: test.testId }, 'storing a failed throughput test failed');
+    }
   }
 
   private sendTo(centre: string, message: ThroughputRun): boolean {

@@ -79,7 +79,8 @@ export const nicSampleSchema = z
     reset: z.boolean(),
     rxBps: rate, txBps: rate, rxPps: rate, txPps: rate,
     rxErrorsPs: rate, txErrorsPs: rate, rxDropsPs: rate, txDropsPs: rate,
-    utilisation: z.number().finite().min(0).max(100).nullable(),
+    /** Ratio of the negotiated speed, 0..1 (a little above 1 when counters and clock disagree). */
+    utilisation: z.number().finite().min(0).max(2).nullable(),
   })
   .strict();
 
@@ -169,6 +170,9 @@ const throughputDoneSchema = z
     testId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/),
     ok: z.boolean(),
     error: z.string().max(2000).nullable().optional(),
+    /** The result's figures, so the test's status can show them before its batch is stored. */
+    forwardBps: z.number().finite().min(0).nullable().optional(),
+    reverseBps: z.number().finite().min(0).nullable().optional(),
   })
   .strict();
 

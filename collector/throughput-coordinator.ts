@@ -25,7 +25,13 @@ export interface TestStatus {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
+  /** Goodput client → server and back, bit/s, as the probe reported it (the stored row follows in its batch). */
+  forwardBps: number | null;
+  reverseBps: number | null;
 }
+
+/** Called for failures the server decides (probe absent, test expired): they are stored like any result. */
+export type ServerFailureSink = (test: TestStatus) => void;
 
 /** Sends a message to a centre's connected probe; false when it is not connected. */
 export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
@@ -45,15 +51,25 @@ export class ThroughputCoordinator {
     private readonly topology: Topology,
     private readonly send: ProbeSender,
     private readonly logger: Logger,
+    private readonly onServerFailure: ServerFailureSink = () => undefined,
   ) {}
 
-  /** Queue a test of the link between x and y; the link's lower id runs the client. */
+  /**
+   * Queue a test of the link between x and y; the link's lower id runs the
+   * client. A link already queued or under test is not queued again: the
+   * pending test's status is returned instead (a test loads a production link).
+   */
   request(x: string, y: string, trigger: 'schedule' | 'operator'): TestStatus {
     const link = this.topology.linkBetween(x, y);
     if (!link) throw new Error(`no link between "${x}" and "${y}"`);
+    const pending = [...this.tests.values()].find(
+      (t) => t.client === link.a && t.server === link.b && (t.state === 'queued' || t.state === 'running'),
+    );
+    if (pending) return pending;
     const status: TestStatus = {
       testId: `tp-${randomUUID()}`, client: link.a, server: link.b, trigger, state: 'queued',
       requestedAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null,
+      forwardBps: null, reverseBps: null,
     };
     this.tests.set(status.testId, status);
     this.queue.push(status);
@@ -73,6 +89,8 @@ export class ThroughputCoordinator {
   done(centre: string, message: ThroughputDone): void {
     const test = this.tests.get(message.testId);
     if (!test || test.client !== centre || test.state !== 'running') return;
+    test.forwardBps = message.forwardBps ?? null;
+    test.reverseBps = message.reverseBps ?? null;
     this.finish(test, message.ok ? 'done' : 'failed', message.ok ? null : (message.error ?? 'the probe reported a failure'));
   }
 
@@ -81,6 +99,7 @@ export class ThroughputCoordinator {
     for (const test of this.tests.values()) {
       if (test.state === 'running' && (test.client === centre || test.server === centre)) {
         this.finish(test, 'failed', `probe "${centre}" disconnected during the test`);
+        this.onServerFailure(test);
       }
     }
   }
@@ -137,6 +156,7 @@ export class ThroughputCoordinator {
       test.state = 'failed';
       test.error = `probe "${test.client}" is not connected`;
       test.finishedAt = new Date().toISOString();
+      this.onServerFailure(test);
       return;
     }
     test.state = 'running';
@@ -144,7 +164,10 @@ export class ThroughputCoordinator {
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
-    const guard = setTimeout(() => this.finish(test, 'expired', `no result within ${guardMs / 1000} s`), guardMs);
+    const guard = setTimeout(() => {
+      this.finish(test, 'expired', `no result within ${guardMs / 1000} s`);
+      this.onServerFailure(test);
+    }, guardMs);
     guard.unref();
     this.guards.set(test.testId, guard);
     this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');

@@ -241,10 +241,10 @@ export class ProbeAgent {
       const record = throughputRecord(request, result);
       await this.spool.appendRecord({ kind: 'throughput', sample: record });
       log.info({ ok: record.ok, forwardBps: record.forwardBps, reverseBps: record.reverseBps, error: record.error }, 'throughput test finished');
-      return { ok: record.ok, error: record.error };
+      return { ok: record.ok, error: record.error, forwardBps: record.forwardBps, reverseBps: record.reverseBps };
     })().catch((error: Error) => {
       log.error({ err: error.message }, 'throughput test crashed');
-      return { ok: false, error: `probe error: ${error.message}` };
+      return { ok: false, error: `probe error: ${error.message}`, forwardBps: null, reverseBps: null };
     });
     this.throughputRunning = work.then(async (outcome) => {
       // Free this probe before telling the server, which may send the next test at once.

@@ -83,7 +83,7 @@ SELECT toString(ts) AS ts_text, src, dst, test_id, trigger, engine, direction, s
 FROM throughput_tests
 WHERE ((src = {a:String} AND dst = {b:String}) OR (src = {b:String} AND dst = {a:String}))
   AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
-ORDER BY ts
+ORDER BY ts DESC
 LIMIT {limit:UInt32}`,
     query_params: { a, b, from: formatDateTime64(fromUs).slice(0, 23), to: formatDateTime64(toUs).slice(0, 23), limit },
     format: 'JSONEachRow',
@@ -92,7 +92,8 @@ LIMIT {limit:UInt32}`,
     ts_text: string; src: string; dst: string; test_id: string; trigger: string; engine: string; direction: string; streams: number;
     seconds: number | null; ok: boolean; error: string; forward_bps: number | null; reverse_bps: number | null; retransmits: number | null;
   }>();
-  return rows.map((r) => ({
+  // The newest `limit` tests, returned oldest first.
+  return rows.reverse().map((r) => ({
     tsUs: parseDateTime64(r.ts_text), src: r.src, dst: r.dst, testId: r.test_id, trigger: r.trigger, engine: r.engine,
     direction: r.direction, streams: Number(r.streams), seconds: r.seconds, ok: Boolean(r.ok), error: r.error || null,
     forwardBps: r.forward_bps, reverseBps: r.reverse_bps, retransmits: r.retransmits === null ? null : Number(r.retransmits),

@@ -9,6 +9,7 @@ import type {
   StatusResponse,
   ThroughputHistoryResponse,
   UtilisationResponse,
+  ThroughputTestStatus,
 } from '../../api/contract.js';
 import { authHeaders } from './token.js';
 
@@ -119,22 +120,7 @@ export function fetchUtilisation(
   return getJson<UtilisationResponse>(`${linkPath(src, dst)}/utilisation?${q}`, signal);
 }
 
-/**
- * An on-demand throughput test as the server tracks it. Mirrors TestStatus in
- * collector/throughput-coordinator.ts, which api/contract.ts does not (yet) export.
- */
-export interface ThroughputTestStatus {
-  testId: string;
-  /** The centre that runs the client (the link's lower id). */
-  client: string;
-  server: string;
-  trigger: 'schedule' | 'operator';
-  state: 'queued' | 'running' | 'done' | 'failed' | 'expired';
-  requestedAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-}
+export type { ThroughputTestStatus };
 
 /** Queues a test of the link between x and y (202 with its status). */
 export function startThroughputTest(x: string, y: string): Promise<ThroughputTestStatus> {

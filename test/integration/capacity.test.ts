@@ -102,6 +102,16 @@ describe('throughput tests', () => {
     expect(util.body.rxGbps.some((v) => v !== null && v > 0)).toBe(true);
   });
 
+  it('does not queue a second test of a link that is already queued or running', async () => {
+    const first = await post<TestStatus>('/v1/links/bravo/charlie/throughput-tests', topo.operatorToken);
+    const again = await post<TestStatus>('/v1/links/charlie/bravo/throughput-tests', topo.operatorToken);
+    expect(again.body.testId).toBe(first.body.testId);
+    await waitFor('the test to finish', async () => {
+      const s = (await getJson<TestStatus>(`${server.url}/v1/throughput-tests/${first.body.testId}`, topo.operatorToken)).body;
+      return s.state !== 'queued' && s.state !== 'running';
+    }, 60_000);
+  });
+
   it('lets only operators trigger tests', async () => {
     expect((await post('/v1/links/alfa/bravo/throughput-tests', topo.regulatorToken)).status).toBe(403);
     expect((await post('/v1/links/alfa/bravo/throughput-tests', topo.tokens.alfa!)).status).toBe(403);

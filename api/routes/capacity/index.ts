@@ -2,13 +2,15 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Link } from '../../../collector/index.js';
 import { latestNicStates, latestThroughputTests, throughputHistory, utilisationSeries, type LinkNicState, type ThroughputTest } from '../../../sql/index.js';
-import type { CapacityResponse, CapacityVerdict, LinkCapacity, ThroughputHistoryResponse, UtilisationResponse } from '../../contract.js';
+import type { CapacityResponse, CapacityVerdict, LinkCapacity, ThroughputHistoryResponse, ThroughputTestStatus, UtilisationResponse } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
-const rangeQuery = z.object({
+const historyQuery = z.object({
   from: isoTimeParam.optional(),
   to: isoTimeParam.optional(),
+});
+const rangeQuery = historyQuery.extend({
   points: z.coerce.number().int().min(1).max(5000).default(300),
 });
 
@@ -41,7 +43,7 @@ export function capacityRoutes(deps: ApiDeps) {
     })
     .get('/links/:src/:dst/throughput', async (c) => {
       const l = link(c.req.param('src'), c.req.param('dst'));
-      const { fromUs, toUs } = range(parseQuery(rangeQuery, c), 7 * 86_400e6);
+      const { fromUs, toUs } = range(parseQuery(historyQuery, c), 7 * 86_400e6);
       const tests = await throughputHistory(deps.store.client, l.a, l.b, fromUs, toUs);
       const body: ThroughputHistoryResponse = {
         a: l.a, b: l.b, floorGbps: l.throughputFloorGbps, committedGbps: l.capacityGbps,
@@ -71,11 +73,15 @@ export function capacityRoutes(deps: ApiDeps) {
     .post('/links/:src/:dst/throughput-tests', (c) => {
       const l = link(c.req.param('src'), c.req.param('dst'));
       if (!deps.collector) throw new ApiError(503, 'unavailable', 'this server does not run tests');
-      const status = deps.collector.throughput.request(l.a, l.b, 'operator');
-      return c.json(status, 202);
+      if (!topology.probing.throughput.enabled) {
+        throw new ApiError(409, 'disabled', 'throughput testing is disabled in the topology (probing.throughput.enabled)');
+      }
+      // A link already queued or under test returns that test rather than loading the link twice.
+      const status: ThroughputTestStatus = deps.collector.throughput.request(l.a, l.b, 'operator');
+      return c.json(status, status.state === 'queued' || status.state === 'running' ? 202 : 200);
     })
     .get('/throughput-tests/:id', (c) => {
-      const status = deps.collector?.throughput.status(c.req.param('id'));
+      const status: ThroughputTestStatus | undefined = deps.collector?.throughput.status(c.req.param('id'));
       if (!status) throw new ApiError(404, 'not_found', `no throughput test "${c.req.param('id')}" (finished tests are kept for the last 1000)`);
       return c.json(status);
     });
