@@ -5,14 +5,15 @@
  * at 800 Mbit/s meets a 500 Mbit/s floor; after reshaping to 200 Mbit/s the
  * next test breaches it and the link's capacity verdict flips.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResponse, LinkCapacity, UtilisationResponse } from '../../api/contract.js';
 import { hashToken, type TestStatus } from '../../collector/index.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, type NetnsPair } from '../helpers/netns.js';
-import { missingCommand, skipReason } from '../helpers/requirements.js';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
 import { waitFor } from '../helpers/stack.js';
 
 const skip = skipReason(netnsUnavailable() ?? missingCommand('iperf3', 'iperf3'));
@@ -131,5 +132,35 @@ access:
       return peak > 0.01 ? body : undefined;
     });
     expect(Math.max(...util.rxGbps.filter((v): v is number => v !== null))).toBeGreaterThan(0.01);
+  });
+
+  it.skipIf(skipReason(missingChromium()))('the dashboard, opened inside the fabric, shows provisioned speed, utilisation, tested throughput and the breach', async () => {
+    // Chromium runs inside namespace A (the only place the server can be reached) through a wrapper.
+    const wrapper = join(dir, 'chromium-in-namespace.sh');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${pair.a.ns} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+      executablePath: wrapper,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${port}/#token=${tokens.operator}`);
+      await page.waitForSelector('#matrix');
+      await page.evaluate("location.hash = 'capacity:east>west'");
+      await page.reload();
+      const ready = (expression: string) => page.waitForFunction(expression, undefined, { timeout: 30_000 });
+      await ready("document.querySelector('#capacity')?.dataset.link === 'east~west'");
+      await ready("document.querySelector('#capacity')?.dataset.provisionedGbps === '10'");
+      await ready("Number(document.querySelector('#capacity')?.dataset.tests ?? 0) >= 2");
+      await ready("Number(document.querySelector('#capacity')?.dataset.utilPoints ?? 0) > 0");
+      await ready("document.querySelector('#matrix td[data-src=\"east\"][data-dst=\"west\"]')?.dataset.verdict === 'breach'");
+      mkdirSync(join('test-output', 'browser'), { recursive: true });
+      await page.screenshot({ path: join('test-output', 'browser', 'capacity-fabric.png'), fullPage: true });
+    } finally {
+      await context.close();
+    }
   });
 });
