@@ -11,13 +11,13 @@ import {
 describe('parseChronyTracking', () => {
   it('synchronised chrony: bound = |offset| + dispersion + delay/2', () => {
     const csv =
-      'C0A80001,192.168.0.1,3,1764400000.123456789,-0.000012000,0.000001000,0.000020000,-7.123,0.001,0.050,0.000400000,0.000100000,64.2,Normal\n';
+      'C0A80001,ntp1.example.net,3,1764400000.123456789,-0.000012000,0.000001000,0.000020000,-7.123,0.001,0.050,0.000400000,0.000100000,64.2,Normal\n';
     const s = parseChronyTracking(csv);
     expect(s).not.toBeNull();
     expect(s?.synchronized).toBe(true);
     expect(s?.source).toBe('chrony');
     expect(s?.errorSeconds).toBeCloseTo(0.000012 + 0.0001 + 0.0002, 12);
-    expect(s?.detail).toContain('192.168.0.1');
+    expect(s?.detail).toContain('ntp1.example.net');
   });
 
   it('unsynchronised chrony claims at least 1 s', () => {
