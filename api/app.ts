@@ -18,9 +18,14 @@ import { linkRoutes } from './routes/links/index.js';
 import { metricsRoutes } from './routes/metrics/index.js';
 import { statusRoutes } from './routes/status/index.js';
 import { topologyRoutes } from './routes/topology/index.js';
+import { placementRoutes } from './routes/placement/index.js';
+import { slaRoutes } from './routes/sla/index.js';
+import { SlaService } from './sla-service.js';
 
-export function createApp(deps: ApiDeps) {
+/** The SLA service (signing key, cron) is built by the server; without one, reports can be read but not finalised. */
+export function createApp(deps: ApiDeps & { sla?: SlaService }) {
   const { topology } = deps;
+  const sla = deps.sla ?? new SlaService({ store: deps.store, topology, signer: null, logger: deps.logger });
   const operator = requireRole(topology, 'operator');
   const reader = requireRole(topology, 'operator', 'regulator');
   const limiter = deps.rateLimit && deps.rateLimit.perSecond > 0 ? new KeyedLimiter(deps.rateLimit.perSecond, deps.rateLimit.burst) : null;
@@ -32,11 +37,18 @@ export function createApp(deps: ApiDeps) {
     .use('/links/:src/:dst/*', operator)
     .use('/capacity', operator)
     .use('/throughput-tests/*', operator)
+    // SLA: regulators and operators read; writes add an operator check per route; /sla/public-key is public.
+    .use('/sla/months', reader)
+    .use('/sla/months/*', reader)
+    .use('/sla/maintenance', reader)
+    .use('/placement', operator)
     .route('/', topologyRoutes(deps))
     .route('/', statusRoutes(deps))
     .route('/links', linkRoutes(deps))
     .route('/', capacityRoutes(deps))
-    .route('/', ingestRoutes(deps));
+    .route('/', ingestRoutes(deps))
+    .route('/sla', slaRoutes(deps, sla))
+    .route('/', placementRoutes(deps));
 
   const app = new Hono();
   if (limiter) {

@@ -45,7 +45,8 @@ const serverOptions = (cmd: Command) =>
     .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)')
     .option('--tls-cert <file>', 'PEM certificate chain: serve https/wss only (env CITYMESH_TLS_CERT)')
-    .option('--tls-key <file>', 'PEM private key for --tls-cert (env CITYMESH_TLS_KEY)');
+    .option('--tls-key <file>', 'PEM private key for --tls-cert (env CITYMESH_TLS_KEY)')
+    .option('--signing-key <file>', 'Ed25519 key that signs SLA reports, created on first start (env CITYMESH_SIGNING_KEY; default <data-dir>-keys/report-signing.pem)');
 
 serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
   .action(async (flags: Record<string, string | undefined>) => {
@@ -211,6 +212,36 @@ program
       `${file}: ok — "${topology.name}", ${topology.centres.length} centres, ${topology.links.length} links\n` +
         (missing.length ? `  note: no token available here for ${missing.join(', ')} (token_env not set in this environment)\n` : ''),
     );
+  });
+
+const report = program
+  .command('report')
+  .description('fetch a month\'s SLA report from a running server (regulator or operator token)')
+  .option('-m, --month <YYYY-MM>', 'calendar month in the topology\'s time zone, e.g. 2026-11')
+  .option('--link <a-b>', 'one link\'s detail and breach timeline (a~b, or a-b when unambiguous)')
+  .addOption(new Option('--format <f>', 'json or csv').choices(['json', 'csv']).default('json'))
+  .option('--minutes', 'with --link: the minute-level evidence instead of the breach timeline')
+  .option('--signed', 'the finalised, signed report (byte for byte; check it with `citymesh report verify`)')
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .option('-s, --server <url>', 'server base URL (env CITYMESH_API_URL)', process.env.CITYMESH_API_URL ?? 'http://127.0.0.1:8080')
+  .option('--token-file <file>', 'file holding a regulator or operator token (default: env CITYMESH_TOKEN)')
+  .action(async (flags: import('./report-cli.js').ReportFlags) => {
+    if (!flags.month) throw new Error('--month is required, e.g. --month 2026-11 (or: citymesh report verify FILE)');
+    const { runReport } = await import('./report-cli.js');
+    await runReport(flags);
+  });
+
+report
+  .command('verify')
+  .description('verify a downloaded signed report offline: canonical form, key fingerprint, Ed25519 signature')
+  .argument('<file>', 'signed report (citymesh report --signed, or GET /v1/sla/months/M/report)')
+  .option('--public-key <file>', 'the server\'s public key (PEM), obtained out of band: the strongest check')
+  .option('-s, --server <url>', 'fetch the public key from GET /v1/sla/public-key instead')
+  .action(async (file: string, flags: import('./report-cli.js').VerifyFlags) => {
+    const { runVerify } = await import('./report-cli.js');
+    // `report verify FILE --server URL`: the parent `report` also knows --server and takes it first.
+    const server = flags.server ?? (report.getOptionValueSource('server') === 'cli' ? (report.opts() as { server?: string }).server : undefined);
+    process.exitCode = await runVerify(file, { ...flags, server });
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

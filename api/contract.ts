@@ -174,3 +174,216 @@ export interface ThroughputTestStatus {
   forwardBps: number | null;
   reverseBps: number | null;
 }
+
+// ---------------------------------------------------------------------------
+// Monthly SLA reports (README "Monthly SLA reports" defines every figure).
+
+export type SlaVerdict = 'met' | 'breach' | 'insufficient_data';
+export type SlaCriterion = 'latency' | 'loss' | 'availability' | 'capacity_provisioned' | 'capacity_tested';
+
+/** One criterion of one scope: the measured value against its target, and the evidence behind the verdict. */
+export interface SlaCriterionResult {
+  criterion: SlaCriterion;
+  verdict: SlaVerdict;
+  /** Measured value (unit below); null when nothing was measured. */
+  value: number | null;
+  /** What value is compared with (links only; null for a centre or the network). */
+  target: number | null;
+  comparison: '>=' | '<=';
+  unit: 'share_of_minutes' | 'ratio' | 'Gbps';
+  /** The rule in words, e.g. "p99 RTT <= 2 ms (worst direction) in >= 99.9% of assessed minutes" (links only). */
+  rule: string | null;
+  breachMinutes: number | null;
+  longestBreachMinutes: number | null;
+  /** Minutes with data / SLA minutes (null where the criterion is not minute-based). */
+  coverage: number | null;
+  requiredCoverage: number | null;
+  evidence: Record<string, number | null>;
+}
+
+/** A link, a centre (all its links) or the whole network; minute figures of a centre or the network are link-minutes. */
+export interface SlaScopeReport {
+  scope: 'link' | 'centre' | 'network';
+  id: string;
+  name: string;
+  verdict: SlaVerdict;
+  links: { total: number; met: number; breach: number; insufficientData: number };
+  minutes: { month: number; excluded: number; sla: number; covered: number; available: number };
+  coverage: number | null;
+  /** The policy a link is judged by (null for a centre or the network). */
+  policy: SlaLinkPolicyView | null;
+  criteria: SlaCriterionResult[];
+}
+
+export interface SlaLinkPolicyView {
+  rttTargetMs: number;
+  percentile: number;
+  latencyMinutesMin: number;
+  lossRatioMax: number;
+  availabilityMin: number;
+  coverageMin: number;
+  capacityGbps: number;
+  throughputFloorGbps: number;
+}
+
+export interface SlaMaintenanceView {
+  id: string;
+  scope: 'link' | 'centre' | 'network';
+  /** `a~b` for a link, the centre id, or "network". */
+  target: string;
+  start: string;
+  end: string;
+  reason: string;
+  declaredAt: string;
+  declaredBy: string;
+  /** Declared at or after its start: listed, never excluded from the SLA minutes. */
+  declaredLate: boolean;
+  excluded: boolean;
+}
+
+/** The month's report; what a finalised report freezes and signs. */
+export interface SlaReport {
+  format: 'citymesh-sla-report/1';
+  network: string;
+  month: string;
+  timezone: string;
+  /** [start, end) in UTC ISO; end is "now" for a month in progress. */
+  period: { start: string; end: string; minutes: number; complete: boolean };
+  status: 'provisional' | 'final' | 'amendment';
+  source: 'rollup' | 'raw';
+  engine: 'stamp' | 'icmp';
+  finalised: { at: string; by: string } | null;
+  links: SlaScopeReport[];
+  centres: SlaScopeReport[];
+  total: SlaScopeReport;
+  maintenance: SlaMaintenanceView[];
+}
+
+export interface SlaAmendmentSummary {
+  seq: number;
+  at: string;
+  by: string;
+  reportSha256: string;
+  changes: number;
+}
+
+/** GET /v1/sla/months/:month */
+export interface SlaMonthResponse {
+  month: string;
+  /** finalised: the stored, signed figures; provisional: computed now. */
+  state: 'finalised' | 'provisional';
+  report: SlaReport;
+  reportSha256: string | null;
+  amendments: SlaAmendmentSummary[];
+}
+
+export interface SlaMonthEntry {
+  month: string;
+  start: string;
+  end: string;
+  state: 'in_progress' | 'open' | 'finalised';
+  finalisedAt: string | null;
+  finalisedBy: string | null;
+  reportSha256: string | null;
+  amendments: number;
+  /** When the cron job finalises it (month end + grace), for a month not yet finalised; null when automatic finalisation is off. */
+  autoFinaliseAt: string | null;
+}
+
+export interface SlaMonthsResponse {
+  timezone: string;
+  months: SlaMonthEntry[];
+}
+
+export interface SlaBreachRun {
+  start: string;
+  end: string;
+  minutes: number;
+}
+
+/** GET /v1/sla/months/:month/links/:a/:b */
+export interface SlaLinkDetailResponse {
+  month: string;
+  state: 'finalised' | 'provisional';
+  link: SlaScopeReport;
+  /** Breach runs recomputed from the minute rollup now (the evidence behind the counts). */
+  timeline: Record<'latency' | 'loss' | 'availability' | 'capacity_provisioned', SlaBreachRun[]>;
+  tests: { at: string; client: string; ok: boolean; error: string | null; abGbps: number | null; baGbps: number | null }[];
+  maintenance: SlaMaintenanceView[];
+}
+
+/** GET /v1/sla/months/:month/links/:a/:b/minutes: one entry per minute of the period (Unix seconds). */
+export interface SlaMinutesResponse {
+  month: string;
+  link: string;
+  a: string;
+  b: string;
+  percentile: number;
+  rttTargetMs: number;
+  t: number[];
+  excluded: number[];
+  abTrains: number[];
+  abSent: number[];
+  abLost: number[];
+  abRttMs: (number | null)[];
+  baTrains: number[];
+  baSent: number[];
+  baLost: number[];
+  baRttMs: (number | null)[];
+  provisionedGbps: (number | null)[];
+  covered: number[];
+  available: number[];
+  latencyBreach: number[];
+  lossBreach: number[];
+}
+
+export interface SlaAmendmentsResponse {
+  month: string;
+  finalised: boolean;
+  amendments: SlaAmendmentSummary[];
+  /** The stored figures against a recomputation now: differences not yet recorded as an amendment. */
+  current: { differs: boolean; changes: SlaChange[] };
+}
+
+export interface SlaChange {
+  path: string;
+  from: string | number | null;
+  to: string | number | null;
+}
+
+/** The signed amendment document's `report`. */
+export interface SlaAmendment {
+  format: 'citymesh-sla-amendment/1';
+  month: string;
+  seq: number;
+  amends: { seq: number; reportSha256: string };
+  detectedAt: string;
+  detectedBy: string;
+  changes: SlaChange[];
+  report: SlaReport;
+}
+
+/** GET /v1/placement */
+export interface PlacementResponse {
+  from: string;
+  maxRttMs: number;
+  minGbps: number;
+  windowS: number;
+  generatedAt: string;
+  /** Centres meeting both thresholds now, lowest RTT first. */
+  candidates: PlacementCandidate[];
+  /** Directly linked centres that do not qualify, with the reason. */
+  excluded: (PlacementCandidate & { reason: string })[];
+}
+
+export interface PlacementCandidate {
+  centre: string;
+  name: string;
+  /** Worst direction's p99 RTT over the window, exact from the raw packets. */
+  rttP99Ms: number | null;
+  lossRatio: number | null;
+  /** Newest successful throughput test's worse direction, Gb/s (measured, never the commitment). */
+  capacityGbps: number | null;
+  testedAt: string | null;
+  committedGbps: number;
+}

@@ -17,6 +17,8 @@ import { migrate, openStore, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
 import { principalOfUpgrade } from './auth.js';
 import { LiveFeed } from './live.js';
+import { loadOrCreateSigningKey } from './report-signing.js';
+import { SlaService } from './sla-service.js';
 import type { ServerSettings } from './settings.js';
 
 export interface RunningServer {
@@ -27,6 +29,8 @@ export interface RunningServer {
   hub: LiveHub;
   collector: Collector;
   registry: Registry;
+  /** Monthly SLA reports: finalisation, amendments, the hourly job. */
+  sla: SlaService;
   close(): Promise<void>;
 }
 
@@ -39,6 +43,11 @@ export interface ServerExtras {
 
 export async function startServer(settings: ServerSettings, logger: Logger, extras: ServerExtras = {}): Promise<RunningServer> {
   const topo = extras.topology ?? loadTopology(settings.configFile);
+  const signing = loadOrCreateSigningKey(settings.signingKeyFile, (message) => logger.warn(message));
+  logger.info(
+    { file: settings.signingKeyFile, fingerprint: signing.signer.fingerprint },
+    signing.created ? 'report signing key created' : 'report signing key loaded',
+  );
   const tls = settings.tlsCert && settings.tlsKey
     ? { cert: readFileSync(settings.tlsCert), key: readFileSync(settings.tlsKey) }
     : null;
@@ -70,8 +79,9 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   const live = new LiveFeed(hub);
   new Gauge({ name: 'citymesh_live_clients', help: 'Browsers on the /v1/live feed', registers: [registry], collect() { this.set(live.stats().clients); } });
   new Gauge({ name: 'citymesh_live_skipped_messages', help: 'Live messages skipped for slow clients', registers: [registry], collect() { this.set(live.stats().dropped); } });
+  const sla = new SlaService({ store, topology: topo, signer: signing.signer, logger: logger.child({ part: 'sla' }) });
   const app = createApp({
-    store, topology: topo, hub, collector, logger, registry, ready: () => ready,
+    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla,
     rateLimit: extras.rateLimit ?? { perSecond: 50, burst: 200 },
   });
 
@@ -91,6 +101,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     if (error.code === 'EADDRINUSE') throw new Error(`port ${settings.port} on ${settings.host} is already in use; pass --port`);
     throw error;
   });
+  sla.start(); // hourly: finalises months past their grace period (unless auto_finalise is off), records amendments
   server.on('upgrade', (request, socket: Duplex, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (path === '/v1/probe') {
@@ -116,6 +127,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   const close = () => {
     closing ??= (async () => {
       await collector.close();
+      await sla.stop();
       await live.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -126,5 +138,5 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     })();
     return closing;
   };
-  return { url, port: address.port, store, topology: topo, hub, collector, registry, close };
+  return { url, port: address.port, store, topology: topo, hub, collector, registry, sla, close };
 }

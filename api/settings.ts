@@ -3,7 +3,7 @@
  * overrides it, resolved in one place. Command-line flags win over the
  * environment, which wins over defaults.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export interface ServerSettings {
   configFile: string;
@@ -18,6 +18,8 @@ export interface ServerSettings {
   /** PEM certificate chain and key: when both are set the server speaks https/wss only. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /** Ed25519 private key (PEM) that signs finalised SLA reports; created with mode 0600 on first start. */
+  signingKeyFile: string;
 }
 
 export interface ServerFlags {
@@ -28,6 +30,7 @@ export interface ServerFlags {
   logLevel?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
+  signingKey?: string | undefined;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -38,11 +41,12 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`port: "${portText}" is not a TCP port number (0-65535)`);
   }
+  const dataDir = resolve(flags.dataDir ?? env.CITYMESH_DATA_DIR ?? 'data');
   const settings: ServerSettings = {
     configFile: resolve(flags.config ?? env.CITYMESH_CONFIG ?? 'config/demo-loopback.yaml'),
     host: flags.host ?? env.CITYMESH_HOST ?? '127.0.0.1',
     port,
-    dataDir: resolve(flags.dataDir ?? env.CITYMESH_DATA_DIR ?? 'data'),
+    dataDir,
     clickhouseUrl: env.CLICKHOUSE_URL || undefined,
     clickhouseUser: env.CLICKHOUSE_USER || undefined,
     clickhousePassword: env.CLICKHOUSE_PASSWORD || undefined,
@@ -50,6 +54,8 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
     logLevel: flags.logLevel ?? env.CITYMESH_LOG_LEVEL ?? 'info',
     tlsCert: flags.tlsCert ?? env.CITYMESH_TLS_CERT ?? undefined,
     tlsKey: flags.tlsKey ?? env.CITYMESH_TLS_KEY ?? undefined,
+    // Beside the data directory, never inside it (a copied or shared data directory must not carry the key).
+    signingKeyFile: resolve(flags.signingKey ?? env.CITYMESH_SIGNING_KEY ?? join(`${dataDir}-keys`, 'report-signing.pem')),
   };
   if (Boolean(settings.tlsCert) !== Boolean(settings.tlsKey)) {
     throw new Error('TLS needs both --tls-cert and --tls-key (or CITYMESH_TLS_CERT and CITYMESH_TLS_KEY)');

@@ -10,3 +10,10 @@ export {
   insertThroughput, insertNic, throughputHistory, latestThroughputTests, latestNicStates, utilisationSeries,
   type ThroughputRow, type NicRow, type ThroughputTest, type LinkNicState, type UtilisationColumns,
 } from './capacity.js';
+export {
+  slaMonthBounds, slaMonthsWithData, slaMonthOf, slaCompliance, slaLinkTimeline, slaLinkMinutes, ROLLUP_LEVELS,
+  insertMaintenance, maintenanceWindows, insertSlaReport, slaReportIndex, slaReportDocuments, samplesStoredSince,
+  type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns,
+  type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
+} from './sla.js';
+export { placementEvidence, type PlacementEvidence } from './placement.js';

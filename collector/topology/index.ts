@@ -36,6 +36,22 @@ export interface Link {
   capacityGbps: number;
   rttTargetMs: number;
   throughputFloorGbps: number;
+  /** The SLA policy this link is judged by: defaults from `sla:` with the link's overrides applied. */
+  sla: LinkSlaPolicy;
+}
+
+export interface LinkSlaPolicy {
+  /** Per-minute RTT percentile target (worst direction), ms. */
+  rttTargetMs: number;
+  /** Which per-minute percentile is judged: 0.5, 0.9, 0.95 or 0.99. */
+  percentile: number;
+  latencyMinutesMin: number;
+  lossRatioMax: number;
+  availabilityMin: number;
+  coverageMin: number;
+  /** Committed (provisioned) capacity, Gb/s: the link's capacity_gbps. */
+  capacityGbps: number;
+  throughputFloorGbps: number;
 }
 
 export interface SlaPolicy {
@@ -46,6 +62,12 @@ export interface SlaPolicy {
   throughputFloorGbps: number;
   coverageMin: number;
   timezone: string;
+  percentile: number;
+  latencyMinutesMin: number;
+  availabilityMin: number;
+  engine: 'stamp' | 'icmp';
+  finaliseGraceHours: number;
+  autoFinalise: boolean;
 }
 
 export interface ProbingPolicy {
@@ -215,6 +237,16 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
       capacityGbps: l.capacity_gbps,
       rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
       throughputFloorGbps: l.throughput_floor_gbps ?? doc.sla.throughput_floor_gbps,
+      sla: {
+        rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
+        percentile: l.percentile ?? doc.sla.percentile,
+        latencyMinutesMin: l.latency_minutes_min ?? doc.sla.latency_minutes_min,
+        lossRatioMax: l.loss_ratio_max ?? doc.sla.loss_ratio_max,
+        availabilityMin: l.availability_min ?? doc.sla.availability_min,
+        coverageMin: l.coverage_min ?? doc.sla.coverage_min,
+        capacityGbps: l.capacity_gbps,
+        throughputFloorGbps: l.throughput_floor_gbps ?? doc.sla.throughput_floor_gbps,
+      },
     });
   });
   doc.centres.forEach((c, i) => {
@@ -239,6 +271,12 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
       throughputFloorGbps: s.throughput_floor_gbps,
       coverageMin: s.coverage_min,
       timezone: s.timezone,
+      percentile: s.percentile,
+      latencyMinutesMin: s.latency_minutes_min,
+      availabilityMin: s.availability_min,
+      engine: s.engine,
+      finaliseGraceHours: s.finalise_grace_hours,
+      autoFinalise: s.auto_finalise,
     },
     probing: {
       stamp: {

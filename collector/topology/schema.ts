@@ -21,6 +21,21 @@ const port = z.number().int().min(1).max(65535);
 const dscp = z.number().int().min(0).max(63);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha-256 of the token)');
 
+/** Percentile levels the 1-minute rollup keeps t-digest states for. */
+export const SLA_PERCENTILES = [0.5, 0.9, 0.95, 0.99] as const;
+const slaPercentile = z
+  .number()
+  .refine((v) => (SLA_PERCENTILES as readonly number[]).includes(v), `must be one of ${SLA_PERCENTILES.join(', ')}`);
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const slaPolicySchema = z
   .object({
     rtt_p99_target_ms: z.number().positive().default(2),
@@ -29,7 +44,18 @@ export const slaPolicySchema = z
     capacity_min_gbps: z.number().positive().default(100),
     throughput_floor_gbps: z.number().positive().default(95),
     coverage_min: z.number().min(0).max(1).default(0.99),
-    timezone: z.string().default('Asia/Shanghai'),
+    timezone: z.string().refine(isTimeZone, 'must be an IANA time zone, e.g. "Asia/Shanghai"').default('Asia/Shanghai'),
+    /** Per-minute percentile judged against the RTT target (one of the levels the 1-minute rollup keeps). */
+    percentile: slaPercentile.default(0.99),
+    /** Share of assessed minutes that must meet the latency target for the month to pass. */
+    latency_minutes_min: z.number().min(0).max(1).default(0.999),
+    /** Share of covered minutes in which the link must carry probe traffic both ways. */
+    availability_min: z.number().min(0).max(1).default(0.999),
+    /** Which probe engine's trains are SLA evidence (STAMP: reflector time removed, DSCP-marked). */
+    engine: z.enum(['stamp', 'icmp']).default('stamp'),
+    /** Monthly reports are finalised (frozen and signed) automatically this long after the month ends. */
+    finalise_grace_hours: z.number().min(0).max(24 * 31).default(72),
+    auto_finalise: z.boolean().default(true),
   })
   .strict();
 
@@ -121,6 +147,12 @@ const linkSchema = z
     capacity_gbps: z.number().positive(),
     rtt_target_ms: z.number().positive().optional(),
     throughput_floor_gbps: z.number().positive().optional(),
+    /** Per-link overrides of the SLA policy defaults. */
+    percentile: slaPercentile.optional(),
+    latency_minutes_min: z.number().min(0).max(1).optional(),
+    loss_ratio_max: z.number().min(0).max(1).optional(),
+    availability_min: z.number().min(0).max(1).optional(),
+    coverage_min: z.number().min(0).max(1).optional(),
     name: z.string().optional(),
   })
   .strict();

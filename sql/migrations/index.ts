@@ -8,6 +8,7 @@ import { latencyTrains } from './0001_latency_trains.js';
 import { latencyRollup1m } from './0002_latency_rollup_1m.js';
 import { trainIds } from './0003_train_ids.js';
 import { capacity } from './0004_capacity.js';
+import { sla } from './0005_sla.js';
 
 export interface Migration {
   version: number;
@@ -15,4 +16,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla];

@@ -110,6 +110,7 @@ export async function startTestServer(topology: Topology, extras: Omit<ServerExt
     stop: async () => {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(`${dataDir}-keys`, { recursive: true, force: true }); // the report-signing key lives beside the data
     },
   };
 }

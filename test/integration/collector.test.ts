@@ -165,7 +165,7 @@ describe('collector: storage', () => {
   it('reports readiness with the schema version', async () => {
     const { status, body } = await getJson<{ status: string; store: string; schemaVersion: number }>(`${server.url}/readyz`);
     expect(status).toBe(200);
-    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 4 });
+    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 5 });
   });
 
   it('answers API misuse with JSON errors that give the reason', async () => {

@@ -33,10 +33,10 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2, 3, 4]);
+    expect(first.applied).toEqual([1, 2, 3, 4, 5]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
@@ -44,6 +44,7 @@ describe('migrations', () => {
       { version: 2, name: 'latency_rollup_1m' },
       { version: 3, name: 'train_ids' },
       { version: 4, name: 'capacity' },
+      { version: 5, name: 'sla' },
     ]);
   });
 });

@@ -1,0 +1,688 @@
+/**
+ * Monthly SLA arithmetic, in ClickHouse where the data is. Every figure of a
+ * report comes from one of these named queries; handlers only shape JSON.
+ *
+ * Unit of evidence: the link-minute. Per minute and direction, the 1-minute
+ * rollup (latency_1m) gives packet counts and a t-digest of the raw RTTs; the
+ * same figures can be recomputed from the raw trains (latency_trains) with
+ * exact percentiles (`source: 'raw'`), and the two must agree (tested).
+ *
+ * For each link (a < b) and minute m of the period, not excluded by an
+ * advance-declared maintenance window:
+ *   covered       both directions have at least one train with packets sent
+ *   available     covered, and both directions received at least one packet
+ *   p             worst direction's per-minute percentile RTT (policy level)
+ *   latency breach   available and p > target
+ *   loss breach      available and lost > ceiling x sent (that minute, both directions)
+ *   availability breach   covered and not available
+ * Month figures are counts of those minutes; the longest breach is the
+ * longest run of consecutive clock minutes that each breached (an excluded
+ * or uncovered minute ends a run).
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+
+export type SlaSource = 'rollup' | 'raw';
+export type SlaVerdictCode = 'met' | 'breach' | 'insufficient_data';
+
+/** Percentile levels kept in latency_1m.rtt_q_us, in order (1-based index in SQL). */
+export const ROLLUP_LEVELS = [0.5, 0.9, 0.95, 0.99] as const;
+
+/** One link and the policy it is judged by, as bound parameters. */
+export interface SlaLinkInput {
+  a: string;
+  b: string;
+  rttTargetUs: number;
+  /** One of ROLLUP_LEVELS. */
+  percentile: number;
+  latencyMinutesMin: number;
+  lossRatioMax: number;
+  availabilityMin: number;
+  coverageMin: number;
+  committedMbps: number;
+  floorBps: number;
+}
+
+export interface SlaQuery {
+  /** Unix seconds, whole minutes; [startS, endS). */
+  startS: number;
+  endS: number;
+  engine: string;
+  source: SlaSource;
+  links: SlaLinkInput[];
+}
+
+/** Start and end (exclusive) of a calendar month in a time zone, computed by ClickHouse. */
+export async function slaMonthBounds(client: ClickHouseClient, month: string, timezone: string): Promise<{ startS: number; endS: number }> {
+  const result = await client.query({
+    query: `
+SELECT toUInt32(toUnixTimestamp(m_start)) AS start_s, toUInt32(toUnixTimestamp(addMonths(m_start, 1))) AS end_s
+FROM (SELECT toDateTime(concat({month:String}, '-01 00:00:00'), {tz:String}) AS m_start)`,
+    query_params: { month, tz: timezone },
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ start_s: number; end_s: number }>();
+  if (!row) throw new Error(`no bounds for month ${month}`);
+  return { startS: Number(row.start_s), endS: Number(row.end_s) };
+}
+
+/**
+ * Calendar months (in `timezone`) holding latency minutes, newest first.
+ * Read from the parts' min/max time (the partition minmax index), not by
+ * scanning the rollup: a part lies within one UTC month, which overlaps at
+ * most two local months, the ones of its first and last minute.
+ */
+export async function slaMonthsWithData(client: ClickHouseClient, timezone: string): Promise<string[]> {
+  const result = await client.query({
+    query: `
+SELECT DISTINCT formatDateTime(toStartOfMonth(arrayJoin([min_time, max_time]), {tz:String}), '%Y-%m') AS month
+FROM system.parts
+WHERE database = currentDatabase() AND table = 'latency_1m' AND active AND rows > 0
+ORDER BY month DESC`,
+    query_params: { tz: timezone },
+    format: 'JSONEachRow',
+  });
+  return (await result.json<{ month: string }>()).map((r) => r.month);
+}
+
+/** The calendar month (YYYY-MM, in `timezone`) of an instant given in Unix microseconds. */
+export async function slaMonthOf(client: ClickHouseClient, unixMicros: number, timezone: string): Promise<string> {
+  const result = await client.query({
+    query: `SELECT formatDateTime(toStartOfMonth(fromUnixTimestamp64Micro({us:Int64}, 'UTC'), {tz:String}), '%Y-%m') AS month`,
+    query_params: { us: Math.round(unixMicros), tz: timezone },
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ month: string }>();
+  return row!.month;
+}
+
+function linkParams(q: SlaQuery): Record<string, unknown> {
+  return {
+    start: q.startS,
+    end: q.endS,
+    minutes: Math.round((q.endS - q.startS) / 60),
+    engine: q.engine,
+    la: q.links.map((l) => l.a),
+    lb: q.links.map((l) => l.b),
+    rtt_us: q.links.map((l) => l.rttTargetUs),
+    qi: q.links.map((l) => levelIndex(l.percentile)),
+    lat_min: q.links.map((l) => l.latencyMinutesMin),
+    loss_max: q.links.map((l) => l.lossRatioMax),
+    avail_min: q.links.map((l) => l.availabilityMin),
+    cov_min: q.links.map((l) => l.coverageMin),
+    committed_mbps: q.links.map((l) => l.committedMbps),
+    floor_bps: q.links.map((l) => l.floorBps),
+  };
+}
+
+function levelIndex(percentile: number): number {
+  const i = (ROLLUP_LEVELS as readonly number[]).indexOf(percentile);
+  if (i < 0) throw new Error(`percentile ${percentile} is not one of the rollup levels ${ROLLUP_LEVELS.join(', ')}`);
+  return i + 1;
+}
+
+/** Longest run of consecutive values in a sorted UInt array (0 when empty). */
+const longestRun = (idx: string) =>
+  `if(empty(${idx}), 0, arrayMax(arrayMap(r -> length(r), arraySplit((v, d) -> d != 1, ${idx}, arrayDifference(${idx})))))`;
+
+/** Runs of consecutive minutes as [first minute (Unix s), length]. */
+const runs = (idx: string) =>
+  `arrayMap(r -> (toUInt32(r[1] * 60), length(r)), arraySplit((v, d) -> d != 1, ${idx}, arrayDifference(${idx})))`;
+
+/** Per minute and direction: packets and the four percentile levels. The only part that differs between sources. */
+function directionMinutes(source: SlaSource): string {
+  return source === 'rollup'
+    ? `
+    SELECT minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
+           sum(trains) AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
+           quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us) AS d_qs
+    FROM latency_1m
+    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
+    GROUP BY minute, src, dst`
+    : `
+    SELECT toDateTime(toStartOfMinute(ts), 'UTC') AS minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
+           count() AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
+           quantilesExactArray(0.5, 0.9, 0.95, 0.99)(rtts_us) AS d_qs
+    FROM latency_trains
+    WHERE engine = {engine:String} AND ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6)
+    GROUP BY minute, src, dst`;
+}
+
+/** Per minute and interface: negotiated speed (nic_1m, or the raw samples). */
+function nicMinutes(source: SlaSource): string {
+  return source === 'rollup'
+    ? `
+    SELECT minute, least(centre, peer) AS la, greatest(centre, peer) AS lb, min(assumeNotNull(speed_mbps)) AS speed
+    FROM nic_1m
+    WHERE minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND peer != '' AND speed_mbps IS NOT NULL
+    GROUP BY minute, la, lb`
+    : `
+    SELECT toDateTime(toStartOfMinute(ts), 'UTC') AS minute, least(centre, peer) AS la, greatest(centre, peer) AS lb, min(assumeNotNull(speed_mbps)) AS speed
+    FROM nic_samples
+    WHERE ts >= toDateTime64({start:UInt32}, 3) AND ts < toDateTime64({end:UInt32}, 3) AND peer != '' AND speed_mbps IS NOT NULL
+    GROUP BY minute, la, lb`;
+}
+
+/**
+ * The shared CTEs: links (policy), excluded (maintenance minutes), ev (one
+ * row per link-minute with data, judged), lat / cap / tput (per-link
+ * aggregates with sorted breach-minute arrays), per_link (verdicts).
+ */
+function ctes(source: SlaSource): string {
+  return `
+WITH
+links AS (
+    SELECT l.1 AS a, l.2 AS b, l.3 AS rtt_target_us, l.4 AS q_index, l.5 AS latency_min, l.6 AS loss_max,
+           l.7 AS availability_min, l.8 AS coverage_min, l.9 AS committed_mbps, l.10 AS floor_bps
+    FROM (SELECT arrayJoin(arrayZip({la:Array(String)}, {lb:Array(String)}, {rtt_us:Array(Float64)}, {qi:Array(UInt8)},
+                                    {lat_min:Array(Float64)}, {loss_max:Array(Float64)}, {avail_min:Array(Float64)},
+                                    {cov_min:Array(Float64)}, {committed_mbps:Array(Float64)}, {floor_bps:Array(Float64)})) AS l)
+),
+excluded AS (
+    SELECT DISTINCT links.a AS a, links.b AS b,
+           toDateTime(arrayJoin(range(greatest(toUInt32(w.starts_at), {start:UInt32}), least(toUInt32(w.ends_at), {end:UInt32}), 60)), 'UTC') AS minute
+    FROM links CROSS JOIN (
+        SELECT scope AS w_scope, a AS w_a, b AS w_b, starts_at, ends_at
+        FROM sla_maintenance
+        WHERE declared_at < starts_at AND starts_at < toDateTime({end:UInt32}) AND ends_at > toDateTime({start:UInt32})
+    ) AS w
+    WHERE w.w_scope = 'network'
+       OR (w.w_scope = 'centre' AND (w.w_a = links.a OR w.w_a = links.b))
+       OR (w.w_scope = 'link' AND w.w_a = links.a AND w.w_b = links.b)
+),
+lm AS (
+    SELECT minute, la, lb,
+           countIf(d_sent > 0) AS dirs, countIf(d_received > 0) AS rx_dirs,
+           sum(d_sent) AS m_sent, sum(d_lost) AS m_lost, maxForEach(d_qs) AS m_qs
+    FROM (${directionMinutes(source)}
+    )
+    WHERE (la, lb, minute) NOT IN (SELECT a, b, minute FROM excluded)
+    GROUP BY minute, la, lb
+),
+ev AS (
+    SELECT links.a AS a, links.b AS b, lm.minute AS minute, intDiv(toUInt32(lm.minute), 60) AS mi,
+           lm.dirs = 2 AS covered,
+           covered AND lm.rx_dirs = 2 AS available,
+           toFloat64(arrayElement(lm.m_qs, links.q_index)) AS p_us,
+           available AND p_us > links.rtt_target_us AS latency_breach,
+           available AND lm.m_lost > links.loss_max * lm.m_sent AS loss_breach,
+           covered AND NOT available AS availability_breach,
+           if(available, lm.m_sent, 0) AS sent_av,
+           if(available, lm.m_lost, 0) AS lost_av
+    FROM lm INNER JOIN links ON lm.la = links.a AND lm.lb = links.b
+),
+lat AS (
+    SELECT a, b,
+           countIf(covered) AS covered_minutes,
+           countIf(available) AS available_minutes,
+           countIf(latency_breach) AS latency_breach_minutes,
+           countIf(loss_breach) AS loss_breach_minutes,
+           countIf(availability_breach) AS availability_breach_minutes,
+           arraySort(groupArrayIf(mi, latency_breach)) AS latency_idx,
+           arraySort(groupArrayIf(mi, loss_breach)) AS loss_idx,
+           arraySort(groupArrayIf(mi, availability_breach)) AS availability_idx,
+           sum(sent_av) AS sent, sum(lost_av) AS lost,
+           maxIf(p_us, available) AS worst_p_us
+    FROM ev
+    GROUP BY a, b
+),
+cap AS (
+    SELECT links.a AS a, links.b AS b,
+           count() AS nic_minutes,
+           countIf(nic.speed < links.committed_mbps) AS nic_breach_minutes,
+           arraySort(groupArrayIf(intDiv(toUInt32(nic.minute), 60), nic.speed < links.committed_mbps)) AS nic_idx,
+           min(nic.speed) AS nic_min_mbps
+    FROM (${nicMinutes(source)}
+    ) AS nic
+    INNER JOIN links ON nic.la = links.a AND nic.lb = links.b
+    WHERE (nic.la, nic.lb, nic.minute) NOT IN (SELECT a, b, minute FROM excluded)
+    GROUP BY a, b
+),
+tput AS (
+    SELECT links.a AS a, links.b AS b,
+           count() AS tests,
+           countIf(NOT t.ok) AS tests_failed,
+           countIf(t.worst_bps IS NOT NULL) AS tests_ok,
+           countIf(t.worst_bps IS NOT NULL AND assumeNotNull(t.worst_bps) < links.floor_bps) AS tests_below,
+           min(t.worst_bps) AS tested_min_bps
+    FROM (
+        SELECT least(src, dst) AS ta, greatest(src, dst) AS tb, ok, toDateTime(toStartOfMinute(ts), 'UTC') AS tminute,
+               if(ok, least(coalesce(forward_bps, reverse_bps), coalesce(reverse_bps, forward_bps)), NULL) AS worst_bps
+        FROM throughput_tests
+        WHERE ts >= toDateTime64({start:UInt32}, 3) AND ts < toDateTime64({end:UInt32}, 3)
+    ) AS t
+    INNER JOIN links ON t.ta = links.a AND t.tb = links.b
+    WHERE (t.ta, t.tb, t.tminute) NOT IN (SELECT a, b, minute FROM excluded)
+    GROUP BY a, b
+),
+excluded_count AS (
+    SELECT a, b, count() AS excluded_minutes FROM excluded GROUP BY a, b
+),
+per_link AS (
+    SELECT a, b, rtt_target_us, q_index, latency_min, loss_max, availability_min, coverage_min, committed_mbps, floor_bps,
+           excluded_minutes,
+           toUInt64({minutes:UInt32} - excluded_minutes) AS sla_minutes,
+           covered_minutes, available_minutes,
+           latency_breach_minutes, ${longestRun('latency_idx')} AS latency_longest,
+           loss_breach_minutes, ${longestRun('loss_idx')} AS loss_longest,
+           availability_breach_minutes, ${longestRun('availability_idx')} AS availability_longest,
+           sent, lost, if(available_minutes > 0, worst_p_us, NULL) AS worst_p,
+           nic_minutes, nic_breach_minutes, ${longestRun('nic_idx')} AS nic_longest,
+           if(nic_minutes > 0, nic_min_mbps, NULL) AS nic_min,
+           tests, tests_ok, tests_failed, tests_below, tested_min_bps,
+           sla_minutes > 0 AND covered_minutes >= coverage_min * sla_minutes AS enough,
+           sla_minutes > 0 AND nic_minutes >= coverage_min * sla_minutes AS nic_enough,
+           multiIf(NOT enough OR available_minutes = 0, 'insufficient_data',
+                   available_minutes - latency_breach_minutes >= latency_min * available_minutes, 'met', 'breach') AS latency_verdict,
+           multiIf(NOT enough OR sent = 0, 'insufficient_data', lost <= loss_max * sent, 'met', 'breach') AS loss_verdict,
+           multiIf(NOT enough, 'insufficient_data', available_minutes >= availability_min * covered_minutes, 'met', 'breach') AS availability_verdict,
+           multiIf(NOT nic_enough, 'insufficient_data', nic_breach_minutes = 0, 'met', 'breach') AS provisioned_verdict,
+           multiIf(tests_ok = 0, 'insufficient_data', tests_below = 0, 'met', 'breach') AS tested_verdict,
+           multiIf(has([latency_verdict, loss_verdict, availability_verdict, provisioned_verdict, tested_verdict], 'breach'), 'breach',
+                   has([latency_verdict, loss_verdict, availability_verdict, provisioned_verdict, tested_verdict], 'insufficient_data'), 'insufficient_data',
+                   'met') AS verdict
+    FROM links
+    LEFT JOIN lat USING (a, b)
+    LEFT JOIN cap USING (a, b)
+    LEFT JOIN tput USING (a, b)
+    LEFT JOIN excluded_count USING (a, b)
+)`;
+}
+
+/** Worst verdict over the links of a scope: any breach, else any insufficient data, else met. */
+const worst = (col: string) =>
+  `multiIf(countIf(${col} = 'breach') > 0, 'breach', countIf(${col} = 'insufficient_data') > 0, 'insufficient_data', 'met')`;
+
+/**
+ * One row per scope: each link, each centre (all its links) and the whole
+ * network. Minute figures of a centre or the network are link-minutes (sums
+ * over its links); ratios are pooled; verdicts are the worst of its links'.
+ */
+export interface SlaScopeRow {
+  kind: 'link' | 'centre' | 'network';
+  id: string;
+  links: number;
+  links_met: number;
+  links_breach: number;
+  links_insufficient: number;
+  verdict: SlaVerdictCode;
+  latency_verdict: SlaVerdictCode;
+  loss_verdict: SlaVerdictCode;
+  availability_verdict: SlaVerdictCode;
+  provisioned_verdict: SlaVerdictCode;
+  tested_verdict: SlaVerdictCode;
+  sla_minutes: number;
+  excluded_minutes: number;
+  covered_minutes: number;
+  available_minutes: number;
+  coverage: number | null;
+  latency_breach_minutes: number;
+  latency_longest: number;
+  latency_value: number | null;
+  worst_p_us: number | null;
+  loss_breach_minutes: number;
+  loss_longest: number;
+  loss_value: number | null;
+  sent: number;
+  lost: number;
+  availability_breach_minutes: number;
+  availability_longest: number;
+  availability_value: number | null;
+  nic_minutes: number;
+  nic_coverage: number | null;
+  nic_breach_minutes: number;
+  nic_longest: number;
+  nic_min_mbps: number | null;
+  tests: number;
+  tests_ok: number;
+  tests_failed: number;
+  tests_below: number;
+  tested_min_bps: number | null;
+}
+
+/** The month's compliance, every scope, from the rollups (default) or the raw trains. */
+export async function slaCompliance(client: ClickHouseClient, q: SlaQuery): Promise<SlaScopeRow[]> {
+  if (q.links.length === 0) return [];
+  const result = await client.query({
+    query: `${ctes(q.source)}
+SELECT
+    kind, id, links, links_met, links_breach, links_insufficient,
+    g_verdict AS verdict, g_latency_verdict AS latency_verdict, g_loss_verdict AS loss_verdict,
+    g_availability_verdict AS availability_verdict, g_provisioned_verdict AS provisioned_verdict, g_tested_verdict AS tested_verdict,
+    g_sla_minutes AS sla_minutes, g_excluded AS excluded_minutes, g_covered AS covered_minutes, g_available AS available_minutes,
+    if(g_sla_minutes > 0, g_covered / g_sla_minutes, NULL) AS coverage,
+    g_latency_breach AS latency_breach_minutes, g_latency_longest AS latency_longest,
+    if(g_available > 0, (g_available - g_latency_breach) / g_available, NULL) AS latency_value,
+    g_worst_p AS worst_p_us,
+    g_loss_breach AS loss_breach_minutes, g_loss_longest AS loss_longest,
+    if(g_sent > 0, g_lost / g_sent, NULL) AS loss_value, g_sent AS sent, g_lost AS lost,
+    g_availability_breach AS availability_breach_minutes, g_availability_longest AS availability_longest,
+    if(g_covered > 0, g_available / g_covered, NULL) AS availability_value,
+    g_nic_minutes AS nic_minutes, if(g_sla_minutes > 0, g_nic_minutes / g_sla_minutes, NULL) AS nic_coverage,
+    g_nic_breach AS nic_breach_minutes, g_nic_longest AS nic_longest, g_nic_min AS nic_min_mbps,
+    g_tests AS tests, g_tests_ok AS tests_ok, g_tests_failed AS tests_failed, g_tests_below AS tests_below, g_tested_min AS tested_min_bps
+FROM
+(
+    SELECT
+        scope.1 AS kind, scope.2 AS id,
+        count() AS links,
+        countIf(verdict = 'met') AS links_met,
+        countIf(verdict = 'breach') AS links_breach,
+        countIf(verdict = 'insufficient_data') AS links_insufficient,
+        ${worst('verdict')} AS g_verdict,
+        ${worst('latency_verdict')} AS g_latency_verdict,
+        ${worst('loss_verdict')} AS g_loss_verdict,
+        ${worst('availability_verdict')} AS g_availability_verdict,
+        ${worst('provisioned_verdict')} AS g_provisioned_verdict,
+        ${worst('tested_verdict')} AS g_tested_verdict,
+        sum(sla_minutes) AS g_sla_minutes, sum(excluded_minutes) AS g_excluded,
+        sum(covered_minutes) AS g_covered, sum(available_minutes) AS g_available,
+        sum(latency_breach_minutes) AS g_latency_breach, max(latency_longest) AS g_latency_longest,
+        max(worst_p) AS g_worst_p,
+        sum(loss_breach_minutes) AS g_loss_breach, max(loss_longest) AS g_loss_longest,
+        sum(sent) AS g_sent, sum(lost) AS g_lost,
+        sum(availability_breach_minutes) AS g_availability_breach, max(availability_longest) AS g_availability_longest,
+        sum(nic_minutes) AS g_nic_minutes, sum(nic_breach_minutes) AS g_nic_breach, max(nic_longest) AS g_nic_longest,
+        min(nic_min) AS g_nic_min,
+        sum(tests) AS g_tests, sum(tests_ok) AS g_tests_ok, sum(tests_failed) AS g_tests_failed, sum(tests_below) AS g_tests_below,
+        min(tested_min_bps) AS g_tested_min
+    FROM per_link
+    ARRAY JOIN [('link', concat(a, '~', b)), ('centre', a), ('centre', b), ('network', '')] AS scope
+    GROUP BY scope
+)
+ORDER BY multiIf(kind = 'link', 0, kind = 'centre', 1, 2), id
+SETTINGS join_use_nulls = 0`,
+    query_params: linkParams(q),
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<SlaScopeRow>();
+  return rows.map(numberRow);
+}
+
+/** Breach runs of one link: [start (Unix s), minutes] per criterion. */
+export interface SlaTimeline {
+  latency: [number, number][];
+  loss: [number, number][];
+  availability: [number, number][];
+  provisioned: [number, number][];
+}
+
+export async function slaLinkTimeline(client: ClickHouseClient, q: SlaQuery): Promise<SlaTimeline> {
+  if (q.links.length !== 1) throw new Error('slaLinkTimeline takes exactly one link');
+  const result = await client.query({
+    query: `${ctes(q.source)}
+SELECT ${runs('latency_idx')} AS latency, ${runs('loss_idx')} AS loss,
+       ${runs('availability_idx')} AS availability, ${runs('nic_idx')} AS provisioned
+FROM links
+LEFT JOIN lat USING (a, b)
+LEFT JOIN cap USING (a, b)
+SETTINGS join_use_nulls = 0`,
+    query_params: linkParams(q),
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ latency: [number, number][] | null; loss: [number, number][] | null; availability: [number, number][] | null; provisioned: [number, number][] | null }>();
+  const fix = (v: [number, number][] | null | undefined): [number, number][] => (v ?? []).map(([s, n]) => [Number(s), Number(n)]);
+  return { latency: fix(row?.latency), loss: fix(row?.loss), availability: fix(row?.availability), provisioned: fix(row?.provisioned) };
+}
+
+/** Minute-level evidence of one link, columnar, one entry per minute of the period. */
+export interface SlaMinuteColumns {
+  t: number[];
+  excluded: number[];
+  /** Trains, packets sent, packets lost, percentile RTT (µs) a → b and b → a. */
+  abTrains: number[];
+  abSent: number[];
+  abLost: number[];
+  abPUs: (number | null)[];
+  baTrains: number[];
+  baSent: number[];
+  baLost: number[];
+  baPUs: (number | null)[];
+  /** Provisioned speed that minute (lowest interface), Mb/s. */
+  speedMbps: (number | null)[];
+  covered: number[];
+  available: number[];
+  latencyBreach: number[];
+  lossBreach: number[];
+}
+
+export async function slaLinkMinutes(client: ClickHouseClient, q: SlaQuery): Promise<SlaMinuteColumns> {
+  if (q.links.length !== 1) throw new Error('slaLinkMinutes takes exactly one link');
+  const link = q.links[0]!;
+  const result = await client.query({
+    query: `
+WITH
+excluded AS (
+    SELECT DISTINCT toDateTime(arrayJoin(range(greatest(toUInt32(starts_at), {start:UInt32}), least(toUInt32(ends_at), {end:UInt32}), 60)), 'UTC') AS minute
+    FROM sla_maintenance
+    WHERE declared_at < starts_at AND starts_at < toDateTime({end:UInt32}) AND ends_at > toDateTime({start:UInt32})
+      AND (scope = 'network' OR (scope = 'centre' AND a IN ({a:String}, {b:String})) OR (scope = 'link' AND a = {a:String} AND b = {b:String}))
+),
+dir AS (
+    SELECT minute, dir_src, d_trains, d_sent, d_received, d_lost, toFloat64(arrayElement(d_qs, {qi:UInt8})) AS d_p
+    FROM (${directionMinutes(q.source)}
+    )
+    WHERE la = {a:String} AND lb = {b:String}
+),
+nic AS (
+    SELECT minute, speed FROM (${nicMinutes(q.source)}
+    ) WHERE la = {a:String} AND lb = {b:String}
+)
+SELECT
+    toUInt32(grid.minute) AS t,
+    grid.minute IN (SELECT minute FROM excluded) AS is_excluded,
+    ab.d_trains AS ab_trains, ab.d_sent AS ab_sent, ab.d_lost AS ab_lost, if(ab.d_received > 0, ab.d_p, NULL) AS ab_p,
+    ba.d_trains AS ba_trains, ba.d_sent AS ba_sent, ba.d_lost AS ba_lost, if(ba.d_received > 0, ba.d_p, NULL) AS ba_p,
+    if(nic.minute = grid.minute, nic.speed, NULL) AS speed,
+    NOT is_excluded AND ab.d_sent > 0 AND ba.d_sent > 0 AS covered,
+    covered AND ab.d_received > 0 AND ba.d_received > 0 AS available,
+    available AND greatest(ab.d_p, ba.d_p) > {rtt_us:Float64} AS latency_breach,
+    available AND (ab.d_lost + ba.d_lost) > {loss_max:Float64} * (ab.d_sent + ba.d_sent) AS loss_breach
+FROM (SELECT toDateTime({start:UInt32} + number * 60, 'UTC') AS minute FROM numbers({minutes:UInt32})) AS grid
+LEFT JOIN (SELECT * FROM dir WHERE dir_src = {a:String}) AS ab ON ab.minute = grid.minute
+LEFT JOIN (SELECT * FROM dir WHERE dir_src = {b:String}) AS ba ON ba.minute = grid.minute
+LEFT JOIN nic ON nic.minute = grid.minute
+ORDER BY t
+SETTINGS join_use_nulls = 0`,
+    query_params: {
+      start: q.startS, end: q.endS, minutes: Math.round((q.endS - q.startS) / 60), engine: q.engine,
+      a: link.a, b: link.b, qi: levelIndex(link.percentile), rtt_us: link.rttTargetUs, loss_max: link.lossRatioMax,
+    },
+    format: 'JSONCompactEachRow',
+  });
+  const rows = await result.json<[number, number, number, number, number, number | null, number, number, number, number | null, number | null, number, number, number, number]>();
+  const cols: SlaMinuteColumns = {
+    t: [], excluded: [], abTrains: [], abSent: [], abLost: [], abPUs: [], baTrains: [], baSent: [], baLost: [], baPUs: [],
+    speedMbps: [], covered: [], available: [], latencyBreach: [], lossBreach: [],
+  };
+  for (const r of rows) {
+    cols.t.push(Number(r[0]));
+    cols.excluded.push(Number(r[1]));
+    cols.abTrains.push(Number(r[2]));
+    cols.abSent.push(Number(r[3]));
+    cols.abLost.push(Number(r[4]));
+    cols.abPUs.push(finite(r[5]));
+    cols.baTrains.push(Number(r[6]));
+    cols.baSent.push(Number(r[7]));
+    cols.baLost.push(Number(r[8]));
+    cols.baPUs.push(finite(r[9]));
+    cols.speedMbps.push(r[10] === null ? null : Number(r[10]));
+    cols.covered.push(Number(r[11]));
+    cols.available.push(Number(r[12]));
+    cols.latencyBreach.push(Number(r[13]));
+    cols.lossBreach.push(Number(r[14]));
+  }
+  return cols;
+}
+
+// ---------------------------------------------------------------------------
+// Maintenance windows
+
+export interface MaintenanceRow {
+  id: string;
+  scope: 'link' | 'centre' | 'network';
+  /** link: the lower centre id; centre: the centre; network: ''. */
+  a: string;
+  /** link: the higher centre id; otherwise ''. */
+  b: string;
+  startS: number;
+  endS: number;
+  reason: string;
+  declaredAtMs: number;
+  declaredBy: string;
+}
+
+export interface MaintenanceWindow extends MaintenanceRow {
+  /** Declared at or after its start: listed, never excluded. */
+  declaredLate: boolean;
+}
+
+export async function insertMaintenance(client: ClickHouseClient, row: MaintenanceRow): Promise<void> {
+  if (row.startS % 60 !== 0 || row.endS % 60 !== 0) throw new Error('maintenance windows start and end on whole minutes');
+  if (row.endS <= row.startS) throw new Error('a maintenance window must end after it starts');
+  await client.insert({
+    table: 'sla_maintenance',
+    values: [{
+      id: row.id, scope: row.scope, a: row.a, b: row.b, starts_at: row.startS, ends_at: row.endS, reason: row.reason,
+      declared_at: (row.declaredAtMs / 1000).toFixed(3), declared_by: row.declaredBy,
+    }],
+    format: 'JSONEachRow',
+    clickhouse_settings: { insert_deduplication_token: `maintenance/${row.id}`, async_insert: 0 },
+  });
+}
+
+/** Windows overlapping [fromS, toS), oldest first, late ones flagged (decided in SQL, as the computation does). */
+export async function maintenanceWindows(client: ClickHouseClient, fromS: number, toS: number): Promise<MaintenanceWindow[]> {
+  const result = await client.query({
+    query: `
+SELECT id, scope, a, b, toUInt32(starts_at) AS start_s, toUInt32(ends_at) AS end_s, reason,
+       toUnixTimestamp64Milli(declared_at) AS declared_ms, declared_by, NOT (declared_at < starts_at) AS late
+FROM sla_maintenance
+WHERE starts_at < toDateTime({to:UInt32}) AND ends_at > toDateTime({from:UInt32})
+ORDER BY starts_at, id
+LIMIT 1 BY id`,
+    query_params: { from: fromS, to: toS },
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{
+    id: string; scope: MaintenanceRow['scope']; a: string; b: string; start_s: number; end_s: number; reason: string;
+    declared_ms: number; declared_by: string; late: boolean | number;
+  }>();
+  return rows.map((r) => ({
+    id: r.id, scope: r.scope, a: r.a, b: r.b, startS: Number(r.start_s), endS: Number(r.end_s), reason: r.reason,
+    declaredAtMs: Number(r.declared_ms), declaredBy: r.declared_by, declaredLate: Boolean(Number(r.late)),
+  }));
+}
+
+// ---------------------------------------------------------------------------
+// Signed reports and amendments
+
+export interface SlaReportRow {
+  month: string;
+  /** 0 = the finalised report; 1.. = amendments in order. */
+  seq: number;
+  kind: 'final' | 'amendment';
+  /** The signed envelope, canonical JSON, exactly as served. */
+  document: string;
+  reportSha256: string;
+  publicKeyFingerprint: string;
+  publicKey: string;
+  createdAtMs: number;
+  createdBy: string;
+}
+
+/** Store a signed document; a second insert of the same (month, seq) is deduplicated (the first stays). */
+export async function insertSlaReport(client: ClickHouseClient, row: SlaReportRow): Promise<void> {
+  await client.insert({
+    table: 'sla_reports',
+    values: [{
+      month: row.month, seq: row.seq, kind: row.kind, document: row.document, report_sha256: row.reportSha256,
+      public_key_fingerprint: row.publicKeyFingerprint, public_key: row.publicKey,
+      created_at: (row.createdAtMs / 1000).toFixed(3), created_by: row.createdBy,
+    }],
+    format: 'JSONEachRow',
+    clickhouse_settings: { insert_deduplication_token: `sla-report/${row.month}/${row.seq}`, async_insert: 0 },
+  });
+}
+
+export type SlaReportSummary = Omit<SlaReportRow, 'document' | 'publicKey'>;
+
+/** Every stored report and amendment (earliest row per month and seq), without documents. */
+export async function slaReportIndex(client: ClickHouseClient): Promise<SlaReportSummary[]> {
+  const result = await client.query({
+    query: `
+SELECT month, seq, argMin(kind, created_at) AS kind, argMin(report_sha256, created_at) AS sha,
+       argMin(public_key_fingerprint, created_at) AS fp, toUnixTimestamp64Milli(min(created_at)) AS created_ms,
+       argMin(created_by, created_at) AS by
+FROM sla_reports
+GROUP BY month, seq
+ORDER BY month DESC, seq`,
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; sha: string; fp: string; created_ms: number; by: string }>();
+  return rows.map((r) => ({
+    month: r.month, seq: Number(r.seq), kind: r.kind, reportSha256: r.sha, publicKeyFingerprint: r.fp,
+    createdAtMs: Number(r.created_ms), createdBy: r.by,
+  }));
+}
+
+/** The stored documents of one month (report and amendments), oldest seq first. */
+export async function slaReportDocuments(client: ClickHouseClient, month: string): Promise<SlaReportRow[]> {
+  const result = await client.query({
+    query: `
+SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS document, argMin(report_sha256, created_at) AS sha,
+       argMin(public_key_fingerprint, created_at) AS fp, argMin(public_key, created_at) AS pk,
+       toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, created_at) AS by
+FROM sla_reports
+WHERE month = {month:String}
+GROUP BY month, seq
+ORDER BY seq`,
+    query_params: { month },
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; document: string; sha: string; fp: string; pk: string; created_ms: number; by: string }>();
+  return rows.map((r) => ({
+    month: r.month, seq: Number(r.seq), kind: r.kind, document: r.document, reportSha256: r.sha, publicKeyFingerprint: r.fp,
+    publicKey: r.pk, createdAtMs: Number(r.created_ms), createdBy: r.by,
+  }));
+}
+
+/**
+ * Samples of a period stored after a given instant (latency trains and
+ * throughput tests carry inserted_at): a cheap test for "did anything arrive
+ * late?" before recomputing a finalised month.
+ */
+export async function samplesStoredSince(client: ClickHouseClient, startS: number, endS: number, sinceMs: number): Promise<number> {
+  const result = await client.query({
+    query: `
+SELECT
+    (SELECT count() FROM latency_trains
+     WHERE ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6) AND inserted_at >= toDateTime(intDiv({since:UInt64}, 1000))) +
+    (SELECT count() FROM throughput_tests
+     WHERE ts >= toDateTime64({start:UInt32}, 3) AND ts < toDateTime64({end:UInt32}, 3) AND inserted_at >= toDateTime(intDiv({since:UInt64}, 1000))) AS n`,
+    query_params: { start: startS, end: endS, since: Math.floor(sinceMs) },
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ n: number }>();
+  return Number(row?.n ?? 0);
+}
+
+function finite(v: number | null | undefined): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+const numericKeys: (keyof SlaScopeRow)[] = [
+  'links', 'links_met', 'links_breach', 'links_insufficient', 'sla_minutes', 'excluded_minutes', 'covered_minutes', 'available_minutes',
+  'latency_breach_minutes', 'latency_longest', 'loss_breach_minutes', 'loss_longest', 'sent', 'lost',
+  'availability_breach_minutes', 'availability_longest', 'nic_minutes', 'nic_breach_minutes', 'nic_longest',
+  'tests', 'tests_ok', 'tests_failed', 'tests_below',
+];
+const nullableKeys: (keyof SlaScopeRow)[] = [
+  'coverage', 'latency_value', 'worst_p_us', 'loss_value', 'availability_value', 'nic_coverage', 'nic_min_mbps', 'tested_min_bps',
+];
+
+function numberRow(row: SlaScopeRow): SlaScopeRow {
+  const out = { ...row } as Record<string, unknown>;
+  for (const k of numericKeys) out[k] = Number(row[k]);
+  for (const k of nullableKeys) out[k] = finite(row[k] as number | null) ;
+  return out as unknown as SlaScopeRow;
+}
