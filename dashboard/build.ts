@@ -1,5 +1,7 @@
-// Builds the dashboard: bundles dashboard/src/main.ts with esbuild into
-// dist/dashboard/public/app.js and copies the static files beside it.
+// Builds the dashboard: bundles two pages with esbuild into dist/dashboard/public
+// (dashboard/src/main.ts → app.js, the live dashboard at /; dashboard/src/regulator/main.ts
+// → regulator.js, the monthly SLA reports at /regulator.html) and copies the static
+// files beside them.
 // Run as `node dist/dashboard/build.js` (after tsc), or import buildDashboard().
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
@@ -10,6 +12,11 @@ import { pathToFileURL } from 'node:url';
 import { dashboardPublicDir, packageRoot } from './public-dir.js';
 
 const ENTRY = join('dashboard', 'src', 'main.ts');
+/** Bundles: the output name (without .js) and the entry point. */
+const ENTRIES: { out: string; entry: string }[] = [
+  { out: 'app', entry: ENTRY },
+  { out: 'regulator', entry: join('dashboard', 'src', 'regulator', 'main.ts') },
+];
 
 export interface BuiltDashboard {
   outDir: string;
@@ -27,9 +34,9 @@ export async function buildDashboard(
 
   await build({
     absWorkingDir: root,
-    entryPoints: [join(root, ENTRY)],
+    entryPoints: ENTRIES.map((e) => ({ in: join(root, e.entry), out: e.out })),
     tsconfig: join(root, 'dashboard', 'tsconfig.json'),
-    outfile: join(outDir, 'app.js'),
+    outdir: outDir,
     bundle: true,
     minify: true,
     sourcemap: true,
@@ -43,11 +50,13 @@ export async function buildDashboard(
   const copies: [from: string, to: string][] = [
     [join(srcDir, 'index.html'), 'index.html'],
     [join(srcDir, 'style.css'), 'style.css'],
+    [join(srcDir, 'regulator.html'), 'regulator.html'],
+    [join(srcDir, 'regulator.css'), 'regulator.css'],
     [uplotCss, 'uPlot.min.css'],
   ];
   await Promise.all(copies.map(([from, to]) => copyFile(from, join(outDir, to))));
 
-  return { outDir, files: ['app.js', 'app.js.map', ...copies.map(([, to]) => to)] };
+  return { outDir, files: [...ENTRIES.flatMap((e) => [`${e.out}.js`, `${e.out}.js.map`]), ...copies.map(([, to]) => to)] };
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -29,7 +29,7 @@ export function packageRoot(accept?: (dir: string) => boolean): string {
   return root;
 }
 
-/** Absolute path of dist/dashboard/public (index.html, app.js, style.css, uPlot.min.css). */
+/** Absolute path of dist/dashboard/public (index.html, app.js, regulator.html, regulator.js, the CSS files). */
 export function dashboardPublicDir(root: string = packageRoot()): string {
   return join(root, 'dist', 'dashboard', 'public');
 }
