@@ -69,7 +69,8 @@ serverOptions(program.command('demo').description('server plus one real probe pe
     const demo = await startDemo(settings, logger);
     process.stdout.write(
       `\ncitymesh demo: ${demo.probes.length} probes on loopback measuring each other (${settings.configFile})\n` +
-        `  dashboard: ${demo.server.url}/#token=${demo.operatorToken}\n  data:      ${demo.server.store.location}\n  Ctrl-C stops everything (buffered trains are flushed first)\n\n`,
+        `  dashboard: ${demo.server.url}/#token=${demo.operatorToken}\n` +
+        `  SLA:       ${demo.server.url}/regulator.html#token=${demo.regulatorToken}\n  data:      ${demo.server.store.location}\n  Ctrl-C stops everything (buffered trains are flushed first)\n\n`,
     );
     onSignals(() => demo.stop(), logger);
   });

@@ -15,8 +15,9 @@ import { packageRoot } from './version.js';
 
 export interface Demo {
   server: RunningServer;
-  /** Operator token for this run; the printed dashboard URL carries it. */
+  /** Operator and regulator tokens for this run; the printed URLs carry them. */
   operatorToken: string;
+  regulatorToken: string;
   probes: ChildProcess[];
   stop(): Promise<void>;
 }
@@ -33,6 +34,8 @@ export async function startDemo(settings: ServerSettings, logger: Logger): Promi
   }
   const operatorToken = randomBytes(24).toString('base64url');
   env.CITYMESH_OPERATOR_TOKEN = operatorToken;
+  const regulatorToken = randomBytes(24).toString('base64url');
+  env.CITYMESH_REGULATOR_TOKEN = regulatorToken;
   const topology = loadTopology(settings.configFile, { env });
   const server = await startServer(settings, logger, { topology });
   const spoolRoot = `${settings.dataDir}-spool`;
@@ -65,5 +68,5 @@ export async function startDemo(settings: ServerSettings, logger: Logger): Promi
     })();
     return stopping;
   };
-  return { server, operatorToken, probes, stop };
+  return { server, operatorToken, regulatorToken, probes, stop };
 }

@@ -96,7 +96,7 @@ describe('data directory lock', () => {
       env: {
         ...process.env,
         CITYMESH_TOKEN_LINGANG: 't', CITYMESH_TOKEN_JINSHAN: 't', CITYMESH_TOKEN_SONGJIANG: 't',
-        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_OPERATOR_TOKEN: 't', CITYMESH_LOG_LEVEL: 'silent',
+        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_OPERATOR_TOKEN: 't', CITYMESH_REGULATOR_TOKEN: 't', CITYMESH_LOG_LEVEL: 'silent',
       },
       timeout: 60_000,
     });
