@@ -11,28 +11,34 @@ import type { LiveMessage } from './contract.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Browsers on the feed at once; beyond it new ones are refused (memory stays bounded). */
-const MAX_CLIENTS = 256;
+const MAX_CLIENTS = 1024;
 
 export class LiveFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   private dropped = 0;
+  private readonly unsubscribe: () => void;
 
   constructor(hub: LiveHub) {
+    // One subscription for the feed, one serialisation per train, then the
+    // same frame to every client (not one JSON.stringify per client).
+    this.unsubscribe = hub.subscribe((train) => {
+      if (this.wss.clients.size === 0) return;
+      const frame = JSON.stringify(toMessage(train));
+      for (const ws of this.wss.clients) {
+        if (ws.readyState !== ws.OPEN) continue;
+        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+          this.dropped++;
+          continue;
+        }
+        ws.send(frame);
+      }
+    });
     this.wss.on('connection', (ws) => {
       const welcome: LiveMessage = { type: 'welcome', serverTime: new Date().toISOString() };
       ws.send(JSON.stringify(welcome));
-      const unsubscribe = hub.subscribe((train) => {
-        if (ws.readyState !== ws.OPEN) return;
-        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-          this.dropped++;
-          return;
-        }
-        ws.send(JSON.stringify(toMessage(train)));
-      });
-      ws.on('close', unsubscribe);
-      ws.on('error', unsubscribe);
       // Browsers only listen; anything they send is ignored.
       ws.on('message', () => undefined);
+      ws.on('error', () => ws.terminate());
     });
   }
 
@@ -50,6 +56,7 @@ export class LiveFeed {
   }
 
   async close(): Promise<void> {
+    this.unsubscribe();
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }

@@ -62,26 +62,37 @@ export interface PathStatusRow {
 
 /**
  * Latest state of every measured direction: exact percentiles over the raw
- * packets of the last `windowS` seconds, plus the newest train time within a day.
+ * packets of the last `windowS` seconds only, and the newest minute of the
+ * last day from the rollup (so a quiet path is still listed, as stale). Only
+ * the window's raw rows and the day's rollup rows are read, never a day of
+ * RTT arrays. For a path silent in the window, lastTs is the start of its last
+ * minute with data.
  */
 export async function latestPathStatus(client: ClickHouseClient, windowS: number): Promise<PathStatusRow[]> {
   const result = await client.query({
     query: `
-SELECT
-    src, dst, engine,
-    toString(max(ts)) AS last_ts,
-    countIf(recent) AS trains,
-    sumIf(sent, recent) AS sent,
-    sumIf(lost, recent) AS lost,
-    quantilesExactArrayIf(0.5, 0.99)(rtts_us, recent) AS q,
-    avgIf(jitter_us, recent AND jitter_us IS NOT NULL) AS jitter
-FROM
+WITH
+recent AS
 (
-    SELECT *, ts >= now64(6) - toIntervalSecond({window:UInt32}) AS recent
+    SELECT src, dst, engine, max(ts) AS last_ts, count() AS trains, sum(sent) AS sent, sum(lost) AS lost,
+           quantilesExactArray(0.5, 0.99)(rtts_us) AS q, avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter
     FROM latency_trains
-    WHERE ts >= now64(6) - INTERVAL 1 DAY
+    WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+    GROUP BY src, dst, engine
+),
+day AS
+(
+    SELECT src, dst, engine, max(minute) AS last_minute
+    FROM latency_1m
+    WHERE minute >= now() - INTERVAL 1 DAY
+    GROUP BY src, dst, engine
 )
-GROUP BY src, dst, engine
+SELECT
+    day.src AS src, day.dst AS dst, day.engine AS engine,
+    toString(if(recent.trains > 0, recent.last_ts, toDateTime64(day.last_minute, 6, 'UTC'))) AS last_ts,
+    recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter
+FROM day
+LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
     query_params: { window: windowS },
     format: 'JSONEachRow',

@@ -145,6 +145,8 @@ export function testAgent(server: { wsUrl: string }, topo: TestTopology, centre:
     version: 'test',
     logger: quietLogger,
     spoolDir: mkdtempSync(join(tmpdir(), `citymesh-spool-${centre}-`)),
+    // Generous: on a loaded CI machine an ack can take seconds, and stop() must not give up early.
+    drainTimeoutMs: 30_000,
     ...overrides,
   });
 }
