@@ -1,122 +1,96 @@
 /**
- * `npm run bench`: figures, not assertions. Each figure is printed beside a
- * ceiling measured in the same run on the same path, so the ratio means
- * something on whatever machine runs it.
+ * `npm run bench [-- NAME...]`: figures, not assertions. Every figure is one
+ * JSON line `{name, value, unit, ceiling, ratio, target, met}` printed as soon
+ * as it is measured, with its ceiling measured in the same run on the same
+ * path, so the ratio means something on whatever machine runs it; a table
+ * closes the run. Lines starting with `#` say how each figure was obtained.
  *
- *   throughput: native engine vs iperf3 (the ceiling) on loopback, and on an
- *   unshaped veth pair between two namespaces when run as root; CPU per Gb/s.
+ * Each benchmark runs in a child process of its own (embedded ClickHouse
+ * binds one data directory per process, and peak memory must be that
+ * benchmark's), generates its own data in a temp directory and removes it.
  *
- * Loopback and test-created namespaces only.
+ *   CITYMESH_BENCH_SMOKE=1   every benchmark tiny (CI)
+ *   --list                   names and what each measures
+ *
+ * Loopback, and network namespaces the benchmark creates, only.
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { detectIperf3, NativeThroughputServer, runThroughput, type ThroughputResult } from '../../probes/engines/throughput/index.js';
-import { createNetnsPair, netnsUnavailable, repoRoot } from '../helpers/netns.js';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { isFigureLine, table, type Figure } from './lib/figures.js';
+import { SMOKE } from './lib/env.js';
 
-const SECONDS = Number(process.env.CITYMESH_BENCH_SECONDS ?? 3);
+const BENCHMARKS: Record<string, string> = {
+  ingest: 'simulated probes → WebSocket → collector → embedded ClickHouse, vs client.insert of the same rows',
+  fanout: 'live feed: delay from a train reaching the collector to each /v1/live client, CPU per 1,000 deliveries',
+  queries: 'status, 24 h and 30 d series, matrix at 20 centres with 30 days of data generated in ClickHouse',
+  probe: 'STAMP vs kernel ping (loopback, veth), probe CPU at 10 packets/s to 20 peers, sender schedule jitter',
+  dashboard: 'headless Chromium: first matrix paint with 20 centres, an 86,400-point chart vs uPlot alone',
+  throughput: 'native throughput engine vs iperf3 on loopback and a veth pair',
+};
 
-interface Row {
-  path: string;
-  engine: string;
-  streams: number;
-  gbps: number | null;
-  cpuPerGbps: string;
-  ratio: string;
+async function child(name: string): Promise<void> {
+  const mod = (await import(`./${name}/index.js`)) as { run(): Promise<void> };
+  await mod.run();
 }
 
-const rows: Row[] = [];
-
-function gbps(r: ThroughputResult): number | null {
-  return r.ok && r.receivedBps !== null ? r.receivedBps / 1e9 : null;
-}
-
-async function iperf3Server(prefix: string[], port: number): Promise<() => void> {
-  const child = spawn(prefix[0] ?? 'iperf3', [...prefix.slice(1), ...(prefix.length ? ['iperf3'] : []), '-s', '-p', String(port)], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 500));
-  return () => child.kill('SIGTERM');
-}
-
-async function loopback(hasIperf3: boolean): Promise<void> {
-  for (const streams of [1, 4]) {
-    let ceiling: number | null = null;
-    if (hasIperf3) {
-      const stop = await iperf3Server([], 45201);
-      const r = await runThroughput({ engine: 'iperf3', host: '127.0.0.1', port: 45201, streams, seconds: SECONDS, omitSeconds: 1 });
-      stop();
-      ceiling = gbps(r);
-      const cpu = (r.cpu.localPercent ?? 0) + (r.cpu.remotePercent ?? 0);
-      rows.push({ path: 'loopback', engine: 'iperf3', streams, gbps: ceiling, cpuPerGbps: ceiling ? `${(cpu / ceiling).toFixed(2)} %core` : '-', ratio: '1.00 (ceiling)' });
-    }
-    const server = await NativeThroughputServer.listen({ port: 0, host: '127.0.0.1' });
-    const before = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    const r = await runThroughput({ engine: 'native', host: '127.0.0.1', port: server.port, streams, seconds: SECONDS, omitSeconds: 1 });
-    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const used = process.cpuUsage(before);
-    await server.close();
-    const g = gbps(r);
-    // Client and server share this process here: CPU is for both ends, over the whole run (warm-up included).
-    const cpuPct = ((used.user + used.system) / 1e6 / wallS) * 100;
-    rows.push({
-      path: 'loopback', engine: 'native', streams, gbps: g,
-      cpuPerGbps: g ? `${(cpuPct / g).toFixed(2)} %core (both ends)` : '-',
-      ratio: g && ceiling ? (g / ceiling).toFixed(2) : '-',
-    });
-  }
-}
-
-async function veth(hasIperf3: boolean): Promise<void> {
-  const pair = await createNetnsPair();
-  const bin = join(repoRoot, 'bin', 'citymesh.js');
-  try {
-    for (const streams of [1, 4]) {
-      let ceiling: number | null = null;
-      const measure = async (engine: 'iperf3' | 'native', port: number): Promise<ThroughputResult> => {
-        const out = await pair.exec(pair.a, ['node', bin, 'measure', 'throughput', '--target', `${pair.b.address}:${port}`, '--engine', engine,
-          '--streams', String(streams), '--seconds', String(SECONDS), '--omit', '1', '--json'], { timeoutMs: 60_000 });
-        if (!out.stdout.trim()) throw new Error(`measure throughput in ${pair.a.ns} failed: ${out.stderr.trim()}`);
-        return JSON.parse(out.stdout) as ThroughputResult;
-      };
-      if (hasIperf3) {
-        const server = pair.spawn(pair.b, ['iperf3', '-s', '-p', '5201']);
-        await new Promise((r) => setTimeout(r, 500));
-        const r = await measure('iperf3', 5201);
-        server.kill('SIGTERM');
-        ceiling = gbps(r);
-        const cpu = (r.cpu.localPercent ?? 0) + (r.cpu.remotePercent ?? 0);
-        rows.push({ path: 'veth (2 namespaces)', engine: 'iperf3', streams, gbps: ceiling, cpuPerGbps: ceiling ? `${(cpu / ceiling).toFixed(2)} %core` : '-', ratio: '1.00 (ceiling)' });
+function runChild(name: string, figures: Figure[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: p.stdout! });
+    lines.on('line', (line) => {
+      process.stdout.write(`${line}\n`);
+      if (isFigureLine(line)) {
+        try {
+          figures.push(JSON.parse(line) as Figure);
+        } catch {
+          // printed as it came; not a figure after all
+        }
       }
-      const server = pair.spawn(pair.b, ['node', bin, 'throughput-server', '--engine', 'native', '--port', '5301', '--host', pair.b.address], { cwd: repoRoot });
-      await new Promise<void>((resolve) => server.stdout!.on('data', (d: Buffer) => (String(d).includes('listening') ? resolve() : undefined)));
-      const r = await measure('native', 5301);
-      server.kill('SIGTERM');
-      const g = gbps(r);
-      const cpu = (r.cpu.localPercent ?? 0) + (r.cpu.remotePercent ?? 0);
-      rows.push({
-        path: 'veth (2 namespaces)', engine: 'native', streams, gbps: g,
-        cpuPerGbps: g && cpu ? `${(cpu / g).toFixed(2)} %core` : '-',
-        ratio: g && ceiling ? (g / ceiling).toFixed(2) : '-',
-      });
-    }
-  } finally {
-    await pair.cleanup();
-  }
+    });
+    p.once('close', (code) => resolve(code));
+  });
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`citymesh bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${SECONDS} s per test\n\n`);
-  const iperf = await detectIperf3();
-  if (!iperf.available) process.stdout.write(`iperf3 not available (${iperf.reason}); native figures have no ceiling\n`);
-  await loopback(iperf.available);
-  const noNetns = netnsUnavailable();
-  if (noNetns) process.stdout.write(`veth figures skipped: ${noNetns}\n`);
-  else await veth(iperf.available);
-  process.stdout.write('\nthroughput (goodput counted by the receiver; ratio = native / iperf3 on the same path)\n');
-  process.stdout.write(`${'path'.padEnd(22)}${'engine'.padEnd(8)}${'streams'.padStart(8)}${'Gbit/s'.padStart(10)}  ${'ratio'.padEnd(16)}cpu per Gbit/s\n`);
-  for (const r of rows) {
-    process.stdout.write(`${r.path.padEnd(22)}${r.engine.padEnd(8)}${String(r.streams).padStart(8)}${(r.gbps === null ? 'failed' : r.gbps.toFixed(2)).padStart(10)}  ${r.ratio.padEnd(16)}${r.cpuPerGbps}\n`);
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') {
+    await child(argv[1]!);
+    process.exit(0); // embedded ClickHouse and helper sockets must not keep a finished benchmark alive
   }
+  if (argv.includes('--list')) {
+    for (const [name, what] of Object.entries(BENCHMARKS)) process.stdout.write(`${name.padEnd(11)} ${what}\n`);
+    return;
+  }
+  const unknown = argv.filter((a) => !(a in BENCHMARKS));
+  if (unknown.length) {
+    process.stderr.write(`unknown benchmark ${unknown.join(', ')}; one of: ${Object.keys(BENCHMARKS).join(', ')}\n`);
+    process.exit(2);
+  }
+  const names = argv.length ? argv : Object.keys(BENCHMARKS);
+  process.stdout.write(
+    `# citymesh bench: ${names.join(', ')}${SMOKE ? ' (SMOKE sizes: figures are not comparable with targets)' : ''}\n` +
+      `# machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n` +
+      `# ratio = fraction of the ceiling reached (value/ceiling for rates, ceiling/value for times and costs)\n`,
+  );
+  const figures: Figure[] = [];
+  const failed: string[] = [];
+  for (const name of names) {
+    process.stdout.write(`# --- ${name}: ${BENCHMARKS[name]}\n`);
+    const started = Date.now();
+    const code = await runChild(name, figures);
+    process.stdout.write(`# --- ${name} ${code === 0 ? 'done' : `FAILED (exit ${code})`} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    if (code !== 0) failed.push(name);
+  }
+  process.stdout.write(`\n${table(figures)}\n\n`);
+  const missed = figures.filter((f) => f.met === false);
+  process.stdout.write(
+    `${figures.filter((f) => f.met === true).length} targets met, ${missed.length} missed` +
+      `${missed.length ? `: ${missed.map((f) => f.name).join(', ')}` : ''}` +
+      `${failed.length ? `; benchmarks that failed to run: ${failed.join(', ')}` : ''}\n`,
+  );
+  if (failed.length) process.exitCode = 1;
 }
 
 await main();

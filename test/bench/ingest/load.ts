@@ -1,0 +1,151 @@
+/**
+ * Load generator (its own process, so it does not share the collector's
+ * core): one WebSocket per simulated probe, hello, then batches of trains.
+ *
+ * - closed loop (`offeredPerS` absent): at most `window` unacknowledged batches
+ *   per connection, a new one on every ack: the collector's maximum.
+ * - paced (`offeredPerS` set): each connection seals a batch on a fixed
+ *   schedule (like a probe's batch interval) and sends it when fewer than
+ *   `window` are unacknowledged; a batch waiting for the window waits like a
+ *   spooled one would.
+ *
+ * A batch's lag is sealed → ack. The collector acks only after the
+ * synchronous INSERT returned, so at ack time the rows are queryable.
+ */
+import WebSocket from 'ws';
+import { ownCpuSeconds, serveHelper, wallMs } from '../lib/env.js';
+import { batchJson, sampleJson } from './trains.js';
+
+export interface LoadRequest {
+  wsUrl: string;
+  centres: { id: string; token: string; peers: string[] }[];
+  batchSize: number;
+  window: number;
+  durationMs: number;
+  /** Paced mode: trains per second offered in total. */
+  offeredPerS?: number;
+  /** Makes batch and train ids unique across runs. */
+  tag: string;
+}
+
+export interface LoadResult {
+  trains: number;
+  batches: number;
+  seconds: number;
+  lagsMs: number[];
+  refused: Record<string, number>;
+  /** Paced mode: batches still waiting for the window when the run ended. */
+  backlog: number;
+  generatorCpuS: number;
+  bytesSent: number;
+}
+
+async function runLoad(req: LoadRequest): Promise<LoadResult> {
+  const lags: number[] = [];
+  const refused: Record<string, number> = {};
+  let trains = 0;
+  let batches = 0;
+  let bytes = 0;
+  let backlog = 0;
+  let firstSend = Infinity;
+  let lastAck = 0;
+  const cpu0 = ownCpuSeconds();
+  const stopAt = wallMs() + req.durationMs;
+  const perConnEveryMs = req.offeredPerS ? (req.batchSize * req.centres.length * 1000) / req.offeredPerS : 0;
+
+  const one = (centre: LoadRequest['centres'][number], index: number) =>
+    new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(req.wsUrl, { perMessageDeflate: false });
+      const inflight = new Map<string, { sealed: number; n: number }>();
+      const waiting: { id: string; sealed: number }[] = [];
+      let seq = 0;
+      let open = false;
+      let ticker: NodeJS.Timeout | undefined;
+      const seal = (): { id: string; sealed: number } => ({ id: `${req.tag}-${centre.id}-${seq++}`, sealed: wallMs() });
+      const send = (b: { id: string; sealed: number }) => {
+        const nowUs = Math.round(wallMs() * 1000);
+        const samples: string[] = [];
+        for (let i = 0; i < req.batchSize; i++) {
+          samples.push(sampleJson(`${b.id}.${i}`, centre.peers[i % centre.peers.length]!, nowUs - req.batchSize + i, i));
+        }
+        const text = batchJson(b.id, samples, nowUs);
+        firstSend = Math.min(firstSend, wallMs());
+        inflight.set(b.id, { sealed: b.sealed, n: req.batchSize });
+        bytes += text.length;
+        ws.send(text);
+      };
+      const pump = () => {
+        const done = wallMs() >= stopAt;
+        if (req.offeredPerS) {
+          while (inflight.size < req.window && waiting.length > 0) send(waiting.shift()!);
+        } else if (!done) {
+          while (inflight.size < req.window) send(seal());
+        }
+        if (done && inflight.size === 0 && (waiting.length === 0 || !req.offeredPerS)) ws.close();
+      };
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', centre: centre.id, token: centre.token, version: 'bench' })));
+      ws.on('message', (data) => {
+        const m = JSON.parse(String(data)) as { type: string; batchId?: string; code?: string; error?: string };
+        if (m.type === 'plan') {
+          open = true;
+          if (req.offeredPerS) {
+            const tick = () => {
+              if (wallMs() >= stopAt) {
+                clearInterval(ticker);
+                backlog += waiting.length;
+                // Never acknowledged within the run: their lag is at least this long.
+                for (const b of waiting) lags.push(wallMs() - b.sealed);
+                waiting.length = 0; // what never got sent is counted, not sent after the run
+                pump();
+                return;
+              }
+              waiting.push(seal());
+              pump();
+            };
+            // Probes are not in phase: spread the first batches over one interval.
+            setTimeout(() => {
+              tick();
+              ticker = setInterval(tick, perConnEveryMs);
+            }, (perConnEveryMs * index) / req.centres.length);
+          } else {
+            pump();
+          }
+          return;
+        }
+        if (m.type === 'ack' && m.batchId) {
+          const s = inflight.get(m.batchId);
+          if (!s) return;
+          inflight.delete(m.batchId);
+          const now = wallMs();
+          lags.push(now - s.sealed);
+          lastAck = Math.max(lastAck, now);
+          trains += s.n;
+          batches++;
+          pump();
+          return;
+        }
+        if (m.type === 'error') {
+          refused[m.code ?? 'unknown'] = (refused[m.code ?? 'unknown'] ?? 0) + 1;
+          if (m.batchId) inflight.delete(m.batchId);
+          if (!open) reject(new Error(`${centre.id}: ${m.error}`));
+          else setTimeout(pump, 20); // refused (busy, rate_limited): go on shortly
+        }
+      });
+      // Bounded: a connection that never sees its last acks still ends.
+      const guard = setTimeout(() => ws.terminate(), req.durationMs + 60_000);
+      ws.on('close', () => {
+        clearTimeout(guard);
+        clearInterval(ticker);
+        resolve();
+      });
+      ws.on('error', reject);
+    });
+
+  await Promise.all(req.centres.map(one));
+  return {
+    trains, batches, seconds: (lastAck - firstSend) / 1000, lagsMs: lags, refused, backlog,
+    generatorCpuS: ownCpuSeconds() - cpu0, bytesSent: bytes,
+  };
+}
+
+serveHelper(async (m) => runLoad(m as unknown as LoadRequest));
