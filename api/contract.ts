@@ -68,26 +68,33 @@ export interface SeriesResponse {
   packets: number[];
 }
 
-/** Messages on the /v1/live WebSocket. */
+/** One stored train (one flow of one train) as the live feed carries it. */
+export interface LiveTrainMessage {
+  type: 'train';
+  src: string;
+  dst: string;
+  engine: 'stamp' | 'icmp';
+  flow: number;
+  /** Train start, Unix seconds. */
+  t: number;
+  sent: number;
+  received: number;
+  lossRatio: number;
+  rttMinMs: number | null;
+  rttP50Ms: number | null;
+  rttP99Ms: number | null;
+  rttMaxMs: number | null;
+  jitterMs: number | null;
+}
+
+/**
+ * Messages on the /v1/live WebSocket: a welcome, then one `trains` frame per
+ * stored probe batch (the trains of that batch, in order).
+ */
 export type LiveMessage =
   | { type: 'welcome'; serverTime: string }
-  | {
-      type: 'train';
-      src: string;
-      dst: string;
-      engine: 'stamp' | 'icmp';
-      flow: number;
-      /** Train start, Unix seconds. */
-      t: number;
-      sent: number;
-      received: number;
-      lossRatio: number;
-      rttMinMs: number | null;
-      rttP50Ms: number | null;
-      rttP99Ms: number | null;
-      rttMaxMs: number | null;
-      jitterMs: number | null;
-    };
+  | { type: 'trains'; trains: LiveTrainMessage[] }
+  | LiveTrainMessage;
 
 export interface ErrorResponse {
   error: string;

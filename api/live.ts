@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { LiveHub, LiveTrain } from '../collector/index.js';
-import type { LiveMessage } from './contract.js';
+import type { LiveMessage, LiveTrainMessage } from './contract.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Browsers on the feed at once; beyond it new ones are refused (memory stays bounded). */
@@ -19,11 +19,13 @@ export class LiveFeed {
   private readonly unsubscribe: () => void;
 
   constructor(hub: LiveHub) {
-    // One subscription for the feed, one serialisation per train, then the
-    // same frame to every client (not one JSON.stringify per client).
-    this.unsubscribe = hub.subscribe((train) => {
+    // One subscription for the feed, one frame per stored batch serialised
+    // once, then the same frame to every client: sends scale with batches x
+    // clients, not trains x clients.
+    this.unsubscribe = hub.subscribe((trains) => {
       if (this.wss.clients.size === 0) return;
-      const frame = JSON.stringify(toMessage(train));
+      const message: LiveMessage = { type: 'trains', trains: trains.map(toMessage) };
+      const frame = JSON.stringify(message);
       for (const ws of this.wss.clients) {
         if (ws.readyState !== ws.OPEN) continue;
         if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
@@ -62,7 +64,7 @@ export class LiveFeed {
   }
 }
 
-export function toMessage(t: LiveTrain): LiveMessage {
+export function toMessage(t: LiveTrain): LiveTrainMessage {
   const ms = (us: number | null) => (us === null ? null : us / 1000);
   return {
     type: 'train',

@@ -316,13 +316,13 @@ export class Collector {
       this.remember(key);
       this.options.metrics.batches.inc({ centre });
       this.options.metrics.trains.inc({ centre }, rows.length);
-      for (const s of batch.samples) {
-        this.options.hub.publish({
+      this.options.hub.publish(
+        batch.samples.map((s) => ({
           src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
           sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
           rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-        });
-      }
+        })),
+      );
     }
     return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) } };
   }

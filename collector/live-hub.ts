@@ -1,6 +1,8 @@
 /**
  * Fan-out of freshly stored trains to live subscribers (the /v1/live feed).
- * Publishing never blocks ingest: a subscriber that throws is dropped.
+ * Trains are published per stored batch, so subscribers can send one frame
+ * per batch instead of one per train. Publishing never blocks ingest: a
+ * subscriber that throws is dropped.
  */
 export interface LiveTrain {
   src: string;
@@ -17,7 +19,7 @@ export interface LiveTrain {
   jitterUs: number | null;
 }
 
-export type LiveListener = (train: LiveTrain) => void;
+export type LiveListener = (trains: readonly LiveTrain[]) => void;
 
 export class LiveHub {
   private readonly listeners = new Set<LiveListener>();
@@ -28,11 +30,12 @@ export class LiveHub {
     return () => this.listeners.delete(listener);
   }
 
-  publish(train: LiveTrain): void {
-    this.published++;
+  publish(trains: readonly LiveTrain[]): void {
+    if (trains.length === 0) return;
+    this.published += trains.length;
     for (const listener of this.listeners) {
       try {
-        listener(train);
+        listener(trains);
       } catch {
         this.listeners.delete(listener);
       }

@@ -5,7 +5,8 @@ import type { TrainMessage } from './aggregate.js';
 import { withAccessToken } from './token.js';
 
 export interface LiveHandlers {
-  message(m: LiveMessage): void;
+  /** A welcome, or one train (batch frames are unpacked before this is called). */
+  message(m: Exclude<LiveMessage, { type: 'trains' }>): void;
   /** `retryInS` is set while waiting to reconnect. */
   state(connected: boolean, retryInS?: number): void;
 }
@@ -27,13 +28,23 @@ export function parseLiveMessage(raw: unknown): LiveMessage | null {
     return null;
   }
   if (typeof v !== 'object' || v === null) return null;
-  const m = v as { [K in keyof TrainMessage]?: unknown } & { serverTime?: unknown };
+  const m = v as { type?: unknown; serverTime?: unknown; trains?: unknown };
   if (m.type === 'welcome') return typeof m.serverTime === 'string' ? (v as LiveMessage) : null;
-  if (m.type !== 'train') return null;
-  if (typeof m.src !== 'string' || typeof m.dst !== 'string') return null;
-  if (typeof m.t !== 'number' || !Number.isFinite(m.t)) return null;
-  if (typeof m.sent !== 'number' || typeof m.received !== 'number') return null;
-  return v as TrainMessage;
+  // One frame per stored batch: keep the well-formed trains of it.
+  if (m.type === 'trains') {
+    if (!Array.isArray(m.trains)) return null;
+    return { type: 'trains', trains: m.trains.filter(isTrain) };
+  }
+  return isTrain(v) ? v : null;
+}
+
+function isTrain(v: unknown): v is TrainMessage {
+  if (typeof v !== 'object' || v === null) return false;
+  const m = v as { [K in keyof TrainMessage]?: unknown };
+  return (
+    m.type === 'train' && typeof m.src === 'string' && typeof m.dst === 'string' &&
+    typeof m.t === 'number' && Number.isFinite(m.t) && typeof m.sent === 'number' && typeof m.received === 'number'
+  );
 }
 
 export class LiveFeed {
@@ -71,7 +82,8 @@ export class LiveFeed {
       const m = parseLiveMessage(ev.data);
       if (!m) return;
       if (m.type === 'welcome') this.attempt = 0; // a healthy server answered: reset the backoff
-      this.on.message(m);
+      if (m.type === 'trains') for (const train of m.trains) this.on.message(train);
+      else this.on.message(m);
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;

@@ -214,7 +214,7 @@ function every(ms: number, fn: () => Promise<unknown>): void {
 let feedWasLost = false;
 let summaryQueued = false;
 
-function onLive(m: LiveMessage): void {
+function onLive(m: Exclude<LiveMessage, { type: 'trains' }>): void {
   if (m.type === 'welcome') {
     const server = Date.parse(m.serverTime);
     if (Number.isFinite(server)) clockOffsetS = (server - Date.now()) / 1000;

@@ -28,7 +28,12 @@ describe('server and two probes on loopback', () => {
   it('measures both directions, stores them, and streams them live', async () => {
     const live = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/live?access_token=${topo.operatorToken}`);
     const received: LiveMessage[] = [];
-    live.on('message', (data) => received.push(JSON.parse(String(data)) as LiveMessage));
+    live.on('message', (data) => {
+      const message = JSON.parse(String(data)) as LiveMessage;
+      // One frame per stored batch: unpack it.
+      if (message.type === 'trains') received.push(...message.trains);
+      else received.push(message);
+    });
     await new Promise((resolve) => live.once('open', resolve));
 
     for (const centre of ['east', 'west']) {

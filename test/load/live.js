@@ -51,9 +51,13 @@ export function client() {
   const res = ws.connect(url, {}, (socket) => {
     socket.on('message', (data) => {
       const m = JSON.parse(data);
-      if (m.type !== 'train' || m.flow !== LOAD_FLOW) return;
-      delay.add(Date.now() - m.t * 1000);
-      deliveries.add(1);
+      // One frame per stored batch ({type:'trains', trains:[…]}).
+      const trains = m.type === 'trains' ? m.trains : m.type === 'train' ? [m] : [];
+      for (const t of trains) {
+        if (t.flow !== LOAD_FLOW) continue;
+        delay.add(Date.now() - t.t * 1000);
+        deliveries.add(1);
+      }
     });
     socket.setTimeout(() => socket.close(), (SECONDS + 15) * 1000);
   });

@@ -22,11 +22,13 @@ let deliveries = 0;
 
 function onMessage(data: Buffer): void {
   if (!histogram) return;
-  const i = data.indexOf(',"t":');
-  if (i < 0) return; // welcome
-  const t = parseFloat(data.toString('latin1', i + 5, i + 30));
-  histogram.add(wallMs() - t * 1000);
-  deliveries++;
+  // A frame carries every train of one stored batch; each is one delivery.
+  const now = wallMs();
+  for (let i = data.indexOf(',"t":'); i >= 0; i = data.indexOf(',"t":', i + 5)) {
+    const t = parseFloat(data.toString('latin1', i + 5, i + 30));
+    histogram.add(now - t * 1000);
+    deliveries++;
+  }
 }
 
 async function connect(req: ConnectRequest): Promise<{ connected: number; refused: number; reasons: string[] }> {
