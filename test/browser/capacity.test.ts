@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { CHROMIUM, missingChromium, skipReason } from '../helpers/requirements.js';
+import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
 import { startTestServer, testAgent, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
@@ -53,10 +53,7 @@ describe.skipIf(skip)('dashboard capacity view in Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 1000 },
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
-      ],
+      args: [...CHROMIUM_ARGS],
     });
   });
 

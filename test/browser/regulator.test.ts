@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignedDocument } from '../../api/report-signing.js';
 import { REPORT_COLUMNS } from '../../api/sla-csv.js';
 import type { NicRow, ThroughputRow, TrainRow } from '../../sql/index.js';
-import { CHROMIUM, missingChromium, skipReason } from '../helpers/requirements.js';
+import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
 import { insertAll, nic, recentThirtyDayMonth, throughput, train } from '../helpers/sla-month.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -64,10 +64,7 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
       headless: true,
       acceptDownloads: true,
       viewport: { width: 1400, height: 1000 },
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
-      ],
+      args: [...CHROMIUM_ARGS],
     });
   }, 240_000);
 

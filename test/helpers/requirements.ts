@@ -18,3 +18,12 @@ export function skipReason(reason: string | null): boolean {
   if (reason) process.stderr.write(`skipping: ${reason}\n`);
   return reason !== null;
 }
+
+/**
+ * Flags for headless Chromium on this machine: no sandbox (root), no GPU, and no
+ * background networking (the machine's closed network refuses those connections).
+ */
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
+] as const;

@@ -13,7 +13,7 @@ import type { CapacityResponse, LinkCapacity, UtilisationResponse } from '../../
 import { hashToken, type TestStatus } from '../../collector/index.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, type NetnsPair } from '../helpers/netns.js';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
+import { CHROMIUM, CHROMIUM_ARGS, missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
 import { waitFor } from '../helpers/stack.js';
 
 const skip = skipReason(netnsUnavailable() ?? missingCommand('iperf3', 'iperf3'));
@@ -143,7 +143,7 @@ access:
       executablePath: wrapper,
       headless: true,
       viewport: { width: 1400, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+      args: [...CHROMIUM_ARGS],
     });
     try {
       const page = await context.newPage();
