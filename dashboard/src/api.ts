@@ -136,8 +136,9 @@ export async function fetchFile(url: string, accept: string, signal?: AbortSigna
 
 const linkPath = (x: string, y: string): string => `/v1/links/${encodeURIComponent(x)}/${encodeURIComponent(y)}`;
 
-export async function fetchCentres(): Promise<CentreView[]> {
-  return (await getJson<{ centres: CentreView[] }>('/v1/centres')).centres;
+/** The topology's name (shown in the header: a scaled test fabric says so there) and its centres. */
+export async function fetchCentres(): Promise<{ name: string; centres: CentreView[] }> {
+  return await getJson<{ name: string; centres: CentreView[] }>('/v1/centres');
 }
 
 export async function fetchLinks(): Promise<LinkView[]> {

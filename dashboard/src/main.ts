@@ -172,9 +172,10 @@ async function loadTopology(): Promise<boolean> {
     const key = JSON.stringify([c, l]);
     if (key !== topologyKey) {
       topologyKey = key;
-      centres = c;
+      centres = c.centres;
       links = l;
-      matrix.setTopology(c, l);
+      byId('topology-name').textContent = c.name;
+      matrix.setTopology(c.centres, l);
       if (status) matrix.applyStatus(status);
       renderSummary();
     }
