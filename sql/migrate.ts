@@ -11,7 +11,8 @@ export interface MigrationReport {
   skipped: number[];
 }
 
-const ledgerDdl = `CREATE TABLE IF NOT EXISTS schema_migrations
+/** The ledger of applied versions; sql/cluster.ts renders its replicated form from this text. */
+export const ledgerDdl = `CREATE TABLE IF NOT EXISTS schema_migrations
 (
     version    UInt32,
     name       String,
