@@ -19,13 +19,18 @@ import { metricsRoutes } from './routes/metrics/index.js';
 import { statusRoutes } from './routes/status/index.js';
 import { topologyRoutes } from './routes/topology/index.js';
 import { placementRoutes } from './routes/placement/index.js';
+import { diagnosticsRoutes } from './routes/diagnostics/index.js';
 import { slaRoutes } from './routes/sla/index.js';
 import { SlaService } from './sla-service.js';
+import { AlertService } from './alerts/service.js';
+import { alertRoutes } from './routes/alerts/index.js';
 
 /** The SLA service (signing key, cron) is built by the server; without one, reports can be read but not finalised. */
-export function createApp(deps: ApiDeps & { sla?: SlaService }) {
+export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertService }) {
   const { topology } = deps;
   const sla = deps.sla ?? new SlaService({ store: deps.store, topology, signer: null, logger: deps.logger });
+  // Without the server's service (timer, metrics), alerts can still be read and silenced.
+  const alerts = deps.alerts ?? new AlertService({ store: deps.store, topology, logger: deps.logger });
   const operator = requireRole(topology, 'operator');
   const reader = requireRole(topology, 'operator', 'regulator');
   const limiter = deps.rateLimit && deps.rateLimit.perSecond > 0 ? new KeyedLimiter(deps.rateLimit.perSecond, deps.rateLimit.burst) : null;
@@ -42,13 +47,17 @@ export function createApp(deps: ApiDeps & { sla?: SlaService }) {
     .use('/sla/months/*', reader)
     .use('/sla/maintenance', reader)
     .use('/placement', operator)
+    .use('/alerts', operator)
+    .use('/alerts/*', operator)
     .route('/', topologyRoutes(deps))
     .route('/', statusRoutes(deps))
     .route('/links', linkRoutes(deps))
     .route('/', capacityRoutes(deps))
     .route('/', ingestRoutes(deps))
     .route('/sla', slaRoutes(deps, sla))
-    .route('/', placementRoutes(deps));
+    .route('/', placementRoutes(deps))
+    .route('/alerts', alertRoutes(deps, alerts))
+    .route('/', diagnosticsRoutes(deps));
 
   const app = new Hono();
   if (limiter) {

@@ -46,7 +46,8 @@ const serverOptions = (cmd: Command) =>
     .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)')
     .option('--tls-cert <file>', 'PEM certificate chain: serve https/wss only (env CITYMESH_TLS_CERT)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert (env CITYMESH_TLS_KEY)')
-    .option('--signing-key <file>', 'Ed25519 key that signs SLA reports, created on first start (env CITYMESH_SIGNING_KEY; default <data-dir>-keys/report-signing.pem)');
+    .option('--signing-key <file>', 'Ed25519 key that signs SLA reports, created on first start (env CITYMESH_SIGNING_KEY; default <data-dir>-keys/report-signing.pem)')
+    .option('--clickhouse-cluster <name>', 'ClickHouse cluster whose schema `citymesh migrate --cluster` applied; the server checks it instead of migrating (env CITYMESH_CLICKHOUSE_CLUSTER; needs CLICKHOUSE_URL)');
 
 serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
   .action(async (flags: Record<string, string | undefined>) => {
@@ -78,24 +79,40 @@ serverOptions(program.command('demo').description('server plus one real probe pe
 program
   .command('probe')
   .description('run the probe agent of one centre: reflector plus scheduled trains, plan from the server')
-  .requiredOption('-s, --server <url>', 'collector WebSocket URL, e.g. wss://citymesh.example/v1/probe (env CITYMESH_SERVER)', process.env.CITYMESH_SERVER)
-  .requiredOption('--centre <id>', 'this host\'s centre id in the topology (env CITYMESH_CENTRE)', process.env.CITYMESH_CENTRE)
+  .option('-s, --server <url>', 'collector WebSocket URL, e.g. wss://citymesh.example/v1/probe; several (repeated or comma-separated) are used one at a time, failing over in turn (env CITYMESH_SERVER)', collectServerUrls)
+  .option('--centre <id>', 'this host\'s centre id in the topology (env CITYMESH_CENTRE)', process.env.CITYMESH_CENTRE)
   .option('--token-file <file>', 'file holding the probe token (default: env CITYMESH_TOKEN)')
   .option('--spool-dir <dir>', 'disk spool for unacknowledged batches (env CITYMESH_SPOOL_DIR; default ./spool/<centre>)', process.env.CITYMESH_SPOOL_DIR)
   .option('--spool-max-mb <n>', 'spool bound; beyond it the oldest batches are dropped and counted', '256')
   .option('--drain-timeout-s <n>', 'on stop, how long to wait for the collector to acknowledge what is spooled', '10')
   .option('--ca <file>', 'PEM CA certificate to verify a wss:// server signed by a private CA (env CITYMESH_CA)', process.env.CITYMESH_CA)
-  .option('--log-level <level>', 'fatal|error|warn|info|debug', process.env.CITYMESH_LOG_LEVEL ?? 'info')
-  .action(async (flags: { server: string; centre: string; tokenFile?: string; logLevel: string; spoolDir?: string; spoolMaxMb: string; ca?: string; drainTimeoutS: string }) => {
+  .option('--log-level <level>', 'fatal|error|warn|info|debug (env CITYMESH_LOG_LEVEL)', process.env.CITYMESH_LOG_LEVEL ?? 'info')
+  .option('--check', 'check this host instead of running: token, centre, clock sync, ping, iperf3, ports, spool, each collector (exit 1 if any check fails)')
+  .option('--json', 'with --check: print the results as JSON')
+  .action(async (flags: { server?: string[]; centre?: string; tokenFile?: string; logLevel: string; spoolDir?: string; spoolMaxMb: string; ca?: string; drainTimeoutS: string; check?: boolean; json?: boolean }) => {
+    const servers = flags.server ?? splitServerUrls(process.env.CITYMESH_SERVER ?? '');
+    const spoolMaxMb = Number(flags.spoolMaxMb);
+    if (!(spoolMaxMb > 0)) throw new Error(`--spool-max-mb: "${flags.spoolMaxMb}" must be a positive number`);
+    if (flags.check) {
+      const { runProbeChecks, formatCheckResults, anyFailed } = await import('../probes/check.js');
+      const results = await runProbeChecks({
+        serverUrls: servers, centre: flags.centre, tokenFile: flags.tokenFile, envToken: process.env.CITYMESH_TOKEN,
+        spoolDir: flags.spoolDir ?? `spool/${flags.centre ?? ''}`, spoolMaxBytes: spoolMaxMb * 1024 * 1024, caFile: flags.ca, version,
+      });
+      process.stdout.write((flags.json ? JSON.stringify(results, null, 2) : formatCheckResults(results)) + '\n');
+      process.exitCode = anyFailed(results) ? 1 : 0;
+      return;
+    }
+    if (servers.length === 0) throw new Error('no collector: pass --server wss://HOST/v1/probe (or set CITYMESH_SERVER)');
+    if (!flags.centre) throw new Error('no centre: pass --centre ID (or set CITYMESH_CENTRE)');
+    const centre = flags.centre;
     const { ProbeAgent } = await import('../probes/agent.js');
     const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : process.env.CITYMESH_TOKEN;
     if (!token) throw new Error('no token: set CITYMESH_TOKEN or pass --token-file (tokens are not accepted on the command line, where ps would show them)');
-    const logger = createLogger(flags.logLevel, 'citymesh-probe').child({ centre: flags.centre });
-    const spoolMaxMb = Number(flags.spoolMaxMb);
-    if (!(spoolMaxMb > 0)) throw new Error(`--spool-max-mb: "${flags.spoolMaxMb}" must be a positive number`);
+    const logger = createLogger(flags.logLevel, 'citymesh-probe').child({ centre });
     const agent = new ProbeAgent({
-      serverUrl: flags.server, centre: flags.centre, token, version, logger,
-      spoolDir: flags.spoolDir ?? `spool/${flags.centre}`,
+      serverUrl: servers, centre, token, version, logger,
+      spoolDir: flags.spoolDir ?? `spool/${centre}`,
       spoolMaxBytes: spoolMaxMb * 1024 * 1024,
       caFile: flags.ca,
       drainTimeoutMs: Number(flags.drainTimeoutS) * 1000,
@@ -107,6 +124,17 @@ program
     await agent.start();
     logger.info({ tasks: agent.currentPlan()?.tasks.length }, 'probe running');
   });
+
+/** `--server a,b --server c` and CITYMESH_SERVER="a,b": every URL, in order. */
+function splitServerUrls(value: string): string[] {
+  return value.split(',').map((url) => url.trim()).filter((url) => url.length > 0);
+}
+
+function collectServerUrls(value: string, previous: string[] | undefined): string[] {
+  const urls = splitServerUrls(value);
+  if (urls.length === 0) throw new Error(`--server: "${value}" holds no URL`);
+  return [...(previous ?? []), ...urls];
+}
 
 const measure = program.command('measure').description('one train now, for troubleshooting');
 const measureOptions = (cmd: Command, defaults: { interval: string; timeout: string }) =>
@@ -200,6 +228,18 @@ program
   });
 
 program
+  .command('migrate')
+  .description('apply the ClickHouse schema (embedded, CLICKHOUSE_URL, or a cluster with --cluster) and list what was applied or skipped')
+  .option('--cluster <name>', 'render ON CLUSTER DDL (Replicated + Distributed tables; needs ClickHouse Keeper) and apply it through CLICKHOUSE_URL (env CITYMESH_CLICKHOUSE_CLUSTER)')
+  .option('--database <db>', 'database that holds citymesh\'s tables (env CLICKHOUSE_DATABASE; default "default")')
+  .option('--print', 'print the SQL, one statement per `;`, without connecting (for review or `clickhouse-client --multiquery`)')
+  .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')
+  .action(async (flags: import('./migrate-cli.js').MigrateFlags) => {
+    const { runMigrate } = await import('./migrate-cli.js');
+    await runMigrate(flags);
+  });
+
+program
   .command('config')
   .description('topology file tools')
   .command('check')
@@ -208,7 +248,7 @@ program
   .action(async (file: string) => {
     const { loadTopology } = await import('../collector/index.js');
     const topology = loadTopology(file, { requireTokens: false });
-    const missing = topology.centres.filter((c) => !c.probe.tokenSha256).map((c) => c.id);
+    const missing = topology.centres.filter((c) => c.probe.tokenSha256s.length === 0).map((c) => c.id);
     process.stdout.write(
       `${file}: ok — "${topology.name}", ${topology.centres.length} centres, ${topology.links.length} links\n` +
         (missing.length ? `  note: no token available here for ${missing.join(', ')} (token_env not set in this environment)\n` : ''),
@@ -243,6 +283,23 @@ report
     // `report verify FILE --server URL`: the parent `report` also knows --server and takes it first.
     const server = flags.server ?? (report.getOptionValueSource('server') === 'cli' ? (report.opts() as { server?: string }).server : undefined);
     process.exitCode = await runVerify(file, { ...flags, server });
+  });
+
+program
+  .command('store')
+  .description('the embedded ClickHouse store')
+  .command('serve')
+  .description('serve the embedded store over ClickHouse\'s HTTP interface on loopback, so several servers on this machine share it (CLICKHOUSE_URL)')
+  .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)', process.env.CITYMESH_DATA_DIR ?? 'data')
+  .option('--host <address>', 'loopback address to listen on (there is no authentication)', '127.0.0.1')
+  .option('-p, --port <port>', 'TCP port (ClickHouse\'s HTTP port is 8123; 0 picks a free one)', '8123')
+  .action(async (flags: { dataDir: string; host: string; port: string }) => {
+    const port = Number(flags.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${flags.port}" is not a TCP port number`);
+    const { serveEmbeddedStore } = await import('../sql/index.js');
+    const served = await serveEmbeddedStore({ dataDir: flags.dataDir, host: flags.host, port });
+    process.stdout.write(`citymesh store: ${served.store.location} served at ${served.url} (set CLICKHOUSE_URL=${served.url} for each server)\n`);
+    onSignals(() => served.close(), createLogger('info'));
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

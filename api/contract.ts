@@ -370,6 +370,107 @@ export interface SlaAmendment {
   report: SlaReport;
 }
 
+/** Alert states on GET /v1/alerts: pending (condition holds, not yet for `for`), firing, silenced (firing or pending, matched by a silence). */
+export type AlertState = 'pending' | 'firing' | 'silenced';
+
+export interface AlertView {
+  /** Alertmanager's fingerprint of the labels. */
+  fingerprint: string;
+  alertname: string;
+  state: AlertState;
+  severity: string;
+  labels: Record<string, string>;
+  /** summary, description (with the measured value and the threshold). */
+  annotations: Record<string, string>;
+  /** `a~b` for link alerts, else null. */
+  link: string | null;
+  centre: string | null;
+  /** When the condition began to hold; null when unknown. */
+  since: string | null;
+  /** When it started firing; null while pending. */
+  startsAt: string | null;
+  /** The latest measured value and the threshold, in `unit` (ms, ratio, Gb/s, s). */
+  value: number | null;
+  threshold: number | null;
+  unit: string;
+  silencedBy: string[];
+  generatorURL: string;
+}
+
+export interface ResolvedAlertView {
+  fingerprint: string;
+  alertname: string;
+  severity: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  link: string | null;
+  centre: string | null;
+  startsAt: string;
+  endsAt: string | null;
+  value: number | null;
+  threshold: number | null;
+  unit: string;
+}
+
+/** GET /v1/alerts */
+export interface AlertsResponse {
+  /** False when the topology has no `alerts:` section (nothing is evaluated). */
+  enabled: boolean;
+  generatedAt: string;
+  /** Firing and silenced first (critical before warning), then pending. */
+  alerts: AlertView[];
+  /** Episodes resolved in the last 24 hours, newest first. */
+  resolved: ResolvedAlertView[];
+}
+
+export interface AlertEventView {
+  fingerprint: string;
+  alertname: string;
+  status: 'firing' | 'resolved';
+  /** When the change was recorded. */
+  at: string;
+  startsAt: string;
+  endsAt: string | null;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  value: number | null;
+  threshold: number | null;
+  unit: string;
+  /** Silences that matched when the change was recorded. */
+  silencedBy: string[];
+}
+
+/** GET /v1/alerts/events */
+export interface AlertEventsResponse {
+  from: string;
+  to: string;
+  link: string | null;
+  events: AlertEventView[];
+}
+
+export interface SilenceMatcherView {
+  name: string;
+  value: string;
+  isRegex: boolean;
+  isEqual: boolean;
+}
+
+export interface SilenceView {
+  id: string;
+  matchers: SilenceMatcherView[];
+  startsAt: string;
+  endsAt: string;
+  createdBy: string;
+  comment: string;
+  updatedAt: string;
+  state: 'pending' | 'active' | 'expired';
+}
+
+/** GET /v1/alerts/silences */
+export interface SilencesResponse {
+  silences: SilenceView[];
+}
+
 /** GET /v1/placement */
 export interface PlacementResponse {
   from: string;
@@ -393,4 +494,113 @@ export interface PlacementCandidate {
   capacityGbps: number | null;
   testedAt: string | null;
   committedGbps: number;
+}
+
+/** One hop of a stored traceroute; a probe nobody answered (`*`) has a null address and RTT. */
+export interface DiagnosticHopView {
+  ttl: number;
+  probes: { address: string | null; rttMs: number | null; flag: string | null }[];
+}
+
+/** One diagnostics run of one probe towards its peer: traceroute, path MTU, fast STAMP train. */
+export interface DiagnosticRunView {
+  runId: string;
+  /** The operator request it answers; null when the probe ran it on a breach it saw. */
+  requestId: string | null;
+  at: string;
+  src: string;
+  dst: string;
+  trigger: 'breach' | 'operator';
+  reason: string;
+  durationMs: number;
+  traceroute: { ok: boolean; error: string | null; tool: string | null; maxHops: number; reached: boolean; hops: DiagnosticHopView[] };
+  pathMtu: { ok: boolean; error: string | null; tool: string | null; pmtu: number | null; dropAtTtl: number | null; reached: boolean };
+  fastTrain: {
+    ok: boolean; error: string | null; count: number; intervalMs: number; sent: number; received: number; lossRatio: number | null;
+    rttMinMs: number | null; rttP50Ms: number | null; rttP99Ms: number | null; rttMaxMs: number | null; jitterMs: number | null;
+  };
+}
+
+/** A diagnostics run as a chart annotation (details: GET /v1/links/:a/:b/diagnostics/:runId). */
+export interface DiagnosticsAnnotation {
+  kind: 'diagnostics';
+  at: string;
+  /** Unix seconds, the charts' x unit. */
+  t: number;
+  src: string;
+  dst: string;
+  runId: string;
+  requestId: string | null;
+  trigger: 'breach' | 'operator';
+  reason: string;
+  hops: number;
+  reached: boolean;
+  pmtu: number | null;
+  fastP50Ms: number | null;
+  fastP99Ms: number | null;
+  fastLossRatio: number | null;
+  /** What failed in the run (tool missing, timeout, no reply), empty when all three parts worked. */
+  problems: string[];
+}
+
+/** The responding hop sequence of src → dst differs from the previous traceroute's. */
+export interface PathChangeAnnotation {
+  kind: 'path_change';
+  at: string;
+  t: number;
+  src: string;
+  dst: string;
+  runId: string;
+  previousRunId: string;
+  previousAt: string;
+  /** Per hop, the addresses that answered (empty: none did). */
+  before: string[][];
+  after: string[][];
+}
+
+/** A declared maintenance window covering the link (its own, one of its centres', or the network's). */
+export interface MaintenanceAnnotation {
+  kind: 'maintenance';
+  at: string;
+  t: number;
+  end: string;
+  tEnd: number;
+  id: string;
+  scope: 'link' | 'centre' | 'network';
+  target: string;
+  reason: string;
+  declaredLate: boolean;
+}
+
+export type Annotation = DiagnosticsAnnotation | PathChangeAnnotation | MaintenanceAnnotation;
+
+export interface AnnotationsResponse {
+  a: string;
+  b: string;
+  from: string;
+  to: string;
+  /** Ordered by time (a window by its start). */
+  annotations: Annotation[];
+}
+
+/** 202 answer to POST /v1/links/:a/:b/diagnostics. */
+export interface DiagnosticsRequestResponse {
+  requestId: string;
+  a: string;
+  b: string;
+  requestedAt: string;
+  requestedBy: string;
+  /** The probes asked to run (both ends of the link). */
+  centres: string[];
+}
+
+/** GET /v1/links/:a/:b/diagnostics/:id, by run id or by operator request id. */
+export interface DiagnosticsDetailResponse {
+  id: string;
+  a: string;
+  b: string;
+  requestId: string | null;
+  runs: DiagnosticRunView[];
+  /** For a request: the centres whose result has not arrived yet. */
+  pending: string[];
 }

@@ -12,13 +12,15 @@ import type { Duplex } from 'node:stream';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { Collector, createCollectorMetrics, LiveHub, loadTopology, type CollectorLimits, type Topology } from '../collector/index.js';
-import { migrate, openStore, type Store } from '../sql/index.js';
+import { Collector, createCollectorMetrics, LiveHub, LiveTail, loadTopology, type CollectorLimits, type Topology } from '../collector/index.js';
+import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
 import { principalOfUpgrade } from './auth.js';
+import { ClickHouseRunCoordinator, serverInstanceId } from './jobs.js';
 import { LiveFeed } from './live.js';
 import { loadOrCreateSigningKey } from './report-signing.js';
 import { SlaService } from './sla-service.js';
+import { AlertService } from './alerts/service.js';
 import type { ServerSettings } from './settings.js';
 
 export interface RunningServer {
@@ -31,6 +33,13 @@ export interface RunningServer {
   registry: Registry;
   /** Monthly SLA reports: finalisation, amendments, the hourly job. */
   sla: SlaService;
+  /** Alert rules, state and webhooks (evaluates every 15 s while the topology has an alerts section). */
+  alerts: AlertService;
+  /** This process among several servers on one ClickHouse; holder of the job slots it claims. */
+  instanceId: string;
+  jobs: ClickHouseRunCoordinator;
+  /** Trains other servers stored, forwarded to this server's live feed (server mode only). */
+  liveTail: LiveTail | null;
   close(): Promise<void>;
 }
 
@@ -57,10 +66,15 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     password: settings.clickhousePassword,
     database: settings.clickhouseDatabase,
     dataDir: settings.dataDir,
+    cluster: settings.clickhouseCluster,
   });
   let ready = false;
   try {
-    const report = await migrate(store.client);
+    // A cluster's schema is applied once by `citymesh migrate --cluster`; a server only checks it.
+    const cluster = settings.clickhouseCluster;
+    const report = cluster
+      ? await checkClusterSchema(store.client, { cluster, database: settings.clickhouseDatabase })
+      : await migrate(store.client);
     logger.info({ applied: report.applied, skipped: report.skipped, store: store.mode, location: store.location }, 'store ready');
     ready = true;
   } catch (error) {
@@ -76,12 +90,34 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     metrics: createCollectorMetrics(registry), limits: extras.collectorLimits ?? {},
   });
   collector.throughput.start();
+  collector.diagnostics.start(); // polls diagnostic_requests: an operator request taken by any server reaches probes connected here
   const live = new LiveFeed(hub);
   new Gauge({ name: 'citymesh_live_clients', help: 'Browsers on the /v1/live feed', registers: [registry], collect() { this.set(live.stats().clients); } });
   new Gauge({ name: 'citymesh_live_skipped_messages', help: 'Live messages skipped for slow clients', registers: [registry], collect() { this.set(live.stats().dropped); } });
-  const sla = new SlaService({ store, topology: topo, signer: signing.signer, logger: logger.child({ part: 'sla' }) });
+  const instanceId = serverInstanceId();
+  const jobs = new ClickHouseRunCoordinator(store, instanceId, logger.child({ part: 'jobs' }));
+  // With a ClickHouse server, other servers may be storing probes' batches: tail what they store.
+  const liveTail = store.mode === 'server' ? new LiveTail({ client: () => store.client, hub, logger: logger.child({ part: 'live-tail' }) }) : null;
+  const sla = new SlaService({
+    store, topology: topo, signer: signing.signer, logger: logger.child({ part: 'sla' }),
+    runCoordinator: jobs, schedule: settings.slaJobSchedule,
+  });
+  // Evaluation slots are claimed in ClickHouse, so with several servers each slot is evaluated once.
+  // A link alert that fires asks both ends for diagnostics (traceroute, path MTU, fast train),
+  // through ClickHouse, so the request reaches the probes whichever server they are connected to.
+  const alerts = new AlertService({
+    store, topology: topo, logger: logger.child({ part: 'alerts' }), registry, externalUrl: () => url,
+    claim: (job, slot) => jobs.claim(job, slot),
+    onFiring: (alert) => {
+      if (!alert.link) return;
+      const [a, b] = alert.link.split('~') as [string, string];
+      insertDiagnosticRequest(store.client, {
+        requestId: `dr-alert-${alert.fingerprint}-${alert.startsAtMs}`, a, b, requestedBy: `alert ${alert.alertname}`, requestedAtUs: Date.now() * 1000,
+      }).catch((error: Error) => logger.warn({ err: error.message, alert: alert.alertname, link: alert.link }, 'could not request diagnostics for a firing alert'));
+    },
+  });
   const app = createApp({
-    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla,
+    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla, alerts,
     rateLimit: extras.rateLimit ?? { perSecond: 50, burst: 200 },
   });
 
@@ -101,6 +137,8 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     if (error.code === 'EADDRINUSE') throw new Error(`port ${settings.port} on ${settings.host} is already in use; pass --port`);
     throw error;
   });
+  liveTail?.start();
+  alerts.start();
   sla.start(); // hourly: finalises months past their grace period (unless auto_finalise is off), records amendments
   server.on('upgrade', (request, socket: Duplex, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
@@ -127,7 +165,9 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   const close = () => {
     closing ??= (async () => {
       await collector.close();
+      await liveTail?.stop();
       await sla.stop();
+      await alerts.stop();
       await live.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -138,5 +178,5 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     })();
     return closing;
   };
-  return { url, port: address.port, store, topology: topo, hub, collector, registry, sla, close };
+  return { url, port: address.port, store, topology: topo, hub, collector, registry, sla, alerts, instanceId, jobs, liveTail, close };
 }

@@ -4,6 +4,7 @@
  * environment, which wins over defaults.
  */
 import { join, resolve } from 'node:path';
+import cron from 'node-cron';
 
 export interface ServerSettings {
   configFile: string;
@@ -14,12 +15,16 @@ export interface ServerSettings {
   clickhouseUser: string | undefined;
   clickhousePassword: string | undefined;
   clickhouseDatabase: string | undefined;
+  /** ClickHouse cluster the schema was applied to with `citymesh migrate --cluster` (needs CLICKHOUSE_URL). */
+  clickhouseCluster: string | undefined;
   logLevel: string;
   /** PEM certificate chain and key: when both are set the server speaks https/wss only. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   /** Ed25519 private key (PEM) that signs finalised SLA reports; created with mode 0600 on first start. */
   signingKeyFile: string;
+  /** node-cron expression of the SLA report job (env CITYMESH_SLA_JOB_SCHEDULE; default hourly at :05). */
+  slaJobSchedule: string | undefined;
 }
 
 export interface ServerFlags {
@@ -31,6 +36,7 @@ export interface ServerFlags {
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   signingKey?: string | undefined;
+  clickhouseCluster?: string | undefined;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -51,12 +57,22 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
     clickhouseUser: env.CLICKHOUSE_USER || undefined,
     clickhousePassword: env.CLICKHOUSE_PASSWORD || undefined,
     clickhouseDatabase: env.CLICKHOUSE_DATABASE || undefined,
+    clickhouseCluster: flags.clickhouseCluster || env.CITYMESH_CLICKHOUSE_CLUSTER || undefined,
     logLevel: flags.logLevel ?? env.CITYMESH_LOG_LEVEL ?? 'info',
     tlsCert: flags.tlsCert ?? env.CITYMESH_TLS_CERT ?? undefined,
     tlsKey: flags.tlsKey ?? env.CITYMESH_TLS_KEY ?? undefined,
     // Beside the data directory, never inside it (a copied or shared data directory must not carry the key).
     signingKeyFile: resolve(flags.signingKey ?? env.CITYMESH_SIGNING_KEY ?? join(`${dataDir}-keys`, 'report-signing.pem')),
+    slaJobSchedule: env.CITYMESH_SLA_JOB_SCHEDULE || undefined,
   };
+  if (settings.slaJobSchedule && !cron.validate(settings.slaJobSchedule)) {
+    throw new Error(`CITYMESH_SLA_JOB_SCHEDULE: "${settings.slaJobSchedule}" is not a cron expression (seconds field first, e.g. "0 5 * * * *")`);
+  }
+  if (settings.clickhouseCluster && !settings.clickhouseUrl) {
+    throw new Error(
+      `--clickhouse-cluster ${settings.clickhouseCluster} needs CLICKHOUSE_URL: the embedded store is a single node without ClickHouse Keeper`,
+    );
+  }
   if (Boolean(settings.tlsCert) !== Boolean(settings.tlsKey)) {
     throw new Error('TLS needs both --tls-cert and --tls-key (or CITYMESH_TLS_CERT and CITYMESH_TLS_KEY)');
   }

@@ -4,7 +4,7 @@
  * the node-cron job that does both on its own. A finalised report is never
  * rewritten: later figures that differ become a new signed amendment.
  */
-import cron, { type ScheduledTask } from 'node-cron';
+import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Link, Topology } from '../collector/index.js';
 import {
@@ -24,6 +24,10 @@ export interface SlaServiceOptions {
   signer: ReportSigner | null;
   logger: Logger;
   now?: () => number;
+  /** Decides which server runs each scheduled run (api/jobs.ts); absent: this process always runs it. */
+  runCoordinator?: RunCoordinator;
+  /** node-cron expression of the job (default SLA_JOB_SCHEDULE). */
+  schedule?: string;
 }
 
 /** The hourly job: finalise months past end + grace, look for amendments. Seconds field first (node-cron). */
@@ -54,8 +58,12 @@ export class SlaService {
   /** Per finalised month: up to when (ms) late samples have been looked for. */
   private readonly checkedUpTo = new Map<string, number>();
   private task: ScheduledTask | null = null;
+  private readonly runCoordinator: RunCoordinator | undefined;
+  private readonly schedule: string;
 
   constructor(options: SlaServiceOptions) {
+    this.runCoordinator = options.runCoordinator;
+    this.schedule = options.schedule ?? SLA_JOB_SCHEDULE;
     this.store = options.store;
     this.topology = options.topology;
     this.signer = options.signer;
@@ -262,7 +270,17 @@ export class SlaService {
 
   start(): void {
     if (this.task || !this.signer) return;
-    this.task = cron.schedule(SLA_JOB_SCHEDULE, () => this.runScheduled().then(() => undefined), { name: 'sla-reports', noOverlap: true });
+    this.task = cron.schedule(
+      this.schedule,
+      async (context) => {
+        const done = await this.runScheduled();
+        this.logger.info({ slot: context.date.toISOString(), ...done }, 'SLA job ran on this server');
+      },
+      {
+        name: 'sla-reports', noOverlap: true,
+        ...(this.runCoordinator ? { distributed: true, runCoordinator: this.runCoordinator, distributedLease: 3_600_000 } : {}),
+      },
+    );
   }
 
   async stop(): Promise<void> {

@@ -24,30 +24,33 @@ function sameHash(aHex: string, bHex: string): boolean {
   return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
 }
 
-export function tokenMatches(token: string, sha256Hex: string | null): boolean {
-  return sha256Hex !== null && sameHash(hashToken(token), sha256Hex);
+/** Whether the token is one of the listed (several while a token is rotated); every candidate is compared. */
+export function tokenMatches(token: string, sha256Hexes: readonly string[]): boolean {
+  return findMatch(token, [{ value: true, sha256s: sha256Hexes }]) ?? false;
 }
 
-/** Every candidate is compared, match or not. */
-function findMatch<T>(token: string, candidates: { value: T; sha256: string | null }[]): T | null {
+/** Every candidate hash of every principal is compared, match or not. */
+function findMatch<T>(token: string, candidates: { value: T; sha256s: readonly string[] }[]): T | null {
   const hashed = hashToken(token);
   let found: T | null = null;
   for (const c of candidates) {
-    if (c.sha256 !== null && sameHash(hashed, c.sha256) && found === null) found = c.value;
+    for (const sha256 of c.sha256s) {
+      if (sameHash(hashed, sha256) && found === null) found = c.value;
+    }
   }
   return found;
 }
 
 export function findCentreByToken(topology: Topology, token: string): string | null {
-  return findMatch(token, topology.centres.map((c) => ({ value: c.id, sha256: c.probe.tokenSha256 })));
+  return findMatch(token, topology.centres.map((c) => ({ value: c.id, sha256s: c.probe.tokenSha256s })));
 }
 
 /** The principal a bearer token authenticates, or anonymous. */
 export function authenticate(topology: Topology, token: string | null): Principal {
   if (!token) return { role: 'anonymous', name: 'anonymous' };
   const people = findMatch<Principal>(token, [
-    ...topology.access.operators.map((p) => ({ value: { role: 'operator' as const, name: p.name }, sha256: p.tokenSha256 })),
-    ...topology.access.regulators.map((p) => ({ value: { role: 'regulator' as const, name: p.name }, sha256: p.tokenSha256 })),
+    ...topology.access.operators.map((p) => ({ value: { role: 'operator' as const, name: p.name }, sha256s: p.tokenSha256s })),
+    ...topology.access.regulators.map((p) => ({ value: { role: 'regulator' as const, name: p.name }, sha256s: p.tokenSha256s })),
   ]);
   if (people) return people;
   const centre = findCentreByToken(topology, token);

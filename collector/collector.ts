@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertNic, insertThroughput, insertTrains, formatDateTime64, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
+import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -31,6 +31,8 @@ import {
   type TrainSample,
 } from './protocol.js';
 import { ThroughputCoordinator, type TestStatus } from './throughput-coordinator.js';
+import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
+import type { DiagnoseRequest } from './diagnostics-protocol.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
 
@@ -103,6 +105,8 @@ export class Collector {
   private readonly probeSockets = new Map<string, WebSocket>();
   private closing = false;
   readonly throughput: ThroughputCoordinator;
+  /** Sends operator requests for diagnostics (stored in ClickHouse by any server) to the probes connected here. */
+  readonly diagnostics: DiagnosticsDispatcher;
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
@@ -112,6 +116,9 @@ export class Collector {
       options.logger.child({ part: 'throughput' }),
       (test) => void this.storeServerFailure(test),
     );
+    this.diagnostics = new DiagnosticsDispatcher({
+      store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
+    });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -150,6 +157,7 @@ export class Collector {
   async close(): Promise<void> {
     this.closing = true;
     await this.throughput.close();
+    await this.diagnostics.close();
     await Promise.allSettled([...this.inflight]);
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -217,9 +225,14 @@ export class Collector {
         ws.close(CLOSE_AUTH_FAILED, 'unknown centre');
         return;
       }
-      if (!tokenMatches(message.token, centre.probe.tokenSha256)) {
+      if (!tokenMatches(message.token, centre.probe.tokenSha256s)) {
         this.send(ws, this.refuse(log, 'bad_token', `token refused for centre "${message.centre}"`, 'token').error);
         ws.close(CLOSE_AUTH_FAILED, 'bad token');
+        return;
+      }
+      if (message.check) {
+        log.info({ centre: centre.id, version: message.version }, 'probe check: credentials accepted');
+        this.send(ws, planFor(this.options.topology, centre.id));
         return;
       }
       if ((this.connectionsByCentre.get(centre.id) ?? 0) >= this.limits.maxConnectionsPerCentre) {
@@ -231,6 +244,7 @@ export class Collector {
       session.centre = centre.id;
       this.countConnection(centre.id, +1);
       this.probeSockets.set(centre.id, ws);
+      this.diagnostics.probeConnected(centre.id);
       log.info({ centre: centre.id, version: message.version }, 'probe connected');
       this.send(ws, planFor(this.options.topology, centre.id));
       return;
@@ -269,6 +283,11 @@ export class Collector {
         return this.refuse(log, 'unknown_destination', `throughput[${i}].dst: "${t.dst}" is not a centre linked to "${centre}"`, `throughput[${i}].dst`, batch.batchId);
       }
     }
+    for (const [i, d] of (batch.diagnostics ?? []).entries()) {
+      if (!peers.has(d.dst)) {
+        return this.refuse(log, 'unknown_destination', `diagnostics[${i}].dst: "${d.dst}" is not a centre linked to "${centre}"`, `diagnostics[${i}].dst`, batch.batchId);
+      }
+    }
     for (const [i, n] of (batch.nic ?? []).entries()) {
       if (n.peer !== null && !peers.has(n.peer)) {
         return this.refuse(log, 'unknown_destination', `nic[${i}].peer: "${n.peer}" is not a centre linked to "${centre}"`, `nic[${i}].peer`, batch.batchId);
@@ -299,6 +318,7 @@ export class Collector {
       insertTrains(client, rows, key),
       insertNic(client, (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n)), key),
       insertThroughput(client, (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t)), key),
+      insertDiagnostics(client, (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d)), key),
     ]);
     this.inflight.add(work);
     try {
@@ -318,13 +338,13 @@ export class Collector {
       this.options.metrics.trains.inc({ centre }, rows.length);
       this.options.hub.publish(
         batch.samples.map((s) => ({
-          src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
+          trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
           sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
           rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
         })),
       );
     }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) } };
+    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
   }
 
   private countConnection(centre: string, delta: number): void {
@@ -370,7 +390,7 @@ export class Collector {
     }
   }
 
-  private sendTo(centre: string, message: ThroughputRun): boolean {
+  private sendTo(centre: string, message: ThroughputRun | DiagnoseRequest): boolean {
     const ws = this.probeSockets.get(centre);
     if (!ws || ws.readyState !== ws.OPEN) return false;
     ws.send(JSON.stringify(message));

@@ -4,10 +4,12 @@ export { authenticate, hashToken, tokenMatches, type Principal, type Role } from
 export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
 export { TokenBucket, KeyedLimiter } from './token-bucket.js';
 export { LiveHub, type LiveTrain, type LiveListener } from './live-hub.js';
+export { LiveTail, type LiveTailOptions } from './live-tail.js';
 export { planFor } from './plan.js';
 export * from './protocol.js';
 export {
   loadTopology, parseTopology, linkId, ConfigError,
   type Topology, type Centre, type Link, type Person, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
 } from './topology/index.js';
+export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolicy, type AlertWebhook, type AlertSeverity } from './topology/alerts.js';
 export { ThroughputCoordinator, type TestStatus, type TestState } from './throughput-coordinator.js';

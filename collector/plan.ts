@@ -12,6 +12,8 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
   const tasks: PlanTask[] = [];
   for (const peerId of topology.peersOf(centreId)) {
     const peer = topology.centre(peerId)!;
+    const link = topology.linkBetween(centreId, peerId)!;
+    const target = { rttP99Ms: link.rttTargetMs, lossRatioMax: link.sla.lossRatioMax };
     tasks.push({
       id: `stamp:${centreId}>${peerId}`,
       engine: 'stamp',
@@ -25,6 +27,7 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
       dscp: stamp.dscp,
       flows: stamp.flows,
       sourceAddress: centre.probe.sourceAddress,
+      target,
     });
     if (icmp.enabled) {
       tasks.push({
@@ -40,6 +43,7 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
         dscp: icmp.dscp,
         flows: 1,
         sourceAddress: centre.probe.sourceAddress,
+        target,
       });
     }
   }
@@ -56,5 +60,6 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
     nic: topology.probing.nic.enabled && centre.probe.interfaces.length > 0
       ? { intervalS: topology.probing.nic.intervalS, interfaces: centre.probe.interfaces }
       : null,
+    diagnostics: topology.probing.diagnostics,
   };
 }

@@ -11,6 +11,9 @@
  *                                 <- error {code, error, field?, batchId?}
  */
 import { z } from 'zod';
+import { diagnosticSampleSchema, MAX_BATCH_DIAGNOSTICS, type DiagnoseRequest, type DiagnosticsPolicy, type LinkTarget } from './diagnostics-protocol.js';
+
+export * from './diagnostics-protocol.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest batch the collector accepts; larger ones are refused whole. */
@@ -127,6 +130,12 @@ const helloSchema = z
     token: z.string().min(1).max(512),
     version: z.string().min(1).max(64),
     protocol: z.literal(PROTOCOL_VERSION).optional(),
+    /**
+     * `citymesh probe --check`: verify the credentials and get the plan, nothing
+     * else. Not counted as the centre's connection, so checking a host whose probe
+     * is running neither hits the connection limit nor takes its throughput requests.
+     */
+    check: z.literal(true).optional(),
   })
   .strict();
 
@@ -156,9 +165,14 @@ const batchSchema = z
       .pipe(z.array(nicSampleSchema))
       .optional(),
     throughput: z.array(throughputSampleSchema).max(100, 'a batch holds at most 100 throughput tests').optional(),
+    diagnostics: z
+      .array(z.unknown())
+      .max(MAX_BATCH_DIAGNOSTICS, `a batch holds at most ${MAX_BATCH_DIAGNOSTICS} diagnostics runs`)
+      .pipe(z.array(diagnosticSampleSchema))
+      .optional(),
   })
   .strict()
-  .refine((b) => b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) > 0, {
+  .refine((b) => b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) > 0, {
     path: ['samples'],
     message: 'a batch holds at least one sample',
   });
@@ -193,6 +207,8 @@ export interface ProbePlan {
   throughputServer: { engine: 'iperf3' | 'native' | 'auto'; port: number; listenAddress: string } | null;
   /** Interfaces to sample passively, and the link each carries. */
   nic: { intervalS: number; interfaces: { name: string; peer: string | null }[] } | null;
+  /** Diagnostics on breach (traceroute, path MTU, fast train); absent or null: the probe never runs them on its own. */
+  diagnostics?: DiagnosticsPolicy | null;
 }
 
 /** The server asks a probe (the client end of a link) to run one throughput test now. */
@@ -225,6 +241,8 @@ export interface PlanTask {
   dscp: number;
   flows: number;
   sourceAddress: string | null;
+  /** The link's targets: trains beyond them count towards diagnostics on breach. */
+  target?: LinkTarget;
 }
 
 export interface CollectorAck {
@@ -258,7 +276,7 @@ export interface CollectorError {
   batchId?: string;
 }
 
-export type CollectorMessage = ProbePlan | CollectorAck | CollectorError | ThroughputRun;
+export type CollectorMessage = ProbePlan | CollectorAck | CollectorError | ThroughputRun | DiagnoseRequest;
 
 export type ParseResult =
   | { ok: true; message: ProbeMessage }
@@ -335,6 +353,10 @@ export function outOfWindow(batch: ProbeBatch, nowUs: number): { field: string; 
   }
   for (const [i, t] of (batch.throughput ?? []).entries()) {
     const bad = check(`throughput[${i}].startedAtUs`, t.startedAtUs);
+    if (bad) return bad;
+  }
+  for (const [i, d] of (batch.diagnostics ?? []).entries()) {
+    const bad = check(`diagnostics[${i}].startedAtUs`, d.startedAtUs);
     if (bad) return bad;
   }
   return null;

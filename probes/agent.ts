@@ -6,9 +6,11 @@
  * sealed on the plan's interval and sent with a bounded window of
  * unacknowledged batches; a batch leaves the spool only when acknowledged. On
  * reconnect the spool is replayed in order. Reconnects back off
- * exponentially with jitter so a restarted server is not stampeded.
+ * exponentially with jitter so a restarted server is not stampeded. Given
+ * several collector URLs, the agent stays on one while it works and moves to
+ * the next when the connection fails; unacknowledged batches go again there.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
@@ -18,6 +20,7 @@ import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { StampReflector } from './engines/stamp/reflector.js';
 import { NicSampler, type NicSample } from './engines/nic/index.js';
+import { DiagnosticsRunner } from './engines/diagnostics/index.js';
 import { createEngine } from './engines/registry.js';
 import { runThroughput, serveThroughput, type ThroughputResult, type ThroughputServerHandle } from './engines/throughput/index.js';
 import type { Engine, EngineName, TrainResult } from './engines/types.js';
@@ -25,8 +28,11 @@ import { Scheduler } from './scheduler.js';
 import { Spool, type SpoolStats } from './spool.js';
 
 export interface AgentOptions {
-  /** Collector URL, e.g. wss://citymesh.example/v1/probe. */
-  serverUrl: string;
+  /**
+   * Collector URL, e.g. wss://citymesh.example/v1/probe, or several: the agent
+   * uses one at a time and moves to the next when the connection fails.
+   */
+  serverUrl: string | readonly string[];
   centre: string;
   token: string;
   version: string;
@@ -54,6 +60,10 @@ export class AuthRefusedError extends Error {
 
 export interface AgentStats {
   connected: boolean;
+  /** The collector URL in use (or being tried). */
+  server: string;
+  /** Times the agent moved on to another collector URL. */
+  failovers: number;
   trains: number;
   batchesSent: number;
   batchesAcked: number;
@@ -62,6 +72,10 @@ export interface AgentStats {
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 30_000;
+/** A collector that accepted the connection but sends no plan is treated as failed. */
+const PLAN_TIMEOUT_MS = 15_000;
+/** WebSocket ping interval; a connection with no pong for two intervals is dead (a vanished host sends no RST). */
+const HEARTBEAT_MS = 15_000;
 /** Unacknowledged batches on the wire at once; the rest wait in the spool. */
 const SEND_WINDOW = 4;
 
@@ -73,6 +87,8 @@ export class ProbeAgent {
   private readonly clock = new ClockSyncCache();
   private readonly engines = new Map<EngineName, Engine>();
   private readonly spool: Spool;
+  /** Traceroute, path MTU and a fast train towards a peer: on breach, or when the server asks. */
+  private readonly diagnostics: DiagnosticsRunner;
   /** Batch ids sent on this connection and not yet answered. */
   private readonly onWire = new Set<string>();
   private sealTimer: NodeJS.Timeout | null = null;
@@ -92,9 +108,25 @@ export class ProbeAgent {
   private firstPlan: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private drained: (() => void) | null = null;
   private readonly ca: Buffer | undefined;
+  private readonly serverUrls: readonly string[];
+  private serverIndex: number;
+  private failovers = 0;
 
   constructor(private readonly options: AgentOptions) {
+    this.serverUrls = typeof options.serverUrl === 'string' ? [options.serverUrl] : options.serverUrl;
+    if (this.serverUrls.length === 0) throw new Error('no collector URL given');
+    this.serverIndex = collectorStartIndex(options.centre, this.serverUrls.length);
     this.spool = Spool.open({ dir: options.spoolDir, centre: options.centre, maxBytes: options.spoolMaxBytes ?? 256 * 1024 * 1024 });
+    this.diagnostics = new DiagnosticsRunner({
+      logger: options.logger,
+      stamp: () => this.engines.get('stamp'),
+      // Sealed at once: an operator is waiting for this result, not for the next batch interval.
+      record: async (sample) => {
+        await this.spool.appendRecord({ kind: 'diagnostics', sample });
+        await this.spool.seal();
+        void this.pump();
+      },
+    });
     this.ca = options.caFile ? readFileSync(options.caFile) : undefined;
     const recovered = this.spool.stats();
     if (recovered.batches > 0) options.logger.info({ batches: recovered.batches }, 'spool holds batches from before; they are sent first');
@@ -109,7 +141,10 @@ export class ProbeAgent {
   }
 
   stats(): AgentStats {
-    return { connected: this.ws?.readyState === WebSocket.OPEN, ...this.counters, spool: this.spool.stats() };
+    return {
+      connected: this.ws?.readyState === WebSocket.OPEN, server: this.serverUrls[this.serverIndex]!, failovers: this.failovers,
+      ...this.counters, spool: this.spool.stats(),
+    };
   }
 
   currentPlan(): ProbePlan | null {
@@ -123,6 +158,7 @@ export class ProbeAgent {
     await this.scheduler?.stop();
     if (this.nicTimer) clearInterval(this.nicTimer);
     await this.throughputRunning; // a test in progress finishes and is spooled
+    await this.diagnostics.close(); // a run in progress is cut short; what it found is spooled
     await this.spool.seal();
     if (this.spool.pending().length > 0 && this.authenticated) {
       void this.pump();
@@ -151,21 +187,42 @@ export class ProbeAgent {
     const log = this.options.logger;
     this.authenticated = false;
     this.onWire.clear();
-    const ws = new WebSocket(this.options.serverUrl, {
+    const url = this.serverUrls[this.serverIndex]!;
+    const ws = new WebSocket(url, {
       handshakeTimeout: 10_000,
       maxPayload: 4 * 1024 * 1024,
       ...(this.ca ? { ca: this.ca } : {}),
     });
     this.ws = ws;
+    let planTimer: NodeJS.Timeout | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    let answered = true;
     ws.on('open', () => {
+      planTimer = setTimeout(() => {
+        if (this.authenticated || this.ws !== ws) return;
+        log.warn({ server: url }, `collector sent no plan within ${PLAN_TIMEOUT_MS} ms; giving up on this connection`);
+        ws.terminate();
+      }, PLAN_TIMEOUT_MS);
+      heartbeat = setInterval(() => {
+        if (!answered) {
+          log.warn({ server: url }, 'collector stopped answering pings; connection considered dead');
+          ws.terminate();
+          return;
+        }
+        answered = false;
+        ws.ping();
+      }, HEARTBEAT_MS);
       ws.send(JSON.stringify({
         type: 'hello', centre: this.options.centre, token: this.options.token,
         version: this.options.version, protocol: PROTOCOL_VERSION,
       }));
     });
+    ws.on('pong', () => (answered = true));
     ws.on('message', (data) => this.onMessage(String(data)));
-    ws.on('error', (error) => log.warn({ err: error.message }, 'collector connection error'));
+    ws.on('error', (error) => log.warn({ err: error.message, server: url }, 'collector connection error'));
     ws.on('close', (code, reason) => {
+      clearTimeout(planTimer);
+      clearInterval(heartbeat);
       if (this.ws === ws) this.ws = null;
       this.authenticated = false;
       if (this.stopping) return;
@@ -174,9 +231,14 @@ export class ProbeAgent {
         this.firstPlan = null;
         return;
       }
+      // Next collector in the list; what was not acknowledged is resent there from the spool.
+      if (this.serverUrls.length > 1) {
+        this.serverIndex = (this.serverIndex + 1) % this.serverUrls.length;
+        this.failovers++;
+      }
       // Full jitter: a fleet of probes reconnecting after a server restart spreads out.
       const delay = Math.round(Math.random() * this.reconnectDelay);
-      log.info({ code, retryInMs: delay }, 'collector connection closed; reconnecting');
+      log.info({ code, server: url, next: this.serverUrls[this.serverIndex], retryInMs: delay }, 'collector connection closed; reconnecting');
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
     });
@@ -210,6 +272,9 @@ export class ProbeAgent {
         break;
       case 'error':
         this.onCollectorError(message);
+        break;
+      case 'diagnose':
+        this.diagnostics.request(message);
         break;
       case 'throughput_run':
         this.runThroughputTest(message);
@@ -304,6 +369,7 @@ export class ProbeAgent {
   private async applyPlan(plan: ProbePlan): Promise<void> {
     const same = this.plan && JSON.stringify(this.plan) === JSON.stringify(plan);
     this.plan = plan;
+    if (!this.authenticated) this.options.logger.info({ server: this.serverUrls[this.serverIndex] }, 'collector connected: plan received');
     this.authenticated = true;
     if (!same && !this.stopping) {
       await this.scheduler?.stop();
@@ -320,6 +386,7 @@ export class ProbeAgent {
       }
       this.scheduler = new Scheduler(this.engines, (task, results) => this.collect(task, results), this.options.logger);
       this.scheduler.start(plan.tasks);
+      this.diagnostics.applyPlan(plan);
       await this.applyCapacityPlan(plan);
       if (this.sealTimer) clearInterval(this.sealTimer);
       this.sealTimer = setInterval(() => void this.spool.seal().then(() => this.pump()), plan.batchIntervalMs);
@@ -362,6 +429,7 @@ export class ProbeAgent {
   }
 
   private collect(task: PlanTask, results: TrainResult[]): void {
+    this.diagnostics.observe(task, results);
     for (const r of results) {
       this.counters.trains++;
       const sample: TrainSample = {
@@ -399,6 +467,15 @@ export class ProbeAgent {
       this.pumping = false;
     }
   }
+}
+
+/**
+ * Where a probe starts in its collector list: a hash of the centre id, so a
+ * fleet given the same list spreads over the servers instead of all starting
+ * on the first, and a probe returns to the same server after a restart.
+ */
+export function collectorStartIndex(centre: string, servers: number): number {
+  return createHash('sha256').update(centre).digest().readUInt32BE(0) % servers;
 }
 
 function sameReflector(reflector: StampReflector, plan: ProbePlan): boolean {

@@ -15,13 +15,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
+import type { DiagnosticSampleRecord, NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
 
 /** What the spool holds: anything the probe measured, each kind going to its own table. */
 export type SpoolRecord =
   | { kind: 'train'; sample: TrainSample }
   | { kind: 'nic'; sample: NicSampleRecord }
-  | { kind: 'throughput'; sample: ThroughputSampleRecord };
+  | { kind: 'throughput'; sample: ThroughputSampleRecord }
+  | { kind: 'diagnostics'; sample: DiagnosticSampleRecord };
 
 export interface SpoolOptions {
   dir: string;
@@ -201,7 +202,7 @@ export class Spool {
       const path = join(this.options.dir, name);
       try {
         const parsed = JSON.parse(readFileSync(path, 'utf8')) as ProbeBatch;
-        const count = parsed.samples.length + (parsed.nic?.length ?? 0) + (parsed.throughput?.length ?? 0);
+        const count = parsed.samples.length + (parsed.nic?.length ?? 0) + (parsed.throughput?.length ?? 0) + (parsed.diagnostics?.length ?? 0);
         this.sealed.push({ id: parsed.batchId, gen, bytes: statSync(path).size, trains: count });
       } catch {
         // A batch file is only ever renamed into place whole; an unreadable one is disk damage.
@@ -265,6 +266,7 @@ function toBatch(batchId: string, records: SpoolRecord[]): ProbeBatch {
   for (const r of records) {
     if (r.kind === 'train') batch.samples.push(r.sample);
     else if (r.kind === 'nic') (batch.nic ??= []).push(r.sample);
+    else if (r.kind === 'diagnostics') (batch.diagnostics ??= []).push(r.sample);
     else (batch.throughput ??= []).push(r.sample);
   }
   return batch;

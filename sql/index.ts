@@ -17,3 +17,20 @@ export {
   type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
 } from './sla.js';
 export { placementEvidence, type PlacementEvidence } from './placement.js';
+export {
+  alertLinkRuns, alertThroughputRuns, alertClockRuns, alertCentresLastSeen, insertAlertEvent, latestAlertEpisodes, alertEventsBetween,
+  insertSilence, silences, insertNotification, notificationStates,
+  type AlertLinkInput, type AlertRun, type LinkRun, type CentreRun, type LinkRunKind, type LinkRunsQuery, type AlertStatus,
+  type AlertEventRow, type SilenceMatcher, type SilenceRow, type NotificationOutcome, type NotificationRow, type NotificationState,
+} from './alerts.js';
+export { claimJobSlot, jobSlotHolder, liveTrainsSince, type LiveTrainRow } from './coordination.js';
+export { serveEmbeddedStore, type EmbeddedStoreServer, type EmbeddedStoreServerOptions } from './store-http.js';
+export {
+  insertDiagnostics, insertDiagnosticRequest, diagnosticRequestsSince, diagnosticRequest, diagnosticRuns, diagnosticRunsById, pathChanges,
+  type DiagnosticsRow, type DiagnosticRequest, type DiagnosticRun, type DiagnosticHop, type PathChange,
+} from './diagnostics.js';
+export {
+  renderClusterMigrations, renderClusterSchema, clusterInsertSettings, migrationScript, migrateCluster, checkClusterSchema,
+  CONTROL_TABLES, DEDUP_WINDOW_SECONDS, type ClusterOptions, type ClusterSchema, type ClusterTable,
+} from './cluster.js';
+export { migrations as schemaMigrations, type Migration } from './migrations/index.js';

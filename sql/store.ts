@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
+import { clusterInsertSettings } from './cluster.js';
 
 export interface StoreOptions {
   /** ClickHouse server URL; when absent the embedded engine is used. */
@@ -17,6 +18,11 @@ export interface StoreOptions {
   database?: string | undefined;
   /** Data directory of the embedded engine (created if missing). */
   dataDir: string;
+  /**
+   * The ClickHouse cluster whose schema `citymesh migrate --cluster` applied:
+   * every request then carries clusterInsertSettings() (sql/cluster.ts).
+   */
+  cluster?: string | undefined;
 }
 
 export interface Store {
@@ -46,6 +52,12 @@ export class StoreLockedError extends Error {
 
 /** Settings every request runs with: synchronous inserts, so an ack means stored. */
 const sessionSettings = {
+  // Sent with every request so nothing carries over: the embedded engine keeps a
+  // request's settings for the rest of its session, and a token left over from a
+  // deduplicated insert would make a later insert without one look like a replay
+  // and be dropped (seen: rows 2 and 3 of three inserts lost). Empty = unused.
+  insert_deduplication_token: '',
+  select_sequential_consistency: '0',
   async_insert: 0,
   insert_deduplicate: 1,
   deduplicate_blocks_in_dependent_materialized_views: 1,
@@ -53,6 +65,7 @@ const sessionSettings = {
 } as const;
 
 export async function openStore(options: StoreOptions): Promise<Store> {
+  const settings = options.cluster ? { ...sessionSettings, ...clusterInsertSettings() } : sessionSettings;
   if (options.url) {
     const url = new URL(options.url);
     url.username = '';
@@ -63,7 +76,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         username: options.username ?? 'default',
         password: options.password ?? '',
         database: options.database ?? 'default',
-        clickhouse_settings: sessionSettings,
+        clickhouse_settings: settings,
         // Failures reach the caller as errors and are logged there, once, as JSON.
         log: { level: ClickHouseLogLevel.OFF },
       });
@@ -85,7 +98,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     // re-bundles; the runtime interface is the same, the declarations are twins.
     return createClient({
       connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
-      clickhouse_settings: sessionSettings,
+      clickhouse_settings: settings,
       log: { level: ClickHouseLogLevel.OFF },
     });
   };

@@ -8,6 +8,7 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { hashToken } from '../auth.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
+import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 
 export interface Centre {
   id: string;
@@ -21,8 +22,8 @@ export interface Centre {
     stampPort: number;
     listenAddress: string;
     sourceAddress: string | null;
-    /** sha-256 of the probe's token, hex; null when the centre has no token configured. */
-    tokenSha256: string | null;
+    /** sha-256 of every token the probe may present, hex (several while a token is rotated; empty when none is configured). */
+    tokenSha256s: string[];
     throughputPort: number;
     interfaces: { name: string; peer: string | null }[];
   };
@@ -78,12 +79,16 @@ export interface ProbingPolicy {
     direction: 'forward' | 'reverse' | 'bidir'; engine: 'iperf3' | 'native' | 'auto'; port: number;
   };
   nic: { enabled: boolean; intervalS: number };
+  diagnostics: {
+    enabled: boolean; breachTrains: number; minIntervalS: number; maxHops: number; fastTrainCount: number; fastTrainIntervalMs: number;
+  };
   batchIntervalMs: number;
 }
 
 export interface Person {
   name: string;
-  tokenSha256: string | null;
+  /** sha-256 of every token this person may present (several while a token is rotated). */
+  tokenSha256s: string[];
 }
 
 export interface Topology {
@@ -94,6 +99,8 @@ export interface Topology {
   centres: Centre[];
   links: Link[];
   access: { operators: Person[]; regulators: Person[] };
+  /** Alert rules and webhooks; null when the file has no `alerts:` section (nothing is evaluated). */
+  alerts: AlertsPolicy | null;
   centre(id: string): Centre | undefined;
   /** The link joining two centres, in either order. */
   linkBetween(x: string, y: string): Link | undefined;
@@ -181,25 +188,35 @@ function formatPath(path: (string | number)[]): string {
 type Report = (path: (string | number)[], message: string) => void;
 
 function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requireTokens: boolean, report: Report): Topology {
-  /** A token given as its sha-256 or as the name of the environment variable holding it. */
-  const tokenHash = (path: (string | number)[], spec: { token_sha256?: string | undefined; token_env?: string | undefined }): string | null => {
-    if (spec.token_sha256 && spec.token_env) report(path, 'give either token_sha256 or token_env, not both');
-    if (spec.token_env) {
-      const token = env[spec.token_env];
-      if (token) return hashToken(token);
-      if (requireTokens) report([...path, 'token_env'], `environment variable ${spec.token_env} is not set`);
-      return null;
-    }
-    if (spec.token_sha256) return spec.token_sha256;
-    if (requireTokens) report(path, 'needs token_sha256 or token_env');
-    return null;
+  /** Tokens given as their sha-256 and/or as names of the environment variables holding them (lists while rotating). */
+  const owners = new Map<string, string>();
+  const tokenHashes = (path: (string | number)[], spec: { token_sha256?: string | string[] | undefined; token_env?: string | string[] | undefined }): string[] => {
+    const hashes: string[] = [];
+    const add = (hash: string, where: (string | number)[]) => {
+      const owner = owners.get(hash);
+      if (owner === formatPath(path)) report(where, 'the same token is listed twice');
+      else if (owner) report(where, `the same token is already given to ${owner}; every principal needs its own`);
+      else owners.set(hash, formatPath(path));
+      hashes.push(hash);
+    };
+    const itemPath = (key: 'token_env' | 'token_sha256', i: number) => (Array.isArray(spec[key]) ? [...path, key, i] : [...path, key]);
+    const envNames = spec.token_env === undefined ? [] : [spec.token_env].flat();
+    envNames.forEach((name, i) => {
+      const token = env[name];
+      if (token) add(hashToken(token), itemPath('token_env', i));
+      else if (requireTokens) report(itemPath('token_env', i), `environment variable ${name} is not set`);
+    });
+    const sha256s = spec.token_sha256 === undefined ? [] : [spec.token_sha256].flat();
+    sha256s.forEach((hash, i) => add(hash, itemPath('token_sha256', i)));
+    if (envNames.length === 0 && sha256s.length === 0 && requireTokens) report(path, 'needs token_sha256 or token_env');
+    return hashes;
   };
   const centres: Centre[] = [];
   const seen = new Map<string, number>();
   doc.centres.forEach((c, i) => {
     if (seen.has(c.id)) report(['centres', i, 'id'], `duplicate centre id "${c.id}" (first at centres[${seen.get(c.id)}])`);
     seen.set(c.id, i);
-    const tokenSha256 = tokenHash(['centres', i, 'probe'], c.probe);
+    const tokenSha256s = tokenHashes(['centres', i, 'probe'], c.probe);
     centres.push({
       id: c.id,
       name: c.name,
@@ -212,7 +229,7 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
         stampPort: c.probe.stamp_port,
         listenAddress: c.probe.listen_address ?? '0.0.0.0',
         sourceAddress: c.probe.source_address ?? null,
-        tokenSha256,
+        tokenSha256s,
         throughputPort: c.probe.throughput_port ?? doc.probing.throughput.port,
         interfaces: c.probe.interfaces.map((iface) => ({ name: iface.name, peer: iface.link_to ?? null })),
       },
@@ -293,14 +310,19 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
         direction: p.throughput.direction, engine: p.throughput.engine, port: p.throughput.port,
       },
       nic: { enabled: p.nic.enabled, intervalS: p.nic.interval_s },
+      diagnostics: {
+        enabled: p.diagnostics.enabled, breachTrains: p.diagnostics.breach_trains, minIntervalS: p.diagnostics.min_interval_s,
+        maxHops: p.diagnostics.max_hops, fastTrainCount: p.diagnostics.fast_train_count, fastTrainIntervalMs: p.diagnostics.fast_train_interval_ms,
+      },
       batchIntervalMs: p.batch_interval_ms,
     },
     centres,
     links,
     access: {
-      operators: doc.access.operators.map((p, i) => ({ name: p.name, tokenSha256: tokenHash(['access', 'operators', i], p) })),
-      regulators: doc.access.regulators.map((p, i) => ({ name: p.name, tokenSha256: tokenHash(['access', 'regulators', i], p) })),
+      operators: doc.access.operators.map((p, i) => ({ name: p.name, tokenSha256s: tokenHashes(['access', 'operators', i], p) })),
+      regulators: doc.access.regulators.map((p, i) => ({ name: p.name, tokenSha256s: tokenHashes(['access', 'regulators', i], p) })),
     },
+    alerts: doc.alerts ? buildAlertsPolicy(doc.alerts, env, requireTokens, (path, message) => report(['alerts', ...path], message)) : null,
     centre: (centreId) => byId.get(centreId),
     linkBetween: (x, y) => byLink.get(linkId(x, y)),
     peersOf: (centreId) =>

@@ -5,6 +5,7 @@
  */
 import nodeCron from 'node-cron';
 import { z } from 'zod';
+import { alertsSchema } from './alerts.js';
 
 const id = z
   .string()
@@ -20,6 +21,18 @@ const cron = z
 const port = z.number().int().min(1).max(65535);
 const dscp = z.number().int().min(0).max(63);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (sha-256 of the token)');
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
+/**
+ * One token, or a list while a token is rotated: add the new one, roll the
+ * probes (or people) over to it, then remove the old one. Every listed token
+ * is accepted; token_sha256 and token_env may be combined.
+ */
+const tokenSha256s = z.union([sha256Hex, z.array(sha256Hex).min(1, 'must list at least one sha-256')], {
+  error: 'must be the sha-256 (64 hex) of a token, or a list of them',
+});
+const tokenEnvs = z.union([envName, z.array(envName).min(1, 'must list at least one variable')], {
+  error: 'must be an environment variable name, or a list of them',
+});
 
 /** Percentile levels the 1-minute rollup keeps t-digest states for. */
 export const SLA_PERCENTILES = [0.5, 0.9, 0.95, 0.99] as const;
@@ -106,12 +119,29 @@ const nicProbingSchema = z
   })
   .strict();
 
+/**
+ * Diagnostics on breach: after `breach_trains` consecutive trains towards a peer
+ * beyond the link's targets, the probe runs traceroute, a path-MTU check and a
+ * fast STAMP train towards it, at most once per `min_interval_s` per peer.
+ */
+const diagnosticsProbingSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    breach_trains: z.number().int().min(1).max(1000).default(3),
+    min_interval_s: z.number().int().min(1).max(86_400).default(600),
+    max_hops: z.number().int().min(1).max(64).default(16),
+    fast_train_count: z.number().int().min(10).max(10_000).default(200),
+    fast_train_interval_ms: z.number().min(0.1).max(100).default(1),
+  })
+  .strict();
+
 export const probingSchema = z
   .object({
     stamp: stampProbingSchema.default(stampProbingSchema.parse({})),
     icmp: icmpProbingSchema.default(icmpProbingSchema.parse({})),
     throughput: throughputProbingSchema.default(throughputProbingSchema.parse({})),
     nic: nicProbingSchema.default(nicProbingSchema.parse({})),
+    diagnostics: diagnosticsProbingSchema.default(diagnosticsProbingSchema.parse({})),
     batch_interval_ms: z.number().int().min(100).max(60_000).default(2000),
   })
   .strict();
@@ -129,8 +159,8 @@ const centreSchema = z
         stamp_port: port.default(862),
         listen_address: z.string().min(1).optional(),
         source_address: z.string().min(1).optional(),
-        token_sha256: sha256Hex.optional(),
-        token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+        token_sha256: tokenSha256s.optional(),
+        token_env: tokenEnvs.optional(),
         throughput_port: port.optional(),
         /** NICs that carry the centre's links: sampled passively, mapped to the peer at the other end. */
         interfaces: z
@@ -160,8 +190,8 @@ const linkSchema = z
 const principalSchema = z
   .object({
     name: z.string().min(1).max(64),
-    token_sha256: sha256Hex.optional(),
-    token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+    token_sha256: tokenSha256s.optional(),
+    token_env: tokenEnvs.optional(),
   })
   .strict();
 
@@ -181,6 +211,8 @@ export const topologySchema = z
     centres: z.array(centreSchema).min(2, 'needs at least two centres'),
     links: z.array(linkSchema).min(1, 'needs at least one link'),
     access: accessSchema.default({ operators: [], regulators: [] }),
+    /** Optional: without it no alert rule runs and nothing is notified. */
+    alerts: alertsSchema.optional(),
   })
   .strict();
 

@@ -1,6 +1,9 @@
 // HTTP access to the citymesh API (same origin). Every failure becomes an
 // ApiError whose message is fit to show to an operator.
 import type {
+  AnnotationsResponse,
+  DiagnosticsDetailResponse,
+  DiagnosticsRequestResponse,
   CapacityResponse,
   CentreView,
   ErrorResponse,
@@ -240,4 +243,20 @@ export function fetchSlaLink(month: string, a: string, b: string, signal?: Abort
 
 export function fetchSlaMinutes(month: string, a: string, b: string, signal?: AbortSignal): Promise<SlaMinutesResponse> {
   return getJson<SlaMinutesResponse>(slaLinkUrl(month, a, b, '/minutes'), signal, SLA_TIMEOUT_MS);
+}
+
+/** Diagnostics runs, path changes and maintenance windows of the link between x and y. */
+export function fetchAnnotations(x: string, y: string, from: Date, to: Date, signal?: AbortSignal): Promise<AnnotationsResponse> {
+  const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  return getJson<AnnotationsResponse>(`${linkPath(x, y)}/annotations?${q}`, signal);
+}
+
+/** Asks both probes of the link to run diagnostics now (202 with the request id). */
+export function startDiagnostics(x: string, y: string): Promise<DiagnosticsRequestResponse> {
+  return requestJson<DiagnosticsRequestResponse>('POST', `${linkPath(x, y)}/diagnostics`);
+}
+
+/** A diagnostics run (by run id) or the runs answering a request (by request id). */
+export function fetchDiagnostics(x: string, y: string, id: string, signal?: AbortSignal): Promise<DiagnosticsDetailResponse> {
+  return getJson<DiagnosticsDetailResponse>(`${linkPath(x, y)}/diagnostics/${encodeURIComponent(id)}`, signal);
 }

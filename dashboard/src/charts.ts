@@ -160,6 +160,8 @@ export class LinkCharts {
     private readonly meta: HTMLElement,
     private readonly empty: HTMLElement,
     private readonly hooks: ChartsHooks,
+    /** Extra uPlot plugins every chart carries (e.g. the annotation markers). */
+    private readonly plugins: uPlot.Plugin[] = [],
   ) {
     const width = this.width();
     const c = this.cols;
@@ -403,6 +405,7 @@ export class LinkCharts {
       ],
       bands: isRtt ? [{ series: [4, 1], fill: C.band }] : [],
       legend: { live: true },
+      plugins: this.plugins,
       hooks: {
         setScale: [
           (u, key) => {

@@ -4,10 +4,12 @@ import './token.js'; // first: takes #token=… out of the URL before anything r
 import type { CentreView, LinkView, LiveMessage, StatusResponse } from '../../api/contract.js';
 import { fetchCapacity, fetchCentres, fetchLinks, fetchStatus } from './api.js';
 import { CapacityPanel } from './capacity.js';
-import { LinkCharts } from './charts.js';
+import { AnnotationLayer } from './annotations.js';
+import { LinkCharts, WINDOW_S } from './charts.js';
 import { LiveFeed, liveUrl } from './live.js';
 import { LatencyMatrix, type Direction, type MatrixView } from './matrix.js';
 import { ErrorBanner, Header } from './ui.js';
+import { AlertsPanel } from './alerts.js';
 
 const STATUS_EVERY_MS = 5_000;
 const TOPOLOGY_EVERY_MS = 60_000;
@@ -29,11 +31,17 @@ const nowS = (): number => Date.now() / 1000 + clockOffsetS;
 const banner = new ErrorBanner(byId('error'));
 const header = new Header(byId('live'), byId('live-text'), byId('updated'), byId('summary'));
 const matrix = new LatencyMatrix(byId<HTMLTableElement>('matrix'), (d) => select(d));
+const annotations = new AnnotationLayer(byId('charts'), {
+  now: nowS,
+  error: (msg) => banner.set('annotations', msg),
+  centreName: (id) => matrix.centreName(id),
+  windowS: WINDOW_S,
+});
 const charts = new LinkCharts(byId('charts'), byId('plots'), byId('chart-title'), byId('chart-meta'), byId('chart-empty'), {
   now: nowS,
   error: (msg) => banner.set('series', msg),
   centreName: (id) => matrix.centreName(id),
-});
+}, [annotations.plugin()]);
 
 const capacity = new CapacityPanel(byId('capacity'), {
   now: nowS,
@@ -57,8 +65,10 @@ const sameDirection = (x: Direction | null, y: Direction | null): boolean => x?.
 function select(d: Direction): void {
   selected = d;
   matrix.select(d);
-  if (view === 'latency') void charts.show(d, matrix.targetMs(d.src, d.dst));
-  else capacity.show(d, matrix.linkOf(d));
+  if (view === 'latency') {
+    void charts.show(d, matrix.targetMs(d.src, d.dst));
+    annotations.show(d);
+  } else capacity.show(d, matrix.linkOf(d));
   writeHash();
 }
 
@@ -115,11 +125,16 @@ function setView(v: MatrixView): void {
   renderView();
   if (v === 'capacity') {
     banner.set('series', null); // the latency charts are hidden: their error says nothing now
+    banner.set('annotations', null);
+    annotations.stop();
     startCapacity();
     if (selected) capacity.show(selected, matrix.linkOf(selected));
   } else {
     stopCapacity();
-    if (selected) void charts.show(selected, matrix.targetMs(selected.src, selected.dst));
+    if (selected) {
+      void charts.show(selected, matrix.targetMs(selected.src, selected.dst));
+      annotations.show(selected);
+    }
   }
   writeHash();
 }
@@ -247,12 +262,15 @@ const feed = new LiveFeed(liveUrl(), {
   },
 });
 
+const alertsPanel = new AlertsPanel(byId('alerts'), { error: (msg) => banner.set('alerts', msg) });
+
 async function start(): Promise<void> {
   const wanted = hashState();
   view = wanted.view;
   renderView();
   if (view === 'capacity') startCapacity();
   feed.start();
+  alertsPanel.start();
   while (!(await loadTopology())) await sleep(STATUS_EVERY_MS);
   await refreshStatus();
   const first = wanted.dir && matrix.hasDirection(wanted.dir) ? wanted.dir : matrix.defaultDirection(status, links);

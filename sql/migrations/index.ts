@@ -9,6 +9,9 @@ import { latencyRollup1m } from './0002_latency_rollup_1m.js';
 import { trainIds } from './0003_train_ids.js';
 import { capacity } from './0004_capacity.js';
 import { sla } from './0005_sla.js';
+import { coordination } from './0006_coordination.js';
+import { alerts } from './0007_alerts.js';
+import { diagnostics } from './0008_diagnostics.js';
 
 export interface Migration {
   version: number;
@@ -16,4 +19,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics];

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_SAMPLES, type TrainSample } from '../../collector/index.js';
+import { latestVersion } from '../../sql/index.js';
 import { RawClient } from '../helpers/ws-client.js';
 import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -165,7 +166,7 @@ describe('collector: storage', () => {
   it('reports readiness with the schema version', async () => {
     const { status, body } = await getJson<{ status: string; store: string; schemaVersion: number }>(`${server.url}/readyz`);
     expect(status).toBe(200);
-    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: 5 });
+    expect(body).toEqual({ status: 'ready', store: 'embedded', schemaVersion: latestVersion });
   });
 
   it('answers API misuse with JSON errors that give the reason', async () => {

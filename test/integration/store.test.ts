@@ -33,10 +33,10 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2, 3, 4, 5]);
+    expect(first.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
@@ -45,6 +45,9 @@ describe('migrations', () => {
       { version: 3, name: 'train_ids' },
       { version: 4, name: 'capacity' },
       { version: 5, name: 'sla' },
+      { version: 6, name: 'coordination' },
+      { version: 7, name: 'alerts' },
+      { version: 8, name: 'diagnostics' },
     ]);
   });
 });
@@ -89,14 +92,25 @@ describe('series', () => {
   });
 });
 
+describe('request settings', () => {
+  it('do not carry over: an insert without a token after one with a token is not taken for a replay', async () => {
+    await store.client.command({ query: 'CREATE TABLE settings_carry (x UInt32) ENGINE = MergeTree ORDER BY x SETTINGS non_replicated_deduplication_window = 100' });
+    await store.client.insert({ table: 'settings_carry', values: [{ x: 1 }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'carry-test' } });
+    await store.client.insert({ table: 'settings_carry', values: [{ x: 2 }], format: 'JSONEachRow' });
+    await store.client.insert({ table: 'settings_carry', values: [{ x: 3 }], format: 'JSONEachRow' });
+    const result = await store.client.query({ query: 'SELECT x FROM settings_carry ORDER BY x', format: 'JSONEachRow' });
+    expect((await result.json<{ x: number }>()).map((r) => r.x)).toEqual([1, 2, 3]);
+  });
+});
+
 describe('data directory lock', () => {
   it('a second process on the same directory exits with one clear line', () => {
     const result = spawnSync(process.execPath, ['bin/citymesh.js', 'server', '--data-dir', dataDir, '--port', '0', '--config', 'config/demo-loopback.yaml'], {
       encoding: 'utf8',
       env: {
         ...process.env,
-        CITYMESH_TOKEN_LINGANG: 't', CITYMESH_TOKEN_JINSHAN: 't', CITYMESH_TOKEN_SONGJIANG: 't',
-        CITYMESH_TOKEN_PUDONG: 't', CITYMESH_TOKEN_XUHUI: 't', CITYMESH_OPERATOR_TOKEN: 't', CITYMESH_REGULATOR_TOKEN: 't', CITYMESH_LOG_LEVEL: 'silent',
+        CITYMESH_TOKEN_LINGANG: 't1', CITYMESH_TOKEN_JINSHAN: 't2', CITYMESH_TOKEN_SONGJIANG: 't3',
+        CITYMESH_TOKEN_PUDONG: 't4', CITYMESH_TOKEN_XUHUI: 't5', CITYMESH_OPERATOR_TOKEN: 't6', CITYMESH_REGULATOR_TOKEN: 't7', CITYMESH_LOG_LEVEL: 'silent',
       },
       timeout: 60_000,
     });
