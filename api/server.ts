@@ -67,6 +67,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     database: settings.clickhouseDatabase,
     dataDir: settings.dataDir,
     cluster: settings.clickhouseCluster,
+    insertQuorum: settings.clickhouseInsertQuorum,
   });
   let ready = false;
   try {

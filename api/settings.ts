@@ -17,6 +17,8 @@ export interface ServerSettings {
   clickhouseDatabase: string | undefined;
   /** ClickHouse cluster the schema was applied to with `citymesh migrate --cluster` (needs CLICKHOUSE_URL). */
   clickhouseCluster: string | undefined;
+  /** insert_quorum on a cluster: 'auto' (majority, the default) or a replica count (env CITYMESH_CLICKHOUSE_INSERT_QUORUM). */
+  clickhouseInsertQuorum: string | undefined;
   logLevel: string;
   /** PEM certificate chain and key: when both are set the server speaks https/wss only. */
   tlsCert: string | undefined;
@@ -58,6 +60,7 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
     clickhousePassword: env.CLICKHOUSE_PASSWORD || undefined,
     clickhouseDatabase: env.CLICKHOUSE_DATABASE || undefined,
     clickhouseCluster: flags.clickhouseCluster || env.CITYMESH_CLICKHOUSE_CLUSTER || undefined,
+    clickhouseInsertQuorum: env.CITYMESH_CLICKHOUSE_INSERT_QUORUM || undefined,
     logLevel: flags.logLevel ?? env.CITYMESH_LOG_LEVEL ?? 'info',
     tlsCert: flags.tlsCert ?? env.CITYMESH_TLS_CERT ?? undefined,
     tlsKey: flags.tlsKey ?? env.CITYMESH_TLS_KEY ?? undefined,
@@ -67,6 +70,9 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
   };
   if (settings.slaJobSchedule && !cron.validate(settings.slaJobSchedule)) {
     throw new Error(`CITYMESH_SLA_JOB_SCHEDULE: "${settings.slaJobSchedule}" is not a cron expression (seconds field first, e.g. "0 5 * * * *")`);
+  }
+  if (settings.clickhouseInsertQuorum && !/^(auto|[1-9]\d?)$/.test(settings.clickhouseInsertQuorum)) {
+    throw new Error(`CITYMESH_CLICKHOUSE_INSERT_QUORUM: "${settings.clickhouseInsertQuorum}" must be auto or a replica count (1-99)`);
   }
   if (settings.clickhouseCluster && !settings.clickhouseUrl) {
     throw new Error(

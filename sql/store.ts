@@ -23,6 +23,13 @@ export interface StoreOptions {
    * every request then carries clusterInsertSettings() (sql/cluster.ts).
    */
   cluster?: string | undefined;
+  /**
+   * insert_quorum on a cluster (default 'auto': a majority of each shard's
+   * replicas). With 2 replicas a majority is both, so one replica down pauses
+   * ingest (probes keep their batches); 1 keeps ingesting and accepts that a
+   * batch lives on one replica until it is fetched.
+   */
+  insertQuorum?: string | undefined;
 }
 
 export interface Store {
@@ -65,7 +72,12 @@ const sessionSettings = {
 } as const;
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  const settings = options.cluster ? { ...sessionSettings, ...clusterInsertSettings() } : sessionSettings;
+  // On a cluster, a subquery over a Distributed table inside a query over another
+  // (capacity's latest-test IN, the SLA exclusions) is refused by default
+  // ("double-distributed IN/JOIN"); GLOBAL sends the subquery's result to every shard.
+  const settings = options.cluster
+    ? { ...sessionSettings, ...clusterInsertSettings(), distributed_product_mode: 'global' as const, ...(options.insertQuorum ? { insert_quorum: options.insertQuorum } : {}) }
+    : sessionSettings;
   if (options.url) {
     const url = new URL(options.url);
     url.username = '';

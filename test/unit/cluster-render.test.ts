@@ -138,4 +138,11 @@ describe('options and settings', () => {
     expect(resolveServerSettings({}, { CITYMESH_CLICKHOUSE_CLUSTER: 'citymesh', CLICKHOUSE_URL: 'http://127.0.0.1:8123' }).clickhouseCluster).toBe('citymesh');
     expect(resolveServerSettings({}, {}).clickhouseCluster).toBeUndefined();
   });
+
+  it('takes an insert quorum of auto or a replica count, and names a bad one', () => {
+    const env = { CITYMESH_CLICKHOUSE_CLUSTER: 'citymesh', CLICKHOUSE_URL: 'http://127.0.0.1:8123' };
+    expect(resolveServerSettings({}, { ...env, CITYMESH_CLICKHOUSE_INSERT_QUORUM: '1' }).clickhouseInsertQuorum).toBe('1');
+    expect(resolveServerSettings({}, { ...env, CITYMESH_CLICKHOUSE_INSERT_QUORUM: 'auto' }).clickhouseInsertQuorum).toBe('auto');
+    expect(() => resolveServerSettings({}, { ...env, CITYMESH_CLICKHOUSE_INSERT_QUORUM: 'most' })).toThrow(/CITYMESH_CLICKHOUSE_INSERT_QUORUM: "most" must be auto or a replica count/);
+  });
 });
