@@ -67,16 +67,19 @@ FROM (SELECT toDateTime(concat({month:String}, '-01 00:00:00'), {tz:String}) AS 
 
 /**
  * Calendar months (in `timezone`) holding latency minutes, newest first.
- * Read from the parts' min/max time (the partition minmax index), not by
- * scanning the rollup: a part lies within one UTC month, which overlaps at
- * most two local months, the ones of its first and last minute.
+ * First and last minute of each partition (one UTC month, which overlaps at
+ * most two local months, the ones of its first and last minute). GROUP BY
+ * the partition key with only min/max of its column is answered by the
+ * parts' minmax index (the implicit _minmax_count_projection), not by
+ * scanning the rollup, on one server and on every shard of a cluster alike;
+ * system.parts would see neither latency_1m (Distributed there, its parts are
+ * latency_1m_local's) nor other shards' parts.
  */
 export async function slaMonthsWithData(client: ClickHouseClient, timezone: string): Promise<string[]> {
   const result = await client.query({
     query: `
-SELECT DISTINCT formatDateTime(toStartOfMonth(arrayJoin([min_time, max_time]), {tz:String}), '%Y-%m') AS month
-FROM system.parts
-WHERE database = currentDatabase() AND table = 'latency_1m' AND active AND rows > 0
+SELECT DISTINCT formatDateTime(toStartOfMonth(arrayJoin([first_minute, last_minute]), {tz:String}), '%Y-%m') AS month
+FROM (SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM latency_1m GROUP BY toYYYYMM(minute))
 ORDER BY month DESC`,
     query_params: { tz: timezone },
     format: 'JSONEachRow',

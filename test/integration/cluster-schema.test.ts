@@ -31,6 +31,7 @@ import {
   type ClusterSchema, type Migration, type Store,
 } from '../../sql/index.js';
 import { syntheticMigrations } from '../fixtures/cluster-migrations.js';
+import { allStatements, createWithoutCluster as createSchemaWithoutCluster, formatQuery as formatWith } from '../helpers/cluster-schema.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
 
 const CLUSTER = 'citymesh';
@@ -69,47 +70,12 @@ async function rows<T>(query: string, params: Record<string, unknown> = {}): Pro
   return result.json<T>();
 }
 
-async function formatQuery(sql: string): Promise<string> {
-  return (await rows<{ f: string }>('SELECT formatQuery({sql:String}) AS f', { sql }))[0]!.f;
+function formatQuery(sql: string): Promise<string> {
+  return formatWith(store.client, sql);
 }
 
-function allStatements(schema: ClusterSchema): string[] {
-  return [...schema.setup, ...schema.migrations.flatMap((m) => m.statements)];
-}
-
-/**
- * The rendered statement in a form this engine can create without Keeper: ON
- * CLUSTER gone, Replicated*(path, replica, args) -> *(args); Distributed stays.
- * Works on formatQuery's canonical text, where the header and the ENGINE
- * clause each have a line of their own.
- */
-function withoutCluster(formatted: string): string {
-  return formatted
-    .split('\n')
-    .map((line, i) => {
-      if (i === 0) return line.replace(` ON CLUSTER ${CLUSTER}`, '');
-      if (!line.startsWith('ENGINE = ') || line.startsWith('ENGINE = Distributed(')) return line;
-      const replicated = /^ENGINE = Replicated(\w+)\('[^']*', '\{replica\}'(?:, (.*))?\)$/.exec(line);
-      if (!replicated) throw new Error(`unexpected engine line: ${line}`);
-      return `ENGINE = ${replicated[1]}${replicated[2] ? `(${replicated[2]})` : ''}`;
-    })
-    .join('\n');
-}
-
-/** Create the cluster schema for real, proving for each statement that only its header and ENGINE line changed. */
-async function createWithoutCluster(schema: ClusterSchema, database: string): Promise<void> {
-  await store.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
-  for (const statement of allStatements(schema).slice(1)) {
-    const formatted = await formatQuery(statement);
-    const local = withoutCluster(formatted);
-    const [before, after] = [formatted.split('\n'), local.split('\n')];
-    expect(after.length).toBe(before.length);
-    before.forEach((line, i) => {
-      if (line !== after[i]) expect(i === 0 || line.startsWith('ENGINE = '), `${line} -> ${after[i]}`).toBe(true);
-    });
-    expect(await formatQuery(local)).toBe(local);
-    await store.client.command({ query: local });
-  }
+function createWithoutCluster(schema: ClusterSchema, database: string): Promise<void> {
+  return createSchemaWithoutCluster(store.client, schema, database, CLUSTER);
 }
 
 /** Single-node migrations into the current database, as the server runs them (migrate() for the real ones). */
