@@ -106,15 +106,19 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   // Evaluation slots are claimed in ClickHouse, so with several servers each slot is evaluated once.
   // A link alert that fires asks both ends for diagnostics (traceroute, path MTU, fast train),
   // through ClickHouse, so the request reaches the probes whichever server they are connected to.
+  /** Diagnostics requests made by firing alerts, awaited on close (the store closes after). */
+  const pendingRequests = new Set<Promise<unknown>>();
   const alerts = new AlertService({
     store, topology: topo, logger: logger.child({ part: 'alerts' }), registry, externalUrl: () => url,
     claim: (job, slot) => jobs.claim(job, slot),
     onFiring: (alert) => {
       if (!alert.link) return;
       const [a, b] = alert.link.split('~') as [string, string];
-      insertDiagnosticRequest(store.client, {
+      const work = insertDiagnosticRequest(store.client, {
         requestId: `dr-alert-${alert.fingerprint}-${alert.startsAtMs}`, a, b, requestedBy: `alert ${alert.alertname}`, requestedAtUs: Date.now() * 1000,
       }).catch((error: Error) => logger.warn({ err: error.message, alert: alert.alertname, link: alert.link }, 'could not request diagnostics for a firing alert'));
+      pendingRequests.add(work);
+      void work.finally(() => pendingRequests.delete(work));
     },
   });
   const app = createApp({
@@ -169,6 +173,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
       await liveTail?.stop();
       await sla.stop();
       await alerts.stop();
+      await Promise.allSettled([...pendingRequests]);
       await live.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -114,7 +114,12 @@ export class Collector {
       options.topology,
       (centre, message) => this.sendTo(centre, message),
       options.logger.child({ part: 'throughput' }),
-      (test) => void this.storeServerFailure(test),
+      (test) => {
+        // Tracked like a batch, so close() waits for it: the store closes right after.
+        const work = this.storeServerFailure(test);
+        this.inflight.add(work);
+        void work.finally(() => this.inflight.delete(work));
+      },
     );
     this.diagnostics = new DiagnosticsDispatcher({
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),

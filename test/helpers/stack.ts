@@ -109,7 +109,8 @@ export async function startTestServer(topology: Topology, extras: Omit<ServerExt
     wsUrl: `${server.url.replace(/^http/, 'ws')}/v1/probe`,
     stop: async () => {
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      // Retries: the engine's background threads may still be removing their own temporary parts.
+      rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
       rmSync(`${dataDir}-keys`, { recursive: true, force: true }); // the report-signing key lives beside the data
     },
   };
