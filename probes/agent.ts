@@ -160,7 +160,11 @@ export class ProbeAgent {
     await this.throughputRunning; // a test in progress finishes and is spooled
     await this.diagnostics.close(); // a run in progress is cut short; what it found is spooled
     await this.spool.seal();
-    if (this.spool.pending().length > 0 && this.authenticated) {
+    // Drain what is spooled while a collector is, or is about to be, there: connected, or
+    // mid-handshake, or with a reconnect already scheduled (a stop right after a network
+    // cut must not leave the last batches behind just because the plan had not arrived yet).
+    const reachable = this.authenticated || this.ws !== null || this.reconnectTimer !== null;
+    if (this.spool.pending().length > 0 && reachable) {
       void this.pump();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.drainTimeoutMs ?? 5000);
@@ -225,7 +229,10 @@ export class ProbeAgent {
       clearInterval(heartbeat);
       if (this.ws === ws) this.ws = null;
       this.authenticated = false;
-      if (this.stopping) return;
+      if (this.stopping) {
+        this.drained?.(); // no collector to drain to any more: stop now, the spool keeps the rest
+        return;
+      }
       if (code === 4401 && this.firstPlan) {
         this.firstPlan.reject(new AuthRefusedError(`collector refused centre "${this.options.centre}": ${reason.toString() || 'authentication failed'}`));
         this.firstPlan = null;
@@ -239,7 +246,10 @@ export class ProbeAgent {
       // Full jitter: a fleet of probes reconnecting after a server restart spreads out.
       const delay = Math.round(Math.random() * this.reconnectDelay);
       log.info({ code, server: url, next: this.serverUrls[this.serverIndex], retryInMs: delay }, 'collector connection closed; reconnecting');
-      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.connect();
+      }, delay);
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
     });
   }
