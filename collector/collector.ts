@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
+import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, parseDateTime64, storedRecordIds, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -78,6 +78,13 @@ interface Session {
   inflight: number;
   bucket: TokenBucket;
 }
+
+/**
+ * Batches older than this are looked up before they are stored (see ingestBatch):
+ * shorter than the deduplication window lasts on any fleet (100,000 blocks: about
+ * an hour at 50 probes sealing every 2 s), long past any live retry.
+ */
+const REPLAY_CHECK_AFTER_US = 5 * 60e6;
 
 /** Close codes in the 4000 range: application-defined (RFC 6455 §7.4.2). */
 const CLOSE_AUTH_FAILED = 4401;
@@ -314,16 +321,46 @@ export class Collector {
       m.spoolBytes.set({ centre }, batch.spool.bytes);
       m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
     }
-    const rows = batch.samples.map((s) => toRow(centre, batch.batchId, s));
+    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s));
+    let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
+    let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
+    let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
     const key = `${centre}/${batch.batchId}`;
+    const client = this.options.store.client;
+    // A batch older than a few minutes is a replay from the probe's spool: its ack may
+    // have been lost so long ago that its token has left the deduplication window.
+    // Look its records up and store only those not stored yet.
+    const times = [...rows, ...nicRows, ...throughputRows, ...diagnosticsRows].map((r) => parseDateTime64(r.ts));
+    const createdAtUs = batch.createdAtUs ?? Math.min(...times);
+    let replayed = 0;
+    if (times.length > 0 && Date.now() * 1000 - createdAtUs > REPLAY_CHECK_AFTER_US) {
+      let stored: Set<string>;
+      try {
+        stored = await storedRecordIds(client, {
+          trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
+          diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: Math.min(...times) - 1e6, toUs: Math.max(...times) + 1e6,
+        });
+      } catch (error) {
+        this.options.metrics.storeErrors.inc();
+        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a replayed batch failed');
+        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+      }
+      if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
+      const before = rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length;
+      rows = rows.filter((r) => !stored.has(r.train_id));
+      nicRows = nicRows.filter((r) => !stored.has(r.sample_id));
+      throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
+      diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
+      replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
+      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'replayed batch: records already stored are not stored again');
+    }
     // One INSERT per table, each deduplicated by the same batch token: a retry
     // after a partial failure stores only what is missing.
-    const client = this.options.store.client;
     const work = Promise.all([
       insertTrains(client, rows, key),
-      insertNic(client, (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n)), key),
-      insertThroughput(client, (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t)), key),
-      insertDiagnostics(client, (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d)), key),
+      insertNic(client, nicRows, key),
+      insertThroughput(client, throughputRows, key),
+      insertDiagnostics(client, diagnosticsRows, key),
     ]);
     this.inflight.add(work);
     try {
@@ -341,15 +378,16 @@ export class Collector {
       this.remember(key);
       this.options.metrics.batches.inc({ centre });
       this.options.metrics.trains.inc({ centre }, rows.length);
+      const fresh = new Set(rows.map((r) => r.train_id));
       this.options.hub.publish(
-        batch.samples.map((s) => ({
+        batch.samples.filter((s) => fresh.has(s.trainId)).map((s) => ({
           trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
           sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
           rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
         })),
       );
     }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: rows.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
+    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
   }
 
   private countConnection(centre: string, delta: number): void {

@@ -262,3 +262,43 @@ export async function countTrains(client: ClickHouseClient, src?: string): Promi
   const [row] = await result.json<{ n: number }>();
   return Number(row?.n ?? 0);
 }
+
+/** Ids of one probe batch's records, by kind, and the time span they cover (µs). */
+export interface BatchRecordIds {
+  trains: string[];
+  nic: string[];
+  throughput: string[];
+  diagnostics: string[];
+  fromUs: number;
+  toUs: number;
+}
+
+/**
+ * Which of a batch's records are already stored. Deduplication by token
+ * covers the last N inserted blocks only (the tables' deduplication window:
+ * hours on a busy fleet); a batch replayed after a longer outage, whose ack
+ * was lost, would otherwise be stored twice. The collector asks this for old
+ * batches only. Partition pruning by the batch's time span keeps it cheap.
+ */
+export async function storedRecordIds(client: ClickHouseClient, ids: BatchRecordIds): Promise<Set<string>> {
+  const result = await client.query({
+    query: `
+SELECT train_id AS id FROM latency_trains
+WHERE train_id IN {trains:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+UNION ALL
+SELECT sample_id FROM nic_samples
+WHERE sample_id IN {nic:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+UNION ALL
+SELECT test_id FROM throughput_tests
+WHERE test_id IN {throughput:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+UNION ALL
+SELECT run_id FROM diagnostics
+WHERE run_id IN {diagnostics:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}`,
+    query_params: {
+      trains: ids.trains, nic: ids.nic, throughput: ids.throughput, diagnostics: ids.diagnostics,
+      from: formatDateTime64(ids.fromUs), to: formatDateTime64(ids.toUs),
+    },
+    format: 'JSONEachRow',
+  });
+  return new Set((await result.json<{ id: string }>()).map((r) => r.id));
+}

@@ -1,0 +1,73 @@
+/**
+ * A batch replayed from a probe's spool long after it was stored (its ack
+ * lost, the probe cut off for hours) must not be stored twice, even when its
+ * deduplication token has left the tables' deduplication window. Here the
+ * window is shrunk to one block so "hours of other batches" take two inserts;
+ * a fresh batch replayed the same way shows the window really is gone (the
+ * control), and the old one shows the collector's lookup catching it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrainSample } from '../../collector/index.js';
+import { duplicateTrainIds } from '../../sql/index.js';
+import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+
+const topo = testTopology(['alpha', 'beta'], '127.0.74');
+let server: TestServer;
+let seq = 0;
+
+function sample(startedAtUs: number): TrainSample {
+  return {
+    trainId: `replay-${process.pid}-${++seq}`, dst: 'beta', engine: 'stamp', startedAtUs, flow: 0, srcPort: 40000, dscp: 46,
+    sent: 4, received: 4, lost: 0, duplicated: 0, reordered: 0, rttMinUs: 300, rttMedianUs: 310, rttP99Us: 320, rttMaxUs: 320, jitterUs: 5,
+    rttsUs: [300, 305, 315, 320], synced: false, errorEstimateUs: 1000, fwdUs: [], revUs: [],
+  };
+}
+
+async function post(batchId: string, createdAtUs: number, samples: TrainSample[]): Promise<void> {
+  const response = await fetch(`${server.url}/v1/ingest`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${topo.tokens.alpha}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'batch', batchId, createdAtUs, samples }),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  expect(await response.json()).toMatchObject({ type: 'ack', batchId, stored: samples.length });
+}
+
+async function storedCopies(samples: TrainSample[]): Promise<number> {
+  const result = await server.store.client.query({
+    query: 'SELECT count() AS n FROM latency_trains WHERE train_id IN {ids:Array(String)}',
+    query_params: { ids: samples.map((s) => s.trainId) },
+    format: 'JSONEachRow',
+  });
+  return Number((await result.json<{ n: number }>())[0]!.n);
+}
+
+beforeAll(async () => {
+  server = await startTestServer(topo.topology);
+  for (const table of ['latency_trains', 'latency_1m', 'live_trains']) {
+    await server.store.client.command({ query: `ALTER TABLE ${table} MODIFY SETTING non_replicated_deduplication_window = 1` });
+  }
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('a batch replayed after its token left the deduplication window', () => {
+  it('is stored once when it is old (looked up), while a fresh one shows the window is gone', async () => {
+    const nowUs = Date.now() * 1000;
+    const old = [sample(nowUs - 3 * 3600e6), sample(nowUs - 3 * 3600e6 + 1e6)];
+    const fresh = [sample(nowUs - 2e6), sample(nowUs - 1e6)];
+    await post('replay-old', nowUs - 3 * 3600e6 + 2e6, old);
+    await post('replay-fresh', nowUs, fresh);
+    await post('replay-other-1', nowUs, [sample(nowUs)]);
+    await post('replay-other-2', nowUs, [sample(nowUs)]);
+    // Both tokens are now out of the one-block window.
+    await post('replay-fresh', nowUs, fresh);
+    await post('replay-old', nowUs - 3 * 3600e6 + 2e6, old);
+    expect(await storedCopies(fresh)).toBe(4); // the control: deduplication by token alone no longer holds
+    expect(await storedCopies(old)).toBe(2); // the old batch: looked up, nothing stored again
+    const doubled = await duplicateTrainIds(server.store.client);
+    expect(doubled.map((d) => d.train_id).sort()).toEqual(fresh.map((s) => s.trainId).sort());
+  });
+});
