@@ -11,13 +11,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, parseDateTime64, storedRecordIds, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
+import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
 import {
   MAX_MESSAGE_BYTES,
+  batchTimeSpanUs,
   outOfWindow,
   parseProbeMessage,
   type CollectorAck,
@@ -329,16 +330,16 @@ export class Collector {
     const client = this.options.store.client;
     // A batch older than a few minutes is a replay from the probe's spool: its ack may
     // have been lost so long ago that its token has left the deduplication window.
-    // Look its records up and store only those not stored yet.
-    const times = [...rows, ...nicRows, ...throughputRows, ...diagnosticsRows].map((r) => parseDateTime64(r.ts));
-    const createdAtUs = batch.createdAtUs ?? Math.min(...times);
+    // Look its records up and store only those not stored yet. Judged by the records' own
+    // times: a probe stamps createdAtUs when it sends, on a replay too.
+    const span = batchTimeSpanUs(batch);
     let replayed = 0;
-    if (times.length > 0 && Date.now() * 1000 - createdAtUs > REPLAY_CHECK_AFTER_US) {
+    if (span && Date.now() * 1000 - span.oldestUs > REPLAY_CHECK_AFTER_US) {
       let stored: Set<string>;
       try {
         stored = await storedRecordIds(client, {
           trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-          diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: Math.min(...times) - 1e6, toUs: Math.max(...times) + 1e6,
+          diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
         });
       } catch (error) {
         this.options.metrics.storeErrors.inc();
@@ -378,9 +379,9 @@ export class Collector {
       this.remember(key);
       this.options.metrics.batches.inc({ centre });
       this.options.metrics.trains.inc({ centre }, rows.length);
-      const fresh = new Set(rows.map((r) => r.train_id));
+      const fresh = replayed > 0 ? new Set(rows.map((r) => r.train_id)) : null;
       this.options.hub.publish(
-        batch.samples.filter((s) => fresh.has(s.trainId)).map((s) => ({
+        (fresh ? batch.samples.filter((s) => fresh.has(s.trainId)) : batch.samples).map((s) => ({
           trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
           sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
           rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,

@@ -334,6 +334,21 @@ function describeValue(value: unknown): string {
 export const ACCEPTED_PAST_US = 399 * 86_400e6;
 export const ACCEPTED_FUTURE_US = 10 * 60e6;
 
+/** Oldest and newest time any record of the batch is dated (µs); null for an empty batch. */
+export function batchTimeSpanUs(batch: ProbeBatch): { oldestUs: number; newestUs: number } | null {
+  let oldestUs = Infinity;
+  let newestUs = -Infinity;
+  const see = (us: number) => {
+    if (us < oldestUs) oldestUs = us;
+    if (us > newestUs) newestUs = us;
+  };
+  for (const s of batch.samples) see(s.startedAtUs);
+  for (const n of batch.nic ?? []) see(n.atUs);
+  for (const t of batch.throughput ?? []) see(t.startedAtUs);
+  for (const d of batch.diagnostics ?? []) see(d.startedAtUs);
+  return oldestUs === Infinity ? null : { oldestUs, newestUs };
+}
+
 /** The first sample dated outside the accepted window, as a field path and reason; null when all are fine. */
 export function outOfWindow(batch: ProbeBatch, nowUs: number): { field: string; error: string } | null {
   const check = (field: string, us: number) => {

@@ -23,7 +23,9 @@ function sample(startedAtUs: number): TrainSample {
   };
 }
 
-async function post(batchId: string, createdAtUs: number, samples: TrainSample[]): Promise<void> {
+/** As a probe sends a batch from its spool: createdAtUs is the time of sending, also on a replay. */
+async function post(batchId: string, samples: TrainSample[]): Promise<void> {
+  const createdAtUs = Date.now() * 1000;
   const response = await fetch(`${server.url}/v1/ingest`, {
     method: 'POST',
     headers: { authorization: `Bearer ${topo.tokens.alpha}`, 'content-type': 'application/json' },
@@ -54,17 +56,17 @@ afterAll(async () => {
 });
 
 describe('a batch replayed after its token left the deduplication window', () => {
-  it('is stored once when it is old (looked up), while a fresh one shows the window is gone', async () => {
+  it('is stored once when its trains are old (looked up), while a fresh one shows the window is gone', async () => {
     const nowUs = Date.now() * 1000;
     const old = [sample(nowUs - 3 * 3600e6), sample(nowUs - 3 * 3600e6 + 1e6)];
     const fresh = [sample(nowUs - 2e6), sample(nowUs - 1e6)];
-    await post('replay-old', nowUs - 3 * 3600e6 + 2e6, old);
-    await post('replay-fresh', nowUs, fresh);
-    await post('replay-other-1', nowUs, [sample(nowUs)]);
-    await post('replay-other-2', nowUs, [sample(nowUs)]);
+    await post('replay-old', old);
+    await post('replay-fresh', fresh);
+    await post('replay-other-1', [sample(nowUs)]);
+    await post('replay-other-2', [sample(nowUs)]);
     // Both tokens are now out of the one-block window.
-    await post('replay-fresh', nowUs, fresh);
-    await post('replay-old', nowUs - 3 * 3600e6 + 2e6, old);
+    await post('replay-fresh', fresh);
+    await post('replay-old', old);
     expect(await storedCopies(fresh)).toBe(4); // the control: deduplication by token alone no longer holds
     expect(await storedCopies(old)).toBe(2); // the old batch: looked up, nothing stored again
     const doubled = await duplicateTrainIds(server.store.client);
