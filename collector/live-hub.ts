@@ -4,22 +4,15 @@
  * per batch instead of one per train. Publishing never blocks ingest: a
  * subscriber that throws is dropped.
  */
-export interface LiveTrain {
-  /** The probe's id for the train: a train reaching the hub twice (stored here, then seen again in ClickHouse's tail) is published once. */
-  trainId?: string;
-  src: string;
-  dst: string;
-  engine: 'stamp' | 'icmp';
-  flow: number;
-  startedAtUs: number;
-  sent: number;
-  received: number;
-  rttMinUs: number | null;
-  rttMedianUs: number | null;
-  rttP99Us: number | null;
-  rttMaxUs: number | null;
-  jitterUs: number | null;
-}
+import type { LiveTrainRow } from '../sql/index.js';
+
+/**
+ * A stored train as the live feed sees it: the row the ClickHouse tail reads
+ * (sql/coordination.ts) without its storing time. Its `trainId` (the probe's)
+ * lets a train reaching the hub twice (stored here, then seen again in the
+ * tail) be published once.
+ */
+export type LiveTrain = Omit<LiveTrainRow, 'storedAtUs'>;
 
 export type LiveListener = (trains: readonly LiveTrain[]) => void;
 
@@ -37,7 +30,7 @@ export class LiveHub {
   }
 
   publish(all: readonly LiveTrain[]): void {
-    const trains = all.filter((t) => t.trainId === undefined || this.firstSighting(t.trainId));
+    const trains = all.filter((t) => this.firstSighting(t.trainId));
     if (trains.length === 0) return;
     this.published += trains.length;
     for (const listener of this.listeners) {
