@@ -4,32 +4,12 @@
  * what is wrong.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatDuration, hashToken, parseDurationMs, parseTopology } from '../../collector/index.js';
+import { formatDuration, parseDurationMs, parseTopology } from '../../collector/index.js';
+import { topologyProblems, twoCentreTopology } from '../helpers/topology-yaml.js';
 
-const base = `name: t
-centres:
-  - id: a
-    name: A
-    district: D
-    probe: { host: 127.0.0.2, token_sha256: ${hashToken('x')} }
-  - id: b
-    name: B
-    district: D
-    probe: { host: 127.0.0.3, token_sha256: ${hashToken('y')} }
-links:
-  - between: [a, b]
-    capacity_gbps: 100
-`;
+const base = twoCentreTopology();
 
-function problems(alerts: string, env: NodeJS.ProcessEnv = {}): string {
-  try {
-    parseTopology(`${base}${alerts}`, 'alerts.yaml', { env });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected the topology to be refused');
-}
+const problems = (alerts: string, env: NodeJS.ProcessEnv = {}): string => topologyProblems(`${base}${alerts}`, 'alerts.yaml', env);
 
 describe('durations', () => {
   it('reads units, combinations and plain seconds', () => {

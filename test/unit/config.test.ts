@@ -1,30 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hashToken, loadTopology, parseTopology, planFor } from '../../collector/index.js';
+import { hashToken, loadTopology, parseTopology, planFor } from '../../collector/index.js';
+import { topologyProblems, twoCentreTopology } from '../helpers/topology-yaml.js';
 
-function problems(text: string, file = 'bad.yaml'): string {
-  try {
-    parseTopology(text, file, { env: {} });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected the topology to be refused');
-}
+const problems = (text: string, file = 'bad.yaml'): string => topologyProblems(text, file);
 
-const valid = `name: t
-centres:
-  - id: a
-    name: A
-    district: D
-    probe: { host: 127.0.0.2, token_sha256: ${hashToken('x')} }
-  - id: b
-    name: B
-    district: D
-    probe: { host: 127.0.0.3, token_sha256: ${hashToken('y')} }
-links:
-  - between: [a, b]
-    capacity_gbps: 100
-`;
+const valid = twoCentreTopology();
 
 describe('topology files', () => {
   it('ships a Shanghai full mesh of the five named centres', () => {

@@ -6,10 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, diagnosticSampleSchema, hashToken, parseTopology, planFor, type DiagnosticSampleRecord } from '../../collector/index.js';
+import { diagnosticSampleSchema, parseTopology, planFor, type DiagnosticSampleRecord } from '../../collector/index.js';
 import { BreachWatcher, judgeTrain, parseTracepath, parseTraceroute, tracerouteReached } from '../../probes/engines/diagnostics/index.js';
 import type { TrainResult } from '../../probes/engines/types.js';
 import { repoRoot } from '../helpers/netns.js';
+import { topologyProblems, twoCentreTopology } from '../helpers/topology-yaml.js';
 
 const fixture = (name: string) => readFileSync(join(repoRoot, 'test/fixtures/diagnostics', name), 'utf8');
 /** Addresses of the recording namespaces (RFC 2544 range), built from octets. */
@@ -181,22 +182,7 @@ describe('diagnostics record schema', () => {
 });
 
 describe('diagnostics in the plan', () => {
-  const topology = (probing: string) => `name: t
-${probing}centres:
-  - id: a
-    name: A
-    district: D
-    probe: { host: 127.0.0.2, token_sha256: ${hashToken('x')} }
-  - id: b
-    name: B
-    district: D
-    probe: { host: 127.0.0.3, token_sha256: ${hashToken('y')} }
-links:
-  - between: [a, b]
-    capacity_gbps: 100
-    rtt_target_ms: 1.5
-    loss_ratio_max: 0.0005
-`;
+  const topology = (probing: string) => twoCentreTopology({ head: probing, linkExtra: '    rtt_target_ms: 1.5\n    loss_ratio_max: 0.0005\n' });
 
   it('sends each task its link targets and the diagnostics policy, defaults from the topology', () => {
     const plan = planFor(parseTopology(topology(''), 'ok.yaml'), 'a');
@@ -207,13 +193,7 @@ links:
   });
 
   it('refuses a bad diagnostics section with the file, line and field', () => {
-    let message = '';
-    try {
-      parseTopology(topology('probing:\n  diagnostics:\n    max_hops: 0\n'), 'bad.yaml', { env: {} });
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      message = (error as Error).message;
-    }
+    const message = topologyProblems(topology('probing:\n  diagnostics:\n    max_hops: 0\n'));
     expect(message).toMatch(/bad\.yaml:4.*probing\.diagnostics\.max_hops/);
   });
 });

@@ -4,7 +4,8 @@
  * authenticates its principal; mistakes are refused with file, line and path.
  */
 import { describe, expect, it } from 'vitest';
-import { authenticate, ConfigError, hashToken, parseTopology } from '../../collector/index.js';
+import { authenticate, hashToken, parseTopology } from '../../collector/index.js';
+import { topologyProblems } from '../helpers/topology-yaml.js';
 
 const topologyWith = (centreA: string, operator = `token_sha256: ${hashToken('op')}`) => `name: t
 centres:
@@ -27,15 +28,7 @@ access:
       ${operator}
 `;
 
-function problems(text: string, env: NodeJS.ProcessEnv = {}): string {
-  try {
-    parseTopology(text, 'rot.yaml', { env });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected the topology to be refused');
-}
+const problems = (text: string, env: NodeJS.ProcessEnv = {}): string => topologyProblems(text, 'rot.yaml', env);
 
 describe('token rotation in the topology', () => {
   it('keeps the single-token forms valid', () => {
