@@ -5,14 +5,14 @@
  * (rule, link, since, value against threshold), and its "Silence 1h" button
  * creates a silence that the panel then shows.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SilencesResponse } from '../../api/contract.js';
 import { parseTopology } from '../../collector/index.js';
-import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
+import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
@@ -23,7 +23,6 @@ describe.skipIf(skip)('alerts panel in Chromium', () => {
   const topology = parseTopology(`${base.yaml}alerts:\n  rules:\n    latency: { for: 30s }\n`, 'alerts-browser.yaml');
   let server: TestServer;
   let browser: BrowserContext;
-  let userDataDir: string;
 
   beforeAll(async () => {
     server = await startTestServer(topology);
@@ -47,19 +46,12 @@ describe.skipIf(skip)('alerts panel in Chromium', () => {
     // The server evaluates every 15 s on its own; evaluating now spares the wait.
     const report = await server.alerts.evaluate(Date.now());
     expect(report.events.map((e) => [e.alertname, e.link, e.status])).toEqual([['LinkLatencyHigh', 'alfa~bravo', 'firing']]);
-    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [...CHROMIUM_ARGS],
-    });
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await closeChromium(browser);
     await server?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it('lists the firing alert and silences it from its button', async () => {

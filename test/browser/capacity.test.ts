@@ -5,14 +5,14 @@
  * run a test from the page, and see its result in the history chart and the
  * matrix cell; the view survives a reload and switching back to Latency works.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
-import { startTestServer, testAgent, testTopology, type TestServer } from '../helpers/stack.js';
+import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { missingChromium, skipReason } from '../helpers/requirements.js';
+import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium());
@@ -38,30 +38,18 @@ describe.skipIf(skip)('dashboard capacity view in Chromium', () => {
   });
   let server: TestServer;
   let browser: BrowserContext;
-  let userDataDir: string;
   const agents: ProbeAgent[] = [];
 
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
-    for (const centre of ['alfa', 'bravo', 'charlie']) {
-      const agent = testAgent(server, topo, centre);
-      agents.push(agent);
-      await agent.start();
-    }
-    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 1000 },
-      args: [...CHROMIUM_ARGS],
-    });
+    agents.push(...(await startAgents(server, topo, ['alfa', 'bravo', 'charlie'])));
+    browser = await launchChromium({ viewport: { width: 1280, height: 1000 } });
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await closeChromium(browser);
     await Promise.all(agents.map((a) => a.stop()));
     await server?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it('switches to Capacity, runs a test from the page and shows its result', async () => {

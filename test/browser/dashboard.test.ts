@@ -3,14 +3,14 @@
  * the embedded store, two real probes on loopback): the matrix fills in, the
  * chart holds data, and a new point arrives over the live feed without reload.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
-import { startTestServer, testAgent, testTopology, type TestServer } from '../helpers/stack.js';
+import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { missingChromium, skipReason } from '../helpers/requirements.js';
+import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium());
@@ -19,30 +19,18 @@ describe.skipIf(skip)('dashboard in Chromium', () => {
   const topo = testTopology(['north', 'south', 'west'], '127.0.5');
   let server: TestServer;
   let browser: BrowserContext;
-  let userDataDir: string;
   const agents: ProbeAgent[] = [];
 
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
-    for (const centre of ['north', 'south', 'west']) {
-      const agent = testAgent(server, topo, centre);
-      agents.push(agent);
-      await agent.start();
-    }
-    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [...CHROMIUM_ARGS],
-    });
+    agents.push(...(await startAgents(server, topo, ['north', 'south', 'west'])));
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await closeChromium(browser);
     await Promise.all(agents.map((a) => a.stop()));
     await server?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it('shows the matrix, a chart with data, and a point arriving live', async () => {

@@ -6,14 +6,14 @@
  * their markers and a maintenance window's band on the charts, the list
  * names them, and a click shows a run's hops, path MTU and fast train.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { CHROMIUM, CHROMIUM_ARGS, missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
-import { startTestServer, testAgent, testTopology, type TestServer } from '../helpers/stack.js';
+import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
+import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium() ?? missingCommand('traceroute', 'traceroute') ?? missingCommand('tracepath', 'iputils-tracepath'));
@@ -24,27 +24,18 @@ describe.skipIf(skip)('diagnostics annotations in Chromium', () => {
   });
   let server: TestServer;
   let browser: BrowserContext;
-  let userDataDir: string;
   const agents: ProbeAgent[] = [];
 
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
-    for (const centre of ['alfa', 'bravo']) {
-      const agent = testAgent(server, topo, centre);
-      agents.push(agent);
-      await agent.start();
-    }
-    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 1100 }, args: [...CHROMIUM_ARGS],
-    });
+    agents.push(...(await startAgents(server, topo, ['alfa', 'bravo'])));
+    browser = await launchChromium({ viewport: { width: 1280, height: 1100 } });
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await closeChromium(browser);
     await Promise.all(agents.map((a) => a.stop()));
     await server?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it('runs diagnostics from the page and shows them as markers and details on the link charts', async () => {

@@ -12,15 +12,15 @@
  * has finalised the month, the page defaults to it and the signed report
  * downloads and verifies. Tokens without access see the reason in the page.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
+import type { BrowserContext, Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignedDocument } from '../../api/report-signing.js';
 import { REPORT_COLUMNS } from '../../api/sla-csv.js';
 import type { NicRow, ThroughputRow, TrainRow } from '../../sql/index.js';
-import { CHROMIUM, CHROMIUM_ARGS, missingChromium, skipReason } from '../helpers/requirements.js';
+import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { insertAll, nic, recentThirtyDayMonth, throughput, train } from '../helpers/sla-month.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -51,27 +51,18 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
   const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.17', { slaExtra: '  auto_finalise: false' });
   let server: TestServer;
   let browser: BrowserContext;
-  let userDataDir: string;
   const problems: string[] = [];
 
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
     const { trains, nics, tests } = buildMonth();
     await insertAll(server.store.client, trains, nics, tests, 'regulator-month');
-    userDataDir = mkdtempSync(join(tmpdir(), 'citymesh-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      acceptDownloads: true,
-      viewport: { width: 1400, height: 1000 },
-      args: [...CHROMIUM_ARGS],
-    });
+    browser = await launchChromium({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
   }, 240_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await closeChromium(browser);
     await server?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   async function open(token: string | null, hash = ''): Promise<Page> {

@@ -151,3 +151,14 @@ export function testAgent(server: { wsUrl: string }, topo: TestTopology, centre:
     ...overrides,
   });
 }
+
+/** Probes for `centres`, each started (its first plan running) before the next. */
+export async function startAgents(server: { wsUrl: string }, topo: TestTopology, centres: readonly string[]): Promise<ProbeAgent[]> {
+  const agents: ProbeAgent[] = [];
+  for (const centre of centres) {
+    const agent = testAgent(server, topo, centre);
+    agents.push(agent);
+    await agent.start();
+  }
+  return agents;
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResponse, ThroughputHistoryResponse, UtilisationResponse } from '../../api/contract.js';
 import type { TestStatus } from '../../collector/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { getJson, startTestServer, testAgent, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const throughputPort = 30_000 + Math.floor(Math.random() * 10_000);
 const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.15', {
@@ -33,11 +33,7 @@ const agents: ProbeAgent[] = [];
 
 beforeAll(async () => {
   server = await startTestServer(topo.topology);
-  for (const centre of ['alfa', 'bravo', 'charlie']) {
-    const agent = testAgent(server, topo, centre);
-    agents.push(agent);
-    await agent.start();
-  }
+  agents.push(...(await startAgents(server, topo, ['alfa', 'bravo', 'charlie'])));
 });
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));

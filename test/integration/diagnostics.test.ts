@@ -19,7 +19,7 @@ import type {
 import { parseTopology, type DiagnosticSampleRecord } from '../../collector/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
-import { getJson, startTestServer, testAgent, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const missing = missingCommand('traceroute', 'traceroute') ?? missingCommand('tracepath', 'iputils-tracepath');
 
@@ -56,11 +56,7 @@ async function request<T>(method: string, path: string, token: string, body?: un
 describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => {
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
-    for (const centre of ['alfa', 'bravo', 'charlie']) {
-      const agent = testAgent(server, topo, centre);
-      agents.push(agent);
-      await agent.start();
-    }
+    agents.push(...(await startAgents(server, topo, ['alfa', 'bravo', 'charlie'])));
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));

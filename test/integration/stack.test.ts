@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import type { LiveMessage, SeriesResponse, StatusResponse } from '../../api/contract.js';
 import type { ProbeAgent } from '../../probes/agent.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
-import { getJson, startTestServer, testAgent, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const topo = testTopology(['east', 'west'], '127.0.4');
 let server: TestServer;
@@ -36,11 +36,7 @@ describe('server and two probes on loopback', () => {
     });
     await new Promise((resolve) => live.once('open', resolve));
 
-    for (const centre of ['east', 'west']) {
-      const agent = testAgent(server, topo, centre);
-      agents.push(agent);
-      await agent.start();
-    }
+    agents.push(...(await startAgents(server, topo, ['east', 'west'])));
 
     const status = await waitFor('both directions in /v1/status', async () => {
       const { body } = await getJson<StatusResponse>(`${server.url}/v1/status`, topo.operatorToken);
