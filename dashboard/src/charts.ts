@@ -7,6 +7,7 @@ import { TrainAggregate, type TrainMessage, type TrainPoint } from './aggregate.
 import { fetchSeries } from './api.js';
 import { fmtMs, fmtPct, fmtTime } from './format.js';
 import type { Direction } from './matrix.js';
+import { drawTargetLine } from './target-line.js';
 
 export const WINDOW_S = 15 * 60;
 const SYNC_KEY = 'citymesh-link';
@@ -441,26 +442,7 @@ export class LinkCharts {
   private drawTarget(u: uPlot): void {
     const target = this.targetMs;
     if (target == null) return;
-    const y = Math.round(u.valToPos(target, 'y', true));
-    const { left, top, width, height } = u.bbox;
-    if (y < top || y > top + height) return;
-    const pr = uPlot.pxRatio;
-    const ctx = u.ctx;
-    ctx.save();
-    ctx.strokeStyle = C.target;
-    ctx.lineWidth = pr;
-    ctx.setLineDash([6 * pr, 4 * pr]);
-    ctx.beginPath();
-    ctx.moveTo(left, y + 0.5);
-    ctx.lineTo(left + width, y + 0.5);
-    ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = C.target;
-    ctx.font = `${11 * pr}px system-ui, sans-serif`;
-    ctx.textAlign = 'right';
-    ctx.textBaseline = 'bottom';
-    ctx.fillText(`target ${fmtMs(target)}`, left + width - 4 * pr, y - 3 * pr);
-    ctx.restore();
+    drawTargetLine(u, target, 'y', C.target);
   }
 }
 

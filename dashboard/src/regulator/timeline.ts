@@ -14,6 +14,7 @@ import uPlot from 'uplot';
 import type { SlaBreachRun, SlaLinkDetailResponse, SlaMinutesResponse } from '../../../api/contract.js';
 import { fmtGbps, fmtMs } from '../format.js';
 import { fmtMinutes, fmtRatio, type Zoned } from './sla-format.js';
+import { drawTargetLine } from '../target-line.js';
 
 type RunCriterion = keyof SlaLinkDetailResponse['timeline'];
 type LaneKey = RunCriterion | 'capacity_tested' | 'maintenance' | 'nodata';
@@ -500,26 +501,7 @@ export class LinkTimeline {
   private drawTarget(u: uPlot): void {
     const target = this.targetMs;
     if (target == null || u.data[0].length === 0) return;
-    const y = Math.round(u.valToPos(target, 'ms', true));
-    const { left, top, width, height } = u.bbox;
-    if (y < top || y > top + height) return;
-    const pr = uPlot.pxRatio;
-    const ctx = u.ctx;
-    ctx.save();
-    ctx.strokeStyle = C.target;
-    ctx.lineWidth = pr;
-    ctx.setLineDash([6 * pr, 4 * pr]);
-    ctx.beginPath();
-    ctx.moveTo(left, y + 0.5);
-    ctx.lineTo(left + width, y + 0.5);
-    ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = C.target;
-    ctx.font = `${11 * pr}px system-ui, sans-serif`;
-    ctx.textAlign = 'right';
-    ctx.textBaseline = 'bottom';
-    ctx.fillText(`target ${fmtMs(target)}`, left + width - 4 * pr, y - 3 * pr);
-    ctx.restore();
+    drawTargetLine(u, target, 'ms', C.target);
   }
 
   /** The hover line: the run, test or window under the cursor, else the time. */
