@@ -12,30 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
 import { closeChromium, launchChromium } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
-import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { capacityOverrides, startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium());
 const throughputPort = 40_000 + Math.floor(Math.random() * 10_000);
 
 describe.skipIf(skip)('dashboard capacity view in Chromium', () => {
-  const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.16', {
-    schedule: '*/5 * * * * *',
-    probingExtra: `  throughput:
-    enabled: true
-    schedule: "0 0 0 1 1 *"
-    seconds: 1
-    omit_seconds: 1
-    streams: 2
-    direction: bidir
-    engine: native
-    port: ${throughputPort}
-  nic:
-    enabled: true
-    interval_s: 1`,
-    probeExtra: (id) => `      interfaces:\n        - name: lo\n          link_to: ${id === 'alfa' ? 'bravo' : 'alfa'}`,
-    slaExtra: '  throughput_floor_gbps: 0.001\n  capacity_min_gbps: 1',
-  });
+  const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.16', capacityOverrides(throughputPort));
   let server: TestServer;
   let browser: BrowserContext;
   const agents: ProbeAgent[] = [];

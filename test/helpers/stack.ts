@@ -162,3 +162,28 @@ export async function startAgents(server: { wsUrl: string }, topo: TestTopology,
   }
   return agents;
 }
+
+/**
+ * Capacity on loopback: native throughput tests on `throughputPort` (run on
+ * demand: the schedule is once a year), NIC sampling of `lo` mapped to a
+ * link, floors low enough that loopback meets them.
+ */
+export function capacityOverrides(throughputPort: number): TopologyOverrides {
+  return {
+    schedule: '*/5 * * * * *',
+    probingExtra: `  throughput:
+    enabled: true
+    schedule: "0 0 0 1 1 *"
+    seconds: 1
+    omit_seconds: 1
+    streams: 2
+    direction: bidir
+    engine: native
+    port: ${throughputPort}
+  nic:
+    enabled: true
+    interval_s: 1`,
+    probeExtra: (id) => `      interfaces:\n        - name: lo\n          link_to: ${id === 'alfa' ? 'bravo' : 'alfa'}`,
+    slaExtra: '  throughput_floor_gbps: 0.001\n  capacity_min_gbps: 1',
+  };
+}

@@ -7,26 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResponse, ThroughputHistoryResponse, UtilisationResponse } from '../../api/contract.js';
 import type { TestStatus } from '../../collector/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { capacityOverrides, getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const throughputPort = 30_000 + Math.floor(Math.random() * 10_000);
-const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.15', {
-  schedule: '*/5 * * * * *',
-  probingExtra: `  throughput:
-    enabled: true
-    schedule: "0 0 0 1 1 *"
-    seconds: 1
-    omit_seconds: 1
-    streams: 2
-    direction: bidir
-    engine: native
-    port: ${throughputPort}
-  nic:
-    enabled: true
-    interval_s: 1`,
-  probeExtra: (id) => `      interfaces:\n        - name: lo\n          link_to: ${id === 'alfa' ? 'bravo' : 'alfa'}`,
-  slaExtra: '  throughput_floor_gbps: 0.001\n  capacity_min_gbps: 1',
-});
+const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.15', capacityOverrides(throughputPort));
 
 let server: TestServer;
 const agents: ProbeAgent[] = [];
