@@ -5,7 +5,11 @@
  * test collects those ids as the trains generated.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { duplicateTrainIds, openStore } from '../../sql/index.js';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
@@ -13,6 +17,31 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+const tempDirs: string[] = [];
+
+/** A temporary directory for a process's config, data or spool; removeTempDirs() removes them all. */
+export function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `citymesh-${name}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Every train id in a (stopped) server's embedded store, how many rows, how many ids twice. */
+export async function storedTrainIds(dataDir: string): Promise<{ ids: Set<string>; rows: number; duplicates: number }> {
+  const store = await openStore({ dataDir });
+  try {
+    const result = await store.client.query({ query: 'SELECT train_id FROM latency_trains', format: 'JSONEachRow' });
+    const rows = await result.json<{ train_id: string }>();
+    return { ids: new Set(rows.map((r) => r.train_id)), rows: rows.length, duplicates: (await duplicateTrainIds(store.client)).length };
+  } finally {
+    await store.close();
+  }
 }
 
 const running = new Set<CitymeshProcess>();

@@ -10,35 +10,17 @@
  *   a ClickHouse server URL that does not answer
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { countTrains, duplicateTrainIds, openStore } from '../../sql/index.js';
-import { CitymeshProcess, CuttableProxy, freePort, killAll, probeProcess } from '../helpers/processes.js';
+import { countTrains, duplicateTrainIds } from '../../sql/index.js';
+import { CitymeshProcess, CuttableProxy, freePort, killAll, probeProcess, removeTempDirs, storedTrainIds, tempDir } from '../helpers/processes.js';
 import { getJson, startTestServer, testAgent, testTopology, waitFor } from '../helpers/stack.js';
 
-const cleanup: string[] = [];
 afterAll(async () => {
   await killAll();
-  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
 });
-function tempDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `citymesh-${name}-`));
-  cleanup.push(dir);
-  return dir;
-}
-
-async function storedIds(dataDir: string): Promise<{ ids: Set<string>; rows: number; duplicates: number }> {
-  const store = await openStore({ dataDir });
-  try {
-    const result = await store.client.query({ query: 'SELECT train_id FROM latency_trains', format: 'JSONEachRow' });
-    const rows = await result.json<{ train_id: string }>();
-    return { ids: new Set(rows.map((r) => r.train_id)), rows: rows.length, duplicates: (await duplicateTrainIds(store.client)).length };
-  } finally {
-    await store.close();
-  }
-}
 
 function spoolIsEmpty(dir: string): boolean {
   return readdirSync(dir).every((f) => !f.startsWith('batch-') && !f.startsWith('journal-'));
@@ -85,7 +67,7 @@ describe('faults with real server and probe processes', () => {
     await Promise.all(probes.map((p) => p.kill('SIGTERM')));
     expect(spoolIsEmpty(spools.kilo) && spoolIsEmpty(spools.lima)).toBe(true);
     await server.kill('SIGTERM');
-    const stored = await storedIds(dataDir);
+    const stored = await storedTrainIds(dataDir);
     report('collector SIGKILL + restart', spooled.size, stored.rows);
     expect(stored.duplicates).toBe(0);
     expect(stored.rows).toBe(spooled.size);

@@ -6,36 +6,17 @@
  * there. Every train the probe spooled is stored on one server or the other,
  * and no store holds a train twice.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { duplicateTrainIds, openStore } from '../../sql/index.js';
 import { collectorStartIndex } from '../../probes/agent.js';
-import { CitymeshProcess, freePort, killAll } from '../helpers/processes.js';
+import { CitymeshProcess, freePort, killAll, removeTempDirs, storedTrainIds, tempDir } from '../helpers/processes.js';
 import { getJson, startTestServer, testAgent, testTopology, waitFor } from '../helpers/stack.js';
 
-const cleanup: string[] = [];
 afterAll(async () => {
   await killAll();
-  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
 });
-function tempDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `citymesh-failover-${name}-`));
-  cleanup.push(dir);
-  return dir;
-}
-
-async function storedTrainIds(dataDir: string): Promise<{ ids: Set<string>; rows: number; duplicates: number }> {
-  const store = await openStore({ dataDir });
-  try {
-    const result = await store.client.query({ query: 'SELECT train_id FROM latency_trains', format: 'JSONEachRow' });
-    const rows = await result.json<{ train_id: string }>();
-    return { ids: new Set(rows.map((r) => r.train_id)), rows: rows.length, duplicates: (await duplicateTrainIds(store.client)).length };
-  } finally {
-    await store.close();
-  }
-}
 
 async function trainsOn(port: number, operatorToken: string): Promise<number> {
   const { body } = await getJson<{ paths: { trains: number }[] }>(`http://127.0.0.1:${port}/v1/status`, operatorToken);
