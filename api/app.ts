@@ -67,7 +67,7 @@ export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertServ
       await next();
     });
   }
-  app.route('/', healthRoutes(deps)).route('/', metricsRoutes(topology, deps.registry)).route('/v1', v1);
+  app.route('/', healthRoutes(deps)).route('/', metricsRoutes(topology, deps.registry, deps.store)).route('/v1', v1);
 
   app.all('/v1/*', () => {
     throw new ApiError(404, 'not_found', 'no such API endpoint; see README "HTTP API"');

@@ -1,0 +1,75 @@
+/**
+ * The live state of every measured direction, as /v1/status shows it and the
+ * network metrics publish it: judged on the last minute of packets, stale
+ * after a minute of silence. One judgement, so the dashboard and a Grafana
+ * panel never disagree about a link.
+ */
+import type { Topology } from '../collector/index.js';
+import { latestPathStatus, type PathStatusRow, type Store } from '../sql/index.js';
+import type { PathState, PathStatus } from './contract.js';
+
+export const STATUS_WINDOW_S = 60;
+export const STALE_AFTER_S = 60;
+
+/** Every direction of every link (stamp always; icmp where it has data), judged at `nowUs`. */
+export async function pathStatuses(store: Store, topology: Topology, nowUs: number): Promise<PathStatus[]> {
+  const rows = await latestPathStatus(store.client, STATUS_WINDOW_S);
+  const byKey = new Map(rows.map((r) => [`${r.src}>${r.dst}>${r.engine}`, r]));
+  const paths: PathStatus[] = [];
+  for (const link of topology.links) {
+    for (const [src, dst] of [[link.a, link.b], [link.b, link.a]] as const) {
+      for (const engine of ['stamp', 'icmp'] as const) {
+        const row = byKey.get(`${src}>${dst}>${engine}`);
+        if (!row && engine === 'icmp') continue;
+        paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, topology.sla.lossRatioMax, nowUs));
+      }
+    }
+  }
+  return paths;
+}
+
+function toStatus(
+  src: string, dst: string, engine: 'stamp' | 'icmp', row: PathStatusRow | undefined,
+  targetMs: number, lossRatioMax: number, nowUs: number,
+): PathStatus {
+  if (!row) {
+    return { src, dst, engine, lastTs: null, trains: 0, rttP50Ms: null, rttP99Ms: null, jitterMs: null, lossRatio: null, targetMs, state: 'nodata' };
+  }
+  const p99 = ms(row.rttP99Us);
+  let state: PathState;
+  if (nowUs - row.lastTsUs > STALE_AFTER_S * 1e6 || row.trains === 0) state = 'stale';
+  else if ((row.lossRatio ?? 0) >= 1 || (p99 !== null && p99 > targetMs) || (row.lossRatio ?? 0) > lossRatioMax) state = 'breach';
+  else if ((p99 !== null && p99 > 0.8 * targetMs) || (row.lossRatio ?? 0) > 0) state = 'warn';
+  else state = 'ok';
+  return {
+    src, dst, engine,
+    lastTs: new Date(row.lastTsUs / 1000).toISOString(),
+    trains: row.trains,
+    rttP50Ms: ms(row.rttP50Us),
+    rttP99Ms: p99,
+    jitterMs: ms(row.jitterUs),
+    lossRatio: row.lossRatio,
+    targetMs,
+    state,
+  };
+}
+
+function ms(us: number | null): number | null {
+  return us === null ? null : us / 1000;
+}
+
+const LINK_RANK: Record<PathState, number> = { nodata: 0, ok: 1, warn: 2, stale: 3, breach: 4 };
+
+/**
+ * A link's verdict from its two directions: the worse one; a link with one
+ * direction unmeasured is at best stale (half of it is not known), and
+ * nodata only when neither direction has ever reported.
+ */
+export function linkState(ab: PathState, ba: PathState): PathState {
+  if (ab === 'nodata' && ba === 'nodata') return 'nodata';
+  const worst = LINK_RANK[ab] >= LINK_RANK[ba] ? ab : ba;
+  if (ab === 'nodata' || ba === 'nodata') return LINK_RANK[worst] >= LINK_RANK.stale ? worst : 'stale';
+  return worst;
+}
+
+export const PATH_STATES: readonly PathState[] = ['ok', 'warn', 'breach', 'stale', 'nodata'];
