@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RTT_BUCKET_BOUNDS_US } from '../../sql/index.js';
 import type { StatusResponse } from '../../api/contract.js';
+import { Rng } from '../helpers/fuzz.js';
 import { promQuery, missingPrometheus, startPrometheus, type RunningTool } from '../helpers/prometheus.js';
 import { removeTempDirs } from '../helpers/processes.js';
 import { skipReason } from '../helpers/requirements.js';
@@ -23,17 +24,6 @@ const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.75');
 const BASE_US: Record<string, number> = { 'alfa~bravo': 230, 'alfa~charlie': 510, 'bravo~charlie': 1020 };
 const TRAINS = 30;
 const PACKETS = 20;
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Direction {
   src: string;
@@ -50,7 +40,8 @@ let prometheus: RunningTool | null = null;
 const batches: { src: string; body: string }[] = [];
 
 function makeTrains(nowMs: number): void {
-  const next = random(17);
+  const rng = new Rng(17); // deterministic, so a failure can be replayed
+  const next = () => rng.next();
   const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
   for (const [link, base] of Object.entries(BASE_US)) {
     const [a, b] = link.split('~') as [string, string];

@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linkInput } from '../../api/sla-report.js';
 import { slaLinkMinutes, type TrainRow } from '../../sql/index.js';
+import { Rng } from '../helpers/fuzz.js';
 import { insertAll, recentThirtyDayMonth, slaTopology, train } from '../helpers/sla-month.js';
 import { startTestServer, type TestServer } from '../helpers/stack.js';
 
@@ -22,13 +23,8 @@ const CASES = [['alfa', 'bravo', 20], ['alfa', 'charlie', 100]] as const;
 
 /** Deterministic PRNG (mulberry32), so the data and the figures are the same on every run. */
 function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 beforeAll(async () => {
