@@ -21,7 +21,7 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
       for (const engine of ['stamp', 'icmp'] as const) {
         const row = byKey.get(`${src}>${dst}>${engine}`);
         if (!row && engine === 'icmp') continue;
-        paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, topology.sla.lossRatioMax, nowUs));
+        paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, nowUs));
       }
     }
   }
