@@ -11,5 +11,5 @@ export {
   loadTopology, parseTopology, linkId, ConfigError,
   type Topology, type Centre, type Link, type Person, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
 } from './topology/index.js';
-export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolicy, type AlertWebhook, type AlertSeverity } from './topology/alerts.js';
+export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolicy, type AlertWebhook, type AlertmanagerTarget, type AlertSeverity } from './topology/alerts.js';
 export { ThroughputCoordinator, type TestStatus, type TestState } from './throughput-coordinator.js';

@@ -5,7 +5,7 @@
  * the window histogram, by measurement time).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { RTT_BUCKET_BOUNDS_US } from './migrations/0012_latency_totals.js';
+import { RTT_BUCKET_BOUNDS_US, RTT_BUCKET_INF_US } from './migrations/0012_latency_totals.js';
 
 export { RTT_BUCKET_BOUNDS_S, RTT_BUCKET_BOUNDS_US } from './migrations/0012_latency_totals.js';
 
@@ -33,52 +33,83 @@ export interface PathWindow extends PathCounts {
 
 type CountsRow = {
   src: string; dst: string; engine: string; trains: string | number; sent: string | number; received: string | number;
-  lost: string | number; rtt_count: string | number; rtt_sum_us: number; rtt_le: (string | number)[];
+  lost: string | number; rtt_count: string | number; rtt_sum_us: number;
 };
 
-function counts(r: CountsRow): PathCounts {
-  const le = (r.rtt_le ?? []).map(Number);
+const pathKey = (r: { src: string; dst: string; engine: string }) => `${r.src}>${r.dst}>${r.engine}`;
+
+/** Cumulative counts per bound from per-bucket counts (le_us, packets); packets above the last bound are only in the count. */
+function cumulative(buckets: [number, number][] | undefined): number[] {
+  const per = new Map((buckets ?? []).map(([le, n]) => [Number(le), Number(n)]));
+  let total = 0;
+  return RTT_BUCKET_BOUNDS_US.map((b) => (total += per.get(b) ?? 0));
+}
+
+function counts(r: CountsRow, buckets: Map<string, [number, number][]>): PathCounts {
   return {
     src: r.src, dst: r.dst, engine: r.engine, trains: Number(r.trains), sent: Number(r.sent), received: Number(r.received),
-    lost: Number(r.lost), rttCount: Number(r.rtt_count), rttSumUs: Number(r.rtt_sum_us),
-    // A path whose every train lost every packet has no bucket state yet: all zeros.
-    rttLe: le.length === RTT_BUCKET_BOUNDS_US.length ? le : RTT_BUCKET_BOUNDS_US.map(() => 0),
+    lost: Number(r.lost), rttCount: Number(r.rtt_count), rttSumUs: Number(r.rtt_sum_us), rttLe: cumulative(buckets.get(pathKey(r))),
   };
 }
 
-/** Totals since the totals table was created, per path (src, dst, engine). */
+async function bucketsBy(client: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<Map<string, [number, number][]>> {
+  const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
+  const rows = await result.json<{ src: string; dst: string; engine: string; buckets: [number, number][] }>();
+  return new Map(rows.map((r) => [pathKey(r), r.buckets]));
+}
+
+/** Totals since the totals tables were created, per path (src, dst, engine). */
 export async function pathTotals(client: ClickHouseClient): Promise<PathCounts[]> {
-  const result = await client.query({
-    query: `
+  const [result, buckets] = await Promise.all([
+    client.query({
+      query: `
 SELECT src, dst, engine, sum(trains) AS trains, sum(sent) AS sent, sum(received) AS received, sum(lost) AS lost,
-       sum(rtt_count) AS rtt_count, sum(rtt_sum_us) AS rtt_sum_us, sumForEachMerge(rtt_le) AS rtt_le
+       sum(rtt_count) AS rtt_count, sum(rtt_sum_us) AS rtt_sum_us
 FROM latency_totals
 GROUP BY src, dst, engine
 ORDER BY src, dst, engine`,
-    format: 'JSONEachRow',
-  });
-  return (await result.json<CountsRow>()).map(counts);
+      format: 'JSONEachRow',
+    }),
+    bucketsBy(client, `
+SELECT src, dst, engine, groupArray((le_us, n)) AS buckets
+FROM (SELECT src, dst, engine, le_us, sum(packets) AS n FROM latency_totals_le GROUP BY src, dst, engine, le_us)
+GROUP BY src, dst, engine`, {}),
+  ]);
+  return (await result.json<CountsRow>()).map((r) => counts(r, buckets));
 }
 
 /** The raw trains measured in the last `windowS` seconds (by measurement time), per path. */
 export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number): Promise<PathWindow[]> {
-  const result = await client.query({
-    query: `
+  const window = `ts > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC') - toIntervalSecond({window:UInt32})
+  AND ts <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`;
+  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [-RTT_BUCKET_INF_US, ...[...RTT_BUCKET_BOUNDS_US].reverse().map((b) => -b)] };
+  const [result, buckets] = await Promise.all([
+    client.query({
+      query: `
 SELECT src, dst, engine, count() AS trains, sum(sent) AS sent, sum(received) AS received, sum(lost) AS lost,
-       sum(length(rtts_us)) AS rtt_count, sum(arraySum(arrayMap(x -> toFloat64(x), rtts_us))) AS rtt_sum_us,
-       sumForEach(arrayMap(b -> toUInt64(arrayCount(x -> x <= b, rtts_us)), {bounds:Array(UInt32)})) AS rtt_le,
+       sum(length(rtts_us)) AS rtt_count, sum(arraySum(rtts_us)) AS rtt_sum_us,
        avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter_us, toUnixTimestamp64Milli(max(ts)) AS last_ms
 FROM latency_trains
-WHERE ts > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC') - toIntervalSecond({window:UInt32})
-  AND ts <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')
+WHERE ${window}
 GROUP BY src, dst, engine
 ORDER BY src, dst, engine`,
-    query_params: { bounds: [...RTT_BUCKET_BOUNDS_US], window: windowS, now_ms: Math.round(nowMs) },
-    format: 'JSONEachRow',
-  });
+      query_params: params,
+      format: 'JSONEachRow',
+    }),
+    // The same bucketing as the totals view (migration 0012).
+    bucketsBy(client, `
+SELECT src, dst, engine, groupArray((le_us, n)) AS buckets
+FROM (
+    SELECT src, dst, engine, toUInt32(-roundDown(-toFloat64(rtt), {negated:Array(Float64)})) AS le_us, count() AS n
+    FROM latency_trains ARRAY JOIN rtts_us AS rtt
+    WHERE ${window}
+    GROUP BY src, dst, engine, le_us
+)
+GROUP BY src, dst, engine`, params),
+  ]);
   const rows = await result.json<CountsRow & { jitter_us: number | null; last_ms: string | number }>();
   return rows.map((r) => ({
-    ...counts(r),
+    ...counts(r, buckets),
     jitterUs: typeof r.jitter_us === 'number' && Number.isFinite(r.jitter_us) ? r.jitter_us : null,
     lastTsMs: Number(r.last_ms),
   }));

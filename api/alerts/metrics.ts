@@ -11,6 +11,8 @@ export interface AlertMetrics {
   notifications: Counter<'receiver' | 'status' | 'outcome'>;
   notificationFailures: Counter<'receiver' | 'reason'>;
   deliveryAttempts: Counter<'receiver'>;
+  alertmanagerPosts: Counter<'alertmanager' | 'outcome'>;
+  alertmanagerAlerts: Counter<'alertmanager'>;
 }
 
 export function createAlertMetrics(registry: Registry = new Registry()): AlertMetrics {
@@ -40,6 +42,16 @@ export function createAlertMetrics(registry: Registry = new Registry()): AlertMe
       name: 'citymesh_alert_delivery_attempts_total',
       help: 'HTTP requests made to webhooks, retries included',
       labelNames: ['receiver'], registers,
+    }),
+    alertmanagerPosts: new Counter({
+      name: 'citymesh_alertmanager_posts_total',
+      help: 'POST /api/v2/alerts requests to each configured Alertmanager, by outcome (sent, failed)',
+      labelNames: ['alertmanager', 'outcome'], registers,
+    }),
+    alertmanagerAlerts: new Counter({
+      name: 'citymesh_alertmanager_alerts_sent_total',
+      help: 'Alerts (firing or resolved) accepted by each configured Alertmanager',
+      labelNames: ['alertmanager'], registers,
     }),
   };
 }

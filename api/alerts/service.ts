@@ -26,6 +26,9 @@ import {
 } from '../../sql/index.js';
 import type { AlertEventView, AlertsResponse, AlertView, ResolvedAlertView, SilenceView } from '../contract.js';
 import type { Labels } from './fingerprint.js';
+import {
+  ALERTMANAGER_RESEND_MS, ENDS_AT_RESENDS, postableAlert, postToAlertmanagers, RESOLVED_RETENTION_MS, type AlertmanagerOutcome, type PostableAlert,
+} from './alertmanager.js';
 import { createAlertMetrics, type AlertMetrics } from './metrics.js';
 import { buildWebhookMessage } from './payload.js';
 import { evaluateConditions, generatorPath, type Condition } from './rules.js';
@@ -98,6 +101,8 @@ export interface EvaluationReport {
   /** State changes recorded by this evaluation. */
   events: AlertEventRow[];
   notifications: NotificationAttempt[];
+  /** Posts to the configured Alertmanagers in this evaluation (one per Alertmanager, when anything was due). */
+  alertmanagers: AlertmanagerOutcome[];
 }
 
 export interface SilenceInput {
@@ -199,7 +204,7 @@ export class AlertService {
    */
   async evaluate(nowMs: number): Promise<EvaluationReport> {
     const policy = this.policy;
-    const report: EvaluationReport = { atMs: nowMs, pending: 0, firing: 0, silenced: 0, events: [], notifications: [] };
+    const report: EvaluationReport = { atMs: nowMs, pending: 0, firing: 0, silenced: 0, events: [], notifications: [], alertmanagers: [] };
     if (!policy) return report;
     const [conditions, rows, activeSilences] = await Promise.all([
       evaluateConditions(this.client, this.topology, policy, nowMs),
@@ -261,7 +266,41 @@ export class AlertService {
     if (report.events.length > 0) this.snapshotCache = null;
     for (const f of started) this.announce(f, byFingerprint.get(f.fingerprint)!);
     if (policy.webhooks.length > 0) report.notifications = await this.notify(policy, episodes, activeSilences, nowMs);
+    if (policy.alertmanagers.length > 0) report.alertmanagers = await this.postAlerts(policy, episodes, byFingerprint, report.events, nowMs);
     return report;
+  }
+
+  /**
+   * Alertmanager as the receiver, the way Prometheus feeds it: every firing
+   * episode and every episode resolved in the last 15 minutes, posted when its
+   * state changed in this evaluation and again every minute (the slots whose
+   * index is a multiple of four: the same slots on every server, so the
+   * cadence holds whoever evaluates). citymesh's own silences do not apply
+   * here: silences, inhibition, grouping and routing are Alertmanager's.
+   */
+  private async postAlerts(
+    policy: AlertsPolicy, episodes: Map<string, Episode>, conditions: Map<string, Condition>, events: AlertEventRow[], nowMs: number,
+  ): Promise<AlertmanagerOutcome[]> {
+    const resendDue = Math.floor(nowMs / ALERT_SLOT_MS) % (ALERTMANAGER_RESEND_MS / ALERT_SLOT_MS) === 0;
+    const changed = new Set(events.map((e) => e.fingerprint));
+    const base = this.externalUrl();
+    const alerts: PostableAlert[] = [];
+    for (const [fp, { firing: f, resolved }] of episodes) {
+      if (!resendDue && !changed.has(fp)) continue;
+      if (resolved && (resolved.endsAtMs ?? nowMs) < nowMs - RESOLVED_RETENTION_MS) continue;
+      const c = conditions.get(fp);
+      alerts.push(postableAlert({
+        labels: f.labels,
+        annotations: !resolved && c?.active ? c.annotations : f.annotations,
+        startsAtMs: f.startsAtMs,
+        endsAtMs: resolved ? Math.max(f.startsAtMs, resolved.endsAtMs ?? nowMs) : nowMs + ENDS_AT_RESENDS * ALERTMANAGER_RESEND_MS,
+        generatorURL: `${base}${generatorPath(f.alertname, f.link || null)}`,
+      }));
+    }
+    const outcomes = await postToAlertmanagers(policy.alertmanagers, alerts, this.metrics);
+    for (const o of outcomes) if (!o.ok) this.logger.warn({ alertmanager: o.alertmanager, alerts: o.alerts, err: o.error }, 'Alertmanager did not take the alerts');
+    if (outcomes.length > 0 && outcomes.every((o) => !o.ok)) this.logger.error({ alerts: alerts.length }, 'no Alertmanager took the alerts; posting again within a minute');
+    return outcomes;
   }
 
   private announce(f: AlertEventRow, c: Condition): void {

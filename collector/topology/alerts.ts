@@ -100,6 +100,17 @@ const webhookSchema = z
   })
   .strict();
 
+/** An Alertmanager citymesh posts alerts to, as Prometheus does (`<url>/api/v2/alerts`). */
+const alertmanagerSchema = z
+  .object({
+    /** Base URL, e.g. "http://alertmanager-1:9093" (a path prefix such as "/alertmanager" is kept). */
+    url: z.string().refine((v) => isHttpUrl(v) && !v.includes('?') && !v.includes('#'), 'must be an http:// or https:// base URL without query, e.g. "http://alertmanager-1:9093"'),
+    /** Environment variable holding a token sent as `Authorization: Bearer …` (never the token itself). */
+    bearer_token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+    timeout: duration(100, 60_000).default(10_000),
+  })
+  .strict();
+
 export const alertsSchema = z
   .object({
     /** The dashboard's address as operators reach it: the base of externalURL and every alert's generatorURL. */
@@ -121,6 +132,11 @@ export const alertsSchema = z
         throughput: throughputRule.parse({}), probe_silent: probeSilentRule.parse({}), clock_unsynced: clockRule.parse({}),
       }),
     webhooks: z.array(webhookSchema).max(20, 'at most 20 webhooks').default([]),
+    /**
+     * Alertmanagers (all members of one Alertmanager cluster): every firing alert is
+     * posted to each of them, re-posted every minute while it fires, and resolved by endsAt.
+     */
+    alertmanagers: z.array(alertmanagerSchema).max(10, 'at most 10 Alertmanagers').default([]),
   })
   .strict();
 
@@ -152,6 +168,13 @@ export interface AlertWebhook {
   timeoutMs: number;
 }
 
+export interface AlertmanagerTarget {
+  /** The base URL as configured (trailing slashes removed): names it in logs and metrics. */
+  url: string;
+  bearerToken: string | null;
+  timeoutMs: number;
+}
+
 export interface AlertsPolicy {
   externalUrl: string | null;
   resendIntervalMs: number;
@@ -164,6 +187,7 @@ export interface AlertsPolicy {
     clockUnsynced: AlertRulePolicy & { maxErrorUs: number };
   };
   webhooks: AlertWebhook[];
+  alertmanagers: AlertmanagerTarget[];
 }
 
 /** The checked `alerts:` section in the form the server uses; problems are reported with their path under `alerts`. */
@@ -184,6 +208,18 @@ export function buildAlertsPolicy(
     }
     return { name: w.name, url: w.url, sendResolved: w.send_resolved, bearerToken, timeoutMs: w.timeout };
   });
+  const seen = new Map<string, number>();
+  const alertmanagers = doc.alertmanagers.map((a, i): AlertmanagerTarget => {
+    const url = a.url.replace(/\/+$/, '');
+    if (seen.has(url)) report(['alertmanagers', i, 'url'], `duplicate Alertmanager "${url}" (first at alertmanagers[${seen.get(url)}])`);
+    seen.set(url, i);
+    let bearerToken: string | null = null;
+    if (a.bearer_token_env) {
+      bearerToken = env[a.bearer_token_env] || null;
+      if (!bearerToken && requireTokens) report(['alertmanagers', i, 'bearer_token_env'], `environment variable ${a.bearer_token_env} is not set`);
+    }
+    return { url, bearerToken, timeoutMs: a.timeout };
+  });
   const r = doc.rules;
   const plain = (x: { enabled: boolean; for: number; severity: AlertSeverity }): AlertRulePolicy => ({ enabled: x.enabled, forMs: x.for, severity: x.severity });
   return {
@@ -198,5 +234,6 @@ export function buildAlertsPolicy(
       clockUnsynced: { ...plain(r.clock_unsynced), maxErrorUs: r.clock_unsynced.max_error_us },
     },
     webhooks,
+    alertmanagers,
   };
 }

@@ -18,22 +18,29 @@ export const RTT_BUCKET_BOUNDS_S: readonly string[] = [
 /** The same bounds in microseconds, the unit RTTs are stored in. */
 export const RTT_BUCKET_BOUNDS_US: readonly number[] = RTT_BUCKET_BOUNDS_S.map((s) => Math.round(Number(s) * 1e6));
 
+/** Stored as the `le` of the +Inf bucket. */
+export const RTT_BUCKET_INF_US = 4_294_967_295;
+
 /**
  * Running totals per measured direction and engine, for Prometheus counters.
  *
  * A Prometheus counter must only go up, and every server answering a scrape
  * must give the same figure, or a scrape through a load balancer that lands on
  * another server would look like a counter reset. Totals kept in ClickHouse
- * (one row per path after merges, fed by a materialized view on every insert)
- * are that: the same on every server, across restarts, never decreasing (no
- * TTL here, unlike the raw trains and minute rollup whose expiry would lower
- * a sum). A retried batch is dropped here as in the base table (same
- * deduplication window). Counting starts when this migration runs (a view
- * does not backfill); Prometheus only ever uses increases.
+ * (fed by materialized views on every insert, a row per path, or per path and
+ * bucket, after merges) are that: the same on every server, across restarts,
+ * never decreasing (no TTL here, unlike the raw trains and minute rollup whose
+ * expiry would lower a sum). A retried batch is dropped here as in the base
+ * table (same deduplication window). Counting starts when this migration runs
+ * (a view does not backfill); Prometheus only ever uses increases.
  *
- * rtt_le holds cumulative counts per bound above: [packets with RTT <= bound
- * for each bound], summed element-wise; the +Inf bucket is rtt_count.
+ * latency_totals_le counts packets per bucket (not cumulative): each RTT goes
+ * to the smallest bound at or above it, found by roundDown over the negated
+ * bounds (a binary search; a lambda per bound over every train's packets made
+ * ingest ten times slower), the +Inf bucket stored as RTT_BUCKET_INF_US.
  */
+const NEGATED_BOUNDS = [-RTT_BUCKET_INF_US, ...[...RTT_BUCKET_BOUNDS_US].reverse().map((b) => -b)];
+
 export const latencyTotals: Migration = {
   version: 12,
   name: 'latency_totals',
@@ -48,8 +55,7 @@ export const latencyTotals: Migration = {
     received    SimpleAggregateFunction(sum, UInt64),
     lost        SimpleAggregateFunction(sum, UInt64),
     rtt_count   SimpleAggregateFunction(sum, UInt64),
-    rtt_sum_us  SimpleAggregateFunction(sum, Float64),
-    rtt_le      AggregateFunction(sumForEach, Array(UInt64))
+    rtt_sum_us  SimpleAggregateFunction(sum, Float64)
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (src, dst, engine)
@@ -64,13 +70,37 @@ SELECT
     sum(in_received) AS received,
     sum(in_lost) AS lost,
     sum(length(in_rtts)) AS rtt_count,
-    sum(arraySum(arrayMap(x -> toFloat64(x), in_rtts))) AS rtt_sum_us,
-    sumForEachState(arrayMap(b -> toUInt64(arrayCount(x -> x <= b, in_rtts)), [${RTT_BUCKET_BOUNDS_US.join(', ')}])) AS rtt_le
+    sum(arraySum(in_rtts)) AS rtt_sum_us
 FROM
 (
     SELECT src, dst, engine, sent AS in_sent, received AS in_received, lost AS in_lost, rtts_us AS in_rtts
     FROM latency_trains
 )
 GROUP BY src, dst, engine`,
+    `CREATE TABLE IF NOT EXISTS latency_totals_le
+(
+    src         LowCardinality(String),
+    dst         LowCardinality(String),
+    engine      LowCardinality(String),
+    le_us       UInt32,
+    packets     SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (src, dst, engine, le_us)
+SETTINGS non_replicated_deduplication_window = 100000`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS latency_totals_le_mv TO latency_totals_le AS
+SELECT
+    src,
+    dst,
+    engine,
+    toUInt32(-roundDown(-toFloat64(in_rtt), CAST([${NEGATED_BOUNDS.join(', ')}], 'Array(Float64)'))) AS le_us,
+    count() AS packets
+FROM
+(
+    SELECT src, dst, engine, rtts_us AS in_rtts
+    FROM latency_trains
+)
+ARRAY JOIN in_rtts AS in_rtt
+GROUP BY src, dst, engine, le_us`,
   ],
 };
