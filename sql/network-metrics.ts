@@ -5,7 +5,7 @@
  * the window histogram, by measurement time).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { RTT_BUCKET_BOUNDS_US, RTT_BUCKET_INF_US } from './migrations/0012_latency_totals.js';
+import { RTT_BUCKET_BOUNDS_US, RTT_BUCKET_NEGATED_BOUNDS } from './migrations/0012_latency_totals.js';
 
 export { RTT_BUCKET_BOUNDS_S, RTT_BUCKET_BOUNDS_US } from './migrations/0012_latency_totals.js';
 
@@ -82,7 +82,7 @@ GROUP BY src, dst, engine`, {}),
 export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number): Promise<PathWindow[]> {
   const window = `ts > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC') - toIntervalSecond({window:UInt32})
   AND ts <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`;
-  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [-RTT_BUCKET_INF_US, ...[...RTT_BUCKET_BOUNDS_US].reverse().map((b) => -b)] };
+  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [...RTT_BUCKET_NEGATED_BOUNDS] };
   const [result, buckets] = await Promise.all([
     client.query({
       query: `

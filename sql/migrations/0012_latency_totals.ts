@@ -39,7 +39,7 @@ export const RTT_BUCKET_INF_US = 4_294_967_295;
  * bounds (a binary search; a lambda per bound over every train's packets made
  * ingest ten times slower), the +Inf bucket stored as RTT_BUCKET_INF_US.
  */
-const NEGATED_BOUNDS = [-RTT_BUCKET_INF_US, ...[...RTT_BUCKET_BOUNDS_US].reverse().map((b) => -b)];
+export const RTT_BUCKET_NEGATED_BOUNDS: readonly number[] = [-RTT_BUCKET_INF_US, ...[...RTT_BUCKET_BOUNDS_US].reverse().map((b) => -b)];
 
 export const latencyTotals: Migration = {
   version: 12,
@@ -93,7 +93,7 @@ SELECT
     src,
     dst,
     engine,
-    toUInt32(-roundDown(-toFloat64(in_rtt), CAST([${NEGATED_BOUNDS.join(', ')}], 'Array(Float64)'))) AS le_us,
+    toUInt32(-roundDown(-toFloat64(in_rtt), CAST([${RTT_BUCKET_NEGATED_BOUNDS.join(', ')}], 'Array(Float64)'))) AS le_us,
     count() AS packets
 FROM
 (
