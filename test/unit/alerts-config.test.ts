@@ -103,4 +103,22 @@ describe('the alerts section', () => {
     expect(problems('alerts:\n  rules:\n    loss: { severity: page }\n')).toMatch(/alerts\.rules\.loss\.severity:/);
     expect(problems('alerts:\n  external_url: noc.example\n')).toMatch(/alerts\.external_url: must be an http:\/\/ or https:\/\/ URL of the dashboard/);
   });
+
+  it('reads Alertmanagers (trailing slash dropped, token from the environment) and names what is wrong with one', () => {
+    const topology = parseTopology(`${base}alerts:\n  alertmanagers:\n    - { url: "http://am-1:9093/" }\n    - { url: "https://am.example/prefix", bearer_token_env: AM_TOKEN, timeout: 3s }\n`,
+      'alerts.yaml', { env: { AM_TOKEN: 'secret' } });
+    expect(topology.alerts!.alertmanagers).toEqual([
+      { url: 'http://am-1:9093', bearerToken: null, timeoutMs: 10_000 },
+      { url: 'https://am.example/prefix', bearerToken: 'secret', timeoutMs: 3000 },
+    ]);
+    expect(problems('alerts:\n  alertmanagers:\n    - { url: "am-1:9093" }\n')).toMatch(/alerts\.yaml:\d+: alerts\.alertmanagers\[0\]\.url: must be an http:\/\/ or https:\/\/ base URL without query/);
+    expect(problems('alerts:\n  alertmanagers:\n    - { url: "http://am-1:9093/?x=1" }\n')).toMatch(/alerts\.alertmanagers\[0\]\.url: must be an http/);
+    expect(problems('alerts:\n  alertmanagers:\n    - { url: "http://am-1:9093" }\n    - { url: "http://am-1:9093/" }\n')).toMatch(
+      /alerts\.alertmanagers\[1\]\.url: duplicate Alertmanager "http:\/\/am-1:9093" \(first at alertmanagers\[0\]\)/,
+    );
+    expect(problems('alerts:\n  alertmanagers:\n    - { url: "http://am-1:9093", bearer_token_env: AM_TOKEN }\n')).toMatch(
+      /alerts\.alertmanagers\[0\]\.bearer_token_env: environment variable AM_TOKEN is not set/,
+    );
+    expect(problems('alerts:\n  alertmanagers:\n    - { url: "http://am-1:9093", timeout: 5m }\n')).toMatch(/alerts\.alertmanagers\[0\]\.timeout: 5m is out of range/);
+  });
 });
