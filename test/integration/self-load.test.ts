@@ -30,7 +30,7 @@ const agents: ProbeAgent[] = [];
 beforeAll(async () => {
   server = await startTestServer(topo.topology);
   agents.push(...(await startAgents(server, topo, ['alfa', 'bravo', 'charlie'])));
-});
+}, 120_000);
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   await server?.stop();
@@ -124,5 +124,5 @@ describe('a throughput test marks the link it loads', () => {
     const csv = await fetch(`${server.url}/v1/sla/months/${month}/links/alfa/bravo/minutes?format=csv`, { headers: { authorization: `Bearer ${topo.regulatorToken}` } });
     expect(csv.status).toBe(200);
     expect((await csv.text()).split('\r\n')[0]!.split(',').at(-1)).toBe('self_load');
-  });
+  }, 180_000);
 });
