@@ -81,6 +81,8 @@ interface Row {
   outageTrains?: [number, number];
   outageRollup?: number;
   slaMinutes?: number;
+  /** The relays' own release error on this link's STAMP packets (C relay), µs: worst leg's p50 and p99. */
+  relayErrorUs?: [number, number];
 }
 
 const tsMs = (ts: string) => Date.parse(`${ts.replace(' ', 'T')}Z`);
@@ -197,6 +199,13 @@ describe.skipIf(skip)('the city fabric: three Shanghai centres in network namesp
     }
     for (const l of fabric.plan.links) await fabric.setLink(l.a.centre, l.b.centre, { delayUs: l.delayUs, loss: 0 });
     await settled(delayWindows[delayWindows.length - 1]![1]);
+    // The ground truth's own error (reported): how late the relays released what they held.
+    for (const l of fabric.plan.links) {
+      const legs = (await Promise.all([fabric.counters(l.a.centre, l.b.centre), fabric.counters(l.b.centre, l.a.centre)])).flatMap((c) => [c.request, c.reply]);
+      if (legs.every((g) => g.lateP50Us !== undefined)) {
+        rows.get(l.id)!.relayErrorUs = [Math.max(...legs.map((g) => g.lateP50Us!)), Math.max(...legs.map((g) => g.lateP99Us!))];
+      }
+    }
     const inWindows = async (src: string, dst: string, windows: [number, number][]) =>
       (await Promise.all(windows.map(([f, t]) => trains(src, dst, f, t)))).flat();
 
@@ -407,6 +416,7 @@ function table(rows: Row[], root: { rootDelta: number; loDelta: number; fabricDe
   const head = [
     'link', 'km', 'one way injected', 'RTT added injected', 'base median a>b / b>a', 'median a>b / b>a', 'added at median', 'added at p10',
     'loss injected (RT)', 'loss measured', 'rate (tbf)', 'tested a>b / b>a', 'outage injected', 'dark trains a>b / b>a', 'rollup s', 'SLA min',
+    'relay error p50 / p99 µs',
   ];
   const body = rows.map((r) => [
     r.link,
@@ -425,6 +435,7 @@ function table(rows: Row[], root: { rootDelta: number; loDelta: number; fabricDe
     r.outageTrains ? `${r.outageTrains[0]} / ${r.outageTrains[1]}` : '—',
     r.outageRollup === undefined ? '—' : r.outageRollup.toFixed(1),
     r.slaMinutes === undefined ? '—' : String(r.slaMinutes),
+    r.relayErrorUs ? `${r.relayErrorUs[0]} / ${r.relayErrorUs[1]}` : '—',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;

@@ -34,7 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   await server?.stop();
-});
+}, 120_000);
 
 describe('a throughput test marks the link it loads', () => {
   it('is annotated, excluded from the SLA as self load, and left out of the latency and loss alert queries', async () => {
@@ -70,7 +70,7 @@ describe('a throughput test marks the link it loads', () => {
       const counts = await Promise.all([['alfa', 'bravo'], ['bravo', 'alfa'], ['bravo', 'charlie'], ['charlie', 'bravo']].map(async ([src, dst]) =>
         (await trainsBetween(client, { src: src!, dst: dst!, fromUs: toMs * 1000, toUs: (toMs + 60_000) * 1000, limit: 10 })).length));
       return counts.every((n) => n > 0);
-    });
+    }, 90_000);
     for (const [src, dst] of [['alfa', 'bravo'], ['bravo', 'alfa'], ['bravo', 'charlie']]) {
       const during = await trainsBetween(client, { src: src!, dst: dst!, fromUs: fromMs * 1000, toUs: toMs * 1000, limit: 1000 });
       expect(during.length, `${src} → ${dst} trains in the window`).toBeGreaterThan(0);
