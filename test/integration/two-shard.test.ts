@@ -253,13 +253,14 @@ describe.skipIf(unavailable)('two real shards against a single node, answer by a
   it('a shard killed and restarted mid-ingest: every train the probes spooled stored exactly once', async () => {
     await migrateDatabase('drill');
     const drill = testTopology(['kilo', 'lima'], '127.0.74');
-    const server = await startTestServer(drill.topology, {}, { flags: clusterFlags, env: onNode(0, 'drill') });
-    servers.push(server);
     // The shard that holds the link kilo~lima (Distributed picks shard = key % 2 with equal weights).
-    const [placed] = await (await server.store.client.query({
+    const [placed] = await (await single.store.client.query({
       query: "SELECT cityHash64(least('kilo', 'lima'), greatest('kilo', 'lima')) % 2 AS shard", format: 'JSONEachRow',
     })).json<{ shard: number }>();
     const victim = Number(placed!.shard);
+    // The server reaches the cluster through the node that is killed: its batches cannot be stored anywhere until the node is back.
+    const server = await startTestServer(drill.topology, {}, { flags: clusterFlags, env: onNode(victim, 'drill') });
+    servers.push(server);
     const spooled = new Set<string>();
     const spools = tempDir('two-shard-spool');
     const probes = ['kilo', 'lima'].map((centre) =>
