@@ -38,3 +38,7 @@ export {
   type EngineNode, type EngineNodeOptions, type EngineCluster, type EngineClusterOptions,
 } from './engine-node.js';
 export { migrations as schemaMigrations, type Migration } from './migrations/index.js';
+export {
+  insertLoadWindows, loadWindowsBetween,
+  type LoadWindowRow, type LoadWindowSource, type LoadWindow,
+} from './load-windows.js';
