@@ -47,7 +47,8 @@ const serverOptions = (cmd: Command) =>
     .option('--tls-cert <file>', 'PEM certificate chain: serve https/wss only (env CITYMESH_TLS_CERT)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert (env CITYMESH_TLS_KEY)')
     .option('--signing-key <file>', 'Ed25519 key that signs SLA reports, created on first start (env CITYMESH_SIGNING_KEY; default <data-dir>-keys/report-signing.pem)')
-    .option('--clickhouse-cluster <name>', 'ClickHouse cluster whose schema `citymesh migrate --cluster` applied; the server checks it instead of migrating (env CITYMESH_CLICKHOUSE_CLUSTER; needs CLICKHOUSE_URL)');
+    .option('--clickhouse-cluster <name>', 'ClickHouse cluster whose schema `citymesh migrate --cluster` applied; the server checks it instead of migrating (env CITYMESH_CLICKHOUSE_CLUSTER; needs CLICKHOUSE_URL)')
+    .option('--clickhouse-replication <mode>', 'keeper (Replicated tables, the default) or none (sharded without replication; see the README) (env CITYMESH_CLICKHOUSE_REPLICATION)');
 
 serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
   .action(async (flags: Record<string, string | undefined>) => {
@@ -231,6 +232,8 @@ program
   .command('migrate')
   .description('apply the ClickHouse schema (embedded, CLICKHOUSE_URL, or a cluster with --cluster) and list what was applied or skipped')
   .option('--cluster <name>', 'render ON CLUSTER DDL (Replicated + Distributed tables; needs ClickHouse Keeper) and apply it through CLICKHOUSE_URL (env CITYMESH_CLICKHOUSE_CLUSTER)')
+  .option('--replication <mode>', 'with --cluster: keeper (Replicated tables, ON CLUSTER; default) or none (sharded without replication, applied node by node; env CITYMESH_CLICKHOUSE_REPLICATION)')
+  .option('--node <url>', 'with --replication none: HTTP URL of a node of the cluster, once per node (env CITYMESH_CLICKHOUSE_NODES, comma-separated; default CLICKHOUSE_URL)', (url: string, list: string[] = []) => [...list, url])
   .option('--database <db>', 'database that holds citymesh\'s tables (env CLICKHOUSE_DATABASE; default "default")')
   .option('--print', 'print the SQL, one statement per `;`, without connecting (for review or `clickhouse-client --multiquery`)')
   .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')

@@ -13,7 +13,7 @@ import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Collector, createCollectorMetrics, LiveHub, LiveTail, loadTopology, type CollectorLimits, type Topology } from '../collector/index.js';
-import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, type Store } from '../sql/index.js';
+import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, UNREPLICATED, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
 import { principalOfUpgrade } from './auth.js';
 import { ClickHouseRunCoordinator, serverInstanceId } from './jobs.js';
@@ -74,8 +74,15 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     // A cluster's schema is applied once by `citymesh migrate --cluster`; a server only checks it.
     const cluster = settings.clickhouseCluster;
     const report = cluster
-      ? await checkClusterSchema(store.client, { cluster, database: settings.clickhouseDatabase })
+      ? await checkClusterSchema(store.client, { cluster, database: settings.clickhouseDatabase, replication: settings.clickhouseReplication })
       : await migrate(store.client);
+    if (cluster && settings.clickhouseReplication === UNREPLICATED) {
+      logger.warn(
+        { cluster },
+        'ClickHouse cluster without replication: each shard\'s rows live on one node (a lost disk loses them); while a shard is down, reads that ' +
+          'need it fail and probes keep the batches it should store; control tables (job claims, alerts, reports) live on the first shard',
+      );
+    }
     logger.info({ applied: report.applied, skipped: report.skipped, store: store.mode, location: store.location }, 'store ready');
     ready = true;
   } catch (error) {

@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import cron from 'node-cron';
+import type { ClusterReplication } from '../sql/index.js';
 
 export interface ServerSettings {
   configFile: string;
@@ -17,6 +18,11 @@ export interface ServerSettings {
   clickhouseDatabase: string | undefined;
   /** ClickHouse cluster the schema was applied to with `citymesh migrate --cluster` (needs CLICKHOUSE_URL). */
   clickhouseCluster: string | undefined;
+  /**
+   * How the cluster's tables are copied: 'keeper' (Replicated tables, ON CLUSTER DDL; the default) or
+   * 'none' (sharded without replication, migrated node by node; env CITYMESH_CLICKHOUSE_REPLICATION).
+   */
+  clickhouseReplication: ClusterReplication;
   /** insert_quorum on a cluster: 'auto' (majority, the default) or a replica count (env CITYMESH_CLICKHOUSE_INSERT_QUORUM). */
   clickhouseInsertQuorum: string | undefined;
   logLevel: string;
@@ -39,9 +45,15 @@ export interface ServerFlags {
   tlsKey?: string | undefined;
   signingKey?: string | undefined;
   clickhouseCluster?: string | undefined;
+  clickhouseReplication?: string | undefined;
 }
 
 export const DEFAULT_PORT = 8080;
+
+export function parseReplication(text: string): ClusterReplication {
+  if (text === 'keeper' || text === 'none') return text;
+  throw new Error(`ClickHouse replication "${text}" must be keeper (Replicated tables, ON CLUSTER) or none (sharded, no copies)`);
+}
 
 export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerSettings {
   const portText = String(flags.port ?? env.CITYMESH_PORT ?? DEFAULT_PORT);
@@ -60,6 +72,7 @@ export function resolveServerSettings(flags: ServerFlags, env: NodeJS.ProcessEnv
     clickhousePassword: env.CLICKHOUSE_PASSWORD || undefined,
     clickhouseDatabase: env.CLICKHOUSE_DATABASE || undefined,
     clickhouseCluster: flags.clickhouseCluster || env.CITYMESH_CLICKHOUSE_CLUSTER || undefined,
+    clickhouseReplication: parseReplication(flags.clickhouseReplication || env.CITYMESH_CLICKHOUSE_REPLICATION || 'keeper'),
     clickhouseInsertQuorum: env.CITYMESH_CLICKHOUSE_INSERT_QUORUM || undefined,
     logLevel: flags.logLevel ?? env.CITYMESH_LOG_LEVEL ?? 'info',
     tlsCert: flags.tlsCert ?? env.CITYMESH_TLS_CERT ?? undefined,

@@ -401,7 +401,7 @@ SELECT ${EVENT_COLUMNS}
 FROM alert_events
 WHERE event_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') AND event_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
   AND ({link:String} = '' OR link = {link:String})
-ORDER BY event_at DESC, fingerprint, status DESC
+ORDER BY event_at DESC, fingerprint, starts_at DESC, status DESC
 LIMIT {limit:UInt32}`,
     query_params: { from_ms: Math.round(q.fromMs), to_ms: Math.round(q.toMs), link: q.link ?? '', limit: q.limit },
     format: 'JSONEachRow',
@@ -445,14 +445,18 @@ export async function insertSilence(client: ClickHouseClient, s: SilenceRow): Pr
   });
 }
 
+/** Two edits racing to the same version: the later edit, then the content, wins, whatever the read order. */
+const NEWEST_SILENCE =
+  '(version, updated_at, cityHash64(matchers, starts_at, ends_at, alert_silences.created_by, alert_silences.comment, alert_silences.updated_by))';
+
 /** The newest version of every silence (of `id` only, when given) that ends at or after `endsAfterMs`, newest first. */
 export async function silences(client: ClickHouseClient, q: { endsAfterMs: number; id?: string }): Promise<SilenceRow[]> {
   const result = await client.query({
     query: `
-SELECT id, argMax(matchers, version) AS m, toUnixTimestamp64Milli(argMax(starts_at, version)) AS starts_ms,
-       toUnixTimestamp64Milli(argMax(ends_at, version)) AS ends_ms, argMax(created_by, version) AS created_by,
-       argMax(comment, version) AS comment, toUnixTimestamp64Milli(argMax(updated_at, version)) AS updated_ms,
-       argMax(updated_by, version) AS updated_by, max(version) AS v
+SELECT id, argMax(matchers, ${NEWEST_SILENCE}) AS m, toUnixTimestamp64Milli(argMax(starts_at, ${NEWEST_SILENCE})) AS starts_ms,
+       toUnixTimestamp64Milli(argMax(ends_at, ${NEWEST_SILENCE})) AS ends_ms, argMax(created_by, ${NEWEST_SILENCE}) AS created_by,
+       argMax(comment, ${NEWEST_SILENCE}) AS comment, toUnixTimestamp64Milli(argMax(updated_at, ${NEWEST_SILENCE})) AS updated_ms,
+       argMax(updated_by, ${NEWEST_SILENCE}) AS updated_by, max(version) AS v
 FROM alert_silences
 WHERE {id:String} = '' OR id = {id:String}
 GROUP BY id

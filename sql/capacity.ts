@@ -83,7 +83,7 @@ SELECT toString(ts) AS ts_text, src, dst, test_id, trigger, engine, direction, s
 FROM throughput_tests
 WHERE ((src = {a:String} AND dst = {b:String}) OR (src = {b:String} AND dst = {a:String}))
   AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
-ORDER BY ts DESC
+ORDER BY ts DESC, test_id
 LIMIT {limit:UInt32}`,
     query_params: { a, b, from: formatDateTime64(fromUs).slice(0, 23), to: formatDateTime64(toUs).slice(0, 23), limit },
     format: 'JSONEachRow',
@@ -117,8 +117,8 @@ export async function latestNicStates(client: ClickHouseClient): Promise<LinkNic
   const result = await client.query({
     query: `
 SELECT centre, interface, peer, toString(max(ts)) AS ts_text,
-       argMax(speed_mbps, ts) AS speed_mbps, argMax(oper_state, ts) AS oper_state,
-       argMax(utilisation, ts) AS utilisation, argMax(rx_bps, ts) AS rx_bps, argMax(tx_bps, ts) AS tx_bps
+       argMax(speed_mbps, (ts, sample_id)) AS speed_mbps, argMax(oper_state, (ts, sample_id)) AS oper_state,
+       argMax(utilisation, (ts, sample_id)) AS utilisation, argMax(rx_bps, (ts, sample_id)) AS rx_bps, argMax(tx_bps, (ts, sample_id)) AS tx_bps
 FROM nic_samples
 WHERE ts >= now64(3) - INTERVAL 1 DAY AND peer != ''
 GROUP BY centre, interface, peer
@@ -145,7 +145,7 @@ FROM throughput_tests
 WHERE (least(src, dst), greatest(src, dst), ts) IN (
     SELECT least(src, dst) AS x, greatest(src, dst) AS y, max(ts) FROM throughput_tests GROUP BY x, y
 )
-ORDER BY src, dst`,
+ORDER BY src, dst, test_id`,
     format: 'JSONEachRow',
   });
   const rows = await result.json<{

@@ -29,7 +29,38 @@ export interface ClusterOptions {
   cluster: string;
   /** Database holding citymesh's tables on every node (default "default"). */
   database?: string | undefined;
+  /**
+   * 'keeper' (default): Replicated engines and ON CLUSTER DDL, as above.
+   * 'none': a cluster without ClickHouse Keeper, sharded but not replicated
+   * (see UNREPLICATED): plain engines, statements without ON CLUSTER,
+   * applied on every node in turn (migrateClusterNodes).
+   */
+  replication?: ClusterReplication | undefined;
 }
+
+export type ClusterReplication = 'keeper' | 'none';
+
+/**
+ * Without replication (no Keeper, hence no ON CLUSTER and no Replicated
+ * tables) the same sharding holds, and what replication gave is given up:
+ *
+ * - Each shard's rows live on one node's disk only: a lost disk loses them
+ *   (back them up; the single-node store has the same exposure).
+ * - While a shard is down, a read that needs it fails (the API answers
+ *   store_unavailable rather than a partial answer) and an insert of rows
+ *   that hash to it fails: probes keep those batches in their spools and
+ *   send them again once the shard is back, so nothing is lost.
+ * - Control tables, which replication copied to every node, are held by the
+ *   first shard (a Distributed table whose sharding key is the constant 0):
+ *   job claims still deduplicate cluster-wide there, and while the first
+ *   shard is down, claims, alert state and reports wait for it.
+ * - Each node keeps its own ledger of applied versions (schema_migrations is
+ *   a plain table on every node); the server checks every node's ledger and
+ *   tables through clusterAllReplicas before it serves.
+ * - Deduplication of a replayed batch is per shard, within the tables'
+ *   non_replicated_deduplication_window (a count of blocks), as on one node.
+ */
+export const UNREPLICATED = 'none' as const satisfies ClusterReplication;
 
 /**
  * Tables every node holds in full. They are small, written rarely, and rely
@@ -97,8 +128,9 @@ export function renderClusterSchema(migrations: readonly Migration[], options: C
   const database = options.database ?? 'default';
   checkIdentifier('cluster name', options.cluster);
   checkIdentifier('database name', database);
-  const renderer = new ClusterRenderer(options.cluster, database);
-  const setup = [`CREATE DATABASE IF NOT EXISTS ${database} ON CLUSTER ${options.cluster}`, ...renderer.render(ledgerDdl)];
+  const replicated = (options.replication ?? 'keeper') === 'keeper';
+  const renderer = new ClusterRenderer(options.cluster, database, replicated);
+  const setup = [`CREATE DATABASE IF NOT EXISTS ${database}${replicated ? ` ON CLUSTER ${options.cluster}` : ''}`, ...renderer.render(ledgerDdl)];
   const rendered = [...migrations].sort((a, b) => a.version - b.version).map((migration) => ({
     version: migration.version,
     name: migration.name,
@@ -172,9 +204,12 @@ export function migrationScript(options?: ClusterOptions, migrations: readonly M
     const schema = renderClusterSchema(ordered, options);
     ledger = `${options.database ?? 'default'}.schema_migrations`;
     list = schema.migrations;
+    const how = (options.replication ?? 'keeper') === 'keeper'
+      ? 'ON CLUSTER needs ClickHouse Keeper; run once, from any node'
+      : 'sharded without replication: run on every node of the cluster';
     blocks.push(
       `-- citymesh schema for ClickHouse cluster ${options.cluster}, database ${options.database ?? 'default'}` +
-        `\n-- (ON CLUSTER needs ClickHouse Keeper; run once, from any node)\n${schema.setup[0]}`,
+        `\n-- (${how})\n${schema.setup[0]}`,
       ...schema.setup.slice(1),
     );
   } else {
@@ -200,7 +235,14 @@ export async function migrateCluster(
   migrations: readonly Migration[] = allMigrations,
 ): Promise<MigrationReport> {
   const schema = renderClusterSchema(migrations, options);
-  for (const statement of schema.setup) await client.command({ query: statement });
+  try {
+    for (const statement of schema.setup) await client.command({ query: statement });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (!/Replicated DDL queries are disabled|DistributedDDL|distributed_ddl/i.test(message)) throw error;
+    throw new Error(`${message.split('\n')[0]}: this cluster has no DDL worker (no ClickHouse Keeper), so ON CLUSTER cannot run; ` +
+      'migrate it without replication, node by node: --replication none --node URL (once per node)');
+  }
   const ledger = `${options.database ?? 'default'}.schema_migrations`;
   const done = await ledgerVersions(client, ledger);
   const report: MigrationReport = { applied: [], skipped: [] };
@@ -217,6 +259,68 @@ export async function migrateCluster(
   return report;
 }
 
+/** One node of a cluster without a DDL worker, as migrateClusterNodes reaches it. */
+export interface ClusterNodeClient {
+  /** For messages: the node's URL. */
+  label: string;
+  client: ClickHouseClient;
+}
+
+/**
+ * Apply the unreplicated cluster schema (replication 'none') node by node:
+ * without Keeper there is no DDL worker, so ON CLUSTER is refused and each
+ * node gets the same statements in turn, version by version (every node has
+ * a version's tables before any node gets the next one), each node recording
+ * what it applied in its own ledger. Then every node of the cluster is
+ * checked through clusterAllReplicas, so a node missing from `nodes` is named.
+ * Safe to run again, and to run with a node added to the cluster: only the
+ * versions a node lacks are applied to it.
+ */
+export async function migrateClusterNodes(
+  nodes: readonly ClusterNodeClient[],
+  options: ClusterOptions,
+  migrations: readonly Migration[] = allMigrations,
+): Promise<MigrationReport> {
+  if (options.replication !== UNREPLICATED) throw new Error('node-by-node migration is for clusters without replication (replication: none); a Keeper cluster migrates ON CLUSTER');
+  if (nodes.length === 0) throw new Error(`cluster ${options.cluster}: no node to migrate`);
+  const schema = renderClusterSchema(migrations, options);
+  const ledger = `${options.database ?? 'default'}.schema_migrations`;
+  for (const node of nodes) {
+    for (const statement of schema.setup) await onNode(node, statement);
+  }
+  const done = await Promise.all(nodes.map((node) => ledgerVersions(node.client, ledger)));
+  const report: MigrationReport = { applied: [], skipped: [] };
+  for (const migration of schema.migrations) {
+    const pending = nodes.filter((_, k) => !done[k]!.has(migration.version));
+    if (pending.length === 0) {
+      report.skipped.push(migration.version);
+      continue;
+    }
+    const isSeed = (statement: string) => /^\s*INSERT\b/i.test(statement);
+    for (const node of pending) {
+      for (const statement of migration.statements.filter((s) => !isSeed(s))) await onNode(node, statement);
+    }
+    // Seed rows go through the Distributed name once, and never again for a node added later.
+    if (pending.length === nodes.length) {
+      for (const statement of migration.statements.filter(isSeed)) await onNode(nodes[0]!, statement);
+    }
+    for (const node of pending) {
+      await node.client.insert({ table: ledger, values: [{ version: migration.version, name: migration.name }], format: 'JSONEachRow' });
+    }
+    report.applied.push(migration.version);
+  }
+  await checkClusterSchema(nodes[0]!.client, options, migrations);
+  return report;
+}
+
+async function onNode(node: ClusterNodeClient, statement: string): Promise<void> {
+  try {
+    await node.client.command({ query: statement });
+  } catch (error) {
+    throw new Error(`node ${node.label}: ${(error as Error).message}`);
+  }
+}
+
 /**
  * What a server runs on a cluster instead of migrating: the ledger must list
  * every version this build knows, and every table must have its cluster
@@ -230,7 +334,9 @@ export async function checkClusterSchema(
 ): Promise<MigrationReport> {
   const schema = renderClusterSchema(migrations, options);
   const database = options.database ?? 'default';
-  const migrateHint = `run \`citymesh migrate --cluster ${options.cluster} --database ${database}\` first`;
+  const unreplicated = options.replication === UNREPLICATED;
+  const migrateHint = `run \`citymesh migrate --cluster ${options.cluster} --database ${database}` +
+    `${unreplicated ? ' --replication none --node URL…' : ''}\` first`;
   const result = await client.query({
     query: 'SELECT name, engine, engine_full FROM system.tables WHERE database = {database:String}',
     query_params: { database },
@@ -241,6 +347,20 @@ export async function checkClusterSchema(
   const applied = await ledgerVersions(client, `${database}.schema_migrations`);
   const missing = schema.migrations.filter((m) => !applied.has(m.version)).map((m) => m.version);
   if (missing.length > 0) throw new Error(`the cluster schema in ${database} lacks migration(s) ${missing.join(', ')}: ${migrateHint}`);
+  const problems = schemaProblems(found, schema, options.cluster);
+  if (problems.length === 0 && unreplicated) problems.push(...(await otherNodesProblems(client, schema, options, database, migrateHint)));
+  if (problems.length > 0) {
+    throw new Error(
+      `database ${database} does not hold the cluster schema (${problems.slice(0, 4).join('; ')}` +
+        `${problems.length > 4 ? `; ${problems.length - 4} more` : ''}): it was created single-node or for another cluster`,
+    );
+  }
+  return { applied: [], skipped: [...applied].sort((a, b) => a - b) };
+}
+
+type TableEngines = Map<string, { engine: string; engine_full: string }>;
+
+function schemaProblems(found: TableEngines, schema: ClusterSchema, cluster: string): string[] {
   const problems: string[] = [];
   const expect = (name: string, engine: string) => {
     const table = found.get(name);
@@ -250,17 +370,51 @@ export async function checkClusterSchema(
     expect(table.name, table.engine);
     if (table.local) expect(table.local.name, table.local.engine);
     const distributedOver = /^Distributed\('([^']*)'/.exec(found.get(table.name)?.engine_full ?? '')?.[1];
-    if (table.role === 'sharded' && distributedOver !== undefined && distributedOver !== options.cluster) {
-      problems.push(`${table.name} is distributed over cluster ${distributedOver}, not ${options.cluster}`);
+    if (table.engine === 'Distributed' && distributedOver !== undefined && distributedOver !== cluster) {
+      problems.push(`${table.name} is distributed over cluster ${distributedOver}, not ${cluster}`);
     }
   }
-  if (problems.length > 0) {
-    throw new Error(
-      `database ${database} does not hold the cluster schema (${problems.slice(0, 4).join('; ')}` +
-        `${problems.length > 4 ? `; ${problems.length - 4} more` : ''}): it was created single-node or for another cluster`,
-    );
+  return problems;
+}
+
+/**
+ * Without ON CLUSTER nothing guarantees that the other nodes hold what this
+ * one holds: read every node's tables and ledger through clusterAllReplicas
+ * (which also fails, naming the node, when one is down).
+ */
+async function otherNodesProblems(client: ClickHouseClient, schema: ClusterSchema, options: ClusterOptions, database: string, hint: string): Promise<string[]> {
+  const cluster = sqlString(options.cluster);
+  const nodes = await (await client.query({
+    query: `SELECT shard_num, replica_num, concat(host_name, ':', toString(port)) AS node FROM system.clusters WHERE cluster = ${cluster}`,
+    format: 'JSONEachRow',
+  })).json<{ shard_num: number; replica_num: number; node: string }>();
+  if (nodes.length === 0) return [`this node's configuration has no cluster ${options.cluster} (remote_servers)`];
+  const tables = await (await client.query({
+    query: `SELECT _shard_num AS shard, name, engine, engine_full FROM clusterAllReplicas(${cluster}, system.tables) WHERE database = {database:String}`,
+    query_params: { database },
+    format: 'JSONEachRow',
+  })).json<{ shard: number; name: string; engine: string; engine_full: string }>();
+  const problems: string[] = [];
+  const expected = schema.migrations.map((m) => m.version);
+  for (const node of nodes) {
+    const found: TableEngines = new Map(tables.filter((t) => Number(t.shard) === Number(node.shard_num)).map((t) => [t.name, t]));
+    if (!found.has('schema_migrations')) {
+      problems.push(`node ${node.node} (shard ${node.shard_num}) holds no citymesh schema in ${database}: ${hint}, naming every node`);
+      continue;
+    }
+    problems.push(...schemaProblems(found, schema, options.cluster).map((p) => `node ${node.node}: ${p}`));
   }
-  return { applied: [], skipped: [...applied].sort((a, b) => a - b) };
+  if (problems.length > 0) return problems;
+  const ledgers = await (await client.query({
+    query: `SELECT _shard_num AS shard, groupUniqArray(version) AS versions FROM clusterAllReplicas(${cluster}, ${database}.schema_migrations) GROUP BY shard`,
+    format: 'JSONEachRow',
+  })).json<{ shard: number; versions: number[] }>();
+  for (const node of nodes) {
+    const versions = new Set((ledgers.find((l) => Number(l.shard) === Number(node.shard_num))?.versions ?? []).map(Number));
+    const missing = expected.filter((v) => !versions.has(v));
+    if (missing.length > 0) problems.push(`node ${node.node} lacks migration(s) ${missing.join(', ')}: ${hint}`);
+  }
+  return problems;
 }
 
 async function ledgerVersions(client: ClickHouseClient, ledger: string): Promise<Set<number>> {
@@ -301,10 +455,11 @@ const ALTER_COMMANDS: ReadonlyArray<[string, string | null, AlterKind]> = [
 class ClusterRenderer {
   /** What the migrations so far have created, by the name the application uses. */
   readonly tables = new Map<string, ClusterTable>();
+  /** ` ON CLUSTER name`, or nothing when each node is migrated in turn. */
   private readonly onCluster: string;
 
-  constructor(private readonly cluster: string, private readonly database: string) {
-    this.onCluster = `ON CLUSTER ${cluster}`;
+  constructor(private readonly cluster: string, private readonly database: string, private readonly replicated: boolean) {
+    this.onCluster = replicated ? ` ON CLUSTER ${cluster}` : '';
   }
 
   render(sql: string): string[] {
@@ -343,21 +498,26 @@ class ClusterRenderer {
     }
     const clauses = this.tableClauses(sql, t, afterEngine, name);
     const columnList = textOf(sql, t, open, close + 1);
-    const create = (table: string) => `CREATE TABLE ${ifNotExists}${this.qualified(table)} ${this.onCluster}\n${columnList}`;
+    const create = (table: string) => `CREATE TABLE ${ifNotExists}${this.qualified(table)}${this.onCluster}\n${columnList}`;
     const shardingKey = shardingKeyOf(name, columns.map(([a]) => t[a]!.value));
-    if (shardingKey === null) {
-      const replicated = replicatedEngine(name, engine.value, engineArgs, `/clickhouse/tables/all/{database}/${name}`);
+    const engineOf = (keeperPath: string) =>
+      this.replicated ? replicatedEngine(name, engine.value, engineArgs, keeperPath) : plainEngine(name, engine.value, engineArgs);
+    if (shardingKey === null && (this.replicated || name === 'schema_migrations')) {
+      // Without replication the ledger is each node's own record of what was applied to it.
+      const replicated = engineOf(`/clickhouse/tables/all/{database}/${name}`);
       this.tables.set(name, { name, role: 'control', engine: replicated.name });
       return [`${create(name)}\nENGINE = ${replicated.sql}${clauses}`];
     }
     const local = `${name}_local`;
-    const replicated = replicatedEngine(name, engine.value, engineArgs, `/clickhouse/tables/{shard}/{database}/${local}`);
-    this.tables.set(name, { name, role: 'sharded', engine: 'Distributed', local: { name: local, engine: replicated.name }, shardingKey });
+    const replicated = engineOf(`/clickhouse/tables/{shard}/{database}/${local}`);
+    // Without replication a control table is held whole by the first shard (UNREPLICATED).
+    const key = shardingKey ?? '0';
+    this.tables.set(name, { name, role: shardingKey === null ? 'control' : 'sharded', engine: 'Distributed', local: { name: local, engine: replicated.name }, shardingKey: key });
     const distributedColumns = columns.map(([a, b]) => textOf(sql, t, a, b)).join(',\n    ');
     return [
       `${create(local)}\nENGINE = ${replicated.sql}${clauses}`,
-      `CREATE TABLE ${ifNotExists}${this.qualified(name)} ${this.onCluster}\n(\n    ${distributedColumns}\n)\n` +
-        `ENGINE = Distributed(${sqlString(this.cluster)}, ${sqlString(this.database)}, ${sqlString(local)}, ${shardingKey})`,
+      `CREATE TABLE ${ifNotExists}${this.qualified(name)}${this.onCluster}\n(\n    ${distributedColumns}\n)\n` +
+        `ENGINE = Distributed(${sqlString(this.cluster)}, ${sqlString(this.database)}, ${sqlString(local)}, ${key})`,
     ];
   }
 
@@ -367,7 +527,8 @@ class ClusterRenderer {
     if (settingsAt < 0) return from < t.length ? `\n${textOf(sql, t, from, t.length)}` : '';
     const commentAt = findTopLevelKeyword(t, settingsAt + 1, t.length, ['COMMENT']);
     const settingsEnd = commentAt < 0 ? t.length : commentAt;
-    return [textOf(sql, t, from, settingsAt), `SETTINGS ${replicatedSettings(sql, t, settingsAt + 1, settingsEnd, table)}`, textOf(sql, t, settingsEnd, t.length)]
+    const settings = this.replicated ? replicatedSettings(sql, t, settingsAt + 1, settingsEnd, table) : textOf(sql, t, settingsAt + 1, settingsEnd);
+    return [textOf(sql, t, from, settingsAt), `SETTINGS ${settings}`, textOf(sql, t, settingsEnd, t.length)]
       .filter((part) => part !== '')
       .map((part) => `\n${part}`)
       .join('');
@@ -391,7 +552,7 @@ class ClusterRenderer {
     if (!isKeyword(t[k], 'AS')) throw new Error(`materialized view ${name}: expected AS SELECT after TO ${target.name}`);
     const select = this.rewriteSelect(sql, t, k + 1, `materialized view ${name}`, 'local');
     for (const source of select.sources) {
-      if (target.role === 'sharded' && source.shardingKey !== target.shardingKey) {
+      if (target.local && source.shardingKey !== target.shardingKey) {
         throw new Error(
           `materialized view ${name} reads ${source.name} (${source.shardingKey ?? 'not sharded'}) and writes ${target.name} ` +
             `(${target.shardingKey}): a view writes on the shard its input landed on, so both must be sharded alike`,
@@ -400,7 +561,7 @@ class ClusterRenderer {
     }
     const writes = physicalName(target);
     this.tables.set(name, { name, role: 'materialized-view', engine: 'MaterializedView', reads: select.sources.map(physicalName), writes });
-    return [`CREATE MATERIALIZED VIEW ${ifNotExists}${this.qualified(name)} ${this.onCluster} TO ${this.qualified(writes)}${columnList}\nAS ${select.text}`];
+    return [`CREATE MATERIALIZED VIEW ${ifNotExists}${this.qualified(name)}${this.onCluster} TO ${this.qualified(writes)}${columnList}\nAS ${select.text}`];
   }
 
   /** A plain view reads the Distributed tables, so on any node it sees every shard. */
@@ -411,7 +572,7 @@ class ClusterRenderer {
     if (!isKeyword(t[nameAt + 1], 'AS')) throw new Error(`view ${name}: expected AS SELECT`);
     const select = this.rewriteSelect(sql, t, nameAt + 2, `view ${name}`, 'distributed');
     this.tables.set(name, { name, role: 'view', engine: 'View' });
-    return [`CREATE VIEW ${ifNotExists}${this.qualified(name)} ${this.onCluster}\nAS ${select.text}`];
+    return [`CREATE VIEW ${ifNotExists}${this.qualified(name)}${this.onCluster}\nAS ${select.text}`];
   }
 
   /**
@@ -452,14 +613,14 @@ class ClusterRenderer {
     if (table.role === 'materialized-view' || table.role === 'view') throw new Error(`ALTER TABLE ${name}: altering a view is not rendered for a cluster yet`);
     const commands = splitTopLevel(t, at + 1, t.length).map(([a, b]) => {
       const kind = alterKind(t, a, name);
-      const text = isKeywords(t, a, 'MODIFY', 'SETTING')
+      const text = this.replicated && isKeywords(t, a, 'MODIFY', 'SETTING')
         ? `MODIFY SETTING ${replicatedSettings(sql, t, a + 2, b, name)}`
         : textOf(sql, t, a, b);
       return { kind, text, drops: isKeyword(t[a], 'DROP') };
     });
     if (commands.length === 0) throw new Error(`ALTER TABLE ${name}: no command`);
     const alter = (target: string, list: typeof commands) =>
-      `ALTER TABLE ${this.qualified(target)} ${this.onCluster}\n    ${list.map((c) => c.text).join(',\n    ')}`;
+      `ALTER TABLE ${this.qualified(target)}${this.onCluster}\n    ${list.map((c) => c.text).join(',\n    ')}`;
     if (!table.local) return [alter(name, commands)];
     const onData = alter(table.local.name, commands);
     const structure = commands.filter((c) => c.kind === 'structure');
@@ -477,7 +638,7 @@ class ClusterRenderer {
     const table = this.known(name, `DROP ${kind}`);
     this.tables.delete(name);
     // SYNC: a replicated table frees its Keeper path at once, so a later migration may create it again.
-    const drop = (target: string) => `DROP ${kind} ${ifExists}${this.qualified(target)} ${this.onCluster} SYNC`;
+    const drop = (target: string) => `DROP ${kind} ${ifExists}${this.qualified(target)}${this.onCluster} SYNC`;
     return table.local ? [drop(name), drop(table.local.name)] : [drop(name)];
   }
 
@@ -526,6 +687,12 @@ function shardingKeyOf(table: string, columns: string[]): string | null {
     `table ${table} is not classified for the cluster: add it to CONTROL_TABLES in sql/cluster.ts if it is small and every node ` +
       `should hold all of it, or give it the link columns it is sharded by (${LINK_ENDS.map((pair) => pair.join('/')).join(' or ')})`,
   );
+}
+
+function plainEngine(table: string, engine: string, args: string): { name: string; sql: string } {
+  if (engine.startsWith('Replicated')) throw new Error(`table ${table} is already ${engine}: migrations are written for one node`);
+  if (!MERGE_TREE_FAMILY.test(engine)) throw new Error(`table ${table} uses engine ${engine}: only the MergeTree family can be sharded`);
+  return { name: engine, sql: args.trim() ? `${engine}(${args.trim()})` : engine };
 }
 
 function replicatedEngine(table: string, engine: string, args: string, keeperPath: string): { name: string; sql: string } {

@@ -67,7 +67,7 @@ export async function liveTrainsSince(client: ClickHouseClient, sinceUs: number,
                    rtt_min_us, rtt_median_us, rtt_p99_us, rtt_max_us, jitter_us
             FROM live_trains
             WHERE stored_at >= {since:DateTime64(3, 'UTC')}
-            ORDER BY stored_at
+            ORDER BY stored_at, train_id
             LIMIT {limit:UInt32}`,
     query_params: { since: formatDateTime64(sinceUs).slice(0, 23), limit },
     format: 'JSONEachRow',

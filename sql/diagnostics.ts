@@ -81,7 +81,7 @@ export async function diagnosticRequestsSince(client: ClickHouseClient, sinceUs:
 SELECT toString(requested_at) AS at, request_id, a, b, requested_by
 FROM diagnostic_requests
 WHERE requested_at >= {since:DateTime64(6)}
-ORDER BY requested_at, request_id
+ORDER BY requested_at, request_id, a, b, requested_by
 LIMIT 1 BY request_id
 LIMIT {limit:UInt32}`,
     query_params: { since: formatDateTime64(sinceUs), limit },
@@ -98,7 +98,7 @@ export async function diagnosticRequest(client: ClickHouseClient, requestId: str
 SELECT toString(requested_at) AS at, request_id, a, b, requested_by
 FROM diagnostic_requests
 WHERE request_id = {id:String}
-ORDER BY requested_at
+ORDER BY requested_at, a, b, requested_by
 LIMIT 1`,
     query_params: { id: requestId },
     format: 'JSONEachRow',
@@ -147,7 +147,7 @@ export async function diagnosticRuns(client: ClickHouseClient, q: { a: string; b
 SELECT ${RUN_COLUMNS}
 FROM diagnostics
 WHERE ${LINK_FILTER} AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
-ORDER BY ts DESC, run_id
+ORDER BY ts DESC, run_id, batch_id
 LIMIT 1 BY run_id
 LIMIT {limit:UInt32}`,
     query_params: { a: q.a, b: q.b, from: ms(q.fromUs), to: ms(q.toUs), limit: q.limit ?? 1000 },
@@ -163,7 +163,7 @@ export async function diagnosticRunsById(client: ClickHouseClient, q: { a: strin
 SELECT ${RUN_COLUMNS}
 FROM diagnostics
 WHERE ${LINK_FILTER} AND (run_id = {id:String} OR request_id = {id:String})
-ORDER BY ts, run_id
+ORDER BY ts, run_id, batch_id
 LIMIT 1 BY run_id
 LIMIT 100`,
     query_params: { a: q.a, b: q.b, id: q.id },
@@ -216,7 +216,7 @@ FROM
         FROM diagnostics
         WHERE ${LINK_FILTER}
           AND ts >= {from:DateTime64(3)} - INTERVAL 30 DAY AND ts < {to:DateTime64(3)} -- the run before the window's first
-        ORDER BY ts, run_id
+        ORDER BY ts, run_id, batch_id
         LIMIT 1 BY run_id
     )
     WHERE arrayExists(h -> length(h) > 0, path)

@@ -31,9 +31,13 @@ export {
   type DiagnosticsRow, type DiagnosticRequest, type DiagnosticRun, type DiagnosticHop, type PathChange,
 } from './diagnostics.js';
 export {
-  renderClusterMigrations, renderClusterSchema, clusterInsertSettings, migrationScript, migrateCluster, checkClusterSchema,
-  CONTROL_TABLES, DEDUP_WINDOW_SECONDS, type ClusterOptions, type ClusterSchema, type ClusterTable,
+  renderClusterMigrations, renderClusterSchema, clusterInsertSettings, migrationScript, migrateCluster, migrateClusterNodes, checkClusterSchema,
+  CONTROL_TABLES, DEDUP_WINDOW_SECONDS, UNREPLICATED, type ClusterOptions, type ClusterReplication, type ClusterNodeClient, type ClusterSchema, type ClusterTable,
 } from './cluster.js';
+export {
+  startEngineNode, startEngineCluster, engineNodeUnavailable, isLoopbackHost, freePort,
+  type EngineNode, type EngineNodeOptions, type EngineCluster, type EngineClusterOptions,
+} from './engine-node.js';
 export { migrations as schemaMigrations, type Migration } from './migrations/index.js';
 export {
   insertLoadWindows, loadWindowsBetween,

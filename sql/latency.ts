@@ -229,7 +229,7 @@ SELECT ts, src, dst, engine, flow, src_port, dscp, batch_id, train_id, sent, rec
 FROM latency_trains
 WHERE src = {src:String} AND dst = {dst:String}
   AND ts >= {from:DateTime64(6)} AND ts < {to:DateTime64(6)}
-ORDER BY ts, flow
+ORDER BY ts, flow, train_id
 LIMIT {limit:UInt32}`,
     query_params: {
       src: q.src, dst: q.dst, from: formatDateTime64(q.fromUs), to: formatDateTime64(q.toUs), limit: q.limit,

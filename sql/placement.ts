@@ -44,7 +44,8 @@ lat AS (
 ),
 tput AS (
     SELECT if(src = {centre:String}, dst, src) AS peer,
-           argMax(least(coalesce(forward_bps, reverse_bps), coalesce(reverse_bps, forward_bps)), ts) AS t_bps,
+           -- Two tests of a link can share a timestamp (one from each end): the test id breaks the tie, whatever the read order.
+           argMax(least(coalesce(forward_bps, reverse_bps), coalesce(reverse_bps, forward_bps)), (ts, test_id)) AS t_bps,
            toString(max(ts)) AS t_at
     FROM throughput_tests
     WHERE ok AND (forward_bps IS NOT NULL OR reverse_bps IS NOT NULL) AND ts >= now64(3) - toIntervalSecond({test_age:UInt32})

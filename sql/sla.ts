@@ -592,7 +592,7 @@ SELECT id, scope, a, b, toUInt32(starts_at) AS start_s, toUInt32(ends_at) AS end
        toUnixTimestamp64Milli(declared_at) AS declared_ms, declared_by, NOT (declared_at < starts_at) AS late
 FROM sla_maintenance
 WHERE starts_at < toDateTime({to:UInt32}) AND ends_at > toDateTime({from:UInt32})
-ORDER BY starts_at, id
+ORDER BY starts_at, id, declared_at, ends_at, scope, a, b, reason, declared_by
 LIMIT 1 BY id`,
     query_params: { from: fromS, to: toS },
     format: 'JSONEachRow',
@@ -644,9 +644,9 @@ export type SlaReportSummary = Omit<SlaReportRow, 'document' | 'publicKey'>;
 export async function slaReportIndex(client: ClickHouseClient): Promise<SlaReportSummary[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, created_at) AS kind, argMin(report_sha256, created_at) AS sha,
-       argMin(public_key_fingerprint, created_at) AS fp, toUnixTimestamp64Milli(min(created_at)) AS created_ms,
-       argMin(created_by, created_at) AS by
+SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, argMin(report_sha256, (created_at, report_sha256)) AS sha,
+       argMin(public_key_fingerprint, (created_at, report_sha256)) AS fp, toUnixTimestamp64Milli(min(created_at)) AS created_ms,
+       argMin(created_by, (created_at, report_sha256)) AS by
 FROM sla_reports
 GROUP BY month, seq
 ORDER BY month DESC, seq`,
@@ -663,9 +663,10 @@ ORDER BY month DESC, seq`,
 export async function slaReportDocuments(client: ClickHouseClient, month: string): Promise<SlaReportRow[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS document, argMin(report_sha256, created_at) AS sha,
-       argMin(public_key_fingerprint, created_at) AS fp, argMin(public_key, created_at) AS pk,
-       toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, created_at) AS by
+-- Two rows stored at the same millisecond (a replay outside the deduplication window): the hash breaks the tie.
+SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, argMin(document, (created_at, report_sha256)) AS document, argMin(report_sha256, (created_at, report_sha256)) AS sha,
+       argMin(public_key_fingerprint, (created_at, report_sha256)) AS fp, argMin(public_key, (created_at, report_sha256)) AS pk,
+       toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, (created_at, report_sha256)) AS by
 FROM sla_reports
 WHERE month = {month:String}
 GROUP BY month, seq

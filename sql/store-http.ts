@@ -21,6 +21,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { isLoopbackHost } from './engine-node.js';
 import { openStore, type Store } from './store.js';
 
 export interface EmbeddedStoreServerOptions {
@@ -48,9 +49,6 @@ const PROTOCOL_PARAMS = new Set([
 /** ClickHouse's default URI limit (http_max_uri_size): long parameter lists travel in the URL. */
 const MAX_URI_BYTES = 1024 * 1024;
 
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 export async function serveEmbeddedStore(options: EmbeddedStoreServerOptions): Promise<EmbeddedStoreServer> {
   const host = options.host ?? '127.0.0.1';

@@ -29,6 +29,7 @@ const BENCHMARKS: Record<string, string> = {
   dashboard: 'headless Chromium: first matrix paint with 20 centres, an 86,400-point chart vs uPlot alone',
   throughput: 'native throughput engine vs iperf3 on loopback and a veth pair',
   relay: 'fabric delay relay: release error of the C relay (p50, p99) quiet and beside two busy processes, vs a bare timer wake-up; the Node fallback',
+  cluster: 'ingest through Distributed tables on two engine-node shards vs one engine node, same trains and batches',
 };
 
 async function child(name: string): Promise<void> {

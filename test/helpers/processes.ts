@@ -11,12 +11,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { duplicateTrainIds, openStore } from '../../sql/index.js';
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+export { freePort } from '../../sql/index.js';
+
+/**
+ * One run of the built CLI to its end, without the environment's ClickHouse
+ * settings (plus `env`): its exit code and output.
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const base = { ...process.env };
+  for (const name of ['CLICKHOUSE_URL', 'CLICKHOUSE_DATABASE', 'CITYMESH_CLICKHOUSE_CLUSTER', 'CITYMESH_CLICKHOUSE_REPLICATION', 'CITYMESH_CLICKHOUSE_NODES', 'CITYMESH_DATA_DIR']) {
+    delete base[name];
+  }
+  const child = spawn(process.execPath, ['bin/citymesh.js', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 const tempDirs: string[] = [];

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { hashToken, parseTopology, type Topology } from '../../collector/index.js';
 import { startServer, type RunningServer, type ServerExtras } from '../../api/server.js';
 import { ProbeAgent, type AgentOptions } from '../../probes/agent.js';
-import { resolveServerSettings } from '../../api/settings.js';
+import { resolveServerSettings, type ServerFlags } from '../../api/settings.js';
 
 export interface TestTopology {
   topology: Topology;
@@ -99,9 +99,14 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(topology: Topology, extras: Omit<ServerExtras, 'topology'> = {}): Promise<TestServer> {
+/** `flags` and `env` add to the server's settings, e.g. a ClickHouse URL and cluster instead of the embedded store. */
+export async function startTestServer(
+  topology: Topology,
+  extras: Omit<ServerExtras, 'topology'> = {},
+  { flags = {}, env = {} }: { flags?: ServerFlags; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-test-'));
-  const settings = resolveServerSettings({ port: 0, dataDir, config: 'unused.yaml', host: '127.0.0.1' }, {});
+  const settings = resolveServerSettings({ port: 0, dataDir, config: 'unused.yaml', host: '127.0.0.1', ...flags }, env);
   const server = await startServer(settings, quietLogger, { rateLimit: { perSecond: 0, burst: 0 }, ...extras, topology });
   return {
     ...server,

@@ -42,7 +42,7 @@ import { Session } from 'chdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Collector, createCollectorMetrics, LiveHub, type TrainSample } from '../../collector/index.js';
+import { Collector, createCollectorMetrics, LiveHub } from '../../collector/index.js';
 import {
   alertCentresLastSeen, alertClockRuns, alertEventsBetween, alertLinkRuns, alertThroughputRuns, claimJobSlot, countTrains,
   diagnosticRequest, diagnosticRequestsSince, diagnosticRuns, diagnosticRunsById, duplicateTrainIds, formatDateTime64,
@@ -54,7 +54,8 @@ import {
   type DiagnosticsRow, type LinkRunKind, type NicRow, type SlaLinkInput, type SlaQuery, type Store, type ThroughputRow, type TrainRow,
 } from '../../sql/index.js';
 import { createWithoutCluster } from '../helpers/cluster-schema.js';
-import { insertAll, nic, recentThirtyDayMonth, slaTopology, throughput, train } from '../helpers/sla-month.js';
+import { monthData, probeBatch } from '../helpers/cluster-data.js';
+import { insertAll, recentThirtyDayMonth, slaTopology } from '../helpers/sla-month.js';
 
 const CLUSTER = 'citymesh_local';
 const DATABASE = 'citymesh';
@@ -148,73 +149,6 @@ async function onBoth(write: (client: ClickHouseClient) => Promise<unknown>): Pr
 
 const minuteUs = (minute: number) => (month.startS + minute * 60) * 1e6;
 
-/** A train whose packets spread over 10 µs steps above `rttUs` (so percentiles differ from min and max). */
-function spreadTrain(src: string, dst: string, tsUs: number, rttUs: number, sent = 10, lost = 0): TrainRow {
-  const row = train(src, dst, tsUs, rttUs, sent, lost);
-  const rtts = Array.from({ length: sent - lost }, (_, i) => rttUs + ((i * 37) % 10) * 10);
-  return { ...row, rtts_us: rtts, rtt_max_us: rtts.length ? Math.max(...rtts) : null };
-}
-
-/** The month's stories, one per link (see the SLA checks below). */
-function monthData(): { trains: TrainRow[]; nics: NicRow[]; tests: ThroughputRow[] } {
-  const trains: TrainRow[] = [];
-  const nics: NicRow[] = [];
-  const tests: ThroughputRow[] = [];
-  for (let m = 0; m < DATA_MINUTES; m++) {
-    const at = minuteUs(m) + 5e6;
-    for (const [a, b] of [['alfa', 'bravo'], ['alfa', 'charlie'], ['alfa', 'delta'], ['bravo', 'charlie'], ['bravo', 'delta'], ['charlie', 'echo']] as const) {
-      let rtt = 700 + (m % 7) * 30;
-      let lost = 0;
-      if (a === 'alfa' && b === 'charlie' && m >= 30 && m < 60) rtt = 3000; // latency breach
-      if (a === 'alfa' && b === 'delta' && m >= 60 && m < 80) lost = 3; // loss breach
-      if (a === 'bravo' && b === 'charlie' && m >= 90 && m < 100) lost = 10; // link down
-      trains.push(spreadTrain(a, b, at, rtt, 10, lost));
-      if (!(a === 'bravo' && b === 'delta' && m < 60)) trains.push(spreadTrain(b, a, at + 1e6, rtt + 15, 10, lost)); // one-way only: uncovered
-      const speed = a === 'charlie' && m >= 10 && m < 20 ? 90_000 : 100_000; // under-provisioned
-      nics.push(nic(a, b, at, speed), nic(b, a, at, 100_000));
-      if (m % 30 === 0) {
-        const gbps = a === 'charlie' ? 80 : 97 + (m / 30);
-        tests.push(throughput(a, b, at + 2e6, gbps, gbps - 1));
-      }
-    }
-  }
-  tests.push(throughput('alfa', 'bravo', minuteUs(45) + 3e6, null, null, 'iperf3: connection refused'));
-  return { trains, nics, tests };
-}
-
-/** A probe batch for the collector: trains to each peer over the last minutes, NIC samples, a throughput test. */
-function probeBatch(centre: string, batchId: string): string {
-  const peers = topology.peersOf(centre);
-  const samples: TrainSample[] = [];
-  for (let k = 1; k <= 8; k++) {
-    for (const [i, dst] of peers.entries()) {
-      const startedAtUs = (nowMinuteS - k * 60 + 10 + i) * 1e6;
-      const received = k === 3 && i === 0 ? 7 : 10;
-      const rttsUs = Array.from({ length: received }, (_, p) => 500 + i * 100 + k * 7 + p * 11);
-      const sorted = [...rttsUs].sort((x, y) => x - y);
-      const synced = centre === 'alfa' && k % 2 === 1;
-      samples.push({
-        trainId: `live-${centre}-${dst}-${k}`, dst, engine: 'stamp', startedAtUs, flow: 0, srcPort: 40000, dscp: 46,
-        sent: 10, received, lost: 10 - received, duplicated: 0, reordered: 0,
-        rttMinUs: sorted[0]!, rttMedianUs: sorted[Math.floor(sorted.length / 2)]!, rttP99Us: sorted.at(-1)!, rttMaxUs: sorted.at(-1)!,
-        jitterUs: 12, rttsUs, synced, errorEstimateUs: synced ? 40 + k : 5000,
-        fwdUs: synced ? rttsUs.map((r) => r / 2) : [], revUs: synced ? rttsUs.map((r) => r / 2) : [],
-      });
-    }
-  }
-  const nicSamples = peers.map((peer, i) => ({
-    sampleId: `nic-live-${centre}-${peer}`, interface: `eth${i}`, peer, atUs: (nowMinuteS - 90 + i) * 1e6, intervalS: 60,
-    speedMbps: 100_000, operState: 'up', reset: false, rxBps: 2e9 + i, txBps: 3e9 + i, rxPps: 1e5, txPps: 1e5,
-    rxErrorsPs: 0, txErrorsPs: 0, rxDropsPs: 0, txDropsPs: 0, utilisation: 0.03 + i / 100,
-  }));
-  const tests = peers.slice(0, 1).map((dst) => ({
-    testId: `tp-live-${centre}-${dst}`, dst, trigger: 'schedule' as const, startedAtUs: (nowMinuteS - 300) * 1e6, engine: 'iperf3' as const,
-    engineVersion: '3.16', ok: true, error: null, direction: 'bidir' as const, streams: 8, seconds: 10,
-    forwardBps: 96e9, reverseBps: 94e9 + centre.length, retransmits: 3, cpuLocalPct: 20, cpuRemotePct: 22,
-  }));
-  return JSON.stringify({ type: 'batch', batchId, samples, nic: nicSamples, throughput: tests });
-}
-
 function diagnosticsRow(src: string, dst: string, minute: number, hops: string[], requestId = ''): DiagnosticsRow {
   const addresses = hops.map((h) => (h === '*' ? ['', '', ''] : h.split('|')));
   return {
@@ -230,7 +164,7 @@ function diagnosticsRow(src: string, dst: string, minute: number, hops: string[]
 
 /** Everything both stores hold, written the same way into each. */
 async function seed(): Promise<void> {
-  const { trains, nics, tests } = monthData();
+  const { trains, nics, tests } = monthData(month.startS, DATA_MINUTES);
   await onBoth((client) => insertAll(client, trains, nics, tests, 'month'));
   await onBoth(async (client) => {
     await insertMaintenance(client, {
@@ -298,7 +232,7 @@ async function seed(): Promise<void> {
     try {
       for (const centre of ['alfa', 'bravo', 'charlie', 'delta', 'echo']) {
         for (let attempt = 0; attempt < 2; attempt++) {
-          const outcome = await collector.ingestText(centre, probeBatch(centre, `live-${centre}-1`));
+          const outcome = await collector.ingestText(centre, probeBatch(topology, centre, `live-${centre}-1`, nowMinuteS));
           expect(outcome, `${centre} attempt ${attempt + 1} on ${store === single ? 'single node' : 'cluster'}`).toMatchObject({ ok: true });
         }
       }

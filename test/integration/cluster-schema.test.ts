@@ -19,7 +19,7 @@
  * - `citymesh migrate` prints SQL that parses, applies then skips, and
  *   refuses --cluster on the embedded store.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ import {
 import { syntheticMigrations } from '../fixtures/cluster-migrations.js';
 import { allStatements, createWithoutCluster as createSchemaWithoutCluster, formatQuery as formatWith } from '../helpers/cluster-schema.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
+import { runCli } from '../helpers/processes.js';
 
 const CLUSTER = 'citymesh';
 const EXAMPLE = 'deploy/clickhouse';
@@ -267,17 +268,7 @@ describe('a server on a cluster checks the schema instead of migrating', () => {
   });
 });
 
-/** The built CLI, without the environment's ClickHouse settings. */
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  for (const name of ['CLICKHOUSE_URL', 'CLICKHOUSE_DATABASE', 'CITYMESH_CLICKHOUSE_CLUSTER', 'CITYMESH_DATA_DIR']) delete env[name];
-  const child = spawn(process.execPath, ['bin/citymesh.js', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (...args: string[]) => runCli(args);
 
 describe('citymesh migrate', () => {
   it('--print --cluster prints the rendered schema, every `;` block parsing, versions recorded in the ledger', async () => {

@@ -146,3 +146,34 @@ describe('options and settings', () => {
     expect(() => resolveServerSettings({}, { ...env, CITYMESH_CLICKHOUSE_INSERT_QUORUM: 'most' })).toThrow(/CITYMESH_CLICKHOUSE_INSERT_QUORUM: "most" must be auto or a replica count/);
   });
 });
+
+describe('replication none (a cluster without Keeper)', () => {
+  const unreplicated = { ...options, replication: 'none' as const };
+
+  it('renders the same sharding with plain engines and no ON CLUSTER; control tables on the first shard, the ledger per node', () => {
+    const schema = renderClusterSchema(schemaMigrations, unreplicated);
+    const all = [...schema.setup, ...schema.migrations.flatMap((m) => m.statements)].join('\n');
+    expect(all).not.toContain('ON CLUSTER');
+    expect(all).not.toContain('Replicated');
+    expect(all).toContain('SETTINGS non_replicated_deduplication_window = 100000');
+    expect(schema.setup[0]).toBe('CREATE DATABASE IF NOT EXISTS cm');
+    const byName = new Map(schema.tables.map((t) => [t.name, t]));
+    expect(byName.get('latency_trains')).toMatchObject({
+      role: 'sharded', engine: 'Distributed', local: { name: 'latency_trains_local', engine: 'MergeTree' },
+      shardingKey: 'cityHash64(least(src, dst), greatest(src, dst))',
+    });
+    for (const control of ['sla_reports', 'job_claims', 'alert_events', 'diagnostic_requests']) {
+      expect(byName.get(control)).toMatchObject({ role: 'control', engine: 'Distributed', shardingKey: '0', local: { name: `${control}_local` } });
+    }
+    expect(all).toContain("ENGINE = Distributed('citymesh', 'cm', 'job_claims_local', 0)");
+    expect(byName.get('schema_migrations')).toEqual({ name: 'schema_migrations', role: 'control', engine: 'ReplacingMergeTree' });
+  });
+
+  it('server settings: keeper by default, none by flag or environment, anything else refused', () => {
+    const url = { CLICKHOUSE_URL: 'http://127.0.0.1:8123', CITYMESH_CLICKHOUSE_CLUSTER: 'c' };
+    expect(resolveServerSettings({}, url).clickhouseReplication).toBe('keeper');
+    expect(resolveServerSettings({ clickhouseReplication: 'none' }, url).clickhouseReplication).toBe('none');
+    expect(resolveServerSettings({}, { ...url, CITYMESH_CLICKHOUSE_REPLICATION: 'none' }).clickhouseReplication).toBe('none');
+    expect(() => resolveServerSettings({ clickhouseReplication: 'zookeeper' }, url)).toThrow(/replication "zookeeper" must be keeper .* or none/);
+  });
+});
