@@ -13,3 +13,5 @@ export {
 } from './topology/index.js';
 export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolicy, type AlertWebhook, type AlertSeverity } from './topology/alerts.js';
 export { ThroughputCoordinator, type TestStatus, type TestState } from './throughput-coordinator.js';
+export { FailedAuthLimiter, defaultFailedAuthLimits, type FailedAuthLimits, type AuthRefusal, type AuthLimitScope, type Budget } from './auth-limits.js';
+export { isStorableText, textProblem, unstorableText, clipText } from './text.js';

@@ -38,7 +38,7 @@ export interface ClusterOptions {
  * queries over sharded data (SLA maintenance windows).
  */
 export const CONTROL_TABLES: readonly string[] = [
-  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests',
+  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'batch_ledger',
 ];
 /** Alert state and silences (migration 0007) are control tables by name. */
 export const CONTROL_TABLE_PREFIX = 'alert_';

@@ -15,7 +15,7 @@
  *    2  <peer>      0.194 ms *  <other>     0.164 ms !H
  */
 import { isIP } from 'node:net';
-import type { TracerouteResult } from '../../../collector/index.js';
+import { clipText, type TracerouteResult } from '../../../collector/index.js';
 import { lineBuffered, runTool, toolVersion } from './tools.js';
 
 export interface TracerouteHop {
@@ -113,7 +113,7 @@ export async function runTraceroute(options: TracerouteOptions): Promise<Tracero
   const parse = parseTraceroute(run.stdout);
   const hops = parse.hops.slice(0, 64).map((h) => ({ ttl: h.ttl, probes: h.probes.slice(0, 10) }));
   const reached = tracerouteReached(parse);
-  const complaint = [...parse.errors, run.stderr.trim()].filter(Boolean).join('; ').slice(0, 500);
+  const complaint = clipText([...parse.errors, run.stderr.trim()].filter(Boolean).join('; '), 500);
   let error: string | null = null;
   if (run.timedOut) error = `traceroute timed out after ${options.timeoutMs} ms (hops so far are kept)`;
   else if (run.code !== 0) error = `traceroute exited with ${run.code}${complaint ? `: ${complaint}` : ''}`;
