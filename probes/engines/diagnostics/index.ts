@@ -16,7 +16,7 @@ import type { Engine, TrainResult } from '../types.js';
 import { BreachWatcher, judgeTrain } from './breach.js';
 import { runTracepath } from './tracepath.js';
 import { runTraceroute } from './traceroute.js';
-import { clipText } from '../../../collector/index.js';
+import { clipText } from '../../../collector/text.js';
 
 export { BreachWatcher, judgeTrain, type BreachPolicy, type BreachVerdict } from './breach.js';
 export { parseTraceroute, tracerouteReached, runTraceroute, type TracerouteParse, type TracerouteHop } from './traceroute.js';
