@@ -609,11 +609,15 @@ export async function insertSlaReport(client: ClickHouseClient, row: SlaReportRo
 
 export type SlaReportSummary = Omit<SlaReportRow, 'document' | 'publicKey'>;
 
-/** Every stored report and amendment (earliest row per month and seq), without documents. */
+/**
+ * Every stored report and amendment (earliest row per month and seq), without documents.
+ * The hash is always computed from the stored document (the exact bytes GET …/report serves),
+ * also for rows written when the column held the hash of the inner `report` value.
+ */
 export async function slaReportIndex(client: ClickHouseClient): Promise<SlaReportSummary[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, created_at) AS kind, argMin(report_sha256, created_at) AS sha,
+SELECT month, seq, argMin(kind, created_at) AS kind, lower(hex(SHA256(argMin(document, created_at)))) AS sha,
        argMin(public_key_fingerprint, created_at) AS fp, toUnixTimestamp64Milli(min(created_at)) AS created_ms,
        argMin(created_by, created_at) AS by
 FROM sla_reports
@@ -632,7 +636,7 @@ ORDER BY month DESC, seq`,
 export async function slaReportDocuments(client: ClickHouseClient, month: string): Promise<SlaReportRow[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS document, argMin(report_sha256, created_at) AS sha,
+SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS document, lower(hex(SHA256(argMin(document, created_at)))) AS sha,
        argMin(public_key_fingerprint, created_at) AS fp, argMin(public_key, created_at) AS pk,
        toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, created_at) AS by
 FROM sla_reports
