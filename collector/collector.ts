@@ -421,15 +421,14 @@ export class Collector {
       let known: string[];
       let stored: Set<string>;
       try {
-        [known, stored] = await Promise.all([
-          batchContentHashes(client, centre, batch.batchId),
-          span
-            ? storedRecordIds(client, {
-                centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-                diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-              })
-            : Promise.resolve(new Set<string>()),
-        ]);
+        // One after the other: the embedded engine's parameter binding misbehaves under concurrent bound queries.
+        known = await batchContentHashes(client, centre, batch.batchId);
+        stored = span
+          ? await storedRecordIds(client, {
+              centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
+              diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
+            })
+          : new Set<string>();
       } catch (error) {
         this.options.metrics.storeErrors.inc();
         log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');

@@ -636,7 +636,7 @@ ORDER BY month DESC, seq`,
 export async function slaReportDocuments(client: ClickHouseClient, month: string): Promise<SlaReportRow[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS document, lower(hex(SHA256(argMin(document, created_at)))) AS sha,
+SELECT month, seq, argMin(kind, created_at) AS kind, argMin(document, created_at) AS doc, lower(hex(SHA256(doc))) AS sha,
        argMin(public_key_fingerprint, created_at) AS fp, argMin(public_key, created_at) AS pk,
        toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, created_at) AS by
 FROM sla_reports
@@ -646,9 +646,9 @@ ORDER BY seq`,
     query_params: { month },
     format: 'JSONEachRow',
   });
-  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; document: string; sha: string; fp: string; pk: string; created_ms: number; by: string }>();
+  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; doc: string; sha: string; fp: string; pk: string; created_ms: number; by: string }>();
   return rows.map((r) => ({
-    month: r.month, seq: Number(r.seq), kind: r.kind, document: r.document, reportSha256: r.sha, publicKeyFingerprint: r.fp,
+    month: r.month, seq: Number(r.seq), kind: r.kind, document: r.doc, reportSha256: r.sha, publicKeyFingerprint: r.fp,
     publicKey: r.pk, createdAtMs: Number(r.created_ms), createdBy: r.by,
   }));
 }
