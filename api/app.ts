@@ -3,12 +3,11 @@
  * built dashboard for everything else. No port is opened here, so tests can
  * drive it with app.request().
  */
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
-import { KeyedLimiter } from '../collector/index.js';
+import { FailedAuthLimiter, KeyedLimiter } from '../collector/index.js';
 import { dashboardPublicDir } from '../dashboard/public-dir.js';
-import { requireRole } from './auth.js';
+import { clientAddress, requireRole, type AuthEnv } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, onError } from './errors.js';
 import { capacityRoutes } from './routes/capacity/index.js';
@@ -21,12 +20,13 @@ import { topologyRoutes } from './routes/topology/index.js';
 import { placementRoutes } from './routes/placement/index.js';
 import { diagnosticsRoutes } from './routes/diagnostics/index.js';
 import { slaRoutes } from './routes/sla/index.js';
+import { jsonWritesOnly, noStore, securityHeaders } from './security.js';
 import { SlaService } from './sla-service.js';
 import { AlertService } from './alerts/service.js';
 import { alertRoutes } from './routes/alerts/index.js';
 
 /** The SLA service (signing key, cron) is built by the server; without one, reports can be read but not finalised. */
-export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertService }) {
+export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertService; authLimiter?: FailedAuthLimiter }) {
   const { topology } = deps;
   const sla = deps.sla ?? new SlaService({ store: deps.store, topology, signer: null, logger: deps.logger });
   // Without the server's service (timer, metrics), alerts can still be read and silenced.
@@ -59,14 +59,29 @@ export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertServ
     .route('/alerts', alertRoutes(deps, alerts))
     .route('/', diagnosticsRoutes(deps));
 
-  const app = new Hono();
-  if (limiter) {
+  const app = new Hono<AuthEnv>();
+  app.use('*', securityHeaders());
+  const authLimiter = deps.authLimiter;
+  if (authLimiter) {
     app.use('*', async (c, next) => {
-      const address = safeAddress(c);
-      if (!limiter.take(address)) throw new ApiError(429, 'rate_limited', `more than ${deps.rateLimit!.perSecond} requests/s from ${address}; slow down`);
+      c.set('authLimiter', authLimiter);
       await next();
     });
   }
+  app.use('/v1/*', noStore());
+  app.use('/metrics', noStore());
+  if (limiter) {
+    app.use('*', async (c, next) => {
+      const address = clientAddress(c);
+      if (!limiter.take(address)) {
+        throw new ApiError(429, 'rate_limited', `more than ${deps.rateLimit!.perSecond} requests/s from ${address}; slow down`, {
+          'Retry-After': String(Math.max(1, Math.ceil(1 / deps.rateLimit!.perSecond))),
+        });
+      }
+      await next();
+    });
+  }
+  app.use('/v1/*', jsonWritesOnly());
   app.route('/', healthRoutes(deps)).route('/', metricsRoutes(topology, deps.registry, deps.store)).route('/v1', v1);
 
   app.all('/v1/*', () => {
@@ -80,14 +95,6 @@ export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertServ
     return onError(err, c);
   });
   return app;
-}
-
-function safeAddress(c: Parameters<typeof getConnInfo>[0]): string {
-  try {
-    return getConnInfo(c).remote.address ?? 'unknown';
-  } catch {
-    return 'unknown'; // app.request() in tests has no socket
-  }
 }
 
 export type AppType = ReturnType<typeof createApp>;

@@ -10,11 +10,44 @@
  *   probe      its own batches (/v1/ingest, /v1/probe)
  */
 import type { IncomingMessage } from 'node:http';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
-import { authenticate, type Principal, type Role, type Topology } from '../collector/index.js';
+import { authenticate, FailedAuthLimiter, type AuthRefusal, type Principal, type Role, type Topology } from '../collector/index.js';
 import { ApiError } from './errors.js';
 
-export type AuthEnv = { Variables: { principal: Principal } };
+/** `authLimiter` is set by the app for every request (absent in route tests that build a bare router). */
+export type AuthEnv = { Variables: { principal: Principal; authLimiter?: FailedAuthLimiter } };
+
+/** The client's address, or "unknown" (app.request() in tests has no socket). */
+export function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function authRefusalReason(refusal: AuthRefusal): string {
+  const who = { address: 'from this address', credential: 'for this credential', global: 'on this server' }[refusal.scope];
+  return `too many failed authentications ${who}; retry after ${refusal.retryAfterS} s`;
+}
+
+/**
+ * Resolve a presented token under the failed-authentication limits: null
+ * means the limiter refused before looking at the token.
+ */
+export function limitedAuthenticate(
+  topology: Topology, limiter: FailedAuthLimiter | undefined, address: string, token: string | null,
+): { principal: Principal } | { refusal: AuthRefusal } {
+  if (!token || !limiter) return { principal: authenticate(topology, token) };
+  const credential = FailedAuthLimiter.tokenKey(token);
+  const refusal = limiter.check(address, credential);
+  if (refusal) return { refusal };
+  const principal = authenticate(topology, token);
+  if (principal.role === 'anonymous') limiter.failed(address, credential);
+  else limiter.succeeded(address);
+  return { principal };
+}
 
 export function bearerToken(authorization: string | undefined | null, url: string): string | null {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
@@ -22,12 +55,20 @@ export function bearerToken(authorization: string | undefined | null, url: strin
   return new URL(url, 'http://localhost').searchParams.get('access_token');
 }
 
-export function principalOf(topology: Topology, c: Context): Principal {
-  return authenticate(topology, bearerToken(c.req.header('authorization'), c.req.url));
+/** The request's principal; 429 with Retry-After while the failed-authentication limits refuse it. */
+export function principalOf(topology: Topology, c: Context<AuthEnv>): Principal {
+  const token = bearerToken(c.req.header('authorization'), c.req.url);
+  const outcome = limitedAuthenticate(topology, c.get('authLimiter'), clientAddress(c), token);
+  if ('refusal' in outcome) {
+    throw new ApiError(429, 'rate_limited', authRefusalReason(outcome.refusal), { 'Retry-After': String(outcome.refusal.retryAfterS) });
+  }
+  return outcome.principal;
 }
 
-export function principalOfUpgrade(topology: Topology, request: IncomingMessage): Principal {
-  return authenticate(topology, bearerToken(request.headers.authorization, request.url ?? '/'));
+export function principalOfUpgrade(
+  topology: Topology, limiter: FailedAuthLimiter | undefined, request: IncomingMessage,
+): { principal: Principal } | { refusal: AuthRefusal } {
+  return limitedAuthenticate(topology, limiter, request.socket.remoteAddress ?? 'unknown', bearerToken(request.headers.authorization, request.url ?? '/'));
 }
 
 /** Let the request through only for the listed roles: 401 without a valid token, 403 with the wrong one. */

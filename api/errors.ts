@@ -9,7 +9,13 @@ import { z } from 'zod';
 import type { ErrorResponse } from './contract.js';
 
 export class ApiError extends HTTPException {
-  constructor(status: ContentfulStatusCode, readonly error: string, readonly reason: string) {
+  constructor(
+    status: ContentfulStatusCode,
+    readonly error: string,
+    readonly reason: string,
+    /** Extra response headers, e.g. Retry-After on 429. */
+    readonly headers: Record<string, string> = {},
+  ) {
     super(status, { message: `${error}: ${reason}` });
   }
 }
@@ -19,7 +25,7 @@ export function errorBody(error: string, reason: string): ErrorResponse {
 }
 
 export function onError(err: Error, c: Context): Response {
-  if (err instanceof ApiError) return c.json(errorBody(err.error, err.reason), err.status);
+  if (err instanceof ApiError) return c.json(errorBody(err.error, err.reason), err.status, err.headers);
   if (err instanceof HTTPException) return c.json(errorBody('http_error', err.message), err.status);
   return c.json(errorBody('internal_error', 'the server failed to answer; see its log'), 500);
 }

@@ -4,6 +4,7 @@
  * fetch, node:fs and node:crypto: a regulator's laptop needs no database.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { monthProblem } from './month.js';
 import { verifySignedDocument } from './report-signing.js';
 
 export interface ReportFlags {
@@ -56,7 +57,8 @@ async function resolveLink(flags: ReportFlags, bearer: string | null): Promise<[
 }
 
 export async function runReport(flags: ReportFlags): Promise<void> {
-  if (!/^(20\d\d)-(0[1-9]|1[0-2])$/.test(flags.month)) throw new Error(`--month: "${flags.month}" must be YYYY-MM, e.g. 2026-11`);
+  const problem = monthProblem(flags.month);
+  if (problem) throw new Error(`--month: ${problem}`);
   const bearer = token(flags.tokenFile);
   if (!bearer) throw new Error('no token: pass --token-file (a regulator or operator token) or set CITYMESH_TOKEN');
   let path: string;

@@ -74,12 +74,16 @@ export class ReportSigner {
     this.fingerprint = publicKeyFingerprint(this.publicKey);
   }
 
-  /** The signed document's exact bytes (canonical JSON) and the SHA-256 of the canonical report. */
+  /**
+   * The signed document's exact bytes (canonical JSON) and their SHA-256: the
+   * hash of the file a regulator downloads, so `sha256sum` on it gives the same.
+   */
   sign(report: unknown): { document: string; reportSha256: string } {
     const body = canonicalJson(report);
     const signature = sign(null, Buffer.from(body, 'utf8'), this.privateKey).toString('base64');
     const envelope: SignedDocument = { algorithm: SIGNATURE_ALGORITHM, publicKeyFingerprint: this.fingerprint, report, signature };
-    return { document: canonicalJson(envelope), reportSha256: sha256Hex(body) };
+    const document = canonicalJson(envelope);
+    return { document, reportSha256: sha256Hex(document) };
   }
 }
 

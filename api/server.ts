@@ -12,10 +12,13 @@ import type { Duplex } from 'node:stream';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { Collector, createCollectorMetrics, LiveHub, LiveTail, loadTopology, type CollectorLimits, type Topology } from '../collector/index.js';
+import {
+  Collector, createCollectorMetrics, FailedAuthLimiter, LiveHub, LiveTail, loadTopology, defaultFailedAuthLimits,
+  type CollectorLimits, type FailedAuthLimits, type Topology,
+} from '../collector/index.js';
 import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, UNREPLICATED, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
-import { principalOfUpgrade } from './auth.js';
+import { authRefusalReason, principalOfUpgrade } from './auth.js';
 import { ClickHouseRunCoordinator, serverInstanceId } from './jobs.js';
 import { LiveFeed } from './live.js';
 import { loadOrCreateSigningKey } from './report-signing.js';
@@ -48,6 +51,8 @@ export interface ServerExtras {
   collectorLimits?: Partial<CollectorLimits>;
   /** HTTP requests per second per client address (sustained, burst). */
   rateLimit?: { perSecond: number; burst: number };
+  /** Failed authentications allowed per address, per credential and in total (HTTP, live feed and probe hellos); null: unlimited. */
+  failedAuthLimits?: FailedAuthLimits | null;
 }
 
 export async function startServer(settings: ServerSettings, logger: Logger, extras: ServerExtras = {}): Promise<RunningServer> {
@@ -93,9 +98,22 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'citymesh_process_' });
   const hub = new LiveHub();
+  const authLimits = extras.failedAuthLimits === undefined ? defaultFailedAuthLimits : extras.failedAuthLimits;
+  const authLimiter = authLimits ? new FailedAuthLimiter(authLimits) : undefined;
+  if (authLimiter) {
+    new Gauge({
+      name: 'citymesh_auth_failures', help: 'Failed authentications since start (HTTP, live feed, probe hellos)', registers: [registry],
+      collect() { this.set(authLimiter.stats().failures); },
+    });
+    new Gauge({
+      name: 'citymesh_auth_refused', help: 'Authentication attempts refused unchecked (429) since start, by the budget that was empty',
+      labelNames: ['scope'], registers: [registry],
+      collect() { for (const [scope, n] of Object.entries(authLimiter.stats().refused)) this.set({ scope }, n); },
+    });
+  }
   const collector = new Collector({
     store, topology: topo, hub, logger: logger.child({ part: 'collector' }),
-    metrics: createCollectorMetrics(registry), limits: extras.collectorLimits ?? {},
+    metrics: createCollectorMetrics(registry), limits: extras.collectorLimits ?? {}, authLimiter,
   });
   collector.throughput.start();
   collector.diagnostics.start(); // polls diagnostic_requests: an operator request taken by any server reaches probes connected here
@@ -129,7 +147,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     },
   });
   const app = createApp({
-    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla, alerts,
+    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla, alerts, authLimiter,
     rateLimit: extras.rateLimit ?? { perSecond: 50, burst: 200 },
   });
 
@@ -157,7 +175,13 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     if (path === '/v1/probe') {
       collector.handleUpgrade(request, socket, head);
     } else if (path === '/v1/live') {
-      const principal = principalOfUpgrade(topo, request);
+      const outcome = principalOfUpgrade(topo, authLimiter, request);
+      if ('refusal' in outcome) {
+        socket.end(`HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${outcome.refusal.retryAfterS}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n` +
+          JSON.stringify({ error: 'rate_limited', reason: authRefusalReason(outcome.refusal) }));
+        return;
+      }
+      const principal = outcome.principal;
       if (principal.role !== 'operator') {
         const status = principal.role === 'anonymous' ? '401 Unauthorized' : '403 Forbidden';
         socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n` +

@@ -3,13 +3,23 @@
  * fields quoted when they hold a comma, a double quote, CR or LF, quotes
  * doubled), UTF-8. Column names are part of the API: add columns at the end,
  * never rename or reorder (README "Monthly SLA reports" lists them).
+ *
+ * Formula injection (OWASP "CSV Injection"): a text field starting with `=`,
+ * `+`, `-`, `@`, a tab or a carriage return is what a spreadsheet runs as a
+ * formula, so it is written with a leading `'` and quoted (`"'=HYPERLINK(…)"`).
+ * Names and ids come from the topology file and reasons from operators: text.
+ * Numbers are never changed (a negative value is data, not a formula).
  */
 import type { SlaBreachRun, SlaMinutesResponse, SlaMonthEntry, SlaReport } from './contract.js';
 
 export type CsvValue = string | number | boolean | null | undefined;
 
+/** What a spreadsheet treats as the start of a formula (OWASP's list). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 export function csvField(value: CsvValue): string {
   if (value === null || value === undefined) return '';
+  if (typeof value === 'string' && FORMULA_START.test(value)) return `"'${value.replace(/"/g, '""')}"`;
   const text = typeof value === 'boolean' ? (value ? 'true' : 'false') : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

@@ -13,7 +13,8 @@ import type {
   SlaChange, SlaCriterionResult, SlaLinkPolicyView, SlaMaintenanceView, SlaReport, SlaScopeReport, SlaSelfLoadView,
 } from './contract.js';
 
-export const MONTH_PATTERN = /^(20\d\d)-(0[1-9]|1[0-2])$/;
+export { MONTH_PATTERN, monthProblem } from './month.js';
+import { MONTH_PATTERN } from './month.js';
 
 export class MonthNotStartedError extends Error {
   constructor(readonly month: string) {
@@ -193,7 +194,7 @@ function scopeReport(row: SlaScopeRow, periodMinutes: number, topology: Topology
       target: p ? p.capacityGbps : null,
       comparison: '>=',
       unit: 'Gbps',
-      rule: p ? `lowest negotiated interface speed >= ${p.capacityGbps} Gb/s in every covered minute` : null,
+      rule: p ? `lowest negotiated interface speed >= ${p.capacityGbps} Gb/s in every minute a probe reported a speed (minutes without one are missing data, never a breach)` : null,
       breachMinutes: row.nic_breach_minutes,
       longestBreachMinutes: row.nic_longest,
       coverage: row.nic_coverage,

@@ -12,11 +12,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { createHash } from 'node:crypto';
 import {
-  insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
+  batchContentHashes, insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
   type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
 } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
+import type { FailedAuthLimiter } from './auth-limits.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
@@ -53,6 +55,11 @@ export interface CollectorLimits {
   /** Sustained messages per second per connection, and the burst allowed above it. */
   messagesPerSecond: number;
   messageBurst: number;
+  /** Connections not yet authenticated, from one address and in total (beyond: the upgrade is answered 429). */
+  maxUnauthenticatedPerAddress: number;
+  maxUnauthenticatedTotal: number;
+  /** Largest message read before a connection has authenticated: a hello. Larger ones are not parsed; the connection is closed. */
+  maxHelloBytes: number;
 }
 
 export const defaultCollectorLimits: CollectorLimits = {
@@ -62,6 +69,9 @@ export const defaultCollectorLimits: CollectorLimits = {
   maxInflightTotal: 64,
   messagesPerSecond: 50,
   messageBurst: 200,
+  maxUnauthenticatedPerAddress: 8,
+  maxUnauthenticatedTotal: 256,
+  maxHelloBytes: 8 * 1024,
 };
 
 export interface CollectorOptions {
@@ -71,6 +81,8 @@ export interface CollectorOptions {
   logger: Logger;
   metrics: CollectorMetrics;
   limits?: Partial<CollectorLimits>;
+  /** Failed-authentication budgets shared with the HTTP API; hellos are attempts too. */
+  authLimiter?: FailedAuthLimiter;
 }
 
 export type IngestOutcome =
@@ -79,22 +91,22 @@ export type IngestOutcome =
 
 interface Session {
   centre: string | null;
+  /** The client's address (no port): the key of its pre-authentication budget. */
+  address: string;
   remote: string;
+  /** Gives back this connection's place in the pre-authentication budget (once; on hello or close). */
+  releasePreAuth: () => void;
   inflight: number;
   bucket: TokenBucket;
 }
 
-/**
- * Batches older than this are looked up before they are stored (see ingestBatch):
- * shorter than the deduplication window lasts on any fleet (100,000 blocks: about
- * an hour at 50 probes sealing every 2 s), long past any live retry.
- */
-const REPLAY_CHECK_AFTER_US = 5 * 60e6;
 
 /** Close codes in the 4000 range: application-defined (RFC 6455 §7.4.2). */
 const CLOSE_AUTH_FAILED = 4401;
 const CLOSE_HELLO_TIMEOUT = 4408;
 const CLOSE_TOO_MANY = 4429;
+/** RFC 6455: a message too big to process. */
+const CLOSE_TOO_BIG = 1009;
 
 const httpStatus: Partial<Record<ErrorCode, number>> = {
   bad_token: 401,
@@ -105,14 +117,20 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   rate_limited: 429,
   too_many_connections: 429,
   store_unavailable: 503,
+  batch_conflict: 409,
 };
 
 export class Collector {
   private readonly wss: WebSocketServer;
   private readonly limits: CollectorLimits;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
+  private readonly recordsInFlight = new Set<string>();
   private readonly recentBatches = new Map<string, true>();
   private readonly connectionsByCentre = new Map<string, number>();
+  /** Connections (and upgrades in progress) that have not said a valid hello, by address. */
+  private readonly unauthenticated = new Map<string, number>();
+  private unauthenticatedTotal = 0;
   /** The newest authenticated connection of each centre: where throughput test requests go. */
   private readonly probeSockets = new Map<string, WebSocket>();
   private closing = false;
@@ -145,7 +163,40 @@ export class Collector {
       socket.destroy();
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
+    const address = request.socket.remoteAddress ?? 'unknown';
+    const fromAddress = this.unauthenticated.get(address) ?? 0;
+    if (fromAddress >= this.limits.maxUnauthenticatedPerAddress || this.unauthenticatedTotal >= this.limits.maxUnauthenticatedTotal) {
+      const reason = fromAddress >= this.limits.maxUnauthenticatedPerAddress
+        ? `${this.limits.maxUnauthenticatedPerAddress} connections from ${address} have not said hello yet`
+        : `${this.limits.maxUnauthenticatedTotal} connections have not said hello yet`;
+      this.refuse(this.options.logger.child({ remote: address }), 'too_many_connections', reason);
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 10\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
+        JSON.stringify({ error: 'too_many_connections', reason: `${reason}; authenticate or close them first` }));
+      return;
+    }
+    // Counted from the upgrade on, so connections still in their handshake count too.
+    this.countUnauthenticated(address, +1);
+    let counted = true;
+    const release = () => {
+      if (counted) this.countUnauthenticated(address, -1);
+      counted = false;
+    };
+    socket.once('close', release);
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      this.wss.emit('connection', ws, request);
+      const session = this.sessions.get(ws);
+      if (session) session.releasePreAuth = release;
+      else release();
+    });
+  }
+
+  private readonly sessions = new WeakMap<WebSocket, Session>();
+
+  private countUnauthenticated(address: string, delta: number): void {
+    const n = (this.unauthenticated.get(address) ?? 0) + delta;
+    if (n <= 0) this.unauthenticated.delete(address);
+    else this.unauthenticated.set(address, n);
+    this.unauthenticatedTotal = Math.max(0, this.unauthenticatedTotal + delta);
   }
 
   /** The centre a probe token belongs to (HTTP ingest), or null. Constant-time per centre. */
@@ -182,10 +233,13 @@ export class Collector {
   private accept(ws: WebSocket, request: IncomingMessage): void {
     const session: Session = {
       centre: null,
+      address: request.socket.remoteAddress ?? 'unknown',
+      releasePreAuth: () => {},
       remote: `${request.socket.remoteAddress}:${request.socket.remotePort}`,
       inflight: 0,
       bucket: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst),
     };
+    this.sessions.set(ws, session);
     const log = this.options.logger.child({ remote: session.remote });
     const helloTimer = setTimeout(() => {
       if (!session.centre) {
@@ -213,6 +267,12 @@ export class Collector {
         this.send(ws, this.refuse(log, 'bad_message', 'binary frames are not accepted; send JSON text').error);
         return;
       }
+      // Before a valid hello, only a hello-sized message is read: nothing unauthenticated costs a large parse.
+      if (!session.centre && rawLength(data) > this.limits.maxHelloBytes) {
+        this.send(ws, this.refuse(log, 'too_large', `before hello, messages are at most ${this.limits.maxHelloBytes} bytes; say hello first`).error);
+        ws.close(CLOSE_TOO_BIG, 'say hello first');
+        return;
+      }
       try {
         this.onMessage(ws, session, log, rawText(data));
       } catch (error) {
@@ -235,17 +295,29 @@ export class Collector {
         this.send(ws, this.refuse(log, 'already_authenticated', `this connection already speaks for centre "${session.centre}"`, 'type').error);
         return;
       }
+      // A hello is an authentication attempt: the same budgets as bearer tokens, keyed by the centre it claims.
+      const limiter = this.options.authLimiter;
+      const credential = `centre:${message.centre}`;
+      const refusal = limiter?.check(session.address, credential);
+      if (refusal) {
+        this.send(ws, this.refuse(log, 'rate_limited', `too many failed hellos (${refusal.scope} budget); retry after ${refusal.retryAfterS} s`, 'token').error);
+        ws.close(CLOSE_TOO_MANY, 'too many failed authentications');
+        return;
+      }
       const centre = this.options.topology.centre(message.centre);
       if (!centre) {
+        limiter?.failed(session.address, credential);
         this.send(ws, this.refuse(log, 'unknown_centre', `unknown centre "${message.centre}"`, 'centre').error);
         ws.close(CLOSE_AUTH_FAILED, 'unknown centre');
         return;
       }
       if (!tokenMatches(message.token, centre.probe.tokenSha256s)) {
+        limiter?.failed(session.address, credential);
         this.send(ws, this.refuse(log, 'bad_token', `token refused for centre "${message.centre}"`, 'token').error);
         ws.close(CLOSE_AUTH_FAILED, 'bad token');
         return;
       }
+      limiter?.succeeded(session.address);
       if (message.check) {
         log.info({ centre: centre.id, version: message.version }, 'probe check: credentials accepted');
         this.send(ws, planFor(this.options.topology, centre.id));
@@ -258,6 +330,7 @@ export class Collector {
         return;
       }
       session.centre = centre.id;
+      session.releasePreAuth();
       this.countConnection(centre.id, +1);
       this.probeSockets.set(centre.id, ws);
       this.diagnostics.probeConnected(centre.id);
@@ -332,23 +405,41 @@ export class Collector {
     let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
     const key = `${centre}/${batch.batchId}`;
     const client = this.options.store.client;
-    // A batch older than a few minutes is a replay from the probe's spool: its ack may
-    // have been lost so long ago that its token has left the deduplication window.
-    // Look its records up and store only those not stored yet. Judged by the records' own
-    // times: a probe stamps createdAtUs when it sends, on a replay too.
-    const span = batchTimeSpanUs(batch);
-    let replayed = 0;
-    if (span && Date.now() * 1000 - span.oldestUs > REPLAY_CHECK_AFTER_US) {
+    // Two batches of one centre holding the same record (or the same batch twice) are never stored side by side:
+    // the second is deferred, and on its retry the lookup below finds what the first stored.
+    const claims = [`batch:${key}`, ...[...rows.map((r) => r.train_id), ...nicRows.map((r) => r.sample_id),
+      ...throughputRows.map((r) => r.test_id), ...diagnosticsRows.map((r) => r.run_id)].map((id) => `${centre}/${id}`)];
+    if (claims.some((c) => this.recordsInFlight.has(c))) {
+      return this.refuse(log, 'busy', 'a batch holding some of these records is being stored now; retry', undefined, batch.batchId);
+    }
+    for (const c of claims) this.recordsInFlight.add(c);
+    try {
+      const sha = batchContentSha256(batch);
+      // A batch id is bound to its content: the same id with other content is refused, never acked and dropped.
+      // Every record is looked up, for this centre only: a replay older than the deduplication window, or a
+      // train id sent in two batches, is stored once. Judged by the records' own times (createdAtUs changes on resend).
+      const span = batchTimeSpanUs(batch);
+      let known: string[];
       let stored: Set<string>;
       try {
-        stored = await storedRecordIds(client, {
-          trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-          diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-        });
+        // One after the other: the embedded engine's parameter binding misbehaves under concurrent bound queries.
+        known = await batchContentHashes(client, centre, batch.batchId);
+        stored = span
+          ? await storedRecordIds(client, {
+              centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
+              diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
+            })
+          : new Set<string>();
       } catch (error) {
         this.options.metrics.storeErrors.inc();
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a replayed batch failed');
+        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
         return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+      }
+      if (known.length > 0 && !known.includes(sha)) {
+        this.options.metrics.batchConflicts.inc({ centre });
+        return this.refuse(log, 'batch_conflict',
+          `batch id "${batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
+          'batchId', batch.batchId);
       }
       if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
       const before = rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length;
@@ -357,44 +448,52 @@ export class Collector {
       throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
       loadRows = loadRows.filter((r) => !stored.has(r.windowId));
       diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
-      replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
-      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'replayed batch: records already stored are not stored again');
-    }
-    // One INSERT per table, each deduplicated by the same batch token: a retry
-    // after a partial failure stores only what is missing.
-    const work = Promise.all([
-      insertTrains(client, rows, key),
-      insertNic(client, nicRows, key),
-      insertThroughput(client, throughputRows, key),
-      insertLoadWindows(client, loadRows, key),
-      insertDiagnostics(client, diagnosticsRows, key),
-    ]);
-    this.inflight.add(work);
-    try {
-      await work;
-    } catch (error) {
-      this.options.metrics.storeErrors.inc();
-      log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
-      return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+      const replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
+      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
+      // One INSERT per table, each deduplicated by a token bound to the batch's content: a retry after a partial
+      // failure stores only what is missing; other content under the same id (a race between servers) is not dropped.
+      const token = `${key}/${sha.slice(0, 16)}`;
+      const work = Promise.all([
+        insertTrains(client, rows, token),
+        insertNic(client, nicRows, token),
+        insertThroughput(client, throughputRows, token),
+        insertLoadWindows(client, loadRows, token),
+        insertDiagnostics(client, diagnosticsRows, token),
+      ]).then(() => insertBatchLedger(client, { centre, batch_id: batch.batchId, content_sha256: sha, stored_at: formatDateTime64(Date.now() * 1000).slice(0, 23) }, token));
+      this.inflight.add(work);
+      try {
+        await work;
+      } catch (error) {
+        this.options.metrics.storeErrors.inc();
+        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
+        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+      } finally {
+        this.inflight.delete(work);
+      }
+      this.afterStored(centre, key, batch, rows);
     } finally {
-      this.inflight.delete(work);
+      for (const c of claims) this.recordsInFlight.delete(c);
     }
+    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
+  }
+
+  /** Metrics and the live feed for a stored batch: only its trains stored now (the hub also drops any seen before). */
+  private afterStored(centre: string, key: string, batch: ProbeBatch, rows: TrainRow[]): void {
     if (batch.createdAtUs) this.options.metrics.ackLag.observe(Math.max(0, Date.now() / 1000 - batch.createdAtUs / 1e6));
     // A retried batch is dropped by ClickHouse's deduplication; do not count or replay it live either.
     if (!this.recentBatches.has(key)) {
       this.remember(key);
       this.options.metrics.batches.inc({ centre });
       this.options.metrics.trains.inc({ centre }, rows.length);
-      const fresh = replayed > 0 ? new Set(rows.map((r) => r.train_id)) : null;
+      const fresh = new Set(rows.map((r) => r.train_id));
       this.options.hub.publish(
-        (fresh ? batch.samples.filter((s) => fresh.has(s.trainId)) : batch.samples).map((s) => ({
+        batch.samples.filter((s) => fresh.has(s.trainId)).map((s) => ({
           trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
           sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
           rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
         })),
       );
     }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
   }
 
   private countConnection(centre: string, delta: number): void {
@@ -469,6 +568,22 @@ export class Collector {
   private send(ws: WebSocket, message: CollectorMessage): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   }
+}
+
+/**
+ * What a batch id promises stays the same on every resend: its records. The
+ * fields a probe refreshes per send (createdAtUs, spool) are left out. Hashed
+ * from the validated message, whose key order is the schema's, so the same
+ * records hash the same however the JSON was written.
+ */
+export function batchContentSha256(batch: ProbeBatch): string {
+  const content = JSON.stringify([batch.samples, batch.nic ?? [], batch.throughput ?? [], batch.diagnostics ?? []]);
+  return createHash('sha256').update(content, 'utf8').digest('hex');
+}
+
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
 function rawText(data: RawData): string {

@@ -15,3 +15,5 @@ export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolic
 export {
   ThroughputCoordinator, plannedLoadMs, selfLoadGuardMs, type TestStatus, type TestState, type LoadRecord, type LoadRecorder,
 } from './throughput-coordinator.js';
+export { FailedAuthLimiter, defaultFailedAuthLimits, type FailedAuthLimits, type AuthRefusal, type AuthLimitScope, type Budget } from './auth-limits.js';
+export { isStorableText, textProblem, unstorableText, clipText } from './text.js';

@@ -10,7 +10,8 @@ import type { LiveTrainRow } from '../sql/index.js';
  * A stored train as the live feed sees it: the row the ClickHouse tail reads
  * (sql/coordination.ts) without its storing time. Its `trainId` (the probe's)
  * lets a train reaching the hub twice (stored here, then seen again in the
- * tail) be published once.
+ * tail) be published once; with its `src`, since train ids are unique only
+ * within a centre.
  */
 export type LiveTrain = Omit<LiveTrainRow, 'storedAtUs'>;
 
@@ -30,7 +31,7 @@ export class LiveHub {
   }
 
   publish(all: readonly LiveTrain[]): void {
-    const trains = all.filter((t) => this.firstSighting(t.trainId));
+    const trains = all.filter((t) => this.firstSighting(`${t.src}/${t.trainId}`));
     if (trains.length === 0) return;
     this.published += trains.length;
     for (const listener of this.listeners) {
@@ -42,9 +43,10 @@ export class LiveHub {
     }
   }
 
-  private firstSighting(trainId: string): boolean {
-    if (this.recentIds.has(trainId)) return false;
-    this.recentIds.add(trainId);
+  /** Keyed by source centre and train id: train ids are the probe's, unique only within its centre. */
+  private firstSighting(key: string): boolean {
+    if (this.recentIds.has(key)) return false;
+    this.recentIds.add(key);
     if (this.recentIds.size > RECENT_IDS) this.recentIds.delete(this.recentIds.values().next().value!);
     return true;
   }

@@ -9,6 +9,7 @@ export interface CollectorMetrics {
   batches: Counter<'centre'>;
   rejected: Counter<'reason'>;
   storeErrors: Counter;
+  batchConflicts: Counter<'centre'>;
   ackLag: Histogram;
   probeConnections: Gauge<'centre'>;
   spoolBatches: Gauge<'centre'>;
@@ -23,6 +24,9 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
     batches: new Counter({ name: 'citymesh_ingested_batches_total', help: 'Batches stored (first delivery), by centre', labelNames: ['centre'], registers }),
     rejected: new Counter({ name: 'citymesh_rejected_messages_total', help: 'Probe messages refused, by reason', labelNames: ['reason'], registers }),
     storeErrors: new Counter({ name: 'citymesh_store_errors_total', help: 'ClickHouse inserts that failed', registers }),
+    batchConflicts: new Counter({
+      name: 'citymesh_batch_conflicts_total', help: 'Batches refused because their id was stored before with other content, by centre', labelNames: ['centre'], registers,
+    }),
     ackLag: new Histogram({
       name: 'citymesh_ack_lag_seconds',
       help: 'From a probe sealing a batch to its acknowledgement',

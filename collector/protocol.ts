@@ -11,6 +11,7 @@
  *                                 <- error {code, error, field?, batchId?}
  */
 import { z } from 'zod';
+import { isStorableText, unstorableText } from './text.js';
 import { diagnosticSampleSchema, MAX_BATCH_DIAGNOSTICS, type DiagnoseRequest, type DiagnosticsPolicy, type LinkTarget } from './diagnostics-protocol.js';
 
 export * from './diagnostics-protocol.js';
@@ -277,7 +278,9 @@ export type ErrorCode =
   | 'busy'
   | 'rate_limited'
   | 'too_many_connections'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  /** The batch id was stored before with other content: send the records again under a new id. */
+  | 'batch_conflict';
 
 export interface CollectorError {
   type: 'error';
@@ -304,6 +307,14 @@ export function parseProbeMessage(text: string): ParseResult {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_message', error: 'message must be a JSON object with a "type" field', field: 'type' };
+  }
+  const unstorable = unstorableText(value);
+  if (unstorable) {
+    const batchId = (value as { batchId?: unknown }).batchId;
+    return {
+      ok: false, code: 'bad_message', error: `${unstorable.field}: ${unstorable.problem}`, field: unstorable.field,
+      ...(typeof batchId === 'string' && isStorableText(batchId) ? { batchId } : {}),
+    };
   }
   const type = (value as { type?: unknown }).type;
   const schema = type === 'hello' ? helloSchema : type === 'batch' ? batchSchema : type === 'throughput_done' ? throughputDoneSchema : null;

@@ -355,6 +355,20 @@ export class ProbeAgent {
         log.warn({ batchId: id, code: message.code }, `collector deferred a batch: ${message.error}`);
         this.scheduleRetry();
         return;
+      case 'batch_conflict':
+        // The id was stored before with other content (a reset or copied spool reuses ids): same records, new id.
+        if (id) {
+          void this.spool.renew(id).then((renewed) => {
+            log.warn({ batchId: id, renewed, code: message.code }, `collector refused a reused batch id; sending the same records under a new id: ${message.error}`);
+            return this.pump();
+          }, (error: Error) => {
+            log.error({ batchId: id, err: error.message }, 'could not give a refused batch a new id; it stays in the spool');
+            this.scheduleRetry();
+          });
+          return;
+        }
+        log.error({ code: message.code }, `collector error: ${message.error}`);
+        return;
       default:
         if (id) {
           // The collector will never accept this batch; resending it would loop forever.

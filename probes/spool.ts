@@ -125,6 +125,27 @@ export class Spool {
     await rm(this.batchPath(entry!.gen), { force: true });
   }
 
+  /**
+   * Give a sealed batch a new id, keeping its records and its place in the
+   * queue: the collector refused the old id as already stored with other
+   * content (a reset spool reusing ids). Written whole under the new name
+   * before the old file is removed, so a crash in between leaves the records
+   * at least once on disk (the collector stores each record id once).
+   */
+  async renew(id: string): Promise<string | null> {
+    const index = this.sealed.findIndex((b) => b.id === id);
+    if (index < 0) return null;
+    const entry = this.sealed[index]!;
+    const batch = JSON.parse(await readFile(this.batchPath(entry.gen), 'utf8')) as ProbeBatch;
+    const gen = this.nextGen();
+    const renewed = { ...batch, batchId: this.batchId(gen) };
+    const text = JSON.stringify(renewed);
+    await this.writeBatchFile(gen, text);
+    this.sealed[index] = { id: renewed.batchId, gen, bytes: Buffer.byteLength(text), trains: entry.trains };
+    await rm(this.batchPath(entry.gen), { force: true });
+    return renewed.batchId;
+  }
+
   /** Drop a batch the collector will never accept (it was refused as invalid), counting its trains as a gap. */
   async discard(id: string): Promise<void> {
     const entry = this.sealed.find((b) => b.id === id);
@@ -160,6 +181,12 @@ export class Spool {
   private async writeBatch(gen: string, records: SpoolRecord[]): Promise<SealedBatch> {
     const id = this.batchId(gen);
     const text = JSON.stringify(toBatch(id, records));
+    await this.writeBatchFile(gen, text);
+    return { id, gen, bytes: Buffer.byteLength(text), trains: records.length };
+  }
+
+  /** Written to a temporary name, fsync'd, renamed: a batch file is on disk whole or not at all. */
+  private async writeBatchFile(gen: string, text: string): Promise<void> {
     const tmp = this.batchPath(gen) + '.tmp';
     const file = await open(tmp, 'w');
     try {
@@ -169,7 +196,6 @@ export class Spool {
       await file.close();
     }
     await rename(tmp, this.batchPath(gen));
-    return { id, gen, bytes: Buffer.byteLength(text), trains: records.length };
   }
 
   private recover(): void {

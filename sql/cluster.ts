@@ -70,7 +70,7 @@ export const UNREPLICATED = 'none' as const satisfies ClusterReplication;
  * throughput tests' load windows).
  */
 export const CONTROL_TABLES: readonly string[] = [
-  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'load_windows',
+  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'load_windows', 'batch_ledger',
 ];
 /** Alert state and silences (migration 0007) are control tables by name. */
 export const CONTROL_TABLE_PREFIX = 'alert_';

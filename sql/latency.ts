@@ -243,10 +243,10 @@ function finiteOrNull(value: number | null | undefined): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
-/** Train ids stored more than once (must always be empty: exactly-once evidence). */
-export async function duplicateTrainIds(client: ClickHouseClient): Promise<{ train_id: string; copies: number }[]> {
+/** Trains stored more than once (must always be empty: exactly-once evidence). A train is its centre's id: (src, train_id). */
+export async function duplicateTrainIds(client: ClickHouseClient): Promise<{ src: string; train_id: string; copies: number }[]> {
   const result = await client.query({
-    query: `SELECT train_id, count() AS copies FROM latency_trains WHERE train_id != '' GROUP BY train_id HAVING copies > 1 ORDER BY train_id LIMIT 1000`,
+    query: `SELECT src, train_id, count() AS copies FROM latency_trains WHERE train_id != '' GROUP BY src, train_id HAVING copies > 1 ORDER BY src, train_id LIMIT 1000`,
     format: 'JSONEachRow',
   });
   return result.json();
@@ -265,6 +265,8 @@ export async function countTrains(client: ClickHouseClient, src?: string): Promi
 
 /** Ids of one probe batch's records, by kind, and the time span they cover (µs). */
 export interface BatchRecordIds {
+  /** The source centre: record ids are the probe's, unique only within its centre. */
+  centre: string;
   trains: string[];
   nic: string[];
   throughput: string[];
@@ -277,28 +279,53 @@ export interface BatchRecordIds {
  * Which of a batch's records are already stored. Deduplication by token
  * covers the last N inserted blocks only (the tables' deduplication window:
  * hours on a busy fleet); a batch replayed after a longer outage, whose ack
- * was lost, would otherwise be stored twice. The collector asks this for old
- * batches only. Partition pruning by the batch's time span keeps it cheap.
+ * was lost, would otherwise be stored twice; and a train id sent in two
+ * different batches would be stored twice whatever the window. The collector
+ * asks this for every batch, for its own centre's records only (ids are the
+ * probe's, unique within a centre). Partition pruning by the batch's time span
+ * and the sort key's leading src keep it cheap.
  */
 export async function storedRecordIds(client: ClickHouseClient, ids: BatchRecordIds): Promise<Set<string>> {
   const result = await client.query({
     query: `
 SELECT train_id AS id FROM latency_trains
-WHERE train_id IN {trains:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+WHERE src = {centre:String} AND train_id IN {trains:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
 UNION ALL
 SELECT sample_id FROM nic_samples
-WHERE sample_id IN {nic:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+WHERE centre = {centre:String} AND sample_id IN {nic:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
 UNION ALL
 SELECT test_id FROM throughput_tests
-WHERE test_id IN {throughput:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
+WHERE src = {centre:String} AND test_id IN {throughput:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
 UNION ALL
 SELECT run_id FROM diagnostics
-WHERE run_id IN {diagnostics:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}`,
+WHERE src = {centre:String} AND run_id IN {diagnostics:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}`,
     query_params: {
-      trains: ids.trains, nic: ids.nic, throughput: ids.throughput, diagnostics: ids.diagnostics,
+      centre: ids.centre, trains: ids.trains, nic: ids.nic, throughput: ids.throughput, diagnostics: ids.diagnostics,
       from: formatDateTime64(ids.fromUs), to: formatDateTime64(ids.toUs),
     },
     format: 'JSONEachRow',
   });
   return new Set((await result.json<{ id: string }>()).map((r) => r.id));
+}
+
+/** The content hashes stored under one batch id of one centre (none: a new id; several only after a race between servers). */
+export async function batchContentHashes(client: ClickHouseClient, centre: string, batchId: string): Promise<string[]> {
+  const result = await client.query({
+    query: 'SELECT content_sha256 AS sha FROM batch_ledger WHERE centre = {centre:String} AND batch_id = {batch:String} LIMIT 100',
+    query_params: { centre, batch: batchId },
+    format: 'JSONEachRow',
+  });
+  return [...new Set((await result.json<{ sha: string }>()).map((r) => r.sha))];
+}
+
+/** Record a stored batch's content hash, after its rows are stored; deduplicated by the batch's own token. */
+export async function insertBatchLedger(
+  client: ClickHouseClient, row: { centre: string; batch_id: string; content_sha256: string; stored_at: string }, dedupToken: string,
+): Promise<void> {
+  await client.insert({
+    table: 'batch_ledger',
+    values: [row],
+    format: 'JSONEachRow',
+    clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+  });
 }

@@ -640,11 +640,15 @@ export async function insertSlaReport(client: ClickHouseClient, row: SlaReportRo
 
 export type SlaReportSummary = Omit<SlaReportRow, 'document' | 'publicKey'>;
 
-/** Every stored report and amendment (earliest row per month and seq), without documents. */
+/**
+ * Every stored report and amendment (earliest row per month and seq), without documents.
+ * The hash is always computed from the stored document (the exact bytes GET …/report serves),
+ * also for rows written when the column held the hash of the inner `report` value.
+ */
 export async function slaReportIndex(client: ClickHouseClient): Promise<SlaReportSummary[]> {
   const result = await client.query({
     query: `
-SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, argMin(report_sha256, (created_at, report_sha256)) AS sha,
+SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, lower(hex(SHA256(argMin(document, (created_at, report_sha256))))) AS sha,
        argMin(public_key_fingerprint, (created_at, report_sha256)) AS fp, toUnixTimestamp64Milli(min(created_at)) AS created_ms,
        argMin(created_by, (created_at, report_sha256)) AS by
 FROM sla_reports
@@ -664,7 +668,7 @@ export async function slaReportDocuments(client: ClickHouseClient, month: string
   const result = await client.query({
     query: `
 -- Two rows stored at the same millisecond (a replay outside the deduplication window): the hash breaks the tie.
-SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, argMin(document, (created_at, report_sha256)) AS document, argMin(report_sha256, (created_at, report_sha256)) AS sha,
+SELECT month, seq, argMin(kind, (created_at, report_sha256)) AS kind, argMin(document, (created_at, report_sha256)) AS doc, lower(hex(SHA256(doc))) AS sha,
        argMin(public_key_fingerprint, (created_at, report_sha256)) AS fp, argMin(public_key, (created_at, report_sha256)) AS pk,
        toUnixTimestamp64Milli(min(created_at)) AS created_ms, argMin(created_by, (created_at, report_sha256)) AS by
 FROM sla_reports
@@ -674,9 +678,9 @@ ORDER BY seq`,
     query_params: { month },
     format: 'JSONEachRow',
   });
-  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; document: string; sha: string; fp: string; pk: string; created_ms: number; by: string }>();
+  const rows = await result.json<{ month: string; seq: number; kind: 'final' | 'amendment'; doc: string; sha: string; fp: string; pk: string; created_ms: number; by: string }>();
   return rows.map((r) => ({
-    month: r.month, seq: Number(r.seq), kind: r.kind, document: r.document, reportSha256: r.sha, publicKeyFingerprint: r.fp,
+    month: r.month, seq: Number(r.seq), kind: r.kind, document: r.doc, reportSha256: r.sha, publicKeyFingerprint: r.fp,
     publicKey: r.pk, createdAtMs: Number(r.created_ms), createdBy: r.by,
   }));
 }

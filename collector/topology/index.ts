@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { hashToken } from '../auth.js';
+import { unstorableText } from '../text.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 
@@ -164,7 +165,11 @@ export function parseTopology(text: string, file: string, options: LoadOptions =
     }
     return null;
   };
-  const parsed = topologySchema.safeParse(doc.toJS());
+  const raw: unknown = doc.toJS();
+  // Before the schema: names, reasons and ids end up in rows, reports and CSV, where a lone surrogate cannot go.
+  const unstorable = unstorableText(raw);
+  if (unstorable) throw new ConfigError(file, [{ path: unstorable.field, line: lineOf(unstorable.path), message: unstorable.problem }]);
+  const parsed = topologySchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(file, parsed.error.issues.map((issue) => zodProblem(issue, lineOf)));
   }

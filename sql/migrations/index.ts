@@ -13,6 +13,7 @@ import { coordination } from './0006_coordination.js';
 import { alerts } from './0007_alerts.js';
 import { diagnostics } from './0008_diagnostics.js';
 import { loadWindows } from './0009_load_windows.js';
+import { batchLedger } from './0010_batch_ledger.js';
 import { latencyTotals } from './0012_latency_totals.js';
 
 export interface Migration {
@@ -21,4 +22,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, latencyTotals];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals];

@@ -11,7 +11,7 @@ import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SilencesResponse } from '../../api/contract.js';
 import { parseTopology } from '../../collector/index.js';
-import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { closeChromium, launchChromium, cspViolations } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -93,5 +93,9 @@ describe.skipIf(skip)('alerts panel in Chromium', () => {
     expect(Date.parse(silence.endsAt) - Date.parse(silence.startsAt)).toBe(3_600_000);
     await page.screenshot({ path: join(outputDir, 'alerts-silenced.png') });
     expect(problems).toEqual([]);
+  });
+
+  it('the pages ran under the Content-Security-Policy the server sends, with no violation', () => {
+    expect(cspViolations(browser)).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { closeChromium, launchChromium, waitInPage, cspViolations } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -41,7 +41,7 @@ describe.skipIf(skip)('dashboard in Chromium', () => {
 
     // Matrix: a row and a column per centre, every measured direction filled in.
     await page.waitForSelector('#matrix td.has-data', { timeout: 30_000 });
-    await page.waitForFunction("document.querySelectorAll('#matrix td.has-data').length >= 6", undefined, { timeout: 30_000 });
+    await waitInPage(page, "document.querySelectorAll('#matrix td.has-data').length >= 6", 30_000);
     const cells = await page.$$eval('#matrix td[data-src][data-dst]', (tds) =>
       tds.map((td) => ({ src: td.getAttribute('data-src'), dst: td.getAttribute('data-dst'), state: td.getAttribute('data-state'), text: td.textContent ?? '' })),
     );
@@ -52,24 +52,28 @@ describe.skipIf(skip)('dashboard in Chromium', () => {
     }
 
     // Live feed connected, chart has points, and a new one arrives without reload.
-    await page.waitForFunction("document.body.dataset.live === 'connected'", undefined, { timeout: 30_000 });
-    await page.waitForFunction("Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", undefined, { timeout: 30_000 });
+    await waitInPage(page, "document.body.dataset.live === 'connected'", 30_000);
+    await waitInPage(page, "Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", 30_000);
     const link = await page.getAttribute('#charts', 'data-link');
     expect(link).toMatch(/^(north|south|west)>(north|south|west)$/);
     const before = Number(await page.getAttribute('#charts', 'data-points'));
-    await page.waitForFunction(`Number(document.getElementById('charts')?.dataset.points ?? 0) > ${before}`, undefined, { timeout: 30_000 });
+    await waitInPage(page, `Number(document.getElementById('charts')?.dataset.points ?? 0) > ${before}`, 30_000);
     const canvases = await page.$$eval('#charts canvas', (list) => list.length);
     expect(canvases).toBeGreaterThanOrEqual(3);
 
     // Clicking another cell switches the charts to that direction.
     const other = cells.find((c) => `${c.src}>${c.dst}` !== link)!;
     await page.click(`#matrix td[data-src="${other.src}"][data-dst="${other.dst}"]`);
-    await page.waitForFunction(`document.getElementById('charts')?.dataset.link === ${JSON.stringify(`${other.src}>${other.dst}`)}`, undefined, { timeout: 15_000 });
+    await waitInPage(page, `document.getElementById('charts')?.dataset.link === ${JSON.stringify(`${other.src}>${other.dst}`)}`, 15_000);
 
-    await page.waitForFunction("document.getElementById('charts')?.dataset.state === 'ready' && Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", undefined, { timeout: 30_000 });
+    await waitInPage(page, "document.getElementById('charts')?.dataset.state === 'ready' && Number(document.getElementById('charts')?.dataset.points ?? 0) > 0", 30_000);
 
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: join(outputDir, 'dashboard.png'), fullPage: true });
     expect(problems).toEqual([]);
+  });
+
+  it('the pages ran under the Content-Security-Policy the server sends, with no violation', () => {
+    expect(cspViolations(browser)).toEqual([]);
   });
 });

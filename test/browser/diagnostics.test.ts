@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { closeChromium, launchChromium, waitInPage, cspViolations } from '../helpers/browser.js';
 import { missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
 import { startAgents, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
@@ -54,21 +54,21 @@ describe.skipIf(skip)('diagnostics annotations in Chromium', () => {
     await page.goto(`${server.url}/#token=${topo.operatorToken}`);
     await page.waitForSelector('#matrix td[data-src][data-dst]', { timeout: 30_000 });
     await page.click('#matrix td[data-src="alfa"][data-dst="bravo"]');
-    await page.waitForFunction("document.getElementById('charts')?.dataset.state === 'ready'", undefined, { timeout: 15_000 });
+    await waitInPage(page, "document.getElementById('charts')?.dataset.state === 'ready'", 15_000);
     // The window is there before any run: one annotation, drawn as a band.
-    await page.waitForFunction("document.getElementById('charts')?.dataset.annotations === '1'", undefined, { timeout: 15_000 });
-    await page.waitForFunction("document.getElementById('charts')?.dataset.markers === '1'", undefined, { timeout: 15_000 });
+    await waitInPage(page, "document.getElementById('charts')?.dataset.annotations === '1'", 15_000);
+    await waitInPage(page, "document.getElementById('charts')?.dataset.markers === '1'", 15_000);
     expect(await page.textContent('#annotation-list li[data-kind="maintenance"]')).toMatch(/Maintenance alfa~bravo until .*: optics swap \(declared late\)/);
 
     await page.click('#diag-run');
     expect(await page.isDisabled('#diag-run')).toBe(true);
-    await page.waitForFunction("document.getElementById('diag-state')?.dataset.state === 'done'", undefined, { timeout: 90_000 });
+    await waitInPage(page, "document.getElementById('diag-state')?.dataset.state === 'done'", 90_000);
     expect(await page.textContent('#diag-state')).toMatch(/^done: Centre (alfa|bravo) \d+ ms, Centre (alfa|bravo) \d+ ms$/);
-    await page.waitForFunction("document.getElementById('diag-run')?.disabled === false", undefined, { timeout: 15_000 }); // after the refresh
+    await waitInPage(page, "document.getElementById('diag-run')?.disabled === false", 15_000); // after the refresh
 
     // Both runs are listed and drawn (two run markers plus the band), on the 15-minute chart.
-    await page.waitForFunction("document.getElementById('charts')?.dataset.annotations === '3'", undefined, { timeout: 15_000 });
-    await page.waitForFunction("document.getElementById('charts')?.dataset.markers === '3'", undefined, { timeout: 15_000 });
+    await waitInPage(page, "document.getElementById('charts')?.dataset.annotations === '3'", 15_000);
+    await waitInPage(page, "document.getElementById('charts')?.dataset.markers === '3'", 15_000);
     const items = await page.$$eval('#annotation-list li[data-kind="diagnostics"]', (lis) => lis.map((li) => li.textContent ?? ''));
     expect(items).toHaveLength(2);
     for (const text of items) {
@@ -86,5 +86,9 @@ describe.skipIf(skip)('diagnostics annotations in Chromium', () => {
 
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: join(outputDir, 'diagnostics.png'), fullPage: true });
+  });
+
+  it('the pages ran under the Content-Security-Policy the server sends, with no violation', () => {
+    expect(cspViolations(browser)).toEqual([]);
   });
 });

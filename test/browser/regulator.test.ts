@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignedDocument } from '../../api/report-signing.js';
 import { REPORT_COLUMNS } from '../../api/sla-csv.js';
 import type { NicRow, ThroughputRow, TrainRow } from '../../sql/index.js';
-import { closeChromium, launchChromium } from '../helpers/browser.js';
+import { closeChromium, launchChromium, waitInPage, cspViolations } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { insertAll, nic, recentThirtyDayMonth, throughput, train } from '../helpers/sla-month.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
@@ -73,11 +73,7 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
   }
 
   const monthReady = (page: Page, month: string) =>
-    page.waitForFunction(
-      `(() => { const t = document.getElementById('sla-table'); return t?.dataset.month === ${JSON.stringify(month)} && t?.dataset.state === 'ready'; })()`,
-      undefined,
-      { timeout: 60_000 },
-    );
+    waitInPage(page, `(() => { const t = document.getElementById('sla-table'); return t?.dataset.month === ${JSON.stringify(month)} && t?.dataset.state === 'ready'; })()`, 60_000);
 
   async function downloadText(page: Page, selector: string): Promise<{ download: Download; text: string }> {
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click(selector)]);
@@ -88,7 +84,7 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
   it('shows the month with a regulator token: verdicts, a breach timeline, the CSV', async () => {
     const page = await open(topo.regulatorToken);
     // The token left the address bar at once; nothing is finalised, so the default is the month in progress.
-    await page.waitForFunction("document.body.dataset.state === 'ready'", undefined, { timeout: 60_000 });
+    await waitInPage(page, "document.body.dataset.state === 'ready'", 60_000);
     expect(await page.evaluate<string>('location.hash')).not.toContain('token');
     expect(await page.getAttribute('#month-state', 'data-state')).toBe('in_progress');
     expect(await page.$$eval('#month option', (os) => os.map((o) => o.getAttribute('value')))).toContain(M.month);
@@ -142,25 +138,17 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
 
     // A breaching link: its runs are drawn on the timeline, the minute evidence below.
     await page.click('#sla-table tr[data-link="alfa~charlie"] th');
-    await page.waitForFunction(
-      "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready'; })()",
-      undefined,
-      { timeout: 30_000 },
-    );
+    await waitInPage(page, "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready'; })()", 30_000);
     expect(Number(await page.getAttribute('#timeline', 'data-breaches'))).toBe(2);
     expect(decodeURIComponent(await page.evaluate<string>('location.hash'))).toBe(`#${M.month}/alfa~charlie`);
     expect(await page.$$eval('#runs tbody tr[data-lane="latency"]', (trs) => trs.map((tr) => tr.lastElementChild?.textContent))).toEqual(['60', '5']);
-    await page.waitForFunction("document.getElementById('evidence')?.dataset.state === 'ready'", undefined, { timeout: 60_000 });
+    await waitInPage(page, "document.getElementById('evidence')?.dataset.state === 'ready'", 60_000);
     expect(Number(await page.getAttribute('#evidence', 'data-points'))).toBe(M.minutes);
     expect(await page.$$eval('#link-detail canvas', (list) => list.length)).toBeGreaterThanOrEqual(2);
 
     // The link without enough data: no breach runs, a "no data" lane of a day.
     await page.click('#sla-table tr[data-link="bravo~charlie"] th');
-    await page.waitForFunction(
-      "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'bravo~charlie' && t?.dataset.state === 'ready' && document.getElementById('evidence')?.dataset.state === 'ready'; })()",
-      undefined,
-      { timeout: 60_000 },
-    );
+    await waitInPage(page, "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'bravo~charlie' && t?.dataset.state === 'ready' && document.getElementById('evidence')?.dataset.state === 'ready'; })()", 60_000);
     expect(await page.getAttribute('#timeline', 'data-breaches')).toBe('0');
     expect(await page.$$eval('#runs tbody tr[data-lane="nodata"]', (trs) => trs.map((tr) => tr.lastElementChild?.textContent))).toEqual(['1440']);
 
@@ -188,7 +176,7 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
     await monthReady(page, M.month);
     expect(await page.inputValue('#month')).toBe(M.month);
     expect(await page.getAttribute('#month-state', 'data-state')).toBe('finalised');
-    await page.waitForFunction("document.getElementById('amendments')?.dataset.pending === 'none'", undefined, { timeout: 60_000 });
+    await waitInPage(page, "document.getElementById('amendments')?.dataset.pending === 'none'", 60_000);
     expect(await page.isDisabled('#dl-signed')).toBe(false);
 
     const signed = await downloadText(page, '#dl-signed');
@@ -203,11 +191,7 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
     // The signed figures in the table, and the breaching link's timeline for the screenshot.
     expect(await page.getAttribute('#sla-table tr[data-link="alfa~charlie"]', 'data-verdict')).toBe('breach');
     await page.click('#sla-table tr[data-link="alfa~charlie"] th');
-    await page.waitForFunction(
-      "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready' && Number(t?.dataset.breaches) > 0 && document.getElementById('evidence')?.dataset.state === 'ready'; })()",
-      undefined,
-      { timeout: 60_000 },
-    );
+    await waitInPage(page, "(() => { const t = document.getElementById('timeline'); return t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready' && Number(t?.dataset.breaches) > 0 && document.getElementById('evidence')?.dataset.state === 'ready'; })()", 60_000);
     expect(await page.isHidden('#error')).toBe(true);
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: join(outputDir, 'regulator.png'), fullPage: true });
@@ -224,17 +208,13 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
 
     // A reload keeps the month and the link (the token stays in session storage).
     await page.reload();
-    await page.waitForFunction(
-      `(() => { const t = document.getElementById('timeline'); return document.body.dataset.month === ${JSON.stringify(M.month)} && t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready'; })()`,
-      undefined,
-      { timeout: 60_000 },
-    );
+    await waitInPage(page, `(() => { const t = document.getElementById('timeline'); return document.body.dataset.month === ${JSON.stringify(M.month)} && t?.dataset.link === 'alfa~charlie' && t?.dataset.state === 'ready'; })()`, 60_000);
     await page.close();
   }, 180_000);
 
   it('works with an operator token, and says why in the page when a token has no access', async () => {
     const operator = await open(topo.operatorToken, '');
-    await operator.waitForFunction("document.body.dataset.state === 'ready'", undefined, { timeout: 60_000 });
+    await waitInPage(operator, "document.body.dataset.state === 'ready'", 60_000);
     expect(await operator.$$eval('#sla-table tbody tr[data-link]', (trs) => trs.length)).toBe(3);
     expect(await operator.isHidden('#error')).toBe(true);
     await operator.close();
@@ -258,4 +238,8 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
 
     expect(problems).toEqual([]);
   }, 120_000);
+
+  it('the pages ran under the Content-Security-Policy the server sends, with no violation', () => {
+    expect(cspViolations(browser)).toEqual([]);
+  });
 });

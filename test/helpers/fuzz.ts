@@ -69,6 +69,9 @@ export function fuzzSeed(): number {
 // ---------------------------------------------------------------------------
 // junk values
 
+/** Halves of UTF-16 pairs on their own (what cutting text mid-character leaves): no UTF-8 form, so no storable text. */
+export const LONE_SURROGATES = ['\ud800', '\udbff', '\udc00', '\udfff', '\ud83d', '\ude00'];
+
 const UNICODE_JUNK = [
   '\u0000', '\u0007', '\u001b[31m', '\u200b', '\u200e', '\u202e', '\ufeff', '\uffff', '\ufffd',
   '\ud800', '\udfff', '😀', '👩‍👩‍👧', 'ﷺ', 'Ω', 'é', 'é', 'İ', 'ß', '中文', '臨港', '𝕒𝕝𝕡𝕙𝕒', 'a\u0301', '\u2028', '\u2029',
@@ -464,6 +467,26 @@ const envelopeMutators: Record<string, BatchMutator> = {
     batch[key] = bad;
     return text(`batch.bad-extension:${key}`, batch);
   },
+  'batch.lone-surrogate': (rng, batch) => {
+    // Text the store cannot hold, in any string of the message (a value or a key): refused at validation
+    // with the field named, never stored and never answered store_unavailable (a batch retried forever).
+    const lone = rng.pick(LONE_SURROGATES);
+    const strings: { holder: JsonObject | Json[]; key: string | number }[] = [];
+    const walk = (v: Json) => {
+      if (Array.isArray(v)) v.forEach((x, i) => (typeof x === 'string' ? strings.push({ holder: v, key: i }) : walk(x)));
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (typeof x === 'string' ? strings.push({ holder: v, key: k }) : walk(x));
+    };
+    walk(batch);
+    if (strings.length > 0 && rng.chance(0.8)) {
+      const { holder, key } = rng.pick(strings);
+      const value = (holder as Record<string | number, Json>)[key] as string;
+      const at = rng.int(0, value.length);
+      (holder as Record<string | number, Json>)[key] = value.slice(0, at) + lone + value.slice(at);
+    } else {
+      setKey(rng.pick(samplesOf(batch)), `note${lone}`, 'x');
+    }
+    return text('batch.lone-surrogate', batch);
+  },
   'message.not-an-object': (rng, batch) => {
     const payload = rng.pick<Json>([[batch], [], 42, 0, -1, 'batch', '', null, true, false]);
     return text('message.not-an-object', payload);
@@ -595,6 +618,11 @@ const helloMutators: [string, HelloMutator, number][] = [
   ['hello.wrong-type-field', (rng, h) => {
     h.type = rng.pick<Json>(['HELLO', 'hello ', 'helo', 'batch', 'throughput_done', '', 'plan', unicodeJunk(rng), 1, null, true, ['hello'], {}]);
     return text('hello.wrong-type-field', h);
+  }, 2],
+  ['hello.lone-surrogate', (rng, h) => {
+    const key = rng.pick(['centre', 'token', 'version']);
+    h[key] = `${String(h[key])}${rng.pick(LONE_SURROGATES)}`;
+    return text(`hello.lone-surrogate:${key}`, h);
   }, 2],
   ['hello.not-an-object', (rng, h) => text('hello.not-an-object', rng.pick<Json>([[h], 'hello', 1, null, false])), 1],
   ['hello.truncated', (rng, h) => {

@@ -107,7 +107,8 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-test-'));
   const settings = resolveServerSettings({ port: 0, dataDir, config: 'unused.yaml', host: '127.0.0.1', ...flags }, env);
-  const server = await startServer(settings, quietLogger, { rateLimit: { perSecond: 0, burst: 0 }, ...extras, topology });
+  // Request and failed-authentication limits off unless a test asks for them (tests of those limits do).
+  const server = await startServer(settings, quietLogger, { rateLimit: { perSecond: 0, burst: 0 }, failedAuthLimits: null, ...extras, topology });
   return {
     ...server,
     dataDir,

@@ -18,9 +18,10 @@ export class RawClient {
     });
   }
 
-  static open(url: string): Promise<RawClient> {
+  /** `localAddress`: the loopback address to connect from (tests of per-address limits). */
+  static open(url: string, options: { localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, options.localAddress ? { localAddress: options.localAddress } : {});
       ws.once('open', () => resolve(new RawClient(ws)));
       ws.once('error', reject);
     });

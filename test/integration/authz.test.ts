@@ -263,25 +263,25 @@ describe('a probe can only write its own centre', () => {
     // gamma's token, in the header (and once with beta's token in ?access_token=: the header wins).
     const plain = batchFor('alpha');
     const mixed = batchFor('alpha');
-    const ok1 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}` }, body: plain.body });
+    const ok1 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}`, 'content-type': 'application/json' }, body: plain.body });
     expect(await ok1.json()).toEqual({ type: 'ack', batchId: plain.batchId, stored: 2 });
     const ok2 = await fetch(`${server.url}/v1/ingest?access_token=${encodeURIComponent(topo.tokens.beta!)}`, {
-      method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}` }, body: mixed.body,
+      method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}`, 'content-type': 'application/json' }, body: mixed.body,
     });
     expect(await ok2.json()).toEqual({ type: 'ack', batchId: mixed.batchId, stored: 2 });
     // beta's token only in the query: written as beta.
     const viaQuery = batchFor('alpha');
-    const ok3 = await fetch(`${server.url}/v1/ingest?access_token=${encodeURIComponent(topo.tokens.beta!)}`, { method: 'POST', body: viaQuery.body });
+    const ok3 = await fetch(`${server.url}/v1/ingest?access_token=${encodeURIComponent(topo.tokens.beta!)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: viaQuery.body });
     expect(await ok3.json()).toEqual({ type: 'ack', batchId: viaQuery.batchId, stored: 2 });
 
     // Claiming another centre in the payload is refused, not honoured.
     const withSrc = JSON.parse(batchFor('alpha').body) as { samples: Record<string, unknown>[] };
     withSrc.samples[0]!.src = 'beta';
-    const r1 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}` }, body: JSON.stringify(withSrc) });
+    const r1 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}`, 'content-type': 'application/json' }, body: JSON.stringify(withSrc) });
     expect(r1.status).toBe(400);
     expect(await r1.json()).toMatchObject({ code: 'bad_message', field: 'samples[0]' });
     const withCentre = { ...(JSON.parse(batchFor('alpha').body) as object), centre: 'beta' };
-    const r2 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}` }, body: JSON.stringify(withCentre) });
+    const r2 = await fetch(`${server.url}/v1/ingest`, { method: 'POST', headers: { authorization: `Bearer ${topo.tokens.gamma}`, 'content-type': 'application/json' }, body: JSON.stringify(withCentre) });
     expect(r2.status).toBe(400);
     expect(await r2.json()).toMatchObject({ code: 'bad_message' });
 

@@ -95,7 +95,12 @@ describe('citymesh report', () => {
     expect(noToken.code).toBe(1);
     expect(noToken.stderr).toMatch(/no token/);
     const badMonth = await cli('report', '--month', '2026-13', '--server', server.url, '--token-file', tokenFile);
-    expect(badMonth.stderr).toMatch(/--month: "2026-13" must be YYYY-MM/);
+    expect(badMonth.stderr).toMatch(/--month: "2026-13": there is no month 13/);
+    const outOfRange = await cli('report', '--month', '1999-01', '--server', server.url, '--token-file', tokenFile);
+    expect(outOfRange.code).toBe(1);
+    expect(outOfRange.stderr).toMatch(/--month: "1999-01" is out of range: months from 2000-01 to 2099-12/);
+    const badForm = await cli('report', '--month', '2026-1', '--server', server.url, '--token-file', tokenFile);
+    expect(badForm.stderr).toMatch(/--month: "2026-1" must be YYYY-MM/);
     const probeFile = join(dir, 'probe.token');
     writeFileSync(probeFile, `${t.probeToken}-alfa`);
     const probe = await cli('report', '--month', M.month, '--server', server.url, '--token-file', probeFile);

@@ -12,6 +12,7 @@
  *
  * Every expected figure below is written out by hand from those stories.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import type {
@@ -425,6 +426,9 @@ describe('finalised, signed reports and amendments', () => {
     expect(view.report).toEqual(signed);
     const months = await json<SlaMonthsResponse>('/v1/sla/months');
     expect(months.months.find((m) => m.month === M.month)).toMatchObject({ state: 'finalised', finalisedBy: 'noc', amendments: 0, reportSha256: view.reportSha256 });
+    // reportSha256 is what `sha256sum` says of the downloaded file.
+    const file = Buffer.from(await (await api(`/v1/sla/months/${M.month}/report`, t.regulatorToken)).arrayBuffer());
+    expect(createHash('sha256').update(file).digest('hex')).toBe(view.reportSha256);
   });
 
   it('refuses to finalise a month that has not ended', async () => {

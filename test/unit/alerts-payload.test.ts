@@ -109,6 +109,23 @@ describe('silence matchers', () => {
     expect(matchersProblem([eq('alertname', 'LinkDown')])).toBeNull();
   });
 
+  it('use RE2: backtracking patterns match in linear time, syntax needing backtracking is refused', () => {
+    const long = { link: 'a'.repeat(1000) + '!' };
+    // Each of these takes exponential time in a backtracking engine on a value like `long.link`.
+    for (const evil of ['(a+)+', '(a|aa)+', '(a*)*b', '(.*a){20}', '((a+)+)+$']) {
+      expect(silenceMatches([{ name: 'link', value: evil, isRegex: true, isEqual: true }], long)).toBe(false);
+    }
+    expect(silenceMatches([{ name: 'link', value: '(a+)+!', isRegex: true, isEqual: true }], long)).toBe(true);
+    expect(matchersProblem([{ name: 'link', value: '(a)\\1', isRegex: true, isEqual: true }])).toMatch(/^matchers\[0\]\.value: not a valid regular expression \(RE2/);
+    expect(matchersProblem([{ name: 'link', value: 'a(?=b)', isRegex: true, isEqual: true }])).toMatch(/^matchers\[0\]\.value: not a valid regular expression/);
+    expect(matchersProblem([{ name: 'link', value: '(a{1,100}){1,100}', isRegex: true, isEqual: true }])).toMatch(/repeat/);
+  });
+
+  it('a stored pattern RE2 cannot compile (written before RE2) silences nothing, negated or not, and never throws', () => {
+    expect(silenceMatches([{ name: 'link', value: '(a)\\1', isRegex: true, isEqual: true }], labels)).toBe(false);
+    expect(silenceMatches([{ name: 'link', value: '(a)\\1', isRegex: true, isEqual: false }], labels)).toBe(false);
+  });
+
   it('apply only between their start and end', () => {
     const s: SilenceRow = {
       id: 's1', matchers: [eq('alertname', 'LinkDown')], startsAtMs: 1000, endsAtMs: 2000, createdBy: 'noc', comment: 'work',

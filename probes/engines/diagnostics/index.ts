@@ -16,6 +16,7 @@ import type { Engine, TrainResult } from '../types.js';
 import { BreachWatcher, judgeTrain } from './breach.js';
 import { runTracepath } from './tracepath.js';
 import { runTraceroute } from './traceroute.js';
+import { clipText } from '../../../collector/text.js';
 
 export { BreachWatcher, judgeTrain, type BreachPolicy, type BreachVerdict } from './breach.js';
 export { parseTraceroute, tracerouteReached, runTraceroute, type TracerouteParse, type TracerouteHop } from './traceroute.js';
@@ -78,7 +79,7 @@ export async function runDiagnostics(options: DiagnosticsOptions): Promise<Diagn
     dst: target.dst,
     trigger: options.trigger,
     requestId: options.requestId,
-    reason: options.reason.slice(0, 500),
+    reason: clipText(options.reason, 500),
     startedAtUs: startedMs * 1000,
     durationMs: Date.now() - startedMs,
     traceroute,
@@ -225,7 +226,7 @@ export function notRun(
   error: string,
 ): DiagnosticSampleRecord {
   return {
-    runId: `dg-${randomUUID()}`, dst: run.dst, trigger: run.trigger, requestId: run.requestId, reason: run.reason.slice(0, 500),
+    runId: `dg-${randomUUID()}`, dst: run.dst, trigger: run.trigger, requestId: run.requestId, reason: clipText(run.reason, 500),
     startedAtUs: Date.now() * 1000, durationMs: 0,
     traceroute: { ok: false, error, tool: null, maxHops: run.maxHops, reached: false, hops: [] },
     pathMtu: { ok: false, error, tool: null, pmtu: null, dropAtTtl: null, reached: false },

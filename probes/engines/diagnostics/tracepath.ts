@@ -19,6 +19,7 @@
  * (The real output has numeric addresses where the example shows names.)
  */
 import type { PathMtuResult } from '../../../collector/index.js';
+import { clipText } from '../../../collector/text.js';
 import { lineBuffered, runTool, toolVersion } from './tools.js';
 
 export interface TracepathParse {
@@ -110,7 +111,7 @@ export async function runTracepath(options: TracepathOptions): Promise<PathMtuRe
   if (run.failure) return { ok: false, error: run.failure, tool: null, pmtu: null, dropAtTtl: null, reached: false };
   const tool = await toolVersion(command, '-V');
   const parse = parseTracepath(run.stdout);
-  const complaint = [...parse.errors, run.stderr.trim()].filter(Boolean).join('; ').slice(0, 500);
+  const complaint = clipText([...parse.errors, run.stderr.trim()].filter(Boolean).join('; '), 500);
   let error: string | null = null;
   if (run.timedOut) error = `tracepath timed out after ${options.timeoutMs} ms; the path MTU is known only up to the last hop that answered`;
   else if (parse.pmtu === null) error = `tracepath reported no path MTU${complaint ? `: ${complaint}` : ''}`;

@@ -16,6 +16,7 @@
  */
 import { isIP } from 'node:net';
 import type { TracerouteResult } from '../../../collector/index.js';
+import { clipText } from '../../../collector/text.js';
 import { lineBuffered, runTool, toolVersion } from './tools.js';
 
 export interface TracerouteHop {
@@ -113,7 +114,7 @@ export async function runTraceroute(options: TracerouteOptions): Promise<Tracero
   const parse = parseTraceroute(run.stdout);
   const hops = parse.hops.slice(0, 64).map((h) => ({ ttl: h.ttl, probes: h.probes.slice(0, 10) }));
   const reached = tracerouteReached(parse);
-  const complaint = [...parse.errors, run.stderr.trim()].filter(Boolean).join('; ').slice(0, 500);
+  const complaint = clipText([...parse.errors, run.stderr.trim()].filter(Boolean).join('; '), 500);
   let error: string | null = null;
   if (run.timedOut) error = `traceroute timed out after ${options.timeoutMs} ms (hops so far are kept)`;
   else if (run.code !== 0) error = `traceroute exited with ${run.code}${complaint ? `: ${complaint}` : ''}`;

@@ -32,6 +32,7 @@ import {
   type ThroughputResult,
   type ThroughputStream,
 } from './types.js';
+import { clipText } from '../../../collector/text.js';
 
 export const DEFAULT_IPERF3_PORT = 5201;
 
@@ -141,7 +142,7 @@ export function parseIperf3Json(text: string, context: Iperf3ParseContext = {}):
     omitSeconds: context.omitSeconds ?? 0,
   };
   if (!doc) {
-    const excerpt = text.trim().slice(0, 300);
+    const excerpt = clipText(text.trim(), 300);
     return failedResult('iperf3', excerpt ? `iperf3: output is not a JSON report: ${excerpt}` : 'iperf3: no output', base);
   }
 
@@ -275,7 +276,7 @@ export function detectIperf3(command = 'iperf3'): Promise<Iperf3Detection> {
       child.once('close', (code) => {
         const m = /\biperf\s+(3\.[\w.+-]+)/.exec(out);
         if (code === 0 && m) resolve({ available: true, version: `iperf ${m[1]}`, reason: null });
-        else resolve({ available: false, version: null, reason: `iperf3: ${command} --version did not identify iperf3 (${out.trim().slice(0, 200) || `exit ${code}`})` });
+        else resolve({ available: false, version: null, reason: `iperf3: ${command} --version did not identify iperf3 (${clipText(out.trim(), 200) || `exit ${code}`})` });
       });
     });
     detections.set(command, p);
@@ -390,7 +391,7 @@ export async function runIperf3(opts: Iperf3RunOptions): Promise<ThroughputResul
         return;
       }
       if (!parsed.ok && stdout.trim() === '') {
-        const why = stderr.trim().slice(0, 300) || `exited with ${sig ?? `code ${code}`} and no output`;
+        const why = clipText(stderr.trim(), 300) || `exited with ${sig ?? `code ${code}`} and no output`;
         finish(failedResult('iperf3', `iperf3: ${why}`, { ...context, startedAtMs }));
         return;
       }

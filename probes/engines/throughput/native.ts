@@ -40,6 +40,7 @@ import {
   type ThroughputResult,
   type ThroughputStream,
 } from './types.js';
+import { clipText } from '../../../collector/text.js';
 
 export const DEFAULT_NATIVE_PORT = 5301;
 export const NATIVE_ENGINE_VERSION = 'citymesh-native/1';
@@ -694,7 +695,7 @@ export async function runNativeTest(opts: NativeTestOptions): Promise<Throughput
 
     control.send({ cmd: 'start' });
     const started = await control.next(n.connectTimeoutMs + 5000, 'start confirmation');
-    if (started.event !== 'started') throw new TestFailure(`native: unexpected answer to start: ${JSON.stringify(started).slice(0, 200)}`);
+    if (started.event !== 'started') throw new TestFailure(`native: unexpected answer to start: ${clipText(JSON.stringify(started), 200)}`);
     const block = makeBlock();
     for (const s of streams) {
       if (s.dir === 'forward') {
@@ -717,7 +718,7 @@ export async function runNativeTest(opts: NativeTestOptions): Promise<Throughput
     for (const s of streams) s.sending = false;
     const resultMsg = await control.next(n.connectTimeoutMs + 5000, 'result');
     const server = readServerResult(resultMsg);
-    if (!server) throw new TestFailure(`native: the server sent an unreadable result: ${JSON.stringify(resultMsg).slice(0, 200)}`);
+    if (!server) throw new TestFailure(`native: the server sent an unreadable result: ${clipText(JSON.stringify(resultMsg), 200)}`);
     // From here on, closing streams is expected.
     streamFailure = new Error('done');
     control.onFailure = null;
