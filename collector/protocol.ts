@@ -24,6 +24,15 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_TRAIN_PACKETS = 10_000;
 
 const micros = z.number().finite().min(0).max(60_000_000);
+
+/**
+ * How a train's timestamps were taken at each end: by the NIC, by the kernel
+ * (software stamps, or a clock read in the native datapath right around the
+ * system call), in JavaScript on the event loop (user), or not known.
+ */
+export const TIMESTAMPING_MODES = ['hardware', 'kernel', 'user', 'unknown'] as const;
+export type Timestamping = (typeof TIMESTAMPING_MODES)[number];
+const timestamping = z.enum(TIMESTAMPING_MODES);
 const count = z.number().int().min(0).max(MAX_TRAIN_PACKETS);
 
 export const trainSampleSchema = z
@@ -51,6 +60,10 @@ export const trainSampleSchema = z
     errorEstimateUs: z.number().finite().min(0).max(3_600_000_000),
     fwdUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
     revUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
+    /** Absent from probes older than the native datapath: stored as `unknown`. */
+    senderTimestamping: timestamping.optional(),
+    /** The probe sends `unknown` for a plan peer; the server fills in what that peer's probe reports. */
+    reflectorTimestamping: timestamping.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -201,7 +214,7 @@ export interface ProbePlan {
   centre: string;
   protocol: number;
   batchIntervalMs: number;
-  reflector: { listenAddress: string; port: number };
+  reflector: { listenAddress: string; port: number; policy?: ReflectorPlanPolicy };
   tasks: PlanTask[];
   /** The throughput server this probe runs for its peers' tests, or null. */
   throughputServer: { engine: 'iperf3' | 'native' | 'auto'; port: number; listenAddress: string } | null;
@@ -209,6 +222,17 @@ export interface ProbePlan {
   nic: { intervalS: number; interfaces: { name: string; peer: string | null }[] } | null;
   /** Diagnostics on breach (traceroute, path MTU, fast train); absent or null: the probe never runs them on its own. */
   diagnostics?: DiagnosticsPolicy | null;
+}
+
+/**
+ * Whom the probe's reflector answers. `allow` holds addresses, CIDR prefixes
+ * and peer host names (the probe resolves names); ignored when allowAny.
+ */
+export interface ReflectorPlanPolicy {
+  allowAny: boolean;
+  allow: string[];
+  ratePps: number;
+  burst: number;
 }
 
 /** The server asks a probe (the client end of a link) to run one throughput test now. */

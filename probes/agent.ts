@@ -11,7 +11,9 @@
  * the next when the connection fails; unacknowledged batches go again there.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
@@ -19,6 +21,7 @@ import { PROTOCOL_VERSION } from '../collector/index.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { StampReflector } from './engines/stamp/reflector.js';
+import { OPEN_POLICY, type ReflectorPolicy } from './engines/stamp/reflector-policy.js';
 import { NicSampler, type NicSample } from './engines/nic/index.js';
 import { DiagnosticsRunner } from './engines/diagnostics/index.js';
 import { createEngine } from './engines/registry.js';
@@ -383,9 +386,12 @@ export class ProbeAgent {
     this.authenticated = true;
     if (!same && !this.stopping) {
       await this.scheduler?.stop();
+      const policy = await reflectorPolicy(plan, this.options.logger);
       if (!this.reflector || !sameReflector(this.reflector, plan)) {
         await this.reflector?.close();
-        this.reflector = await StampReflector.listen({ port: plan.reflector.port, host: plan.reflector.listenAddress, clock: this.clock });
+        this.reflector = await StampReflector.listen({ port: plan.reflector.port, host: plan.reflector.listenAddress, clock: this.clock, policy });
+      } else {
+        this.reflector.setPolicy(policy);
       }
       for (const task of plan.tasks) {
         if (!this.engines.has(task.engine)) this.engines.set(task.engine, createEngine(task.engine, { clock: this.clock }));
@@ -486,6 +492,30 @@ export class ProbeAgent {
  */
 export function collectorStartIndex(centre: string, servers: number): number {
   return createHash('sha256').update(centre).digest().readUInt32BE(0) % servers;
+}
+
+/**
+ * The plan's reflector policy with peer host names resolved to addresses (a
+ * name that does not resolve is logged and left out: that peer's packets are
+ * then refused and counted as notAllowed). A plan from an older server has
+ * none: answer anyone, rate limited.
+ */
+async function reflectorPolicy(plan: ProbePlan, logger: Logger): Promise<ReflectorPolicy> {
+  const p = plan.reflector.policy;
+  if (!p) return OPEN_POLICY;
+  const allow: string[] = [];
+  for (const entry of new Set(p.allow)) {
+    if (isIP(entry.split('/')[0] ?? '')) {
+      allow.push(entry);
+      continue;
+    }
+    try {
+      allow.push(...(await lookup(entry, { all: true })).map((a) => a.address));
+    } catch (error) {
+      logger.warn({ host: entry, err: (error as Error).message }, 'reflector: peer host name does not resolve; its packets will be refused');
+    }
+  }
+  return { allowAny: p.allowAny, allow, denyPorts: [], ratePps: p.ratePps, burst: p.burst };
 }
 
 function sameReflector(reflector: StampReflector, plan: ProbePlan): boolean {
