@@ -12,7 +12,8 @@ import { constants, existsSync, mkdtempSync, readdirSync, rmSync, statfsSync, st
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { hashToken, PROTOCOL_VERSION, type CollectorMessage, type ProbePlan } from '../collector/index.js';
+import { hashToken } from '../collector/auth.js';
+import { PROTOCOL_VERSION, type CollectorMessage, type ProbePlan } from '../collector/protocol.js';
 import { readClockSync } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { detectIperf3 } from './engines/throughput/index.js';

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DiagnosticSampleRecord, NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/index.js';
+import type { DiagnosticSampleRecord, NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
 
 /** What the spool holds: anything the probe measured, each kind going to its own table. */
 export type SpoolRecord =

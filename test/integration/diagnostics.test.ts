@@ -10,7 +10,8 @@
  *   annotations API with the link's maintenance windows;
  * - a link whose RTT target (0.001 ms) every train breaches gets diagnostics
  *   from both of its probes on their own, once per rate-limit window, not once
- *   per train; a link within its target gets none.
+ *   per train (other links may breach too when a loaded host drops a packet:
+ *   their runs are theirs, not counted here).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
@@ -53,6 +54,17 @@ async function request<T>(method: string, path: string, token: string, body?: un
   return { status: response.status, body: (await response.json()) as T };
 }
 
+/** A diagnostics record as a probe would send it (every part failed, so it needs no tools). */
+function diagnosticsRecord(runId: string, reason: string): DiagnosticSampleRecord {
+  return {
+    runId, dst: 'bravo', trigger: 'breach', requestId: null, reason,
+    startedAtUs: Date.now() * 1000, durationMs: 10,
+    traceroute: { ok: false, error: 'traceroute timed out after 12000 ms (hops so far are kept)', tool: 'traceroute 2.1.2', maxHops: 16, reached: false, hops: [{ ttl: 1, probes: [{ address: null, rttUs: null, flag: null }] }] },
+    pathMtu: { ok: false, error: 'tracepath not found: install the Debian package iputils-tracepath', tool: null, pmtu: null, dropAtTtl: null, reached: false },
+    fastTrain: { ok: false, error: 'no STAMP engine on this probe', count: 0, intervalMs: 0, sent: 0, received: 0, rttMinUs: null, rttMedianUs: null, rttP99Us: null, rttMaxUs: null, jitterUs: null },
+  };
+}
+
 describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => {
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
@@ -92,7 +104,18 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
     server.collector.diagnostics.probeConnected('bravo');
     expect(await server.collector.diagnostics.poll()).toBe(2);
     expect(await server.collector.diagnostics.poll()).toBe(0);
-    await new Promise((r) => setTimeout(r, 3000)); // what a second run would take to arrive
+    // Absence, proven by order rather than by waiting: a fresh request follows the redelivered one on
+    // the same connections, and each probe runs one diagnostics run per peer at a time, so a second run
+    // of the first request would have been spooled before the fresh one's. Once the fresh runs are
+    // stored and every batch sent by then is acknowledged, anything the redelivery caused is stored too.
+    const fresh = await request<DiagnosticsRequestResponse>('POST', '/v1/links/bravo/alfa/diagnostics', topo.operatorToken);
+    expect(fresh.status).toBe(202);
+    await waitFor('the fresh request to be stored from both ends', async () => {
+      const { body } = await getJson<DiagnosticsDetailResponse>(`${server.url}/v1/links/alfa/bravo/diagnostics/${fresh.body.requestId}`, topo.operatorToken);
+      return body.pending.length === 0 && body.runs.length === 2;
+    }, 60_000);
+    const sentByThen = agents.map((a) => a.stats().batchesSent);
+    await waitFor('every batch sent by then to be acknowledged', () => agents.every((a, i) => a.stats().batchesAcked >= sentByThen[i]!));
     const stored = await rows<{ src: string; n: number }>(
       'SELECT src, toUInt32(count()) AS n FROM diagnostics WHERE request_id = {id:String} GROUP BY src ORDER BY src', { id },
     );
@@ -104,13 +127,7 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
   });
 
   it('stores a batch sent twice once, and refuses a bad record naming the field', async () => {
-    const record: DiagnosticSampleRecord = {
-      runId: `dg-replayed-${Date.now()}`, dst: 'bravo', trigger: 'breach', requestId: null, reason: 'replayed from the spool',
-      startedAtUs: Date.now() * 1000, durationMs: 10,
-      traceroute: { ok: false, error: 'traceroute timed out after 12000 ms (hops so far are kept)', tool: 'traceroute 2.1.2', maxHops: 16, reached: false, hops: [{ ttl: 1, probes: [{ address: null, rttUs: null, flag: null }] }] },
-      pathMtu: { ok: false, error: 'tracepath not found: install the Debian package iputils-tracepath', tool: null, pmtu: null, dropAtTtl: null, reached: false },
-      fastTrain: { ok: false, error: 'no STAMP engine on this probe', count: 0, intervalMs: 0, sent: 0, received: 0, rttMinUs: null, rttMedianUs: null, rttP99Us: null, rttMaxUs: null, jitterUs: null },
-    };
+    const record = diagnosticsRecord(`dg-replayed-${Date.now()}`, 'hand-made: replayed from the spool');
     const batch = { type: 'batch', batchId: `alfa.replay-${Date.now()}`, samples: [], diagnostics: [record] };
     for (let i = 0; i < 2; i++) {
       const ack = await request<{ type: string; stored: number }>('POST', '/v1/ingest', topo.tokens.alfa!, batch);
@@ -131,7 +148,7 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
   it('runs diagnostics on a breach from both ends on their own, once per rate-limit window', async () => {
     const breachRuns = () => rows<{ src: string; dst: string; n: number; first: string }>(
       `SELECT src, dst, toUInt32(count()) AS n, toString(min(ts)) AS first FROM diagnostics
-       WHERE trigger = 'breach' AND reason != 'replayed from the spool' GROUP BY src, dst ORDER BY src, dst`,
+       WHERE trigger = 'breach' AND NOT startsWith(reason, 'hand-made') AND (src, dst) IN (('alfa', 'charlie'), ('charlie', 'alfa')) GROUP BY src, dst ORDER BY src, dst`,
     );
     const firstRuns = await waitFor('breach diagnostics from both ends of alfa~charlie', async () => {
       const r = await breachRuns();
@@ -146,7 +163,7 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
          AND ts > toDateTime64({since:String}, 3, 'UTC')) GROUP BY src HAVING n >= 20`, { since },
       );
       return trains.length === 2;
-    }, 60_000);
+    }, 120_000);
     const later = await breachRuns();
     expect(later.map((r) => [r.src, r.dst, r.n])).toEqual([['alfa', 'charlie', 1], ['charlie', 'alfa', 1]]);
 
@@ -155,13 +172,14 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
     expect(breach).toHaveLength(2);
     for (const a of breach) {
       if (a.kind !== 'diagnostics') continue;
-      expect(a.reason).toMatch(/^2 consecutive trains beyond the link's targets \(last: p99 RTT [\d.]+ ms > 0.001 ms\)$/);
+      // Every train misses 0.001 ms; on a loaded host one may also lose a packet (then both are named).
+      expect(a.reason).toMatch(/^2 consecutive trains beyond the link's targets \(last: (p99 RTT [\d.]+ ms > 0\.001 ms)?(, )?(loss [\d.]+ % > [\d.]+ %)?\)$/);
       expect(a).toMatchObject({ hops: 1, reached: true, pmtu: 65535, problems: [] });
       expect(a.fastP99Ms).toBeGreaterThan(0);
     }
     // The same one-hop path every time: no path change on loopback.
     expect(body.annotations.filter((a) => a.kind === 'path_change')).toEqual([]);
-  });
+  }, 240_000); // two waits on real events of up to 60 s and 120 s each; a loaded machine needs the room
 
   it('lists diagnostics, path changes and maintenance windows in one time-ordered list', async () => {
     const start = new Date(Math.ceil(Date.now() / 60_000) * 60_000 + 3_600_000);
@@ -170,13 +188,18 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
       link: 'alfa~bravo', start: start.toISOString(), end: end.toISOString(), reason: 'fibre splice',
     });
     expect(declared.status).toBe(201);
+    // A run of this test's own, as a probe's batch; other tests add runs on this link too (listed as well).
+    const listed = diagnosticsRecord(`dg-listed-${Date.now()}`, 'hand-made: listed beside the window');
+    const ack = await request('POST', '/v1/ingest', topo.tokens.alfa!, { type: 'batch', batchId: `alfa.listed-${Date.now()}`, samples: [], diagnostics: [listed] });
+    expect(ack.status).toBe(200);
     const to = new Date(end.getTime() + 60_000).toISOString();
     const { status, body } = await getJson<AnnotationsResponse>(
       `${server.url}/v1/links/alfa/bravo/annotations?from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${to}`, topo.operatorToken,
     );
     expect(status).toBe(200);
-    // The operator request's two runs, the replayed record, then the window.
-    expect(body.annotations.map((a) => a.kind)).toEqual(['diagnostics', 'diagnostics', 'diagnostics', 'maintenance']);
+    // Runs so far (this one among them), then the window an hour ahead.
+    expect(body.annotations.filter((a) => a.kind === 'diagnostics' && a.runId === listed.runId)).toHaveLength(1);
+    expect(body.annotations.map((a) => a.kind)).toEqual([...body.annotations.slice(0, -1).map(() => 'diagnostics'), 'maintenance']);
     expect(body.annotations.at(-1)).toMatchObject({ kind: 'maintenance', target: 'alfa~bravo', reason: 'fibre splice', declaredLate: false, t: start.getTime() / 1000 });
     const times = body.annotations.map((a) => a.t);
     expect([...times].sort((x, y) => x - y)).toEqual(times);

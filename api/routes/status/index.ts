@@ -18,7 +18,7 @@ export function statusRoutes(deps: ApiDeps) {
         for (const engine of ['stamp', 'icmp'] as const) {
           const row = byKey.get(`${src}>${dst}>${engine}`);
           if (!row && engine === 'icmp') continue;
-          paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, deps.topology.sla.lossRatioMax, nowUs));
+          paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, nowUs));
         }
       }
     }
