@@ -58,6 +58,8 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
       policy: {
         allowAny: stamp.reflector.answer === 'any',
         allow: [
+          // This host itself (a relay, a sidecar, `citymesh measure` here): loopback sources cannot arrive from outside.
+          '127.0.0.0/8', '::1',
           ...stamp.reflector.allow,
           ...topology.peersOf(centreId).flatMap((id) => {
             const peer = topology.centre(id)!.probe;

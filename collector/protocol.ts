@@ -136,6 +136,31 @@ export const throughputSampleSchema = z
 
 export type ThroughputSampleRecord = z.infer<typeof throughputSampleSchema>;
 
+/**
+ * How a probe measures, as it reports it in its hello and with every batch:
+ * its STAMP datapath (native, or the JavaScript fallback and why), how its
+ * reflector takes T2, the engines it cannot run and why, and its reflector's
+ * counters (every datagram received: reflected, or dropped by reason).
+ */
+export const probeReportSchema = z
+  .object({
+    datapath: z.enum(['native', 'js']),
+    datapathReason: z.string().max(1000).nullable(),
+    reflectorTimestamping: timestamping,
+    enginesUnavailable: z.record(z.string().regex(/^(stamp|icmp)$/, 'must be an engine name'), z.string().max(1000)),
+    reflector: z
+      .object({
+        received: z.number().int().min(0),
+        reflected: z.number().int().min(0),
+        drops: z.record(z.string().regex(/^[a-zA-Z]{1,32}$/), z.number().int().min(0)),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+
+export type ProbeReport = z.infer<typeof probeReportSchema>;
+
 const helloSchema = z
   .object({
     type: z.literal('hello'),
@@ -149,6 +174,7 @@ const helloSchema = z
      * is running neither hits the connection limit nor takes its throughput requests.
      */
     check: z.literal(true).optional(),
+    report: probeReportSchema.optional(),
   })
   .strict();
 
@@ -167,6 +193,7 @@ const batchSchema = z
     /** When the probe sealed the batch, Unix µs: the acknowledgement lag is measured from here. */
     createdAtUs: z.number().int().positive().optional(),
     spool: spoolReportSchema.optional(),
+    report: probeReportSchema.optional(),
     batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
     samples: z
       .array(z.unknown())

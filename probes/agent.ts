@@ -16,10 +16,11 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
+import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ProbeReport, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
 import { PROTOCOL_VERSION } from '../collector/protocol.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
+import { datapathStatus } from './engines/stamp/native.js';
 import { StampReflector } from './engines/stamp/reflector.js';
 import { OPEN_POLICY, type ReflectorPolicy } from './engines/stamp/reflector-policy.js';
 import { NicSampler, type NicSample } from './engines/nic/index.js';
@@ -137,6 +138,10 @@ export class ProbeAgent {
 
   /** Connect and resolve once the first plan is running; rejects if the collector refuses us. */
   start(): Promise<void> {
+    const { datapath, reason } = datapathStatus();
+    if (datapath === 'js') this.options.logger.warn(`STAMP runs on the JavaScript fallback: ${reason}`);
+    const noPing = createEngine('icmp').unavailable?.();
+    if (noPing) this.options.logger.warn(`icmp engine unavailable: ${noPing}; ICMP paths are reported as such until it is installed`);
     return new Promise((resolve, reject) => {
       this.firstPlan = { resolve, reject };
       this.connect();
@@ -152,6 +157,19 @@ export class ProbeAgent {
 
   currentPlan(): ProbePlan | null {
     return this.plan;
+  }
+
+  /** How this probe measures now: sent in the hello and with every batch. */
+  report(): ProbeReport {
+    const { datapath, reason } = datapathStatus();
+    const reflector = this.reflector?.stats() ?? null;
+    return {
+      datapath,
+      datapathReason: reason,
+      reflectorTimestamping: reflector?.timestamping ?? (datapath === 'native' ? 'kernel' : 'user'),
+      enginesUnavailable: this.scheduler?.engineStates() ?? {},
+      reflector: reflector ? { received: reflector.received, reflected: reflector.reflected, drops: reflector.drops } : null,
+    };
   }
 
   /** Stop measuring, seal and send what is spooled, wait (bounded) for acks, then disconnect. */
@@ -221,7 +239,7 @@ export class ProbeAgent {
       }, HEARTBEAT_MS);
       ws.send(JSON.stringify({
         type: 'hello', centre: this.options.centre, token: this.options.token,
-        version: this.options.version, protocol: PROTOCOL_VERSION,
+        version: this.options.version, protocol: PROTOCOL_VERSION, report: this.report(),
       }));
     });
     ws.on('pong', () => (answered = true));
@@ -475,6 +493,7 @@ export class ProbeAgent {
         const batch = await this.spool.read(id, Date.now() * 1000);
         if (!batch || this.ws?.readyState !== WebSocket.OPEN) break;
         batch.spool = { batches: stats.batches, bytes: stats.bytes, droppedTrains: stats.droppedTrains };
+        batch.report = this.report();
         this.onWire.add(id);
         this.counters.batchesSent++;
         this.ws.send(JSON.stringify(batch));

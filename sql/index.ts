@@ -6,6 +6,7 @@ export {
   type TrainRow, type PathStatusRow, type SeriesQuery, type SeriesColumns, type TrainsQuery,
 } from './latency.js';
 export { formatDateTime64, parseDateTime64 } from './time.js';
+export { insertProbeReport, latestProbeReports, type ProbeReportRow } from './probe-reports.js';
 export {
   insertThroughput, insertNic, throughputHistory, latestThroughputTests, latestNicStates, utilisationSeries,
   type ThroughputRow, type NicRow, type ThroughputTest, type LinkNicState, type UtilisationColumns,

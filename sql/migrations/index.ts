@@ -12,6 +12,7 @@ import { sla } from './0005_sla.js';
 import { coordination } from './0006_coordination.js';
 import { alerts } from './0007_alerts.js';
 import { diagnostics } from './0008_diagnostics.js';
+import { timestamping } from './0009_timestamping.js';
 
 export interface Migration {
   version: number;
@@ -19,4 +20,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, timestamping];
