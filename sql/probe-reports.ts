@@ -1,5 +1,5 @@
 /**
- * What probes say about themselves (table probe_reports, migration 0009):
+ * What probes say about themselves (table probe_reports, migration 0013):
  * written by whichever server a probe talks to, read by every server.
  */
 import type { ClickHouseClient } from '@clickhouse/client';

@@ -12,7 +12,7 @@ import { sla } from './0005_sla.js';
 import { coordination } from './0006_coordination.js';
 import { alerts } from './0007_alerts.js';
 import { diagnostics } from './0008_diagnostics.js';
-import { timestamping } from './0009_timestamping.js';
+import { timestamping } from './0013_timestamping.js';
 
 export interface Migration {
   version: number;

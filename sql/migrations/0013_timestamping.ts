@@ -17,7 +17,7 @@ import type { Migration } from './index.js';
  *   see the latest. Small and recent: 30 days.
  */
 export const timestamping: Migration = {
-  version: 9,
+  version: 13,
   name: 'timestamping',
   statements: [
     `ALTER TABLE latency_trains ADD COLUMN IF NOT EXISTS sender_ts LowCardinality(String) DEFAULT 'unknown' AFTER error_estimate_us`,
