@@ -37,7 +37,7 @@ export async function insertProbeReport(client: ClickHouseClient, r: ProbeReport
 export async function latestProbeReports(client: ClickHouseClient, days = 30): Promise<ProbeReportRow[]> {
   const result = await client.query({
     query: `
-SELECT centre, toString(max(reported_at)) AS reported_at,
+SELECT centre, toString(max(reported_at)) AS last_at,
        argMax(datapath, reported_at) AS datapath, argMax(datapath_reason, reported_at) AS datapath_reason,
        argMax(reflector_ts, reported_at) AS reflector_ts, argMax(engines_unavailable, reported_at) AS engines_unavailable,
        argMax(reflector_received, reported_at) AS received, argMax(reflector_reflected, reported_at) AS reflected,
@@ -50,11 +50,11 @@ ORDER BY centre`,
     format: 'JSONEachRow',
   });
   const rows = await result.json<{
-    centre: string; reported_at: string; datapath: string; datapath_reason: string; reflector_ts: string;
+    centre: string; last_at: string; datapath: string; datapath_reason: string; reflector_ts: string;
     engines_unavailable: Record<string, string>; received: string | number; reflected: string | number; drops: Record<string, string | number>;
   }>();
   return rows.map((r) => ({
-    reportedAtUs: parseDateTime64(r.reported_at),
+    reportedAtUs: parseDateTime64(r.last_at),
     centre: r.centre,
     datapath: r.datapath === 'native' ? 'native' : 'js',
     datapathReason: r.datapath_reason || null,
