@@ -235,7 +235,12 @@ export interface SlaScopeReport {
   name: string;
   verdict: SlaVerdict;
   links: { total: number; met: number; breach: number; insufficientData: number };
-  minutes: { month: number; excluded: number; sla: number; covered: number; available: number };
+  /**
+   * Link-minutes: of the month, excluded (maintenance declared in advance, and
+   * selfLoad: minutes our own throughput tests loaded the link; absent from
+   * reports finalised before citymesh listed them), left for the SLA, covered, available.
+   */
+  minutes: { month: number; excluded: number; selfLoad?: number; sla: number; covered: number; available: number };
   coverage: number | null;
   /** The policy a link is judged by (null for a centre or the network). */
   policy: SlaLinkPolicyView | null;
@@ -268,6 +273,25 @@ export interface SlaMaintenanceView {
   excluded: boolean;
 }
 
+/**
+ * One of citymesh's own throughput tests: it loaded its link, so latency and
+ * loss in its minutes (guard included) measure our test, not the network, and
+ * are excluded from those verdicts (decided by citymesh, not declared).
+ */
+export interface SlaSelfLoadView {
+  testId: string;
+  /** `a~b`. */
+  link: string;
+  trigger: string;
+  /** The test's own span (ISO, ms precision); `minutes` counts the guarded whole minutes within the period. */
+  start: string;
+  end: string;
+  guardMs: number;
+  minutes: number;
+  /** Where the span is known from: planned / finished (the coordinator), measured (the probe). */
+  sources: string[];
+}
+
 /** The month's report; what a finalised report freezes and signs. */
 export interface SlaReport {
   format: 'citymesh-sla-report/1';
@@ -284,6 +308,8 @@ export interface SlaReport {
   centres: SlaScopeReport[];
   total: SlaScopeReport;
   maintenance: SlaMaintenanceView[];
+  /** Our own throughput tests' load windows (absent from reports finalised before citymesh listed them). */
+  selfLoad?: SlaSelfLoadView[];
 }
 
 export interface SlaAmendmentSummary {
@@ -337,6 +363,7 @@ export interface SlaLinkDetailResponse {
   timeline: Record<'latency' | 'loss' | 'availability' | 'capacity_provisioned', SlaBreachRun[]>;
   tests: { at: string; client: string; ok: boolean; error: string | null; abGbps: number | null; baGbps: number | null }[];
   maintenance: SlaMaintenanceView[];
+  selfLoad: SlaSelfLoadView[];
 }
 
 /** GET /v1/sla/months/:month/links/:a/:b/minutes: one entry per minute of the period (Unix seconds). */
@@ -362,6 +389,8 @@ export interface SlaMinutesResponse {
   available: number[];
   latencyBreach: number[];
   lossBreach: number[];
+  /** 1 where the minute is excluded because our own throughput test loaded the link (also 1 in `excluded`). */
+  selfLoad: number[];
 }
 
 export interface SlaAmendmentsResponse {
@@ -592,7 +621,23 @@ export interface MaintenanceAnnotation {
   declaredLate: boolean;
 }
 
-export type Annotation = DiagnosticsAnnotation | PathChangeAnnotation | MaintenanceAnnotation;
+/**
+ * One of our own throughput tests loaded the link: latency and loss from
+ * [t - guard, tEnd + guard] are ours, left out of the SLA verdicts and alerts.
+ */
+export interface SelfLoadAnnotation {
+  kind: 'self_load';
+  at: string;
+  t: number;
+  end: string;
+  tEnd: number;
+  testId: string;
+  trigger: string;
+  guardMs: number;
+  sources: string[];
+}
+
+export type Annotation = DiagnosticsAnnotation | PathChangeAnnotation | MaintenanceAnnotation | SelfLoadAnnotation;
 
 export interface AnnotationsResponse {
   a: string;

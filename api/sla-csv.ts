@@ -22,7 +22,7 @@ export function toCsv(header: readonly string[], rows: readonly CsvValue[][]): s
 export const REPORT_COLUMNS = [
   'month', 'timezone', 'state', 'scope', 'id', 'name', 'criterion', 'verdict', 'value', 'target', 'comparison', 'unit', 'rule',
   'breach_minutes', 'longest_breach_minutes', 'coverage', 'required_coverage',
-  'month_minutes', 'excluded_minutes', 'sla_minutes', 'covered_minutes', 'evidence',
+  'month_minutes', 'excluded_minutes', 'sla_minutes', 'covered_minutes', 'evidence', 'self_load_minutes',
 ] as const;
 
 export function reportCsv(report: SlaReport, state: 'finalised' | 'provisional'): string {
@@ -30,13 +30,14 @@ export function reportCsv(report: SlaReport, state: 'finalised' | 'provisional')
   for (const s of [...report.links, ...report.centres, report.total]) {
     const common = [report.month, report.timezone, state, s.scope, s.id, s.name];
     const minutes = [s.minutes.month, s.minutes.excluded, s.minutes.sla, s.minutes.covered];
+    const selfLoad = s.minutes.selfLoad ?? null;
     rows.push([...common, 'overall', s.verdict, null, null, null, null, null, null, null, s.coverage, s.policy?.coverageMin ?? null, ...minutes,
-      `links=${s.links.total};met=${s.links.met};breach=${s.links.breach};insufficient_data=${s.links.insufficientData}`]);
+      `links=${s.links.total};met=${s.links.met};breach=${s.links.breach};insufficient_data=${s.links.insufficientData}`, selfLoad]);
     for (const c of s.criteria) {
       rows.push([
         ...common, c.criterion, c.verdict, c.value, c.target, c.comparison, c.unit, c.rule,
         c.breachMinutes, c.longestBreachMinutes, c.coverage, c.requiredCoverage, ...minutes,
-        Object.entries(c.evidence).map(([k, v]) => `${k}=${v ?? ''}`).join(';'),
+        Object.entries(c.evidence).map(([k, v]) => `${k}=${v ?? ''}`).join(';'), selfLoad,
       ]);
     }
   }
@@ -56,14 +57,14 @@ export function timelineCsv(month: string, link: string, timeline: Record<string
 
 export const MINUTE_COLUMNS = [
   'minute', 'excluded', 'ab_trains', 'ab_sent', 'ab_lost', 'ab_rtt_ms', 'ba_trains', 'ba_sent', 'ba_lost', 'ba_rtt_ms',
-  'provisioned_gbps', 'covered', 'available', 'latency_breach', 'loss_breach',
+  'provisioned_gbps', 'covered', 'available', 'latency_breach', 'loss_breach', 'self_load',
 ] as const;
 
 export function minutesCsv(m: SlaMinutesResponse): string {
   const rows: CsvValue[][] = m.t.map((t, i) => [
     new Date(t * 1000).toISOString(), m.excluded[i], m.abTrains[i], m.abSent[i], m.abLost[i], m.abRttMs[i],
     m.baTrains[i], m.baSent[i], m.baLost[i], m.baRttMs[i], m.provisionedGbps[i], m.covered[i], m.available[i],
-    m.latencyBreach[i], m.lossBreach[i],
+    m.latencyBreach[i], m.lossBreach[i], m.selfLoad[i],
   ]);
   return toCsv(MINUTE_COLUMNS, rows);
 }

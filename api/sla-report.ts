@@ -3,13 +3,14 @@
  * report, and compares two reports field by field (amendments). No
  * arithmetic beyond unit conversion happens here.
  */
-import type { Link, Topology } from '../collector/index.js';
+import { selfLoadGuardMs, type Link, type Topology } from '../collector/index.js';
 import {
-  maintenanceWindows, slaCompliance, slaMonthBounds, type MaintenanceWindow, type SlaLinkInput, type SlaScopeRow, type SlaSource,
+  loadWindowsBetween, maintenanceWindows, slaCompliance, slaMonthBounds,
+  type LoadWindow, type MaintenanceWindow, type SlaLinkInput, type SlaScopeRow, type SlaSource,
 } from '../sql/index.js';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type {
-  SlaChange, SlaCriterionResult, SlaLinkPolicyView, SlaMaintenanceView, SlaReport, SlaScopeReport,
+  SlaChange, SlaCriterionResult, SlaLinkPolicyView, SlaMaintenanceView, SlaReport, SlaScopeReport, SlaSelfLoadView,
 } from './contract.js';
 
 export const MONTH_PATTERN = /^(20\d\d)-(0[1-9]|1[0-2])$/;
@@ -58,12 +59,15 @@ export interface ComputeOptions {
 export async function computeMonthReport(client: ClickHouseClient, topology: Topology, month: string, options: ComputeOptions): Promise<SlaReport> {
   const period = await monthPeriod(client, topology, month, options.nowMs);
   if (period.effectiveEndS <= period.startS) throw new MonthNotStartedError(month);
-  const [rows, windows] = await Promise.all([
+  const links = options.links ?? topology.links;
+  const loadGuardMs = selfLoadGuardMs(topology.probing);
+  const [rows, windows, loads] = await Promise.all([
     slaCompliance(client, {
       startS: period.startS, endS: period.effectiveEndS, engine: topology.sla.engine, source: options.source,
-      links: (options.links ?? topology.links).map(linkInput),
+      links: links.map(linkInput), loadGuardMs,
     }),
     maintenanceWindows(client, period.startS, period.effectiveEndS),
+    loadWindowsBetween(client, { fromS: period.startS, toS: period.effectiveEndS, guardMs: loadGuardMs, links }),
   ]);
   const minutes = (period.effectiveEndS - period.startS) / 60;
   const linkById = new Map(topology.links.map((l) => [l.id, l]));
@@ -85,6 +89,14 @@ export async function computeMonthReport(client: ClickHouseClient, topology: Top
     centres: rows.filter((r) => r.kind === 'centre').map(scope),
     total: total ? scope(total) : emptyTotal(topology),
     maintenance: windows.filter((w) => relevant(w, topology)).map((w) => maintenanceView(w)),
+    selfLoad: loads.map((w) => selfLoadView(w, loadGuardMs)),
+  };
+}
+
+export function selfLoadView(w: LoadWindow, guardMs: number): SlaSelfLoadView {
+  return {
+    testId: w.windowId, link: `${w.a}~${w.b}`, trigger: w.trigger,
+    start: new Date(w.startMs).toISOString(), end: new Date(w.endMs).toISOString(), guardMs, minutes: w.minutes, sources: w.sources,
   };
 }
 
@@ -212,7 +224,7 @@ function scopeReport(row: SlaScopeRow, periodMinutes: number, topology: Topology
     verdict: row.verdict,
     links: { total: row.links, met: row.links_met, breach: row.links_breach, insufficientData: row.links_insufficient },
     minutes: {
-      month: periodMinutes * row.links, excluded: row.excluded_minutes, sla: row.sla_minutes,
+      month: periodMinutes * row.links, excluded: row.excluded_minutes, selfLoad: row.self_load_minutes, sla: row.sla_minutes,
       covered: row.covered_minutes, available: row.available_minutes,
     },
     coverage: minuteCoverage,
@@ -225,7 +237,7 @@ function emptyTotal(topology: Topology): SlaScopeReport {
   return {
     scope: 'network', id: 'network', name: topology.name, verdict: 'insufficient_data',
     links: { total: 0, met: 0, breach: 0, insufficientData: 0 },
-    minutes: { month: 0, excluded: 0, sla: 0, covered: 0, available: 0 }, coverage: null, policy: null, criteria: [],
+    minutes: { month: 0, excluded: 0, selfLoad: 0, sla: 0, covered: 0, available: 0 }, coverage: null, policy: null, criteria: [],
   };
 }
 
@@ -273,5 +285,7 @@ export function reportChanges(before: SlaReport, after: SlaReport): SlaChange[] 
   }
   const windows = (r: SlaReport) => r.maintenance.map((w) => `${w.id}:${w.excluded}`).sort().join(',');
   add('maintenance', windows(before), windows(after));
+  const loads = (r: SlaReport) => (r.selfLoad ?? []).map((w) => `${w.testId}:${w.minutes}`).sort().join(',');
+  add('selfLoad', loads(before), loads(after));
   return changes;
 }

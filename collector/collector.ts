@@ -7,11 +7,15 @@
  * per connection and in total, and a refused batch stays in the probe's spool.
  * Nothing is acknowledged that ClickHouse has not accepted.
  */
+import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { insertDiagnostics, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds, type NicRow, type Store, type ThroughputRow, type TrainRow } from '../sql/index.js';
+import {
+  insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
+  type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
+} from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -31,7 +35,7 @@ import {
   type ThroughputSampleRecord,
   type TrainSample,
 } from './protocol.js';
-import { ThroughputCoordinator, type TestStatus } from './throughput-coordinator.js';
+import { ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from './diagnostics-protocol.js';
@@ -125,8 +129,11 @@ export class Collector {
       options.topology,
       (centre, message) => this.sendTo(centre, message),
       options.logger.child({ part: 'throughput' }),
-      // Tracked like a batch, so close() waits for it: the store closes right after.
-      (test) => this.track(this.storeServerFailure(test)),
+      (test) => {
+        // Tracked like a batch, so close() waits for it: the store closes right after.
+        this.track(this.storeServerFailure(test));
+      },
+      (record) => this.track(this.storeLoad(record)),
     );
     this.diagnostics = new DiagnosticsDispatcher({
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
@@ -167,12 +174,6 @@ export class Collector {
   }
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
-  /** Keep a write in flight in view, so close() waits for it (the store closes right after). */
-  private track(work: Promise<unknown>): void {
-    this.inflight.add(work);
-    void work.finally(() => this.inflight.delete(work));
-  }
-
   async close(): Promise<void> {
     this.reports.close();
     this.closing = true;
@@ -336,6 +337,7 @@ export class Collector {
       ? { ...s, reflectorTimestamping: this.reports.reflectorTimestamping(s.dst) } : s));
     let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
     let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
+    let loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
     let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
     const key = `${centre}/${batch.batchId}`;
     const client = this.options.store.client;
@@ -362,6 +364,7 @@ export class Collector {
       rows = rows.filter((r) => !stored.has(r.train_id));
       nicRows = nicRows.filter((r) => !stored.has(r.sample_id));
       throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
+      loadRows = loadRows.filter((r) => !stored.has(r.windowId));
       diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
       replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
       if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'replayed batch: records already stored are not stored again');
@@ -372,6 +375,7 @@ export class Collector {
       insertTrains(client, rows, key),
       insertNic(client, nicRows, key),
       insertThroughput(client, throughputRows, key),
+      insertLoadWindows(client, loadRows, key),
       insertDiagnostics(client, diagnosticsRows, key),
     ]);
     this.inflight.add(work);
@@ -425,6 +429,25 @@ export class Collector {
       status: httpStatus[code] ?? 400,
       error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
     };
+  }
+
+  /** Background store work close() waits for (the store closes right after). */
+  private track(work: Promise<void>): void {
+    this.inflight.add(work);
+    void work.finally(() => this.inflight.delete(work));
+  }
+
+  /** The coordinator's planned or finished span of a test; a lost row is covered by the others (see load_windows). */
+  private async storeLoad(r: LoadRecord): Promise<void> {
+    const [a, b] = r.client < r.server ? [r.client, r.server] : [r.server, r.client];
+    try {
+      await insertLoadWindows(this.options.store.client, [{
+        windowId: r.testId, a, b, startMs: r.startMs, endMs: r.endMs, source: r.source, trigger: r.trigger, recordedBy: `server:${hostname()}`,
+      }], `load/${r.testId}/${r.source}`);
+    } catch (error) {
+      this.options.metrics.storeErrors.inc();
+      this.options.logger.error({ err: (error as Error).message, testId: r.testId }, `storing a throughput test's ${r.source} load window failed`);
+    }
   }
 
   /** A test that failed without a probe result (absent, disconnected, expired) is still a stored failure. */
@@ -516,6 +539,16 @@ function toNicRow(centre: string, batchId: string, n: NicSampleRecord): NicRow {
     sample_id: n.sampleId,
     batch_id: batchId,
   };
+}
+
+/** The span a probe's test loaded its link, on the probe's clock (none from a probe too old to report its end). */
+function toLoadRow(centre: string, t: ThroughputSampleRecord): LoadWindowRow[] {
+  if (t.endedAtUs === undefined) return [];
+  const [a, b] = centre < t.dst ? [centre, t.dst] : [t.dst, centre];
+  return [{
+    windowId: t.testId, a, b, startMs: t.startedAtUs / 1000, endMs: t.endedAtUs / 1000, source: 'measured', trigger: t.trigger,
+    recordedBy: `probe:${centre}`,
+  }];
 }
 
 function toThroughputRow(centre: string, batchId: string, t: ThroughputSampleRecord): ThroughputRow {

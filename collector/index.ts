@@ -12,4 +12,6 @@ export {
   type Topology, type Centre, type Link, type Person, type SlaPolicy, type ProbingPolicy, type ConfigProblem, type LoadOptions,
 } from './topology/index.js';
 export { parseDurationMs, formatDuration, type AlertsPolicy, type AlertRulePolicy, type AlertWebhook, type AlertSeverity } from './topology/alerts.js';
-export { ThroughputCoordinator, type TestStatus, type TestState } from './throughput-coordinator.js';
+export {
+  ThroughputCoordinator, plannedLoadMs, selfLoadGuardMs, type TestStatus, type TestState, type LoadRecord, type LoadRecorder,
+} from './throughput-coordinator.js';

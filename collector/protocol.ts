@@ -109,6 +109,8 @@ export const throughputSampleSchema = z
     dst: z.string().min(1).max(32),
     trigger: z.enum(['schedule', 'operator', 'cli']),
     startedAtUs: z.number().int().positive(),
+    /** When the test ended on the probe's clock: with startedAtUs, the span it loaded the link (absent from older probes). */
+    endedAtUs: z.number().int().positive().optional(),
     engine: z.enum(['iperf3', 'native']),
     engineVersion: z.string().max(64).nullable(),
     ok: z.boolean(),
@@ -132,6 +134,9 @@ export const throughputSampleSchema = z
       ctx.addIssue({ code: 'custom', path: ['forwardBps'], message: 'a failed test carries no rates (a failure is never a zero)' });
     }
     if (!t.ok && !t.error) ctx.addIssue({ code: 'custom', path: ['error'], message: 'a failed test says why' });
+    if (t.endedAtUs !== undefined && t.endedAtUs < t.startedAtUs) {
+      ctx.addIssue({ code: 'custom', path: ['endedAtUs'], message: 'a test ends at or after it starts' });
+    }
   });
 
 export type ThroughputSampleRecord = z.infer<typeof throughputSampleSchema>;
@@ -261,6 +266,13 @@ export interface ReflectorPlanPolicy {
   ratePps: number;
   burst: number;
 }
+
+/**
+ * How long past its planned duration (seconds + omitSeconds) a probe lets a
+ * throughput test run before killing it: also how long the server assumes a
+ * test that never reported back loaded its link.
+ */
+export const THROUGHPUT_KILL_SLACK_MS = 20_000;
 
 /** The server asks a probe (the client end of a link) to run one throughput test now. */
 export interface ThroughputRun {

@@ -5,12 +5,18 @@
  * centres are idle; the client probe reports `throughput_done`, or a guard
  * timer frees the centres if it never does. Scheduled rounds are spread over
  * a window with random offsets so links are not all tested at the same instant.
+ *
+ * A test loads the link it measures, so the coordinator records when (the
+ * `recordLoad` sink writes ClickHouse's load_windows, migration 0009): the
+ * planned window before it asks the probe to start, and the finished one when
+ * the probe reports back. Latency and loss in those windows are then our own
+ * doing and kept out of the SLA verdicts and the alerts.
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { ThroughputDone, ThroughputRun } from './protocol.js';
-import type { Topology } from './topology/index.js';
+import { THROUGHPUT_KILL_SLACK_MS, type ThroughputDone, type ThroughputRun } from './protocol.js';
+import type { ProbingPolicy, Topology } from './topology/index.js';
 
 export type TestState = 'queued' | 'running' | 'done' | 'failed' | 'expired';
 
@@ -36,6 +42,41 @@ export type ServerFailureSink = (test: TestStatus) => void;
 /** Sends a message to a centre's connected probe; false when it is not connected. */
 export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
 
+/** A test's span as the coordinator knows it: planned (before it starts) or finished (the probe reported back). */
+export interface LoadRecord {
+  testId: string;
+  client: string;
+  server: string;
+  trigger: 'schedule' | 'operator';
+  startMs: number;
+  endMs: number;
+  source: 'planned' | 'finished';
+}
+
+export type LoadRecorder = (record: LoadRecord) => void;
+
+/**
+ * The longest a test may load its link when nobody hears back: its planned
+ * duration and the slack after which its probe kills it.
+ */
+export function plannedLoadMs(policy: ProbingPolicy['throughput']): number {
+  return (policy.seconds + policy.omitSeconds) * 1000 + THROUGHPUT_KILL_SLACK_MS;
+}
+
+/**
+ * Guard added on both sides of a load window before latency and loss are
+ * left out: the longest train of the plan (a train that began just before
+ * the test ran into it; minute and alert buckets hold trains by their start)
+ * plus one second (queues draining after the test, and the clocks of the
+ * server and both probes agreeing only to within that when synchronised),
+ * rounded up to whole seconds.
+ */
+export function selfLoadGuardMs(probing: ProbingPolicy): number {
+  const span = (t: { count: number; intervalMs: number; timeoutMs: number }) => t.count * t.intervalMs + t.timeoutMs;
+  const longest = Math.max(span(probing.stamp), probing.icmp.enabled ? span(probing.icmp) : 0);
+  return Math.ceil((longest + 1000) / 1000) * 1000;
+}
+
 const GUARD_SLACK_MS = 30_000;
 const KEEP_FINISHED = 1000;
 
@@ -52,6 +93,7 @@ export class ThroughputCoordinator {
     private readonly send: ProbeSender,
     private readonly logger: Logger,
     private readonly onServerFailure: ServerFailureSink = () => undefined,
+    private readonly recordLoad: LoadRecorder = () => undefined,
   ) {}
 
   /**
@@ -89,6 +131,10 @@ export class ThroughputCoordinator {
   done(centre: string, message: ThroughputDone): void {
     const test = this.tests.get(message.testId);
     if (!test || test.client !== centre || test.state !== 'running') return;
+    this.recordLoad({
+      testId: test.testId, client: test.client, server: test.server, trigger: test.trigger,
+      startMs: Date.parse(test.startedAt!), endMs: Date.now(), source: 'finished',
+    });
     test.forwardBps = message.forwardBps ?? null;
     test.reverseBps = message.reverseBps ?? null;
     this.finish(test, message.ok ? 'done' : 'failed', message.ok ? null : (message.error ?? 'the probe reported a failure'));
@@ -146,6 +192,7 @@ export class ThroughputCoordinator {
     const policy = this.topology.probing.throughput;
     const server = this.topology.centre(test.server)!;
     const client = this.topology.centre(test.client)!;
+    const startMs = Date.now();
     const sent = this.send(test.client, {
       type: 'throughput_run', testId: test.testId, trigger: test.trigger, dst: test.server,
       host: server.probe.host, port: server.probe.throughputPort, engine: policy.engine,
@@ -159,8 +206,15 @@ export class ThroughputCoordinator {
       this.onServerFailure(test);
       return;
     }
+    // Recorded as the probe is asked (its trains reach the store in later batches),
+    // so trains taken during the test are known as ours while it runs, and even
+    // if no result ever comes back.
+    this.recordLoad({
+      testId: test.testId, client: test.client, server: test.server, trigger: test.trigger,
+      startMs, endMs: startMs + plannedLoadMs(policy), source: 'planned',
+    });
     test.state = 'running';
-    test.startedAt = new Date().toISOString();
+    test.startedAt = new Date(startMs).toISOString();
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;

@@ -17,7 +17,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ProbeReport, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
-import { PROTOCOL_VERSION } from '../collector/protocol.js';
+import { PROTOCOL_VERSION, THROUGHPUT_KILL_SLACK_MS } from '../collector/protocol.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { datapathStatus } from './engines/stamp/native.js';
@@ -332,9 +332,9 @@ export class ProbeAgent {
         reverse: request.direction === 'reverse',
         bidir: request.direction === 'bidir',
         bindAddress: request.sourceAddress ?? undefined,
-        killAfterMs: (request.seconds + request.omitSeconds) * 1000 + 20_000,
+        killAfterMs: (request.seconds + request.omitSeconds) * 1000 + THROUGHPUT_KILL_SLACK_MS,
       });
-      const record = throughputRecord(request, result);
+      const record = throughputRecord(request, result, Date.now());
       await this.spool.appendRecord({ kind: 'throughput', sample: record });
       log.info({ ok: record.ok, forwardBps: record.forwardBps, reverseBps: record.reverseBps, error: record.error }, 'throughput test finished');
       return { ok: record.ok, error: record.error, forwardBps: record.forwardBps, reverseBps: record.reverseBps };
@@ -547,14 +547,16 @@ function round3(us: number): number {
   return Math.round(us * 1000) / 1000;
 }
 
-function throughputRecord(request: ThroughputRun, r: ThroughputResult): ThroughputSampleRecord {
+/** `endedAtMs`: when the test's processes were done, so the record says exactly when the link was loaded. */
+function throughputRecord(request: ThroughputRun, r: ThroughputResult, endedAtMs: number): ThroughputSampleRecord {
   const leg = (direction: 'forward' | 'reverse') => r.legs.find((l) => l.direction === direction)?.receivedBps ?? null;
   const ok = r.ok && (leg('forward') !== null || leg('reverse') !== null);
   return {
     testId: request.testId,
     dst: request.dst,
     trigger: request.trigger,
-    startedAtUs: Math.round((r.startedAtMs ?? Date.now()) * 1000),
+    startedAtUs: Math.round((r.startedAtMs ?? endedAtMs) * 1000),
+    endedAtUs: Math.round(endedAtMs * 1000),
     engine: r.engine,
     engineVersion: r.engineVersion,
     ok,

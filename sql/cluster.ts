@@ -35,10 +35,11 @@ export interface ClusterOptions {
  * Tables every node holds in full. They are small, written rarely, and rely
  * on cluster-wide deduplication (job_claims: the first insert of a slot wins),
  * are polled by every server (diagnostic_requests), or are records joined into
- * queries over sharded data (SLA maintenance windows).
+ * queries over sharded data (SLA maintenance windows, our own
+ * throughput tests' load windows).
  */
 export const CONTROL_TABLES: readonly string[] = [
-  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests',
+  'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'load_windows',
 ];
 /** Alert state and silences (migration 0007) are control tables by name. */
 export const CONTROL_TABLE_PREFIX = 'alert_';

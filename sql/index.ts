@@ -35,3 +35,7 @@ export {
   CONTROL_TABLES, DEDUP_WINDOW_SECONDS, type ClusterOptions, type ClusterSchema, type ClusterTable,
 } from './cluster.js';
 export { migrations as schemaMigrations, type Migration } from './migrations/index.js';
+export {
+  insertLoadWindows, loadWindowsBetween,
+  type LoadWindowRow, type LoadWindowSource, type LoadWindow,
+} from './load-windows.js';

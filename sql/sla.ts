@@ -8,7 +8,9 @@
  * exact percentiles (`source: 'raw'`), and the two must agree (tested).
  *
  * For each link (a < b) and minute m of the period, not excluded by an
- * advance-declared maintenance window:
+ * advance-declared maintenance window nor by our own load (a minute a
+ * citymesh throughput test loaded the link, guarded: sql/load-windows.ts;
+ * listed as its own category, "self_load"):
  *   covered       both directions have at least one train with packets sent
  *   available     covered, and both directions received at least one packet
  *   p             worst direction's per-minute percentile RTT (policy level)
@@ -20,6 +22,7 @@
  * or uncovered minute ends a run).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { loadedBucketsSql } from './load-windows.js';
 
 export type SlaSource = 'rollup' | 'raw';
 export type SlaVerdictCode = 'met' | 'breach' | 'insufficient_data';
@@ -49,6 +52,8 @@ export interface SlaQuery {
   engine: string;
   source: SlaSource;
   links: SlaLinkInput[];
+  /** Guard added around each of our throughput tests' load windows, ms (collector's selfLoadGuardMs). */
+  loadGuardMs: number;
 }
 
 /** Start and end (exclusive) of a calendar month in a time zone, computed by ClickHouse. */
@@ -114,6 +119,7 @@ function linkParams(q: SlaQuery): Record<string, unknown> {
     cov_min: q.links.map((l) => l.coverageMin),
     committed_mbps: q.links.map((l) => l.committedMbps),
     floor_bps: q.links.map((l) => l.floorBps),
+    load_guard_ms: Math.round(q.loadGuardMs),
   };
 }
 
@@ -166,7 +172,8 @@ function nicMinutes(source: SlaSource): string {
 }
 
 /**
- * The shared CTEs: links (policy), excluded (maintenance minutes), ev (one
+ * The shared CTEs: links (policy), maintenance and self_load (excluded
+ * minutes of each kind; a minute under both counts as maintenance), ev (one
  * row per link-minute with data, judged), lat / cap / tput (per-link
  * aggregates with sorted breach-minute arrays), per_link (verdicts).
  */
@@ -180,7 +187,7 @@ links AS (
                                     {lat_min:Array(Float64)}, {loss_max:Array(Float64)}, {avail_min:Array(Float64)},
                                     {cov_min:Array(Float64)}, {committed_mbps:Array(Float64)}, {floor_bps:Array(Float64)})) AS l)
 ),
-excluded AS (
+maintenance AS (
     SELECT DISTINCT links.a AS a, links.b AS b,
            toDateTime(arrayJoin(range(greatest(toUInt32(w.starts_at), {start:UInt32}), least(toUInt32(w.ends_at), {end:UInt32}), 60)), 'UTC') AS minute
     FROM links CROSS JOIN (
@@ -191,6 +198,17 @@ excluded AS (
     WHERE w.w_scope = 'network'
        OR (w.w_scope = 'centre' AND (w.w_a = links.a OR w.w_a = links.b))
        OR (w.w_scope = 'link' AND w.w_a = links.a AND w.w_b = links.b)
+),
+self_load AS (
+    SELECT a, b, toDateTime(bucket, 'UTC') AS minute
+    FROM (${loadedBucketsSql('{start:UInt32}', '{end:UInt32}', '60')}
+    )
+    WHERE (a, b) IN (SELECT a, b FROM links) AND (a, b, minute) NOT IN (SELECT a, b, minute FROM maintenance)
+),
+excluded AS (
+    SELECT a, b, minute, 'maintenance' AS kind FROM maintenance
+    UNION ALL
+    SELECT a, b, minute, 'self_load' AS kind FROM self_load
 ),
 lm AS (
     SELECT minute, la, lb,
@@ -254,15 +272,15 @@ tput AS (
         WHERE ts >= toDateTime64({start:UInt32}, 3) AND ts < toDateTime64({end:UInt32}, 3)
     ) AS t
     INNER JOIN links ON t.ta = links.a AND t.tb = links.b
-    WHERE (t.ta, t.tb, t.tminute) NOT IN (SELECT a, b, minute FROM excluded)
+    WHERE (t.ta, t.tb, t.tminute) NOT IN (SELECT a, b, minute FROM maintenance)
     GROUP BY a, b
 ),
 excluded_count AS (
-    SELECT a, b, count() AS excluded_minutes FROM excluded GROUP BY a, b
+    SELECT a, b, count() AS excluded_minutes, countIf(kind = 'self_load') AS self_load_minutes FROM excluded GROUP BY a, b
 ),
 per_link AS (
     SELECT a, b, rtt_target_us, q_index, latency_min, loss_max, availability_min, coverage_min, committed_mbps, floor_bps,
-           excluded_minutes,
+           excluded_minutes, self_load_minutes,
            toUInt64({minutes:UInt32} - excluded_minutes) AS sla_minutes,
            covered_minutes, available_minutes,
            latency_breach_minutes, ${longestRun('latency_idx')} AS latency_longest,
@@ -315,6 +333,8 @@ export interface SlaScopeRow {
   tested_verdict: SlaVerdictCode;
   sla_minutes: number;
   excluded_minutes: number;
+  /** Of excluded_minutes, those excluded because our own throughput test loaded the link. */
+  self_load_minutes: number;
   covered_minutes: number;
   available_minutes: number;
   coverage: number | null;
@@ -351,7 +371,7 @@ SELECT
     kind, id, links, links_met, links_breach, links_insufficient,
     g_verdict AS verdict, g_latency_verdict AS latency_verdict, g_loss_verdict AS loss_verdict,
     g_availability_verdict AS availability_verdict, g_provisioned_verdict AS provisioned_verdict, g_tested_verdict AS tested_verdict,
-    g_sla_minutes AS sla_minutes, g_excluded AS excluded_minutes, g_covered AS covered_minutes, g_available AS available_minutes,
+    g_sla_minutes AS sla_minutes, g_excluded AS excluded_minutes, g_self_load AS self_load_minutes, g_covered AS covered_minutes, g_available AS available_minutes,
     if(g_sla_minutes > 0, g_covered / g_sla_minutes, NULL) AS coverage,
     g_latency_breach AS latency_breach_minutes, g_latency_longest AS latency_longest,
     if(g_available > 0, (g_available - g_latency_breach) / g_available, NULL) AS latency_value,
@@ -377,7 +397,7 @@ FROM
         ${worst('availability_verdict')} AS g_availability_verdict,
         ${worst('provisioned_verdict')} AS g_provisioned_verdict,
         ${worst('tested_verdict')} AS g_tested_verdict,
-        sum(sla_minutes) AS g_sla_minutes, sum(excluded_minutes) AS g_excluded,
+        sum(sla_minutes) AS g_sla_minutes, sum(excluded_minutes) AS g_excluded, sum(self_load_minutes) AS g_self_load,
         sum(covered_minutes) AS g_covered, sum(available_minutes) AS g_available,
         sum(latency_breach_minutes) AS g_latency_breach, max(latency_longest) AS g_latency_longest,
         max(worst_p) AS g_worst_p,
@@ -446,6 +466,8 @@ export interface SlaMinuteColumns {
   available: number[];
   latencyBreach: number[];
   lossBreach: number[];
+  /** 1 where the minute is excluded because our own throughput test loaded the link (also 1 in `excluded`). */
+  selfLoad: number[];
 }
 
 export async function slaLinkMinutes(client: ClickHouseClient, q: SlaQuery): Promise<SlaMinuteColumns> {
@@ -460,6 +482,12 @@ excluded AS (
     WHERE declared_at < starts_at AND starts_at < toDateTime({end:UInt32}) AND ends_at > toDateTime({start:UInt32})
       AND (scope = 'network' OR (scope = 'centre' AND a IN ({a:String}, {b:String})) OR (scope = 'link' AND a = {a:String} AND b = {b:String}))
 ),
+self_load AS (
+    SELECT toDateTime(bucket, 'UTC') AS minute
+    FROM (${loadedBucketsSql('{start:UInt32}', '{end:UInt32}', '60')}
+    )
+    WHERE a = {a:String} AND b = {b:String} AND minute NOT IN (SELECT minute FROM excluded)
+),
 dir AS (
     SELECT minute, dir_src, d_trains, d_sent, d_received, d_lost, toFloat64(arrayElement(d_qs, {qi:UInt8})) AS d_p
     FROM (${directionMinutes(q.source)}
@@ -472,14 +500,15 @@ nic AS (
 )
 SELECT
     toUInt32(grid.minute) AS t,
-    grid.minute IN (SELECT minute FROM excluded) AS is_excluded,
+    grid.minute IN (SELECT minute FROM excluded) OR grid.minute IN (SELECT minute FROM self_load) AS is_excluded,
     ab.d_trains AS ab_trains, ab.d_sent AS ab_sent, ab.d_lost AS ab_lost, if(ab.d_received > 0, ab.d_p, NULL) AS ab_p,
     ba.d_trains AS ba_trains, ba.d_sent AS ba_sent, ba.d_lost AS ba_lost, if(ba.d_received > 0, ba.d_p, NULL) AS ba_p,
     if(nic.minute = grid.minute, nic.speed, NULL) AS speed,
     NOT is_excluded AND ab.d_sent > 0 AND ba.d_sent > 0 AS covered,
     covered AND ab.d_received > 0 AND ba.d_received > 0 AS available,
     available AND greatest(ab.d_p, ba.d_p) > {rtt_us:Float64} AS latency_breach,
-    available AND (ab.d_lost + ba.d_lost) > {loss_max:Float64} * (ab.d_sent + ba.d_sent) AS loss_breach
+    available AND (ab.d_lost + ba.d_lost) > {loss_max:Float64} * (ab.d_sent + ba.d_sent) AS loss_breach,
+    grid.minute IN (SELECT minute FROM self_load) AS is_self_load
 FROM (SELECT toDateTime({start:UInt32} + number * 60, 'UTC') AS minute FROM numbers({minutes:UInt32})) AS grid
 LEFT JOIN (SELECT * FROM dir WHERE dir_src = {a:String}) AS ab ON ab.minute = grid.minute
 LEFT JOIN (SELECT * FROM dir WHERE dir_src = {b:String}) AS ba ON ba.minute = grid.minute
@@ -489,13 +518,14 @@ SETTINGS join_use_nulls = 0`,
     query_params: {
       start: q.startS, end: q.endS, minutes: Math.round((q.endS - q.startS) / 60), engine: q.engine,
       a: link.a, b: link.b, qi: levelIndex(link.percentile), rtt_us: link.rttTargetUs, loss_max: link.lossRatioMax,
+      load_guard_ms: Math.round(q.loadGuardMs),
     },
     format: 'JSONCompactEachRow',
   });
-  const rows = await result.json<[number, number, number, number, number, number | null, number, number, number, number | null, number | null, number, number, number, number]>();
+  const rows = await result.json<[number, number, number, number, number, number | null, number, number, number, number | null, number | null, number, number, number, number, number]>();
   const cols: SlaMinuteColumns = {
     t: [], excluded: [], abTrains: [], abSent: [], abLost: [], abPUs: [], baTrains: [], baSent: [], baLost: [], baPUs: [],
-    speedMbps: [], covered: [], available: [], latencyBreach: [], lossBreach: [],
+    speedMbps: [], covered: [], available: [], latencyBreach: [], lossBreach: [], selfLoad: [],
   };
   for (const r of rows) {
     cols.t.push(Number(r[0]));
@@ -513,6 +543,7 @@ SETTINGS join_use_nulls = 0`,
     cols.available.push(Number(r[12]));
     cols.latencyBreach.push(Number(r[13]));
     cols.lossBreach.push(Number(r[14]));
+    cols.selfLoad.push(Number(r[15]));
   }
   return cols;
 }
@@ -674,7 +705,7 @@ function finite(v: number | null | undefined): number | null {
 }
 
 const numericKeys: (keyof SlaScopeRow)[] = [
-  'links', 'links_met', 'links_breach', 'links_insufficient', 'sla_minutes', 'excluded_minutes', 'covered_minutes', 'available_minutes',
+  'links', 'links_met', 'links_breach', 'links_insufficient', 'sla_minutes', 'excluded_minutes', 'self_load_minutes', 'covered_minutes', 'available_minutes',
   'latency_breach_minutes', 'latency_longest', 'loss_breach_minutes', 'loss_longest', 'sent', 'lost',
   'availability_breach_minutes', 'availability_longest', 'nic_minutes', 'nic_breach_minutes', 'nic_longest',
   'tests', 'tests_ok', 'tests_failed', 'tests_below',

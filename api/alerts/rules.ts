@@ -6,13 +6,14 @@
  *
  *   LinkLatencyHigh     worse direction's percentile RTT (the SLA's level) > the link's RTT target
  *   LinkPacketLoss      packets lost / sent, both directions, > the link's loss ceiling
+ *                       (both leave out what our own throughput tests loaded, as the SLA does)
  *   LinkDown            packets sent but none received in either direction, while both probes keep reporting
  *   LinkThroughputLow   newest successful throughput test, slower direction, < the link's floor
  *   ProbeSilent         no trains stored from a centre
  *   ProbeClockUnsynced  none of a centre's STAMP trains synchronised, or its best error estimate above a bound
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { formatDuration, type AlertRulePolicy, type AlertsPolicy, type Link, type Topology } from '../../collector/index.js';
+import { formatDuration, selfLoadGuardMs, type AlertRulePolicy, type AlertsPolicy, type Link, type Topology } from '../../collector/index.js';
 import { alertCentresLastSeen, alertClockRuns, alertLinkRuns, alertThroughputRuns, type AlertLinkInput, type LinkRun } from '../../sql/index.js';
 import { fingerprint, type Labels } from './fingerprint.js';
 
@@ -147,6 +148,7 @@ async function linkRuns(ctx: RuleContext, kind: 'latency' | 'loss' | 'down', pol
     fromS: lookbackStartS(ctx.nowMs, policy.forMs, stepS),
     nowMs: ctx.nowMs,
     links: linkInputs(ctx.topology.links, threshold),
+    loadGuardMs: selfLoadGuardMs(ctx.topology.probing),
   });
   return { runs: new Map(rows.map((r) => [`${r.a}~${r.b}`, r])), stepS };
 }

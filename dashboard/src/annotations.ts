@@ -1,5 +1,6 @@
 // Annotations on the link's latency charts: diagnostics runs (traceroute, path
-// MTU, fast STAMP train), path changes and maintenance windows, drawn by a
+// MTU, fast STAMP train), path changes, maintenance windows and our own
+// throughput tests (their latency and loss are ours, not the network's), drawn by a
 // uPlot plugin on every chart of the link and listed under them with their
 // details; plus the operator's "Run diagnostics" button.
 import uPlot from 'uplot';
@@ -20,6 +21,8 @@ const STYLE = {
   path_change: '#d2a8ff',
   maintenance: 'rgba(139, 148, 158, 0.16)',
   maintenanceEdge: 'rgba(139, 148, 158, 0.55)',
+  selfLoad: 'rgba(86, 211, 100, 0.14)',
+  selfLoadEdge: 'rgba(86, 211, 100, 0.6)',
 };
 
 export interface AnnotationHooks {
@@ -58,7 +61,7 @@ export class AnnotationLayer {
 
     const section = el('div', 'annotations');
     const title = el('h3', 'plot-title');
-    title.textContent = 'Diagnostics, path changes, maintenance';
+    title.textContent = 'Diagnostics, path changes, maintenance, our throughput tests';
     this.list = el('ol', 'annotation-list') as HTMLOListElement;
     this.list.id = 'annotation-list';
     this.details = el('div', 'annotation-details');
@@ -159,7 +162,7 @@ export class AnnotationLayer {
     this.root.dataset.annotations = String(this.annotations.length);
     this.list.replaceChildren(
       ...(this.annotations.length === 0
-        ? [emptyItem('No diagnostics, path changes or maintenance in this window.')]
+        ? [emptyItem('No diagnostics, path changes, maintenance or throughput tests in this window.')]
         : [...this.annotations].reverse().map((a) => this.item(a))),
     );
   }
@@ -183,6 +186,10 @@ export class AnnotationLayer {
       li.addEventListener('keydown', (e) => e.key === 'Enter' && open());
     } else if (a.kind === 'path_change') {
       what.textContent = `Path change ${name(a.src)} → ${name(a.dst)}: ${hopsText(a.before)} ⇒ ${hopsText(a.after)}`;
+    } else if (a.kind === 'self_load') {
+      li.dataset.test = a.testId;
+      what.textContent = `Our throughput test (${a.trigger}) until ${fmtTime(a.tEnd * 1000)}: latency and loss left out of the SLA and alerts (± ${a.guardMs / 1000} s)`;
+      li.title = `test ${a.testId}, known from: ${a.sources.join(', ')}`;
     } else {
       what.textContent = `Maintenance ${a.target} until ${fmtTime(a.tEnd * 1000)}: ${a.reason}${a.declaredLate ? ' (declared late)' : ''}`;
     }
@@ -241,13 +248,15 @@ export class AnnotationLayer {
     ctx.rect(left, top, width, height);
     ctx.clip();
     for (const a of this.annotations) {
-      if (a.kind === 'maintenance') {
-        if (a.tEnd < x.min || a.t > x.max) continue;
-        const x0 = Math.max(left, u.valToPos(a.t, 'x', true));
-        const x1 = Math.min(left + width, u.valToPos(a.tEnd, 'x', true));
-        ctx.fillStyle = STYLE.maintenance;
+      if (a.kind === 'maintenance' || a.kind === 'self_load') {
+        // The band a self-load window takes out of the verdicts includes its guard.
+        const guardS = a.kind === 'self_load' ? a.guardMs / 1000 : 0;
+        if (a.tEnd + guardS < x.min || a.t - guardS > x.max) continue;
+        const x0 = Math.max(left, u.valToPos(a.t - guardS, 'x', true));
+        const x1 = Math.min(left + width, u.valToPos(a.tEnd + guardS, 'x', true));
+        ctx.fillStyle = a.kind === 'self_load' ? STYLE.selfLoad : STYLE.maintenance;
         ctx.fillRect(x0, top, Math.max(pr, x1 - x0), height);
-        ctx.strokeStyle = STYLE.maintenanceEdge;
+        ctx.strokeStyle = a.kind === 'self_load' ? STYLE.selfLoadEdge : STYLE.maintenanceEdge;
         ctx.lineWidth = pr;
         ctx.strokeRect(x0, top, Math.max(pr, x1 - x0), height);
         drawn++;

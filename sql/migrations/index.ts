@@ -12,6 +12,7 @@ import { sla } from './0005_sla.js';
 import { coordination } from './0006_coordination.js';
 import { alerts } from './0007_alerts.js';
 import { diagnostics } from './0008_diagnostics.js';
+import { loadWindows } from './0009_load_windows.js';
 import { timestamping } from './0013_timestamping.js';
 
 export interface Migration {
@@ -20,4 +21,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, timestamping];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, timestamping];

@@ -28,6 +28,7 @@ const BENCHMARKS: Record<string, string> = {
   probe: 'STAMP vs kernel ping (loopback, veth), probe CPU at 10 packets/s to 20 peers, sender schedule jitter',
   dashboard: 'headless Chromium: first matrix paint with 20 centres, an 86,400-point chart vs uPlot alone',
   throughput: 'native throughput engine vs iperf3 on loopback and a veth pair',
+  relay: 'fabric delay relay: release error of the C relay (p50, p99) quiet and beside two busy processes, vs a bare timer wake-up; the Node fallback',
 };
 
 async function child(name: string): Promise<void> {

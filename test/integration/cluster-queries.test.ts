@@ -46,7 +46,7 @@ import { Collector, createCollectorMetrics, LiveHub, type TrainSample } from '..
 import {
   alertCentresLastSeen, alertClockRuns, alertEventsBetween, alertLinkRuns, alertThroughputRuns, claimJobSlot, countTrains,
   diagnosticRequest, diagnosticRequestsSince, diagnosticRuns, diagnosticRunsById, duplicateTrainIds, formatDateTime64,
-  insertAlertEvent, insertDiagnosticRequest, insertDiagnostics, insertMaintenance, insertNotification, insertSilence, insertSlaReport,
+  insertAlertEvent, insertDiagnosticRequest, insertDiagnostics, insertLoadWindows, insertMaintenance, loadWindowsBetween, insertNotification, insertSilence, insertSlaReport,
   jobSlotHolder, latestAlertEpisodes, latestNicStates, latestPathStatus, latestThroughputTests, linkSeries, liveTrainsSince,
   maintenanceWindows, migrate, notificationStates, openStore, pathChanges, placementEvidence, renderClusterSchema, samplesStoredSince,
   schemaMigrations, silences, slaCompliance, slaLinkMinutes, slaLinkTimeline, slaMonthBounds, slaMonthOf, slaMonthsWithData,
@@ -241,6 +241,15 @@ async function seed(): Promise<void> {
       id: 'mw-late', scope: 'centre', a: 'echo', b: '', startS: month.startS + 5 * 60, endS: month.startS + 15 * 60,
       reason: 'declared after the fact', declaredAtMs: (month.startS + 20 * 60) * 1000, declaredBy: 'noc',
     });
+    // Our own throughput test on alfa~charlie during minutes 40-41 (planned by a server, measured by the probe),
+    // and one on bravo~delta that never reported back (only its planned span).
+    await insertLoadWindows(client, [
+      { windowId: 'tp-ac', a: 'alfa', b: 'charlie', startMs: minuteUs(40) / 1000 + 30_000, endMs: minuteUs(41) / 1000 + 30_000, source: 'planned', trigger: 'schedule', recordedBy: 'server:x' },
+      { windowId: 'tp-bd', a: 'bravo', b: 'delta', startMs: minuteUs(60) / 1000, endMs: minuteUs(60) / 1000 + 22_000, source: 'planned', trigger: 'operator', recordedBy: 'server:x' },
+    ], 'load-planned');
+    await insertLoadWindows(client, [
+      { windowId: 'tp-ac', a: 'alfa', b: 'charlie', startMs: minuteUs(40) / 1000 + 31_000, endMs: minuteUs(40) / 1000 + 45_000, source: 'measured', trigger: 'schedule', recordedBy: 'probe:alfa' },
+    ], 'load-measured');
     for (const seq of [0, 1]) {
       await insertSlaReport(client, {
         month: month.month, seq, kind: seq === 0 ? 'final' : 'amendment', document: `{"month":"${month.month}","seq":${seq}}`,
@@ -345,7 +354,8 @@ describe('citymesh_local: one shard, this process', () => {
 /** The alert-run queries return rows in no defined order (the rules key them by link or centre): compared sorted. */
 const byLink = (runs: { a: string; b: string }[]) => [...runs].sort((x, y) => `${x.a}~${x.b}`.localeCompare(`${y.a}~${y.b}`));
 
-const monthQuery = (source: 'rollup' | 'raw', links = allLinks): SlaQuery => ({ startS: month.startS, endS: month.endS, engine: 'stamp', source, links });
+const LOAD_GUARD_MS = 3000;
+const monthQuery = (source: 'rollup' | 'raw', links = allLinks): SlaQuery => ({ startS: month.startS, endS: month.endS, engine: 'stamp', source, links, loadGuardMs: LOAD_GUARD_MS });
 const dataEndMs = (month.startS + DATA_MINUTES * 60) * 1000;
 
 describe('latency (sql/latency.ts)', () => {
@@ -392,18 +402,31 @@ describe('SLA (sql/sla.ts)', () => {
       const scopes = await same(`slaCompliance ${source}`, (c) => slaCompliance(c, monthQuery(source)));
       expect(scopes.filter((s) => s.kind === 'link')).toHaveLength(6);
       const link = (id: string) => scopes.find((s) => s.kind === 'link' && s.id === id)!;
-      expect(link('alfa~charlie').latency_breach_minutes).toBe(30);
+      // Minute 40 of the breach run was our own test (measured end and guard: one minute), not the network.
+      expect(link('alfa~charlie').latency_breach_minutes).toBe(29);
+      expect(link('alfa~charlie').self_load_minutes).toBe(1);
+      // A test that never reported back counts for its planned span, guarded: minutes 59 and 60.
+      expect(link('bravo~delta').self_load_minutes).toBe(2);
+      expect(link('bravo~delta').excluded_minutes).toBe(2);
       expect(link('alfa~delta').loss_breach_minutes).toBe(20);
       expect(link('bravo~charlie').availability_breach_minutes).toBe(10);
       expect(link('alfa~bravo').excluded_minutes).toBe(10);
       expect(link('charlie~echo').nic_breach_minutes).toBe(10);
       expect(link('charlie~echo').tests_below).toBe(4);
       const timeline = await same(`slaLinkTimeline ${source}`, (c) => slaLinkTimeline(c, monthQuery(source, [policy('alfa', 'charlie')])));
-      expect(timeline.latency).toEqual([[month.startS + 30 * 60, 30]]);
+      expect(timeline.latency).toEqual([[month.startS + 30 * 60, 10], [month.startS + 41 * 60, 19]]);
       const minutes = await same(`slaLinkMinutes ${source}`, (c) => slaLinkMinutes(c, monthQuery(source, [policy('alfa', 'bravo')])));
       expect(minutes.t).toHaveLength(month.minutes);
       expect(minutes.excluded.filter(Boolean)).toHaveLength(10);
+      expect(minutes.selfLoad.filter(Boolean)).toHaveLength(0);
+      const loaded = await same(`slaLinkMinutes ${source} (self load)`, (c) => slaLinkMinutes(c, monthQuery(source, [policy('alfa', 'charlie')])));
+      expect(loaded.t.filter((_, i) => loaded.selfLoad[i] === 1)).toEqual([month.startS + 40 * 60]);
+      expect(loaded.excluded[40]).toBe(1);
+      expect(loaded.latencyBreach[40]).toBe(0);
     }
+    const loads = await same('loadWindowsBetween', (c) => loadWindowsBetween(c, { fromS: month.startS, toS: month.endS, guardMs: LOAD_GUARD_MS }));
+    expect(loads.map((w) => [w.windowId, w.minutes, w.sources])).toEqual([['tp-ac', 1, ['measured', 'planned']], ['tp-bd', 2, ['planned']]]);
+    expect(loads[0]!.endMs - loads[0]!.startMs).toBe(15_000);
   });
 
   it('maintenanceWindows, slaReportIndex, slaReportDocuments, samplesStoredSince', async () => {
@@ -432,7 +455,7 @@ describe('alerts (sql/alerts.ts)', () => {
       for (const source of ['raw', 'rollup'] as const) {
         const thresholds = links.map((l) => ({ ...l, threshold: kind === 'loss' ? 0.001 : l.threshold }));
         const runs = await same(`alertLinkRuns ${kind} ${source}`, (c) => alertLinkRuns(c, {
-          kind, engine: kind === 'down' ? '' : 'stamp', stepS: 60, source, fromS: month.startS, nowMs: minuteUs(95) / 1000, links: thresholds,
+          kind, engine: kind === 'down' ? '' : 'stamp', stepS: 60, source, fromS: month.startS, nowMs: minuteUs(95) / 1000, links: thresholds, loadGuardMs: LOAD_GUARD_MS,
         }), byLink);
         expect(runs).toHaveLength(6);
         if (kind === 'down') expect(runs.find((r) => r.a === 'bravo' && r.b === 'charlie')).toMatchObject({ active: true, runStartMs: minuteUs(90) / 1000 });

@@ -57,7 +57,7 @@ afterAll(async () => {
 describe('t-digest (rollup) against exact (raw) per-minute p99', () => {
   it.each(CASES)('%s~%s, %i packets per train: every breach minute agrees, p99 within tolerance', async (a, b, packets) => {
     const l = linkInput(t.topology.linkBetween(a, b)!);
-    const q = { startS: M.startS, endS: M.startS + MINUTES * 60, engine: 'stamp', links: [l] };
+    const q = { startS: M.startS, endS: M.startS + MINUTES * 60, engine: 'stamp', links: [l], loadGuardMs: 3000 };
     const rollup = await slaLinkMinutes(server.store.client, { ...q, source: 'rollup' });
     const raw = await slaLinkMinutes(server.store.client, { ...q, source: 'raw' });
     expect(rollup.latencyBreach).toEqual(raw.latencyBreach);

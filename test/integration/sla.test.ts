@@ -130,7 +130,7 @@ describe(`hand-computed month ${M.month} (43,200 minutes)`, () => {
   it('alfa~bravo meets everything; the advance maintenance window is excluded and listed', () => {
     const l = link(report, 'alfa~bravo');
     expect(l.verdict).toBe('met');
-    expect(l.minutes).toEqual({ month: 43_200, excluded: 120, sla: 43_080, covered: 43_080, available: 43_080 });
+    expect(l.minutes).toEqual({ month: 43_200, excluded: 120, selfLoad: 0, sla: 43_080, covered: 43_080, available: 43_080 });
     expect(l.coverage).toBe(1);
     expect(crit(l, 'latency')).toMatchObject({ verdict: 'met', value: 1, target: 0.999, breachMinutes: 0, longestBreachMinutes: 0, coverage: 1, requiredCoverage: 0.99 });
     expect(crit(l, 'latency').evidence).toEqual({ assessedMinutes: 43_080, thresholdMs: 2, percentile: 0.99, worstMinuteMs: 0.5 });
@@ -150,7 +150,7 @@ describe(`hand-computed month ${M.month} (43,200 minutes)`, () => {
   it('alfa~charlie breaches latency for 65 minutes (longest 60); 3 unavailable minutes stay within the floor', () => {
     const l = link(report, 'alfa~charlie');
     expect(l.verdict).toBe('breach');
-    expect(l.minutes).toEqual({ month: 43_200, excluded: 0, sla: 43_200, covered: 43_200, available: 43_197 });
+    expect(l.minutes).toEqual({ month: 43_200, excluded: 0, selfLoad: 0, sla: 43_200, covered: 43_200, available: 43_197 });
     expect(crit(l, 'latency')).toMatchObject({ verdict: 'breach', value: (43_197 - 65) / 43_197, breachMinutes: 65, longestBreachMinutes: 60 });
     expect(crit(l, 'latency').evidence.worstMinuteMs).toBe(3);
     expect(crit(l, 'loss')).toMatchObject({ verdict: 'met', value: 0, evidence: { packetsSent: 863_940, packetsLost: 0 } });
@@ -162,7 +162,7 @@ describe(`hand-computed month ${M.month} (43,200 minutes)`, () => {
   it('alfa~delta lacks a day of data: insufficient data, never met; the late window changes nothing', () => {
     const l = link(report, 'alfa~delta');
     expect(l.verdict).toBe('insufficient_data');
-    expect(l.minutes).toEqual({ month: 43_200, excluded: 0, sla: 43_200, covered: 41_760, available: 41_760 });
+    expect(l.minutes).toEqual({ month: 43_200, excluded: 0, selfLoad: 0, sla: 43_200, covered: 41_760, available: 41_760 });
     expect(l.coverage).toBe(41_760 / 43_200);
     for (const c of ['latency', 'loss', 'availability']) {
       expect(crit(l, c), c).toMatchObject({ verdict: 'insufficient_data', coverage: 41_760 / 43_200, requiredCoverage: 0.99 });
@@ -207,7 +207,7 @@ describe(`hand-computed month ${M.month} (43,200 minutes)`, () => {
     const alfa = report.centres.find((c) => c.id === 'alfa')!;
     expect(alfa.verdict).toBe('breach');
     expect(alfa.links).toEqual({ total: 3, met: 1, breach: 1, insufficientData: 1 });
-    expect(alfa.minutes).toEqual({ month: 129_600, excluded: 120, sla: 129_480, covered: 128_040, available: 128_037 });
+    expect(alfa.minutes).toEqual({ month: 129_600, excluded: 120, selfLoad: 0, sla: 129_480, covered: 128_040, available: 128_037 });
     expect(alfa.criteria.map((c) => [c.criterion, c.verdict])).toEqual([
       ['latency', 'breach'], ['loss', 'insufficient_data'], ['availability', 'insufficient_data'],
       ['capacity_provisioned', 'met'], ['capacity_tested', 'met'],
@@ -219,7 +219,7 @@ describe(`hand-computed month ${M.month} (43,200 minutes)`, () => {
     const total = report.total;
     expect(total.verdict).toBe('breach');
     expect(total.links).toEqual({ total: 6, met: 1, breach: 3, insufficientData: 2 });
-    expect(total.minutes).toEqual({ month: 259_200, excluded: 120, sla: 259_080, covered: 214_441, available: 214_438 });
+    expect(total.minutes).toEqual({ month: 259_200, excluded: 120, selfLoad: 0, sla: 259_080, covered: 214_441, available: 214_438 });
     expect(crit(total, 'loss')).toMatchObject({ verdict: 'breach', value: 1000 / 4_288_760, evidence: { packetsSent: 4_288_760, packetsLost: 1000 } });
     expect(crit(total, 'capacity_provisioned')).toMatchObject({ verdict: 'breach', value: 40, breachMinutes: 30 });
     expect(crit(total, 'capacity_tested')).toMatchObject({ verdict: 'breach', value: 94.5, evidence: { tests: 8, successfulTests: 7, failedTests: 1, testsBelowFloor: 1 } });

@@ -3,7 +3,8 @@
  *
  *   POST /links/:a/:b/diagnostics          ask both probes of the link to run now (202)
  *   GET  /links/:a/:b/diagnostics/:id      a run (by run id) or a request's runs (by request id)
- *   GET  /links/:a/:b/annotations?from&to  diagnostics runs, path changes and maintenance windows, time-ordered
+ *   GET  /links/:a/:b/annotations?from&to  diagnostics runs, path changes, maintenance windows and our own
+ *                                          throughput tests' load windows, time-ordered
  *
  * A request is stored in ClickHouse, not sent from here: the link's probes may
  * be connected to other server processes, and every server delivers requests
@@ -12,9 +13,9 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import type { Link } from '../../../collector/index.js';
+import { selfLoadGuardMs, type Link } from '../../../collector/index.js';
 import {
-  diagnosticRequest, diagnosticRuns, diagnosticRunsById, insertDiagnosticRequest, maintenanceWindows, pathChanges,
+  diagnosticRequest, diagnosticRuns, diagnosticRunsById, insertDiagnosticRequest, loadWindowsBetween, maintenanceWindows, pathChanges,
   type DiagnosticRun, type MaintenanceWindow,
 } from '../../../sql/index.js';
 import type {
@@ -84,10 +85,12 @@ export function diagnosticsRoutes(deps: ApiDeps) {
       if (fromUs >= toUs) throw new ApiError(400, 'bad_request', 'from: must be before to');
       if (toUs - fromUs > MAX_RANGE_US) throw new ApiError(400, 'bad_request', 'from: range longer than 400 days');
       const client = deps.store.client;
-      const [runs, changes, windows] = await Promise.all([
+      const guardMs = selfLoadGuardMs(topology.probing);
+      const [runs, changes, windows, loads] = await Promise.all([
         diagnosticRuns(client, { a: l.a, b: l.b, fromUs, toUs }),
         pathChanges(client, { a: l.a, b: l.b, fromUs, toUs }),
         maintenanceWindows(client, Math.floor(fromUs / 1e6), Math.ceil(toUs / 1e6)),
+        loadWindowsBetween(client, { fromS: Math.floor(fromUs / 1e6), toS: Math.ceil(toUs / 1e6), guardMs, links: [l] }),
       ]);
       const annotations: Annotation[] = [
         ...runs.map(runAnnotation),
@@ -99,9 +102,13 @@ export function diagnosticsRoutes(deps: ApiDeps) {
           kind: 'maintenance', at: iso(w.startS * 1e6), t: w.startS, end: iso(w.endS * 1e6), tEnd: w.endS, id: w.id, scope: w.scope,
           target: w.scope === 'link' ? `${w.a}~${w.b}` : w.scope === 'centre' ? w.a : 'network', reason: w.reason, declaredLate: w.declaredLate,
         })),
+        ...loads.map((w): Annotation => ({
+          kind: 'self_load', at: iso(w.startMs * 1000), t: w.startMs / 1000, end: iso(w.endMs * 1000), tEnd: w.endMs / 1000,
+          testId: w.windowId, trigger: w.trigger, guardMs, sources: w.sources,
+        })),
       ];
       // Time order; at one instant a window first, then the run, then the path change it revealed.
-      const rank = { maintenance: 0, diagnostics: 1, path_change: 2 } as const;
+      const rank = { maintenance: 0, self_load: 0, diagnostics: 1, path_change: 2 } as const;
       annotations.sort((x, y) => x.t - y.t || rank[x.kind] - rank[y.kind]);
       const body: AnnotationsResponse = { a: l.a, b: l.b, from: iso(fromUs), to: iso(toUs), annotations };
       return c.json(body);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Link } from '../../../collector/index.js';
+import { selfLoadGuardMs, type Link } from '../../../collector/index.js';
 import { insertMaintenance, maintenanceWindows, slaLinkMinutes, slaLinkTimeline, throughputHistory } from '../../../sql/index.js';
 import { requireRole } from '../../auth.js';
 import type {
@@ -139,7 +139,10 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       const scope = view.scope;
       const period = await monthPeriod(deps.store.client, topology, m, Date.now());
       const endS = Date.parse(view.report.period.end) / 1000;
-      const q = { startS: period.startS, endS, engine: topology.sla.engine, source: 'rollup' as const, links: [linkInput(l)] };
+      const q = {
+        startS: period.startS, endS, engine: topology.sla.engine, source: 'rollup' as const, links: [linkInput(l)],
+        loadGuardMs: selfLoadGuardMs(topology.probing),
+      };
       const [runs, tests] = await Promise.all([
         slaLinkTimeline(deps.store.client, q),
         throughputHistory(deps.store.client, l.a, l.b, period.startS * 1e6, endS * 1e6),
@@ -157,6 +160,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
           return { at: new Date(t.tsUs / 1000).toISOString(), client: t.src, ok: t.ok, error: t.error, abGbps: gbps(ab), baGbps: gbps(ba) };
         }),
         maintenance: view.report.maintenance.filter((w) => affects(w, l)),
+        selfLoad: (view.report.selfLoad ?? []).filter((w) => w.link === l.id),
       };
       return c.json(body);
     })
@@ -168,6 +172,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       if (period.effectiveEndS <= period.startS) throw new ApiError(404, 'not_found', `month ${m} has not started yet`);
       const cols = await slaLinkMinutes(deps.store.client, {
         startS: period.startS, endS: period.effectiveEndS, engine: topology.sla.engine, source: 'rollup', links: [linkInput(l)],
+        loadGuardMs: selfLoadGuardMs(topology.probing),
       });
       const ms = (v: number | null) => (v === null ? null : v / 1000);
       const body: SlaMinutesResponse = {
@@ -175,7 +180,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         t: cols.t, excluded: cols.excluded, abTrains: cols.abTrains, abSent: cols.abSent, abLost: cols.abLost, abRttMs: cols.abPUs.map(ms),
         baTrains: cols.baTrains, baSent: cols.baSent, baLost: cols.baLost, baRttMs: cols.baPUs.map(ms),
         provisionedGbps: cols.speedMbps.map(ms), covered: cols.covered, available: cols.available,
-        latencyBreach: cols.latencyBreach, lossBreach: cols.lossBreach,
+        latencyBreach: cols.latencyBreach, lossBreach: cols.lossBreach, selfLoad: cols.selfLoad,
       };
       if (wantsCsv(c, format)) return csvResponse(c, minutesCsv(body), `citymesh-sla-${m}-${l.a}-${l.b}-minutes.csv`);
       return c.json(body);

@@ -32,7 +32,7 @@ import {
 import { fmtGbps, fmtMs } from '../format.js';
 import { ErrorBanner } from '../ui.js';
 import { VERDICT_TEXT, Zoned, fmtCount, fmtMinutes, fmtRatio, fmtShare } from './sla-format.js';
-import { maintenanceRows, markSelected, renderLinks, renderSummary, verdictTag } from './tables.js';
+import { maintenanceRows, markSelected, renderLinks, renderSummary, selfLoadRows, verdictTag } from './tables.js';
 import { LinkTimeline } from './timeline.js';
 
 const RETRY_MS = 10_000;
@@ -188,6 +188,7 @@ async function selectMonth(m: string, link: string | null): Promise<void> {
     renderSummary(summary, r.report);
     renderLinks(table, r.report);
     byId<HTMLTableElement>('maintenance').tBodies[0]!.replaceChildren(...maintenanceRows(r.report.maintenance, zone, true));
+    byId<HTMLTableElement>('self-load').tBodies[0]!.replaceChildren(...selfLoadRows(r.report.selfLoad, zone));
     table.dataset.state = 'ready';
     document.body.dataset.state = 'ready';
     renderMonthHead();

@@ -3,7 +3,7 @@
 // criterion (measured value, target, verdict, breach minutes, longest breach)
 // and the coverage. Cells and rows carry data-verdict; link rows data-link,
 // summary rows data-scope and data-id; criterion cells data-criterion.
-import type { SlaCriterionResult, SlaMaintenanceView, SlaReport, SlaScopeReport, SlaVerdict } from '../../../api/contract.js';
+import type { SlaCriterionResult, SlaMaintenanceView, SlaReport, SlaScopeReport, SlaSelfLoadView, SlaVerdict } from '../../../api/contract.js';
 import { CRITERIA, CRITERION_TEXT, VERDICT_TEXT, fmtCount, fmtMinutes, fmtShare, fmtTarget, fmtValue, type Zoned } from './sla-format.js';
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -88,9 +88,9 @@ function coverageCell(s: SlaScopeReport): HTMLTableCellElement {
   if (required !== null) line.append(' ', el('span', 'tgt', `≥ ${fmtShare(required)}`));
   const m = s.minutes;
   const parts = [`${fmtCount(m.covered)} of ${fmtCount(m.sla)} min`];
-  if (m.excluded > 0) parts.push(`${fmtCount(m.excluded)} excluded`);
+  if (m.excluded > 0) parts.push(`${fmtCount(m.excluded)} excluded${m.selfLoad ? ` (${fmtCount(m.selfLoad)} our tests)` : ''}`);
   td.append(verdictTag(verdict), line, el('span', 'sub', parts.join(' · ')));
-  td.title = `minutes with data (both directions measured) / SLA minutes (month minus maintenance declared in advance)${
+  td.title = `minutes with data (both directions measured) / SLA minutes (month minus maintenance declared in advance and minutes our own throughput tests loaded the link)${
     s.scope === 'link' ? '' : '; link-minutes, summed over the links'
   }`;
   return td;
@@ -174,6 +174,24 @@ export function markSelected(table: HTMLTableElement, linkId: string | null): vo
     if (on) tr.setAttribute('aria-current', 'true');
     else tr.removeAttribute('aria-current');
   }
+}
+
+/** Rows of our own throughput tests' load windows (a report finalised before they were listed has none). */
+export function selfLoadRows(windows: SlaSelfLoadView[] | undefined, z: Zoned): HTMLTableRowElement[] {
+  if (!windows || windows.length === 0) {
+    const tr = document.createElement('tr');
+    const td = tr.insertCell();
+    td.colSpan = 6;
+    td.className = 'none';
+    td.textContent = windows ? 'None this month.' : 'Not listed in this report (finalised before citymesh listed them).';
+    return [tr];
+  }
+  return windows.map((w) => {
+    const tr = document.createElement('tr');
+    tr.dataset.test = w.testId;
+    for (const c of [z.dateTime(w.start), z.dateTime(w.end), w.link, w.trigger, fmtCount(w.minutes), w.sources.join(', ')]) tr.insertCell().textContent = c;
+    return tr;
+  });
 }
 
 /** Rows of maintenance windows (whole month, or those affecting one link). */
