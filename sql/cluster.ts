@@ -40,6 +40,8 @@ export interface ClusterOptions {
  */
 export const CONTROL_TABLES: readonly string[] = [
   'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'load_windows',
+  // What probes report about themselves (migration 0013): small, read whole by every server.
+  'probe_reports',
 ];
 /** Alert state and silences (migration 0007) are control tables by name. */
 export const CONTROL_TABLE_PREFIX = 'alert_';
