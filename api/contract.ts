@@ -40,6 +40,25 @@ export interface PathStatus {
   lossRatio: number | null;
   targetMs: number;
   state: PathState;
+  /**
+   * How the newest train's timestamps were taken at each end (hardware |
+   * kernel | user | unknown); null when the window holds no train.
+   */
+  timestamping: { sender: string; reflector: string } | null;
+  /** Why the source probe cannot run this engine (e.g. no ping program); null when it can. */
+  engineUnavailable: string | null;
+}
+
+/** What a probe last reported about how it measures. */
+export interface ProbeStatus {
+  centre: string;
+  reportedAt: string;
+  /** native: kernel timestamps off the JavaScript event loop; js: the fallback, timestamps in user space. */
+  datapath: 'native' | 'js';
+  datapathReason: string | null;
+  reflectorTimestamping: string;
+  enginesUnavailable: Record<string, string>;
+  reflector: { received: number; reflected: number; drops: Record<string, number> } | null;
 }
 
 export interface StatusResponse {
@@ -47,6 +66,7 @@ export interface StatusResponse {
   windowS: number;
   staleAfterS: number;
   paths: PathStatus[];
+  probes: ProbeStatus[];
 }
 
 /** Columnar series aligned on `t`; null marks a bucket with no data. */

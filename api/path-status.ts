@@ -5,23 +5,38 @@
  * panel never disagree about a link.
  */
 import type { Topology } from '../collector/index.js';
-import { latestPathStatus, type PathStatusRow, type Store } from '../sql/index.js';
-import type { PathState, PathStatus } from './contract.js';
+import { latestPathStatus, latestProbeReports, type PathStatusRow, type Store } from '../sql/index.js';
+import type { PathState, PathStatus, ProbeStatus } from './contract.js';
 
 export const STATUS_WINDOW_S = 60;
 export const STALE_AFTER_S = 60;
 
-/** Every direction of every link (stamp always; icmp where it has data), judged at `nowUs`. */
-export async function pathStatuses(store: Store, topology: Topology, nowUs: number): Promise<PathStatus[]> {
-  const rows = await latestPathStatus(store.client, STATUS_WINDOW_S);
+/** What each configured centre's probe last reported about itself: datapath, reflector, engines it cannot run. */
+export async function probeStatuses(store: Store, topology: Topology): Promise<ProbeStatus[]> {
+  const reports = await latestProbeReports(store.client);
+  const known = new Set(topology.centres.map((c) => c.id));
+  return reports.filter((r) => known.has(r.centre)).map((r) => ({
+    centre: r.centre, reportedAt: new Date(r.reportedAtUs / 1000).toISOString(), datapath: r.datapath, datapathReason: r.datapathReason,
+    reflectorTimestamping: r.reflectorTimestamping, enginesUnavailable: r.enginesUnavailable, reflector: r.reflector,
+  }));
+}
+
+/**
+ * Every direction of every link (stamp always; icmp where it has data, or where the
+ * probe says its engine is unavailable), judged at `nowUs`.
+ */
+export async function pathStatuses(store: Store, topology: Topology, nowUs: number, probes?: ProbeStatus[]): Promise<PathStatus[]> {
+  const [rows, reported] = await Promise.all([latestPathStatus(store.client, STATUS_WINDOW_S), probes ?? probeStatuses(store, topology)]);
+  const unavailable = (centre: string, engine: string) => reported.find((p) => p.centre === centre)?.enginesUnavailable[engine] ?? null;
   const byKey = new Map(rows.map((r) => [`${r.src}>${r.dst}>${r.engine}`, r]));
   const paths: PathStatus[] = [];
   for (const link of topology.links) {
     for (const [src, dst] of [[link.a, link.b], [link.b, link.a]] as const) {
       for (const engine of ['stamp', 'icmp'] as const) {
         const row = byKey.get(`${src}>${dst}>${engine}`);
-        if (!row && engine === 'icmp') continue;
-        paths.push(toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, nowUs));
+        const missing = unavailable(src, engine);
+        if (!row && engine === 'icmp' && !missing) continue;
+        paths.push({ ...toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, nowUs), engineUnavailable: missing });
       }
     }
   }
@@ -31,9 +46,9 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
 function toStatus(
   src: string, dst: string, engine: 'stamp' | 'icmp', row: PathStatusRow | undefined,
   targetMs: number, lossRatioMax: number, nowUs: number,
-): PathStatus {
+): Omit<PathStatus, 'engineUnavailable'> {
   if (!row) {
-    return { src, dst, engine, lastTs: null, trains: 0, rttP50Ms: null, rttP99Ms: null, jitterMs: null, lossRatio: null, targetMs, state: 'nodata' };
+    return { src, dst, engine, lastTs: null, trains: 0, rttP50Ms: null, rttP99Ms: null, jitterMs: null, lossRatio: null, targetMs, state: 'nodata', timestamping: null };
   }
   const p99 = ms(row.rttP99Us);
   let state: PathState;
@@ -51,6 +66,7 @@ function toStatus(
     lossRatio: row.lossRatio,
     targetMs,
     state,
+    timestamping: row.timestamping,
   };
 }
 

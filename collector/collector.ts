@@ -39,6 +39,7 @@ import {
 } from './protocol.js';
 import { ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
+import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from './diagnostics-protocol.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
@@ -137,6 +138,8 @@ export class Collector {
   readonly throughput: ThroughputCoordinator;
   /** Sends operator requests for diagnostics (stored in ClickHouse by any server) to the probes connected here. */
   readonly diagnostics: DiagnosticsDispatcher;
+  /** What probes report about how they measure (datapath, reflector, engines). */
+  readonly reports: ProbeReports;
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
@@ -153,6 +156,7 @@ export class Collector {
     this.diagnostics = new DiagnosticsDispatcher({
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
     });
+    this.reports = new ProbeReports(options.store, options.metrics, options.logger.child({ part: 'reports' }));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -222,6 +226,7 @@ export class Collector {
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
   async close(): Promise<void> {
+    this.reports.close();
     this.closing = true;
     await this.throughput.close();
     await this.diagnostics.close();
@@ -334,7 +339,8 @@ export class Collector {
       this.countConnection(centre.id, +1);
       this.probeSockets.set(centre.id, ws);
       this.diagnostics.probeConnected(centre.id);
-      log.info({ centre: centre.id, version: message.version }, 'probe connected');
+      log.info({ centre: centre.id, version: message.version, datapath: message.report?.datapath }, 'probe connected');
+      if (message.report) this.track(this.reports.update(centre.id, message.report));
       this.send(ws, planFor(this.options.topology, centre.id));
       return;
     }
@@ -398,7 +404,10 @@ export class Collector {
       m.spoolBytes.set({ centre }, batch.spool.bytes);
       m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
     }
-    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s));
+    if (batch.report) this.track(this.reports.update(centre, batch.report));
+    // A plan peer's reflector timestamping is what that peer's probe reports (the sender cannot know it).
+    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
+      ? { ...s, reflectorTimestamping: this.reports.reflectorTimestamping(s.dst) } : s));
     let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
     let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
     let loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
@@ -618,6 +627,8 @@ export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
     rtts_us: s.rttsUs,
     fwd_us: s.fwdUs,
     rev_us: s.revUs,
+    sender_ts: s.senderTimestamping ?? 'unknown',
+    reflector_ts: s.reflectorTimestamping ?? 'unknown',
   };
 }
 

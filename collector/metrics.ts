@@ -15,6 +15,9 @@ export interface CollectorMetrics {
   spoolBatches: Gauge<'centre'>;
   spoolBytes: Gauge<'centre'>;
   spoolDroppedTrains: Gauge<'centre'>;
+  probeDatapathNative: Gauge<'centre'>;
+  probeEngineUnavailable: Gauge<'centre' | 'engine'>;
+  reflectorDatagrams: Gauge<'centre' | 'outcome'>;
 }
 
 export function createCollectorMetrics(registry: Registry): CollectorMetrics {
@@ -40,6 +43,24 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
       name: 'citymesh_probe_spool_dropped_trains',
       help: 'Trains the probe dropped because its spool was full (a counted gap; as last reported)',
       labelNames: ['centre'],
+      registers,
+    }),
+    probeDatapathNative: new Gauge({
+      name: 'citymesh_probe_stamp_datapath_native',
+      help: '1: the probe runs STAMP on the native datapath (kernel timestamps); 0: on the JavaScript fallback (user-space timestamps)',
+      labelNames: ['centre'],
+      registers,
+    }),
+    probeEngineUnavailable: new Gauge({
+      name: 'citymesh_probe_engine_unavailable',
+      help: '1 while the probe cannot run this engine (e.g. no ping program); see /v1/status for why',
+      labelNames: ['centre', 'engine'],
+      registers,
+    }),
+    reflectorDatagrams: new Gauge({
+      name: 'citymesh_reflector_datagrams',
+      help: 'Datagrams the probe\'s STAMP reflector received, reflected, or dropped by reason (dropped_<reason>), since it started (as last reported)',
+      labelNames: ['centre', 'outcome'],
       registers,
     }),
   };

@@ -52,7 +52,24 @@ export function planFor(topology: Topology, centreId: string): ProbePlan {
     centre: centreId,
     protocol: PROTOCOL_VERSION,
     batchIntervalMs: topology.probing.batchIntervalMs,
-    reflector: { listenAddress: centre.probe.listenAddress, port: centre.probe.stampPort },
+    reflector: {
+      listenAddress: centre.probe.listenAddress,
+      port: centre.probe.stampPort,
+      policy: {
+        allowAny: stamp.reflector.answer === 'any',
+        allow: [
+          // This host itself (a relay, a sidecar, `citymesh measure` here): loopback sources cannot arrive from outside.
+          '127.0.0.0/8', '::1',
+          ...stamp.reflector.allow,
+          ...topology.peersOf(centreId).flatMap((id) => {
+            const peer = topology.centre(id)!.probe;
+            return peer.sourceAddress ? [peer.host, peer.sourceAddress] : [peer.host];
+          }),
+        ],
+        ratePps: stamp.reflector.rateLimitPps,
+        burst: stamp.reflector.burst,
+      },
+    },
     tasks,
     throughputServer: topology.probing.throughput.enabled
       ? { engine: topology.probing.throughput.engine, port: centre.probe.throughputPort, listenAddress: centre.probe.listenAddress }

@@ -25,6 +25,15 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_TRAIN_PACKETS = 10_000;
 
 const micros = z.number().finite().min(0).max(60_000_000);
+
+/**
+ * How a train's timestamps were taken at each end: by the NIC, by the kernel
+ * (software stamps, or a clock read in the native datapath right around the
+ * system call), in JavaScript on the event loop (user), or not known.
+ */
+export const TIMESTAMPING_MODES = ['hardware', 'kernel', 'user', 'unknown'] as const;
+export type Timestamping = (typeof TIMESTAMPING_MODES)[number];
+const timestamping = z.enum(TIMESTAMPING_MODES);
 const count = z.number().int().min(0).max(MAX_TRAIN_PACKETS);
 
 export const trainSampleSchema = z
@@ -52,6 +61,10 @@ export const trainSampleSchema = z
     errorEstimateUs: z.number().finite().min(0).max(3_600_000_000),
     fwdUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
     revUs: z.array(z.number().finite().min(-60_000_000).max(60_000_000)).max(MAX_TRAIN_PACKETS),
+    /** Absent from probes older than the native datapath: stored as `unknown`. */
+    senderTimestamping: timestamping.optional(),
+    /** The probe sends `unknown` for a plan peer; the server fills in what that peer's probe reports. */
+    reflectorTimestamping: timestamping.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -129,6 +142,31 @@ export const throughputSampleSchema = z
 
 export type ThroughputSampleRecord = z.infer<typeof throughputSampleSchema>;
 
+/**
+ * How a probe measures, as it reports it in its hello and with every batch:
+ * its STAMP datapath (native, or the JavaScript fallback and why), how its
+ * reflector takes T2, the engines it cannot run and why, and its reflector's
+ * counters (every datagram received: reflected, or dropped by reason).
+ */
+export const probeReportSchema = z
+  .object({
+    datapath: z.enum(['native', 'js']),
+    datapathReason: z.string().max(1000).nullable(),
+    reflectorTimestamping: timestamping,
+    enginesUnavailable: z.record(z.string().regex(/^(stamp|icmp)$/, 'must be an engine name'), z.string().max(1000)),
+    reflector: z
+      .object({
+        received: z.number().int().min(0),
+        reflected: z.number().int().min(0),
+        drops: z.record(z.string().regex(/^[a-zA-Z]{1,32}$/), z.number().int().min(0)),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+
+export type ProbeReport = z.infer<typeof probeReportSchema>;
+
 const helloSchema = z
   .object({
     type: z.literal('hello'),
@@ -142,6 +180,7 @@ const helloSchema = z
      * is running neither hits the connection limit nor takes its throughput requests.
      */
     check: z.literal(true).optional(),
+    report: probeReportSchema.optional(),
   })
   .strict();
 
@@ -160,6 +199,7 @@ const batchSchema = z
     /** When the probe sealed the batch, Unix µs: the acknowledgement lag is measured from here. */
     createdAtUs: z.number().int().positive().optional(),
     spool: spoolReportSchema.optional(),
+    report: probeReportSchema.optional(),
     batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
     samples: z
       .array(z.unknown())
@@ -207,7 +247,7 @@ export interface ProbePlan {
   centre: string;
   protocol: number;
   batchIntervalMs: number;
-  reflector: { listenAddress: string; port: number };
+  reflector: { listenAddress: string; port: number; policy?: ReflectorPlanPolicy };
   tasks: PlanTask[];
   /** The throughput server this probe runs for its peers' tests, or null. */
   throughputServer: { engine: 'iperf3' | 'native' | 'auto'; port: number; listenAddress: string } | null;
@@ -215,6 +255,17 @@ export interface ProbePlan {
   nic: { intervalS: number; interfaces: { name: string; peer: string | null }[] } | null;
   /** Diagnostics on breach (traceroute, path MTU, fast train); absent or null: the probe never runs them on its own. */
   diagnostics?: DiagnosticsPolicy | null;
+}
+
+/**
+ * Whom the probe's reflector answers. `allow` holds addresses, CIDR prefixes
+ * and peer host names (the probe resolves names); ignored when allowAny.
+ */
+export interface ReflectorPlanPolicy {
+  allowAny: boolean;
+  allow: string[];
+  ratePps: number;
+  burst: number;
 }
 
 /**

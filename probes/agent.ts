@@ -11,14 +11,18 @@
  * the next when the connection fails; unacknowledged batches go again there.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
+import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ProbeReport, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
 import { PROTOCOL_VERSION, THROUGHPUT_KILL_SLACK_MS } from '../collector/protocol.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
+import { datapathStatus } from './engines/stamp/native.js';
 import { StampReflector } from './engines/stamp/reflector.js';
+import { OPEN_POLICY, type ReflectorPolicy } from './engines/stamp/reflector-policy.js';
 import { NicSampler, type NicSample } from './engines/nic/index.js';
 import { DiagnosticsRunner } from './engines/diagnostics/index.js';
 import { createEngine } from './engines/registry.js';
@@ -134,6 +138,10 @@ export class ProbeAgent {
 
   /** Connect and resolve once the first plan is running; rejects if the collector refuses us. */
   start(): Promise<void> {
+    const { datapath, reason } = datapathStatus();
+    if (datapath === 'js') this.options.logger.warn(`STAMP runs on the JavaScript fallback: ${reason}`);
+    const noPing = createEngine('icmp').unavailable?.();
+    if (noPing) this.options.logger.warn(`icmp engine unavailable: ${noPing}; ICMP paths are reported as such until it is installed`);
     return new Promise((resolve, reject) => {
       this.firstPlan = { resolve, reject };
       this.connect();
@@ -149,6 +157,19 @@ export class ProbeAgent {
 
   currentPlan(): ProbePlan | null {
     return this.plan;
+  }
+
+  /** How this probe measures now: sent in the hello and with every batch. */
+  report(): ProbeReport {
+    const { datapath, reason } = datapathStatus();
+    const reflector = this.reflector?.stats() ?? null;
+    return {
+      datapath,
+      datapathReason: reason,
+      reflectorTimestamping: reflector?.timestamping ?? (datapath === 'native' ? 'kernel' : 'user'),
+      enginesUnavailable: this.scheduler?.engineStates() ?? {},
+      reflector: reflector ? { received: reflector.received, reflected: reflector.reflected, drops: reflector.drops } : null,
+    };
   }
 
   /** Stop measuring, seal and send what is spooled, wait (bounded) for acks, then disconnect. */
@@ -218,7 +239,7 @@ export class ProbeAgent {
       }, HEARTBEAT_MS);
       ws.send(JSON.stringify({
         type: 'hello', centre: this.options.centre, token: this.options.token,
-        version: this.options.version, protocol: PROTOCOL_VERSION,
+        version: this.options.version, protocol: PROTOCOL_VERSION, report: this.report(),
       }));
     });
     ws.on('pong', () => (answered = true));
@@ -397,9 +418,12 @@ export class ProbeAgent {
     this.authenticated = true;
     if (!same && !this.stopping) {
       await this.scheduler?.stop();
+      const policy = await reflectorPolicy(plan, this.options.logger);
       if (!this.reflector || !sameReflector(this.reflector, plan)) {
         await this.reflector?.close();
-        this.reflector = await StampReflector.listen({ port: plan.reflector.port, host: plan.reflector.listenAddress, clock: this.clock });
+        this.reflector = await StampReflector.listen({ port: plan.reflector.port, host: plan.reflector.listenAddress, clock: this.clock, policy });
+      } else {
+        this.reflector.setPolicy(policy);
       }
       for (const task of plan.tasks) {
         if (!this.engines.has(task.engine)) this.engines.set(task.engine, createEngine(task.engine, { clock: this.clock }));
@@ -483,6 +507,7 @@ export class ProbeAgent {
         const batch = await this.spool.read(id, Date.now() * 1000);
         if (!batch || this.ws?.readyState !== WebSocket.OPEN) break;
         batch.spool = { batches: stats.batches, bytes: stats.bytes, droppedTrains: stats.droppedTrains };
+        batch.report = this.report();
         this.onWire.add(id);
         this.counters.batchesSent++;
         this.ws.send(JSON.stringify(batch));
@@ -500,6 +525,30 @@ export class ProbeAgent {
  */
 export function collectorStartIndex(centre: string, servers: number): number {
   return createHash('sha256').update(centre).digest().readUInt32BE(0) % servers;
+}
+
+/**
+ * The plan's reflector policy with peer host names resolved to addresses (a
+ * name that does not resolve is logged and left out: that peer's packets are
+ * then refused and counted as notAllowed). A plan from an older server has
+ * none: answer anyone, rate limited.
+ */
+async function reflectorPolicy(plan: ProbePlan, logger: Logger): Promise<ReflectorPolicy> {
+  const p = plan.reflector.policy;
+  if (!p) return OPEN_POLICY;
+  const allow: string[] = [];
+  for (const entry of new Set(p.allow)) {
+    if (isIP(entry.split('/')[0] ?? '')) {
+      allow.push(entry);
+      continue;
+    }
+    try {
+      allow.push(...(await lookup(entry, { all: true })).map((a) => a.address));
+    } catch (error) {
+      logger.warn({ host: entry, err: (error as Error).message }, 'reflector: peer host name does not resolve; its packets will be refused');
+    }
+  }
+  return { allowAny: p.allowAny, allow, denyPorts: [], ratePps: p.ratePps, burst: p.burst };
 }
 
 function sameReflector(reflector: StampReflector, plan: ProbePlan): boolean {

@@ -16,6 +16,7 @@ import { hashToken } from '../collector/auth.js';
 import { PROTOCOL_VERSION, type CollectorMessage, type ProbePlan } from '../collector/protocol.js';
 import { readClockSync } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
+import { datapathStatus } from './engines/stamp/native.js';
 import { detectIperf3 } from './engines/throughput/index.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -58,7 +59,7 @@ export async function runProbeChecks(options: ProbeCheckOptions): Promise<CheckR
     ...options.serverUrls.map((url) => checkCollector(url, { ...options, token: token.value, timeoutMs })),
   ]);
   const plan = collectors.find((c) => c.plan)?.plan ?? null;
-  results.push(clock, ping, iperf3, ...(await checkPorts(plan)), checkDscp(plan), checkSpool(options.spoolDir, options.spoolMaxBytes));
+  results.push(clock, ping, iperf3, checkDatapath(), ...(await checkPorts(plan)), checkDscp(plan), checkSpool(options.spoolDir, options.spoolMaxBytes));
   if (options.serverUrls.length === 0) {
     results.push({ check: 'collector', status: 'fail', detail: 'no collector URL given', fix: 'pass --server wss://HOST/v1/probe (repeat it, or separate URLs with commas, for several servers)' });
   }
@@ -228,6 +229,16 @@ function checkDscp(plan: ProbePlan | null): CheckResult {
   if (!unavailable) return { check: 'dscp', status: 'ok', detail: 'native helper loaded: STAMP packets carry the plan\'s DSCP' };
   if (!wanted) return { check: 'dscp', status: 'ok', detail: 'native helper not built, and the plan marks no STAMP packets' };
   return { check: 'dscp', status: 'warn', detail: `the plan marks STAMP packets but ${unavailable}`, fix: 'apt-get install build-essential, then npm rebuild (or npm run build:native) in the citymesh directory' };
+}
+
+/** The native STAMP datapath (kernel timestamps) or the JavaScript fallback, and why. */
+function checkDatapath(): CheckResult {
+  const { datapath, reason } = datapathStatus();
+  if (datapath === 'native') return { check: 'stamp datapath', status: 'ok', detail: 'native: kernel receive and transmit timestamps, packets paced off the JavaScript event loop' };
+  return {
+    check: 'stamp datapath', status: 'warn', detail: `JavaScript fallback: ${reason}; every train will say its timestamps are "user"`,
+    fix: 'apt-get install build-essential, then npm rebuild (or npm run build:native) in the citymesh directory; unset CITYMESH_STAMP_DATAPATH',
+  };
 }
 
 function firstLine(text: string): string {

@@ -71,6 +71,8 @@ export const UNREPLICATED = 'none' as const satisfies ClusterReplication;
  */
 export const CONTROL_TABLES: readonly string[] = [
   'schema_migrations', 'sla_maintenance', 'sla_reports', 'job_claims', 'diagnostic_requests', 'load_windows', 'batch_ledger',
+  // What probes report about themselves (migration 0013): small, read whole by every server.
+  'probe_reports',
 ];
 /** Alert state and silences (migration 0007) are control tables by name. */
 export const CONTROL_TABLE_PREFIX = 'alert_';

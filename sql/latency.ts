@@ -31,6 +31,9 @@ export interface TrainRow {
   rtts_us: number[];
   fwd_us: number[];
   rev_us: number[];
+  /** How each end took its timestamps: hardware | kernel | user | unknown (omitted: unknown). */
+  sender_ts?: string;
+  reflector_ts?: string;
 }
 
 /**
@@ -58,6 +61,8 @@ export interface PathStatusRow {
   rttP99Us: number | null;
   jitterUs: number | null;
   lossRatio: number | null;
+  /** How the newest train in the window was timestamped at each end; null when the window is empty. */
+  timestamping: { sender: string; reflector: string } | null;
 }
 
 /**
@@ -75,7 +80,8 @@ WITH
 recent AS
 (
     SELECT src, dst, engine, max(ts) AS last_ts, count() AS trains, sum(sent) AS sent, sum(lost) AS lost,
-           quantilesExactArray(0.5, 0.99)(rtts_us) AS q, avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter
+           quantilesExactArray(0.5, 0.99)(rtts_us) AS q, avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter,
+           argMax(sender_ts, ts) AS sender_ts, argMax(reflector_ts, ts) AS reflector_ts
     FROM latency_trains
     WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
     GROUP BY src, dst, engine
@@ -90,7 +96,8 @@ day AS
 SELECT
     day.src AS src, day.dst AS dst, day.engine AS engine,
     toString(if(recent.trains > 0, recent.last_ts, toDateTime64(day.last_minute, 6, 'UTC'))) AS last_ts,
-    recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter
+    recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
+    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts
 FROM day
 LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
@@ -99,7 +106,7 @@ ORDER BY src, dst, engine`,
   });
   const rows = await result.json<{
     src: string; dst: string; engine: string; last_ts: string; trains: number;
-    sent: number; lost: number; q: number[]; jitter: number | null;
+    sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string;
   }>();
   return rows.map((row) => {
     const hasPackets = Number(row.sent) > Number(row.lost);
@@ -113,6 +120,8 @@ ORDER BY src, dst, engine`,
       rttP99Us: hasPackets ? finiteOrNull(row.q[1]) : null,
       jitterUs: finiteOrNull(row.jitter),
       lossRatio: Number(row.sent) > 0 ? Number(row.lost) / Number(row.sent) : null,
+      // The newest train's, when the window holds one (an empty LEFT JOIN side reads as '').
+      timestamping: Number(row.trains) > 0 ? { sender: row.sender_ts || 'unknown', reflector: row.reflector_ts || 'unknown' } : null,
     };
   });
 }

@@ -73,7 +73,10 @@ export interface SlaPolicy {
 }
 
 export interface ProbingPolicy {
-  stamp: { schedule: string; count: number; intervalMs: number; timeoutMs: number; flows: number; dscp: number };
+  stamp: {
+    schedule: string; count: number; intervalMs: number; timeoutMs: number; flows: number; dscp: number;
+    reflector: { answer: 'peers' | 'any'; allow: string[]; rateLimitPps: number; burst: number };
+  };
   icmp: { enabled: boolean; schedule: string; count: number; intervalMs: number; timeoutMs: number; dscp: number };
   throughput: {
     enabled: boolean; schedule: string; spreadS: number; seconds: number; omitSeconds: number; streams: number;
@@ -304,6 +307,10 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
       stamp: {
         schedule: p.stamp.schedule, count: p.stamp.count, intervalMs: p.stamp.interval_ms,
         timeoutMs: p.stamp.timeout_ms, flows: p.stamp.flows, dscp: p.stamp.dscp,
+        reflector: {
+          answer: p.stamp.reflector.answer, allow: p.stamp.reflector.allow,
+          rateLimitPps: p.stamp.reflector.rate_limit_pps, burst: p.stamp.reflector.burst,
+        },
       },
       icmp: {
         enabled: p.icmp.enabled, schedule: p.icmp.schedule, count: p.icmp.count,

@@ -4,6 +4,7 @@
  * document into the camelCase Topology the rest of the code uses.
  */
 import nodeCron from 'node-cron';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { alertsSchema } from './alerts.js';
 
@@ -72,8 +73,32 @@ export const slaPolicySchema = z
   })
   .strict();
 
+/** IP address or CIDR prefix (checked again, with the same parser, where the reflector applies it). */
+const prefix = z.string().refine((v) => {
+  const [address = '', bits, extra] = v.trim().split('/');
+  const family = isIP(address);
+  const n = bits === undefined ? 0 : Number(bits);
+  return family !== 0 && extra === undefined && Number.isInteger(n) && n >= 0 && n <= (family === 6 ? 128 : 32);
+}, 'must be an IP address or CIDR prefix, e.g. 10.1.0.0/16 or 2001:db8::/32');
+
+/**
+ * Whom each probe's reflector answers. `peers` (default): only the centres it
+ * links to (their probe host and source address), plus `allow`; `any`: every
+ * source, e.g. a router's TWAMP-Light/STAMP sender. Always limited per source
+ * address to `rate_limit_pps` replies per second (bucket depth `burst`).
+ */
+const reflectorSchema = z
+  .object({
+    answer: z.enum(['peers', 'any']).default('peers'),
+    allow: z.array(prefix).default([]),
+    rate_limit_pps: z.number().min(0).max(1_000_000).default(5000),
+    burst: z.number().int().min(1).max(1_000_000).default(1000),
+  })
+  .strict();
+
 const stampProbingSchema = z
   .object({
+    reflector: reflectorSchema.default(reflectorSchema.parse({})),
     schedule: cron.default('*/10 * * * * *'),
     count: z.number().int().min(1).max(10_000).default(10),
     interval_ms: z.number().min(1).max(60_000).default(20),

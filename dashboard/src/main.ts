@@ -208,6 +208,7 @@ async function refreshStatus(): Promise<void> {
     banner.set('status', null);
     status = s;
     matrix.applyStatus(s);
+    banner.set('measurement', measurementNotice(s));
     header.touch(Date.parse(s.generatedAt));
     header.renderUpdated();
     renderSummary();
@@ -216,6 +217,19 @@ async function refreshStatus(): Promise<void> {
   } catch (err) {
     banner.set('status', errorText(err));
   }
+}
+
+/**
+ * Probes that measure with less precision than they could, or not at all
+ * with some engine: said once, above everything, until they recover.
+ */
+function measurementNotice(s: StatusResponse): string | null {
+  const notes: string[] = [];
+  for (const p of s.probes) {
+    if (p.datapath === 'js') notes.push(`${p.centre}: STAMP on the JavaScript fallback, timestamps taken in user space (${p.datapathReason ?? 'native datapath not loaded'})`);
+    for (const [engine, reason] of Object.entries(p.enginesUnavailable)) notes.push(`${p.centre}: ${engine} engine unavailable — ${reason}`);
+  }
+  return notes.length ? notes.join(' · ') : null;
 }
 
 /** Runs fn, then again every `ms` after it settles (never overlapping). */

@@ -24,6 +24,10 @@ interface CellView {
   lastMs: number | null;
   /** Where the numbers come from, for the tooltip. */
   origin: string;
+  /** How the newest train was timestamped at each end (from /v1/status). */
+  timestamping?: { sender: string; reflector: string } | null;
+  /** Why the source probe cannot run ICMP, when it cannot. */
+  icmpUnavailable?: string | null;
 }
 
 interface Cell {
@@ -174,6 +178,8 @@ export class LatencyMatrix {
   applyStatus(status: StatusResponse): void {
     this.statusWindowS = status.windowS;
     const byDir = new Map<string, PathStatus>();
+    const icmpMissing = new Map<string, string>();
+    for (const p of status.paths) if (p.engine === 'icmp' && p.engineUnavailable) icmpMissing.set(dirKey(p.src, p.dst), p.engineUnavailable);
     for (const p of status.paths) {
       const key = dirKey(p.src, p.dst);
       const have = byDir.get(key);
@@ -193,6 +199,8 @@ export class LatencyMatrix {
             targetMs: p.targetMs,
             lastMs: p.lastTs ? Date.parse(p.lastTs) : null,
             origin: `status: ${p.trains} train${p.trains === 1 ? '' : 's'} in ${status.windowS} s`,
+            timestamping: p.timestamping,
+            icmpUnavailable: icmpMissing.get(key) ?? null,
           }
         : null;
       this.render(cell);
@@ -220,6 +228,9 @@ export class LatencyMatrix {
       targetMs,
       lastMs: m.t * 1000,
       origin: `live train, ${pt.sent} packets`,
+      // The live feed does not carry them: keep what the last status said.
+      timestamping: cell.view?.timestamping ?? null,
+      icmpUnavailable: cell.view?.icmpUnavailable ?? null,
     };
     if (this.view !== 'latency') return; // drawn when the latency view comes back
     // Cells are redrawn once per frame, however many flows arrive.
@@ -295,7 +306,13 @@ export class LatencyMatrix {
         `target p99 ≤ ${fmtMs(v.targetMs)} · ${state}`,
         `last ${v.lastMs ? fmtTime(v.lastMs) : '—'} (${v.origin})`,
       );
+      if (v.timestamping) lines.push(`timestamps: sender ${v.timestamping.sender} · reflector ${v.timestamping.reflector}`);
     }
+    if (v?.icmpUnavailable) lines.push(`ICMP: engine unavailable — ${v.icmpUnavailable}`);
+    if (v?.timestamping) td.dataset.timestamping = `${v.timestamping.sender}/${v.timestamping.reflector}`;
+    else delete td.dataset.timestamping;
+    if (v?.icmpUnavailable) td.dataset.icmp = 'unavailable';
+    else delete td.dataset.icmp;
     td.title = lines.join('\n');
   }
 

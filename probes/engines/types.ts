@@ -7,6 +7,15 @@ import type { TrainStats } from '../train-stats.js';
 
 export type EngineName = 'stamp' | 'icmp';
 
+/**
+ * How a timestamp was taken: by the NIC (hardware), by the kernel (software
+ * receive/transmit stamps, or a clock read in the native datapath immediately
+ * around the system call, off the JavaScript event loop), by JavaScript after
+ * the event loop got to it (user), or we cannot tell (a foreign reflector).
+ */
+export { TIMESTAMPING_MODES, type Timestamping } from '../../collector/protocol.js';
+import type { Timestamping } from '../../collector/protocol.js';
+
 /** One packet train towards one target, as the scheduler asks for it. */
 export interface TrainTask {
   /** Host name or IP literal of the target. */
@@ -41,10 +50,28 @@ export interface TrainResult extends TrainStats {
   synced: boolean;
   /** Combined clock error bound of both ends, microseconds (the larger Error Estimate sum seen). */
   errorEstimateUs: number;
+  /** How our end's timestamps (T1, T4) were taken: the weakest over the train's packets. */
+  senderTimestamping: Timestamping;
+  /**
+   * How the far end's were: for icmp the remote kernel answers; for STAMP a
+   * plan peer's is filled in by the server from what that probe reports, and
+   * a reflector we know nothing about is `unknown`.
+   */
+  reflectorTimestamping: Timestamping;
+}
+
+/** An engine that cannot run on this host (its program is missing): the train is not attempted. */
+export class EngineUnavailableError extends Error {
+  constructor(readonly engine: EngineName, readonly reason: string) {
+    super(`${engine} engine unavailable: ${reason}`);
+    this.name = 'EngineUnavailableError';
+  }
 }
 
 export interface Engine {
   readonly name: EngineName;
+  /** Why the engine cannot run here right now (checked before every train), or null. */
+  unavailable?(): string | null;
   /** Run one train; resolves with one result per flow. Never rejects for packet loss. */
   runTrain(task: TrainTask, signal?: AbortSignal): Promise<TrainResult[]>;
   /** Release sockets and child processes. */

@@ -15,6 +15,7 @@ import { diagnostics } from './0008_diagnostics.js';
 import { loadWindows } from './0009_load_windows.js';
 import { batchLedger } from './0010_batch_ledger.js';
 import { latencyTotals } from './0012_latency_totals.js';
+import { timestamping } from './0013_timestamping.js';
 
 export interface Migration {
   version: number;
@@ -22,4 +23,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping];

@@ -82,6 +82,11 @@ export class CitymeshProcess {
     void this.exited.then(() => running.delete(this));
   }
 
+  /** What the process printed on stdout so far. */
+  get output(): string {
+    return this.stdout;
+  }
+
   /** Wait until stdout contains `text` (bounded). */
   async waitForStdout(text: string, boundMs = 60_000): Promise<void> {
     const deadline = Date.now() + boundMs;

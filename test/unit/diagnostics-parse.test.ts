@@ -117,6 +117,7 @@ function train(p99Us: number | null, sent: number, received: number): TrainResul
     engine: 'stamp', startedAtUs: 1, flow: 0, srcPort: 1, dscp: 0, synced: false, errorEstimateUs: 0,
     sent, received, lost: sent - received, duplicated: 0, reordered: 0,
     rttMinUs: p99Us, rttMedianUs: p99Us, rttP99Us: p99Us, rttMaxUs: p99Us, jitterUs: null, rttsUs: [], fwdUs: [], revUs: [],
+    senderTimestamping: 'kernel', reflectorTimestamping: 'unknown',
   };
 }
 

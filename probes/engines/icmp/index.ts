@@ -16,10 +16,12 @@
  *   at once while the bounded ping process runs to completion; close() waits.
  * - Side effect of the package: it sets process.env.LANG = 'C' on each spawn.
  */
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ping from 'ping';
 import { summariseTrain, type TrainArrival } from '../../train-stats.js';
-import type { Engine, TrainResult, TrainTask } from '../types.js';
+import { EngineUnavailableError, type Engine, type TrainResult, type TrainTask } from '../types.js';
 
 export interface PingParse {
   /** Replies in output (arrival) order; seq 0-based (icmp_seq − 1). */
@@ -50,14 +52,39 @@ export function parsePingOutput(text: string): PingParse {
   return { arrivals, transmitted };
 }
 
+/** The `ping` the npm package will spawn (it runs `ping` from PATH on Linux), or null. */
+export function findPing(path = process.env.PATH ?? ''): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, 'ping');
+    try {
+      if (!statSync(file).isFile()) continue;
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+export const PING_MISSING = 'the ping program is not installed (Debian: apt-get install iputils-ping)';
+
 export class IcmpEngine implements Engine {
   readonly name = 'icmp' as const;
   #inflight = new Set<Promise<unknown>>();
   #closed = false;
 
+  /** Looked up on every call (a few stat calls), so installing ping later is noticed without a restart. */
+  unavailable(): string | null {
+    return findPing() ? null : PING_MISSING;
+  }
+
   async runTrain(task: TrainTask, signal?: AbortSignal): Promise<TrainResult[]> {
     if (this.#closed) throw new Error('IcmpEngine is closed');
     signal?.throwIfAborted();
+    const missing = this.unavailable();
+    if (missing) throw new EngineUnavailableError('icmp', missing);
     // shell:false already prevents injection, but a host like "-f" would still be read as an option.
     if (task.host.startsWith('-')) throw new Error(`invalid host: ${task.host}`);
     const count = Math.max(1, Math.floor(task.count));
@@ -87,6 +114,10 @@ export class IcmpEngine implements Engine {
         errorEstimateUs: 0,
         fwdUs: [],
         revUs: [],
+        // iputils ping stamps the reply in the kernel (SO_TIMESTAMP) but the request in user space before sendmsg.
+        senderTimestamping: 'user',
+        // The far end's kernel answers the echo; there are no T2/T3, its turnaround is inside the RTT.
+        reflectorTimestamping: 'kernel',
       },
     ];
   }

@@ -136,6 +136,7 @@ export class ClockSyncCache {
   #first: Promise<ClockSync>;
   #read: () => Promise<ClockSync>;
   #closed = false;
+  #listeners = new Set<(state: ClockSync) => void>();
 
   constructor(opts: { refreshMs?: number; read?: () => Promise<ClockSync> } = {}) {
     this.#read = opts.read ?? readClockSync;
@@ -161,8 +162,18 @@ export class ClockSyncCache {
     } catch {
       next = UNKNOWN_SYNC;
     }
-    if (!this.#closed) this.#state = next;
+    if (!this.#closed) {
+      const changed = JSON.stringify(next) !== JSON.stringify(this.#state);
+      this.#state = next;
+      if (changed) for (const listener of this.#listeners) listener(next);
+    }
     return this.#state;
+  }
+
+  /** Call `listener` whenever the state changes (the native datapath keeps its own copy); returns the unsubscribe. */
+  onChange(listener: (state: ClockSync) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   close(): void {

@@ -5,36 +5,20 @@
  * results record DSCP 0: a train never claims a marking it did not carry.
  */
 import type { Socket } from 'node:dgram';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNative } from './native.js';
 
 interface TosHelper {
   setTos(fd: number, family: 4 | 6, tos: number): void;
   getTos(fd: number, family: 4 | 6): number;
 }
 
-let helper: TosHelper | null | undefined;
-let unavailableReason = '';
-
 function loadHelper(): TosHelper | null {
-  if (helper !== undefined) return helper;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  const path = join(dir, 'probes', 'native', 'build', 'Release', 'citymesh_tos.node');
-  try {
-    helper = createRequire(import.meta.url)(path) as TosHelper;
-  } catch (error) {
-    helper = null;
-    unavailableReason = `native DSCP helper not loadable (${path}): ${(error as Error).message.split('\n')[0]}; run npm install with a C compiler`;
-  }
-  return helper;
+  return loadNative<TosHelper>('citymesh_tos', 'native DSCP helper').module;
 }
 
 /** Why DSCP cannot be applied on this host, or null when it can. */
 export function dscpUnavailable(): string | null {
-  return loadHelper() ? null : unavailableReason;
+  return loadHelper() ? null : loadNative<TosHelper>('citymesh_tos', 'native DSCP helper').reason;
 }
 
 /** The OS file descriptor behind a bound dgram socket (Node keeps it in an internal handle). */

@@ -4,14 +4,20 @@
  * across trains (so ECMP keeps hashing the flow onto the same path) and the
  * session's sequence number keeps counting from 0 as the RFC requires.
  *
- * DSCP: set on the session socket through the native helper (./dscp.ts);
- * each result records the DSCP its packets actually carried.
+ * DSCP: set on the session socket (natively, or through ./dscp.ts on the
+ * JavaScript path); each result records the DSCP its packets actually carried.
+ *
+ * Datapath: the native one (probes/native/stamp.c) when it loads: one call
+ * per train, paced on its own thread, T1 from the kernel's transmit stamp
+ * (else the clock read just before sendmsg), T4 the kernel's receive stamp.
+ * Otherwise JavaScript, with timestamps taken on the event loop; every result
+ * says which (senderTimestamping).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { summariseTrain, type TrainArrival } from '../../train-stats.js';
-import type { Engine, TrainResult, TrainTask } from '../types.js';
+import type { Engine, Timestamping, TrainResult, TrainTask } from '../types.js';
 import { ClockSyncCache, nowNs } from './clock.js';
 import { applyDscp } from './dscp.js';
 import {
@@ -24,6 +30,7 @@ import {
   type ReflectorPacket,
   unixNsToNtp,
 } from './codec.js';
+import { stampDatapath, type NativeTrainResult, type StampDatapath } from './native.js';
 
 /**
  * One-way delays are reported only when the combined clock error bound of both
@@ -36,18 +43,26 @@ export const ONE_WAY_MAX_ERROR_RATIO = 0.1;
 interface Train {
   index: Map<number, number>;
   t1: bigint[];
-  replies: Array<{ i: number; t4: bigint; pkt: ReflectorPacket }>;
+  /** rawNs: T4 − T1 on our clock. */
+  replies: Array<{ i: number; t4: bigint; rawNs: bigint; pkt: ReflectorPacket }>;
+  /** How T1 and T4 were taken, the weakest over the train. */
+  timestamping: Timestamping;
 }
 
 /** One pooled flow: a bound socket plus the session's sequence counter. */
 interface Session {
-  socket: Socket;
+  /** The JavaScript datapath's socket, or null on the native one. */
+  socket: Socket | null;
+  /** The native datapath's sender id. */
+  native: { datapath: StampDatapath; id: number } | null;
   srcPort: number;
   /** DSCP the socket marks its packets with (0 when marking is unavailable). */
   dscp: number;
   nextSeq: number;
-  /** Session-Sender seq → the train waiting for it. */
+  /** Session-Sender seq → the train waiting for it (JavaScript datapath). */
   pending: Map<number, Train>;
+  /** The reflector's address. */
+  peer: string;
 }
 
 export class StampEngine implements Engine {
@@ -79,8 +94,16 @@ export class StampEngine implements Engine {
     const session = await this.#session(task, flow, address);
     const sync = this.#clock.current();
     const ourEE = encodeErrorEstimate({ synchronized: sync.synchronized, errorSeconds: sync.errorSeconds });
-    const train: Train = { index: new Map(), t1: [], replies: [] };
     const count = Math.max(0, Math.floor(task.count));
+    const train = session.native
+      ? await nativeTrain(session, session.native, count, task, ourEE, signal)
+      : await this.#jsTrain(session, count, task, ourEE, signal);
+    return this.#summarise(session, flow, train, decodeErrorEstimate(ourEE));
+  }
+
+  async #jsTrain(session: Session, count: number, task: TrainTask, ourEE: number, signal?: AbortSignal): Promise<Train> {
+    const socket = session.socket!;
+    const train: Train = { index: new Map(), t1: [], replies: [], timestamping: 'user' };
     const intervalNs = BigInt(Math.round(task.intervalMs * 1e6));
     const startNs = nowNs();
     try {
@@ -95,13 +118,13 @@ export class StampEngine implements Engine {
         train.t1.push(t1);
         const pkt = encodeSenderPacket({ seq, timestamp: unixNsToNtp(t1), errorEstimate: ourEE });
         // A send error (unreachable, no route) just makes this packet lost.
-        session.socket.send(pkt, task.port, address, () => undefined);
+        socket.send(pkt, task.port, session.peer, () => undefined);
       }
       await sleep(task.timeoutMs, signal);
     } finally {
       for (const seq of train.index.keys()) session.pending.delete(seq);
     }
-    return this.#summarise(session, flow, train, decodeErrorEstimate(ourEE), startNs);
+    return train;
   }
 
   #summarise(
@@ -109,19 +132,17 @@ export class StampEngine implements Engine {
     flow: number,
     train: Train,
     ours: { synchronized: boolean; errorSeconds: number },
-    startNs: bigint,
   ): TrainResult {
     let reflectorBound = 0;
     let reflectorSynced = true;
     let minOneWayNs = Infinity;
-    const samples = train.replies.map(({ i, t4, pkt }) => {
+    const samples = train.replies.map(({ i, t4, rawNs: raw, pkt }) => {
       const ee = decodeErrorEstimate(pkt.errorEstimate);
       reflectorBound = Math.max(reflectorBound, ee.errorSeconds);
       reflectorSynced &&= ee.synchronized;
       const t1 = train.t1[i] as bigint;
       const t2 = decodeTimestamp(pkt.receiveTimestamp, ee.ptp);
       const t3 = decodeTimestamp(pkt.timestamp, ee.ptp);
-      const raw = t4 - t1; // same (monotonic) clock at both ends
       const hold = t3 - t2; // reflector clock at both ends
       // A negative or oversized hold time means a broken reflector clock;
       // fall back to the raw round trip rather than report nonsense.
@@ -140,7 +161,7 @@ export class StampEngine implements Engine {
       boundSeconds * 1e9 <= ONE_WAY_MAX_ERROR_RATIO * minOneWayNs;
     const arrivals: TrainArrival[] = synced ? samples : samples.map(({ seq, rttNs }) => ({ seq, rttNs }));
     const stats = summariseTrain({ sent: train.t1.length, arrivals });
-    const first = train.t1[0] ?? startNs;
+    const first = train.t1.find((t) => t > 0n) ?? nowNs();
     return {
       engine: 'stamp',
       startedAtUs: Number(first / 1000n),
@@ -150,6 +171,9 @@ export class StampEngine implements Engine {
       ...stats,
       synced,
       errorEstimateUs: boundSeconds * 1e6,
+      senderTimestamping: train.timestamping,
+      // A plan peer's is filled in by the server (it knows what that probe reports); here we cannot know.
+      reflectorTimestamping: 'unknown',
     };
   }
 
@@ -158,10 +182,10 @@ export class StampEngine implements Engine {
     const key = `${task.sourceAddress ?? '*'}|${task.host}|${task.port}|${flow}|${task.dscp}`;
     let s = this.#pool.get(key);
     if (!s) {
-      s = openSession(isIP(address) === 6 ? 'udp6' : 'udp4', task.port, task.dscp, task.sourceAddress);
+      s = openSession(isIP(address) === 6 ? 'udp6' : 'udp4', address, task.port, task.dscp, task.sourceAddress);
       this.#pool.set(key, s);
       s.then(
-        (session) => session.socket.once('close', () => this.#pool.delete(key)),
+        (session) => session.socket?.once('close', () => this.#pool.delete(key)),
         () => this.#pool.delete(key),
       );
     }
@@ -173,13 +197,19 @@ export class StampEngine implements Engine {
     if (this.#ownsClock) this.#clock.close();
     const sessions = await Promise.allSettled([...this.#pool.values()]);
     this.#pool.clear();
-    await Promise.all(
-      sessions.map((r) => (r.status === 'fulfilled' ? closeSocket(r.value.socket) : undefined)),
-    );
+    await Promise.all(sessions.map((r) => (r.status === 'fulfilled' ? closeSession(r.value) : undefined)));
   }
 }
 
-async function openSession(type: 'udp4' | 'udp6', peerPort: number, dscp: number, sourceAddress?: string): Promise<Session> {
+async function openSession(type: 'udp4' | 'udp6', peer: string, peerPort: number, dscp: number, sourceAddress?: string): Promise<Session> {
+  const datapath = stampDatapath();
+  if (datapath) {
+    const host = sourceAddress ?? (type === 'udp6' ? '::' : '0.0.0.0');
+    const info = datapath.senderOpen({ host, peer, peerPort, tos: (dscp & 0x3f) << 2 });
+    return {
+      socket: null, native: { datapath, id: info.id }, srcPort: info.port, dscp: info.tos >> 2, nextSeq: 0, pending: new Map(), peer,
+    };
+  }
   const socket = createSocket({ type });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -199,16 +229,63 @@ async function openSession(type: 'udp4' | 'udp6', peerPort: number, dscp: number
   socket.unref();
   socket.on('error', () => undefined);
   const marked = applyDscp(socket, type === 'udp6' ? 6 : 4, dscp);
-  const session: Session = { socket, srcPort: socket.address().port, dscp: marked, nextSeq: 0, pending: new Map() };
+  const session: Session = { socket, native: null, srcPort: socket.address().port, dscp: marked, nextSeq: 0, pending: new Map(), peer };
   socket.on('message', (msg, rinfo) => {
     const t4 = nowNs();
     if (rinfo.port !== peerPort || msg.length < MIN_REFLECTOR_SIZE) return;
     const pkt = decodeReflectorPacket(msg);
     const train = session.pending.get(pkt.senderSeq);
     const i = train?.index.get(pkt.senderSeq);
-    if (train && i !== undefined) train.replies.push({ i, t4, pkt });
+    if (train && i !== undefined) train.replies.push({ i, t4, rawNs: t4 - (train.t1[i] as bigint), pkt });
   });
   return session;
+}
+
+/**
+ * One train on the native datapath: submitted whole, paced and stamped on the
+ * native thread, delivered once. An abort settles at once; the native train
+ * finishes on its own (its sequence numbers stay used).
+ */
+function nativeTrain(
+  session: Session, native: { datapath: StampDatapath; id: number }, count: number, task: TrainTask, ourEE: number, signal?: AbortSignal,
+): Promise<Train> {
+  const firstSeq = session.nextSeq;
+  session.nextSeq = (firstSeq + count) >>> 0;
+  return new Promise<Train>((resolve) => {
+    const onAbort = () => resolve({ index: new Map(), t1: [], replies: [], timestamping: 'kernel' });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    native.datapath.senderTrain(native.id, {
+      firstSeq, count, intervalNs: Math.round(task.intervalMs * 1e6), timeoutNs: Math.round(task.timeoutMs * 1e6), errorEstimate: ourEE,
+    }, (result) => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(fromNative(result, firstSeq));
+    });
+  });
+}
+
+function fromNative(result: NativeTrainResult, firstSeq: number): Train {
+  const train: Train = { index: new Map(), t1: [], replies: [], timestamping: 'kernel' };
+  for (let i = 0; i < result.t1.length; i++) {
+    train.t1.push(result.t1[i]!);
+    train.index.set((firstSeq + i) >>> 0, i);
+  }
+  const a = result.arrivals;
+  for (let k = 0; k < a.index.length; k++) {
+    const flags = a.flags[k]!;
+    // T4 without a kernel stamp, or a clock step (monotonic interval used): not kernel precision.
+    if ((flags & 2) === 0 || (flags & 4) !== 0) train.timestamping = 'user';
+    const pkt = decodeReflectorPacket(a.bytes.subarray(k * 44, k * 44 + 44));
+    train.replies.push({ i: a.index[k]!, t4: a.t4[k]!, rawNs: a.rawNs[k]!, pkt });
+  }
+  return train;
+}
+
+function closeSession(session: Session): Promise<void> {
+  if (session.native) {
+    session.native.datapath.close(session.native.id);
+    return Promise.resolve();
+  }
+  return closeSocket(session.socket!);
 }
 
 function closeSocket(socket: Socket): Promise<void> {
