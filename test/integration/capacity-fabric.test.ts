@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResponse, LinkCapacity, UtilisationResponse } from '../../api/contract.js';
 import { hashToken, type TestStatus } from '../../collector/index.js';
+import { waitInPage } from '../helpers/browser.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, type NetnsPair } from '../helpers/netns.js';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, missingChromium, missingCommand, skipReason } from '../helpers/requirements.js';
@@ -151,7 +152,7 @@ access:
       await page.waitForSelector('#matrix');
       await page.evaluate("location.hash = 'capacity:east>west'");
       await page.reload();
-      const ready = (expression: string) => page.waitForFunction(expression, undefined, { timeout: 30_000 });
+      const ready = (expression: string) => waitInPage(page, expression, 30_000);
       await ready("document.querySelector('#capacity')?.dataset.link === 'east~west'");
       await ready("document.querySelector('#capacity')?.dataset.provisionedGbps === '10'");
       await ready("Number(document.querySelector('#capacity')?.dataset.tests ?? 0) >= 2");

@@ -10,6 +10,7 @@
  *   page, in the same browser. Anchor: uPlot's README (166,650 points in
  *   25 ms cold, then ~100,000 points/ms).
  */
+import { waitInPage } from '../../helpers/browser.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type Browser } from 'playwright-core';
@@ -176,8 +177,8 @@ export async function run(): Promise<void> {
       const problems: string[] = [];
       page.on('pageerror', (e) => problems.push(e.message));
       await page.goto(url);
-      await page.waitForFunction('window.__matrixPaint !== undefined', undefined, { timeout: 60_000 });
-      await page.waitForFunction('window.__chartDrawn !== undefined', undefined, { timeout: 60_000 });
+      await waitInPage(page, 'window.__matrixPaint !== undefined', 60_000);
+      await waitInPage(page, 'window.__chartDrawn !== undefined', 60_000);
       const m = (await page.evaluate(`(() => {
         const status = performance.getEntriesByType('resource').find((e) => e.name.includes('/v1/status'));
         const u = document.querySelector('#charts .plot-rtt canvas');
