@@ -656,7 +656,7 @@ export function mutateHello(rng: Rng, who: FuzzCentre, token: string): Mutant & 
  * A well-formed hello that must fail authentication (closes the connection):
  * a wrong token for a real centre, a real token for another centre, or an unknown centre.
  */
-export function authFailingHello(rng: Rng, who: FuzzCentre, tokens: { own: string; others: string[] }): Mutant & { expect: 'bad_token' | 'unknown_centre' } {
+export function authFailingHello(rng: Rng, who: FuzzCentre, tokens: { own: string; others: string[] }): Mutant & { expect: 'bad_token' | 'unknown_centre' | 'bad_message' } {
   const variant = rng.int(0, 3);
   if (variant === 0) {
     const t = tokens.own;
@@ -673,9 +673,11 @@ export function authFailingHello(rng: Rng, who: FuzzCentre, tokens: { own: strin
     const centre = rng.pick(who.peers);
     return { mutator: 'auth.own-token-other-centre', payload: JSON.stringify({ type: 'hello', centre, token: tokens.own, version: 'fuzz' }), expect: 'bad_token' };
   }
-  let centre = rng.pick(['mars', who.centre.toUpperCase(), `${who.centre} `, "alpha' OR '1'='1", unicodeJunk(rng).slice(0, 8), '__proto__', 'constructor']);
+  let centre = rng.pick(['mars', who.centre.toUpperCase(), `${who.centre} `, "alpha' OR '1'='1", Array.from(unicodeJunk(rng)).slice(0, 8).join(''), '__proto__', 'constructor']);
   while (who.all.includes(centre)) centre = `${centre}!`;
-  return { mutator: 'auth.unknown-centre', payload: JSON.stringify({ type: 'hello', centre, token: tokens.own, version: 'fuzz' }), expect: 'unknown_centre' };
+  // Junk may hold a lone surrogate: text the store cannot hold is refused as a bad message before any look-up.
+  const expect = /\p{Cs}/u.test(centre) ? 'bad_message' : 'unknown_centre';
+  return { mutator: 'auth.unknown-centre', payload: JSON.stringify({ type: 'hello', centre, token: tokens.own, version: 'fuzz' }), expect };
 }
 
 /** Counts by key, printed as a sorted table. */

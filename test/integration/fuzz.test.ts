@@ -275,7 +275,7 @@ describe('ingest fuzzing: every bad message refused, nothing stored from it', ()
     const rng = root.fork(200);
     const alphaWho = who('alpha');
     const ids = new IdSource('hello');
-    const client = await RawClient.open(server.wsUrl);
+    let client = await RawClient.open(server.wsUrl);
     try {
       for (let i = 0; i < HELLO_MESSAGES; i++) {
         let mutant: Mutant & { base: string };
@@ -295,6 +295,13 @@ describe('ingest fuzzing: every bad message refused, nothing stored from it', ()
           break;
         }
         recordWs(mutant, reply, 'ws-hello');
+        // Before hello only a hello-sized message is read: a larger one is answered too_large and the
+        // connection closed (1009); the fuzz goes on on a fresh unauthenticated connection.
+        const refused = reply as { code?: string; error?: string };
+        if (refused.code === 'too_large' && refused.error?.startsWith('before hello')) {
+          expect((await client.waitClosed(REPLY_BOUND_MS)).code).toBe(1009);
+          client = await RawClient.open(server.wsUrl);
+        }
       }
       // Still not authenticated: a valid batch is refused.
       const control = JSON.stringify(validBatch(rng, ids, alphaWho, Date.now() * 1000));
@@ -319,7 +326,7 @@ describe('ingest fuzzing: every bad message refused, nothing stored from it', ()
           const reply = await c.next(REPLY_BOUND_MS);
           recordWs(mutant, reply, 'ws-auth');
           expect(reply, mutant.mutator).toMatchObject({ type: 'error', code: mutant.expect });
-          expect((await c.waitClosed(REPLY_BOUND_MS)).code).toBe(4401);
+          if (mutant.expect !== 'bad_message') expect((await c.waitClosed(REPLY_BOUND_MS)).code).toBe(4401);
         } finally {
           c.ws.terminate();
         }
