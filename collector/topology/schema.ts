@@ -79,7 +79,7 @@ const prefix = z.string().refine((v) => {
   const family = isIP(address);
   const n = bits === undefined ? 0 : Number(bits);
   return family !== 0 && extra === undefined && Number.isInteger(n) && n >= 0 && n <= (family === 6 ? 128 : 32);
-}, 'must be an IP address or CIDR prefix, e.g. 10.1.0.0/16 or 2001:db8::/32');
+}, 'must be an IP address or CIDR prefix, e.g. 127.0.0.0/8 or 2001:db8::/32');
 
 /**
  * Whom each probe's reflector answers. `peers` (default): only the centres it

@@ -42,14 +42,14 @@ export interface ReflectorPolicy {
 /** A standalone reflector (`citymesh reflect`, tests): any source, rate limited. */
 export const OPEN_POLICY: ReflectorPolicy = { allowAny: true, allow: [], denyPorts: [], ratePps: 5000, burst: 1000 };
 
-/** "10.0.0.0/8", "2001:db8::/32", "127.0.0.3" → [address, prefix bits]; throws naming the bad entry. */
+/** "127.0.0.0/8", "2001:db8::/32", "127.0.0.3" → [address, prefix bits]; throws naming the bad entry. */
 export function parsePrefix(text: string): [string, number] {
   const [address = '', bits, extra] = text.trim().split('/');
   const family = isIP(address);
   const max = family === 6 ? 128 : 32;
   const n = bits === undefined ? max : Number(bits);
   if (!family || extra !== undefined || !Number.isInteger(n) || n < 0 || n > max) {
-    throw new Error(`"${text}" is not an IP address or CIDR prefix (e.g. 10.1.0.0/16, 2001:db8::/32)`);
+    throw new Error(`"${text}" is not an IP address or CIDR prefix (e.g. 127.0.0.0/8, 2001:db8::/32)`);
   }
   return [address, n];
 }
