@@ -204,7 +204,7 @@ export class ProbeAgent {
     this.ws?.close(1000, 'probe stopping');
     await this.reflector?.close();
     await Promise.all([...this.engines.values()].map((e) => e.close()));
-    await this.spool.flushed();
+    await this.spool.close();
     this.clock.close();
   }
 

@@ -29,7 +29,7 @@ import { nowNs } from '../../../probes/engines/stamp/clock.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, run as runArgv } from '../../helpers/netns.js';
 import { missingCommand } from '../../helpers/requirements.js';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
-import { cpuTimesOf, size, sleep } from '../lib/env.js';
+import { cpuTimesOf, size, sleep, threadCpuOf } from '../lib/env.js';
 import { emit, note } from '../lib/figures.js';
 import { median, percentile } from '../lib/stats.js';
 import { formatSummary, summarise, type Profile } from '../lib/profile.js';
@@ -291,8 +291,10 @@ async function probeCost(profileMs: number): Promise<void> {
     }
     log.clear();
     const t0 = cpuTimesOf(probe.pid!);
+    const threads0 = threadCpuOf(probe.pid!);
     await sleep(CPU_WINDOW_MS);
     const t1 = cpuTimesOf(probe.pid!);
+    const threads1 = threadCpuOf(probe.pid!);
     if (t0 === null || t1 === null) throw new Error('the probe process ended early');
     const cpu0 = t0.user + t0.system;
     const cpu1 = t1.user + t1.system;
@@ -304,6 +306,11 @@ async function probeCost(profileMs: number): Promise<void> {
     note(B, `probe process (citymesh probe, real server, spool on disk, batches every 2 s): ${pps.toFixed(0)} packets/s to ${PEERS} peers ` +
       `(trains of ${count} packets ${INTERVAL_MS} ms apart every second), ${pct.toFixed(2)} % of one core over ${CPU_WINDOW_MS / 1000} s, ` +
       `${(sysShare * 100).toFixed(0)} % of it in the kernel (on loopback the kernel also delivers each packet to the reflector inside the sender's send call)`);
+    const byThread = [...threads1]
+      .map(([name, cpu]) => [name, ((cpu - (threads0.get(name) ?? 0)) / (CPU_WINDOW_MS / 1000)) * 100] as const)
+      .filter(([, pctOf]) => pctOf > 0)
+      .sort((a, b) => b[1] - a[1]);
+    note(B, `probe process by thread (% of one core, live threads, /proc/PID/task/TID/schedstat): ${byThread.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ') || 'no thread used a tick'}`);
     emit({ name: 'probe.cpu_10pps_20peers', value: pct, unit: '% of one core', better: 'lower', target: { op: '<', value: 2 },
       note: `${pps.toFixed(0)} packets/s measured at the reflectors` });
     const late = lateness(log, INTERVAL_MS);
@@ -327,7 +334,19 @@ async function probeCost(profileMs: number): Promise<void> {
   }
 }
 
+/** CITYMESH_BENCH_PROBE=precision,hostile,cost runs only those parts (all by default). */
+const PARTS = new Set((process.env.CITYMESH_BENCH_PROBE ?? 'precision,hostile,cost').split(',').map((p) => p.trim()));
+
 export async function run(): Promise<void> {
+  if (PARTS.has('precision')) await precisionAll();
+  if (PARTS.has('hostile')) await hostile();
+  if (PARTS.has('cost')) {
+    await probeCost(0);
+    if (!process.env.CITYMESH_BENCH_SMOKE || process.env.CITYMESH_BENCH_PROFILE) await probeCost(size(15_000, 5_000));
+  }
+}
+
+async function precisionAll(): Promise<void> {
   const noPing = missingCommand('ping', 'iputils-ping');
   if (noPing) note(B, `precision figures skipped: ${noPing}`);
   else {
@@ -346,7 +365,4 @@ export async function run(): Promise<void> {
       }
     }
   }
-  await hostile();
-  await probeCost(0);
-  if (!process.env.CITYMESH_BENCH_SMOKE || process.env.CITYMESH_BENCH_PROFILE) await probeCost(size(15_000, 5_000));
 }
