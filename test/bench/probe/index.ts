@@ -2,7 +2,8 @@
  * Probe cost and precision.
  *
  * - Precision: STAMP RTT (reflector and sender as separate `citymesh`
- *   processes, as deployed) against the kernel's `ping`, `fping` and `irtt`
+ *   processes, as deployed) against a minimal C sender/reflector with kernel
+ *   timestamps at both ends (kts-echo.c, the reference), the kernel's `ping`, `fping` and `irtt`
  *   on the same path, on loopback and on a veth pair between two namespaces,
  *   quiet and with two CPU-bound processes beside it (median and p99 each);
  *   a bare Node UDP echo shows what any user-space timestamp pays. Rounds
@@ -28,6 +29,7 @@ import {
 import { nowNs } from '../../../probes/engines/stamp/clock.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, run as runArgv } from '../../helpers/netns.js';
 import { missingCommand } from '../../helpers/requirements.js';
+import { buildCProgram } from '../../helpers/c-program.js';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
 import { cpuTimesOf, size, sleep, threadCpuOf } from '../lib/env.js';
 import { emit, note } from '../lib/figures.js';
@@ -84,12 +86,16 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
   const haveIrtt = !missingCommand('irtt', 'irtt');
   const haveFping = !missingCommand('fping', 'fping');
   const irtt = haveIrtt ? spawnAt(['irtt', 'server', '-b', `${target}:${irttPort}`]) : null;
+  const refPort = stampPort + 3000;
+  const reference = buildCProgram(join(repoRoot, 'test', 'bench', 'probe', 'kts-echo.c'), 'the kernel-timestamped reference');
+  if (!reference.ok) note(B, `kernel-timestamped reference skipped: ${reference.reason}`);
+  const refReflector = reference.ok ? spawnAt([reference.path, 'reflect', target, String(refPort)]) : null;
   try {
-    await Promise.all([waitForLine(reflector, 'listening'), waitForLine(echo, 'listening')]);
+    await Promise.all([waitForLine(reflector, 'listening'), waitForLine(echo, 'listening'), ...(refReflector ? [waitForLine(refReflector, 'listening')] : [])]);
     for (const loaded of [false, true]) {
       const cond = loaded ? 'loaded' : 'quiet';
       const stop = loaded ? busy() : () => undefined;
-      const rtts: Record<string, number[]> = { stamp: [], ping: [], fping: [], irtt: [], bare: [] };
+      const rtts: Record<string, number[]> = { stamp: [], ping: [], fping: [], irtt: [], bare: [], reference: [] };
       let reflectorCpu = 0;
       let pingCpu = 0;
       try {
@@ -119,6 +125,10 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
             }
             rmSync(out, { force: true });
           }
+          if (reference.ok) {
+            const r = await exec([reference.path, 'send', target, String(refPort), String(PACKETS), '10000']);
+            for (const line of r.stdout.split('\n')) if (line.trim()) rtts.reference!.push(Number(line));
+          }
           if (!loaded) {
             const e = await exec(['node', '-e', ECHO_CLIENT, String(PACKETS), String(echoPort), target]);
             rtts.bare!.push(...(JSON.parse(e.stdout) as number[]));
@@ -130,7 +140,8 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
       const med = (k: string) => median(rtts[k]!);
       const p99 = (k: string) => percentile(rtts[k]!, 0.99);
       note(B, `${path}, ${cond}${loaded ? ' (two CPU-bound processes beside it)' : ''}: median / p99 µs over ${PACKETS * ROUNDS} packets 10 ms apart each: ` +
-        `STAMP ${fmt(med('stamp'))} / ${fmt(p99('stamp'))} (${rtts.stamp!.length}), ping ${fmt(med('ping'))} / ${fmt(p99('ping'))}, ` +
+        `STAMP ${fmt(med('stamp'))} / ${fmt(p99('stamp'))} (${rtts.stamp!.length}), ` +
+        `kernel-timestamped C reference ${reference.ok ? `${fmt(med('reference'))} / ${fmt(p99('reference'))}` : 'not built'}, ping ${fmt(med('ping'))} / ${fmt(p99('ping'))}, ` +
         `fping ${haveFping ? `${fmt(med('fping'))} / ${fmt(p99('fping'))}` : 'not installed'}, irtt ${irtt ? `${fmt(med('irtt'))} / ${fmt(p99('irtt'))}` : 'not installed'}` +
         `${loaded ? '' : `, bare Node UDP echo ${fmt(med('bare'))} / ${fmt(p99('bare'))}`}`);
       const ms = med('stamp');
@@ -141,6 +152,11 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
       emit({ name: `probe.stamp_rtt_p99.${path}.${cond}`, value: p99('stamp'), unit: 'µs', better: 'lower', ceiling: p99('ping'),
         target: { op: '<=', value: loaded ? 500 : 200 }, note: 'ceiling = kernel ping p99 on the same path' });
       emit({ name: `probe.ping_rtt_p99.${path}.${cond}`, value: p99('ping'), unit: 'µs', better: 'lower' });
+      if (reference.ok) {
+        emit({ name: `probe.stamp_rtt_median_vs_reference.${path}.${cond}`, value: ms, unit: 'µs', better: 'lower', ceiling: med('reference'),
+          note: 'ceiling = a minimal C sender and reflector with kernel software timestamps at both ends (test/bench/probe/kts-echo.c)' });
+        emit({ name: `probe.stamp_rtt_p99_vs_reference.${path}.${cond}`, value: p99('stamp'), unit: 'µs', better: 'lower', ceiling: p99('reference') });
+      }
       if (haveFping) emit({ name: `probe.fping_rtt_median.${path}.${cond}`, value: med('fping'), unit: 'µs', better: 'lower', ceiling: mp });
       if (irtt) emit({ name: `probe.irtt_rtt_median.${path}.${cond}`, value: med('irtt'), unit: 'µs', better: 'lower', ceiling: mp, note: 'irtt (Go, user-space timestamps)' });
       if (!loaded) emit({ name: `probe.node_udp_echo_rtt_median.${path}`, value: med('bare'), unit: 'µs', better: 'lower', ceiling: mp, note: 'a 44-byte Node UDP echo, no STAMP code: what any JavaScript timestamp pays' });
@@ -152,6 +168,7 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
   } finally {
     reflector.kill('SIGTERM');
     echo.kill('SIGTERM');
+    refReflector?.kill('SIGTERM');
     irtt?.kill('SIGTERM');
   }
 }
