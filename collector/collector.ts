@@ -37,7 +37,8 @@ import {
   type ThroughputSampleRecord,
   type TrainSample,
 } from './protocol.js';
-import { ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
+import { SelfLoadMarker } from './self-load.js';
+import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from './diagnostics-protocol.js';
@@ -140,9 +141,12 @@ export class Collector {
   readonly diagnostics: DiagnosticsDispatcher;
   /** What probes report about how they measure (datapath, reflector, engines). */
   readonly reports: ProbeReports;
+  /** Marks trains measured during our own throughput tests as they are stored. */
+  private readonly selfLoad: SelfLoadMarker;
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
+    this.selfLoad = new SelfLoadMarker(options.store.client, selfLoadGuardMs(options.topology.probing));
     this.throughput = new ThroughputCoordinator(
       options.topology,
       (centre, message) => this.sendTo(centre, message),
@@ -439,6 +443,8 @@ export class Collector {
               diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
             })
           : new Set<string>();
+        // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
+        rows = await this.selfLoad.mark(rows, loadRows);
       } catch (error) {
         this.options.metrics.storeErrors.inc();
         log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
@@ -479,6 +485,7 @@ export class Collector {
       } finally {
         this.inflight.delete(work);
       }
+      if (loadRows.length > 0) this.selfLoad.invalidate();
       this.afterStored(centre, key, batch, rows);
     } finally {
       for (const c of claims) this.recordsInFlight.delete(c);
@@ -543,6 +550,7 @@ export class Collector {
       await insertLoadWindows(this.options.store.client, [{
         windowId: r.testId, a, b, startMs: r.startMs, endMs: r.endMs, source: r.source, trigger: r.trigger, recordedBy: `server:${hostname()}`,
       }], `load/${r.testId}/${r.source}`);
+      this.selfLoad.invalidate();
     } catch (error) {
       this.options.metrics.storeErrors.inc();
       this.options.logger.error({ err: (error as Error).message, testId: r.testId }, `storing a throughput test's ${r.source} load window failed`);

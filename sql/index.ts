@@ -41,6 +41,6 @@ export {
 } from './engine-node.js';
 export { migrations as schemaMigrations, type Migration } from './migrations/index.js';
 export {
-  insertLoadWindows, loadWindowsBetween,
-  type LoadWindowRow, type LoadWindowSource, type LoadWindow,
+  guardedLoadSpans, insertLoadWindows, loadWindowsBetween,
+  type GuardedSpan, type LoadWindowRow, type LoadWindowSource, type LoadWindow,
 } from './load-windows.js';

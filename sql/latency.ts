@@ -3,6 +3,7 @@
  * they call these named functions, which bind every value server-side.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { inLoadWindowSql } from './load-windows.js';
 import { formatDateTime64, parseDateTime64 } from './time.js';
 
 /** One stored train, as the latency_trains table holds it. */
@@ -34,6 +35,8 @@ export interface TrainRow {
   /** How each end took its timestamps: hardware | kernel | user | unknown (omitted: unknown). */
   sender_ts?: string;
   reflector_ts?: string;
+  /** 1 when the train began inside our own throughput test's guarded load window (migration 0014; omitted: 0). */
+  self_load?: number;
 }
 
 /**
@@ -61,8 +64,10 @@ export interface PathStatusRow {
   rttP99Us: number | null;
   jitterUs: number | null;
   lossRatio: number | null;
-  /** How the newest train in the window was timestamped at each end; null when the window is empty. */
+  /** How the newest judged train in the window was timestamped at each end; null when the window holds none. */
   timestamping: { sender: string; reflector: string } | null;
+  /** Trains of the window left out as our own load (not in trains). */
+  selfLoadTrains: number;
 }
 
 /**
@@ -72,18 +77,28 @@ export interface PathStatusRow {
  * the window's raw rows and the day's rollup rows are read, never a day of
  * RTT arrays. For a path silent in the window, lastTs is the start of its last
  * minute with data.
+ *
+ * Trains that began inside our own throughput test's guarded load window
+ * (sql/load-windows.ts, guard `loadGuardMs`) are not judged, as the alerts
+ * leave them out: they count for lastTs (the probe is alive) and as
+ * selfLoadTrains, not in trains, percentiles, jitter or loss.
  */
-export async function latestPathStatus(client: ClickHouseClient, windowS: number): Promise<PathStatusRow[]> {
+export async function latestPathStatus(client: ClickHouseClient, windowS: number, loadGuardMs = 0): Promise<PathStatusRow[]> {
   const result = await client.query({
     query: `
 WITH
 recent AS
 (
-    SELECT src, dst, engine, max(ts) AS last_ts, count() AS trains, sum(sent) AS sent, sum(lost) AS lost,
-           quantilesExactArray(0.5, 0.99)(rtts_us) AS q, avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter,
-           argMax(sender_ts, ts) AS sender_ts, argMax(reflector_ts, ts) AS reflector_ts
-    FROM latency_trains
-    WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+    SELECT src, dst, engine, max(ts) AS last_ts, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS sent, sumIf(lost, NOT ours) AS lost,
+           quantilesExactArrayIf(0.5, 0.99)(rtts_us, NOT ours) AS q, avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter,
+           argMaxIf(sender_ts, ts, NOT ours) AS sender_ts, argMaxIf(reflector_ts, ts, NOT ours) AS reflector_ts, countIf(ours) AS self_load_trains
+    FROM
+    (
+        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts,
+               ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
+        FROM latency_trains
+        WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+    )
     GROUP BY src, dst, engine
 ),
 day AS
@@ -97,16 +112,16 @@ SELECT
     day.src AS src, day.dst AS dst, day.engine AS engine,
     toString(if(recent.trains > 0, recent.last_ts, toDateTime64(day.last_minute, 6, 'UTC'))) AS last_ts,
     recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
-    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts
+    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts, recent.self_load_trains AS self_load_trains
 FROM day
 LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
-    query_params: { window: windowS },
+    query_params: { window: windowS, load_guard_ms: Math.round(loadGuardMs) },
     format: 'JSONEachRow',
   });
   const rows = await result.json<{
     src: string; dst: string; engine: string; last_ts: string; trains: number;
-    sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string;
+    sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string; self_load_trains: number | string | null;
   }>();
   return rows.map((row) => {
     const hasPackets = Number(row.sent) > Number(row.lost);
@@ -122,6 +137,7 @@ ORDER BY src, dst, engine`,
       lossRatio: Number(row.sent) > 0 ? Number(row.lost) / Number(row.sent) : null,
       // The newest train's, when the window holds one (an empty LEFT JOIN side reads as '').
       timestamping: Number(row.trains) > 0 ? { sender: row.sender_ts || 'unknown', reflector: row.reflector_ts || 'unknown' } : null,
+      selfLoadTrains: Number(row.self_load_trains ?? 0),
     };
   });
 }
