@@ -250,7 +250,7 @@ function recordingReflector(host: string, port: number, log: Map<string, Sent[]>
   socket.on('message', (msg, rinfo) => {
     const t2 = nowNs();
     const req = decodeSenderPacket(msg);
-    const key = `${host}<${rinfo.port}`;
+    const key = `${host}<${rinfo.address}:${rinfo.port}`;
     let list = log.get(key);
     if (!list) log.set(key, (list = []));
     list.push({ seq: req.seq, t1: decodeTimestamp(req.timestamp, decodeErrorEstimate(req.errorEstimate).ptp) });
@@ -318,6 +318,8 @@ async function probeCost(profileMs: number): Promise<void> {
     const sysShare = (t1.system - t0.system) / Math.max(1e-9, cpu1 - cpu0);
     let packets = 0;
     for (const l of log.values()) packets += l.length;
+    const senders = new Set([...log.keys()].map((k) => k.split('<')[1]!.split(':')[0]));
+    note(B, `recording reflectors: ${log.size} flows from ${[...senders].join(', ')}; packets per flow ${[...log.values()].map((l) => l.length).sort((a, b) => a - b).join(' ')}`);
     const pps = packets / (CPU_WINDOW_MS / 1000);
     const pct = ((cpu1 - cpu0) / (CPU_WINDOW_MS / 1000)) * 100;
     note(B, `probe process (citymesh probe, real server, spool on disk, batches every 2 s): ${pps.toFixed(0)} packets/s to ${PEERS} peers ` +
