@@ -170,6 +170,24 @@ static int64_t clock_ns(clockid_t id) {
   clock_gettime(id, &ts);
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+/*
+ * CLOCK_REALTIME and CLOCK_MONOTONIC read together: realtime bracketed by two
+ * monotonic reads, retried while the bracket is wide (the thread was preempted
+ * between the reads, which on a busy host can be tens of µs and would shift
+ * every interval derived from the pair). The tightest bracket is kept.
+ */
+static void clock_pair(int64_t *rt, int64_t *mono) {
+  int64_t best = INT64_MAX;
+  for (int k = 0; k < 4; k++) {
+    int64_t m1 = clock_ns(CLOCK_MONOTONIC), r = clock_ns(CLOCK_REALTIME), m2 = clock_ns(CLOCK_MONOTONIC);
+    if (m2 - m1 < best) {
+      best = m2 - m1;
+      *rt = r;
+      *mono = m1 + (m2 - m1) / 2;
+    }
+    if (best < 2000) break;
+  }
+}
 static int64_t ts_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec; }
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -443,8 +461,7 @@ static void send_packet(sock_t *s, train_t *t) {
   put_u32(buf, t->first_seq + i);
   buf[12] = t->error_estimate >> 8;
   buf[13] = t->error_estimate & 0xff;
-  p->t1_mono = clock_ns(CLOCK_MONOTONIC);
-  p->t1_rt_user = clock_ns(CLOCK_REALTIME);
+  clock_pair(&p->t1_rt_user, &p->t1_mono);
   put_ntp(buf + 4, p->t1_rt_user);
   ssize_t rc = sendto(s->fd, buf, size, MSG_DONTWAIT, (struct sockaddr *)&s->peer, s->peer_len);
   if (rc < 0) {
@@ -508,12 +525,12 @@ static void sender_readable(sock_t *s) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
-    int64_t mono = clock_ns(CLOCK_MONOTONIC);
-    int64_t rt = clock_ns(CLOCK_REALTIME);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
     }
+    int64_t mono = 0, rt = 0;
+    clock_pair(&rt, &mono);
     uint8_t a[16], b[16];
     uint16_t pa, pb;
     to_v6(&from, a, &pa);
@@ -534,8 +551,9 @@ static void sender_readable(sock_t *s) {
       if (k4 > 0 && k4 <= rt && k4 >= t->pkts[idx].t1_rt_user - 1000000LL) {
         r->t4_rt = k4;
         r->t4_kernel = 1;
-        /* The arrival on the monotonic clock, for the clock-step check in deliver(). */
+        /* The arrival on the monotonic clock, for the clock-step check in deliver(); never before the send. */
         r->t4_mono = mono - (rt - k4);
+        if (r->t4_mono < t->pkts[idx].t1_mono) r->t4_mono = mono;
       } else {
         r->t4_rt = rt;
         r->t4_kernel = 0;
