@@ -198,6 +198,10 @@ ${users}
 `;
 }
 
+function xmlText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 async function launch(plan: LaunchPlan): Promise<EngineNode> {
   const { host, tcpPort, httpPort, dataDir } = plan;
   const configFile = join(dataDir, 'citymesh-node.xml');
@@ -206,7 +210,7 @@ async function launch(plan: LaunchPlan): Promise<EngineNode> {
   // Errors only: the engine logs to the console (kept for error messages), and at its default level it writes a line per query.
   writeFileSync(
     configFile,
-    `<clickhouse>\n  <logger><level>error</level><console>1</console></logger>\n  <users_config>${usersFile}</users_config>\n${plan.configXml}\n</clickhouse>\n`,
+    `<clickhouse>\n  <logger><level>error</level><console>1</console></logger>\n  <users_config>${xmlText(usersFile)}</users_config>\n${plan.configXml}\n</clickhouse>\n`,
   );
   const child = spawn(plan.launcher, [
     plan.library,
