@@ -26,7 +26,6 @@ export {
   type AlertEventRow, type SilenceMatcher, type SilenceRow, type NotificationOutcome, type NotificationRow, type NotificationState,
 } from './alerts.js';
 export { claimJobSlot, jobSlotHolder, liveTrainsSince, type LiveTrainRow } from './coordination.js';
-export { serveEmbeddedStore, type EmbeddedStoreServer, type EmbeddedStoreServerOptions } from './store-http.js';
 export {
   insertDiagnostics, insertDiagnosticRequest, diagnosticRequestsSince, diagnosticRequest, diagnosticRuns, diagnosticRunsById, pathChanges,
   type DiagnosticsRow, type DiagnosticRequest, type DiagnosticRun, type DiagnosticHop, type PathChange,
