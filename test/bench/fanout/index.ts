@@ -87,7 +87,8 @@ async function bareBroadcaster(): Promise<{ url: string; start(ms: number): Prom
 export async function run(): Promise<void> {
   const ids = Array.from({ length: CENTRES }, (_, i) => `c${String(i).padStart(2, '0')}`);
   const topo = testTopology(ids, '127.0.20');
-  const server = await startTestServer(topo.topology);
+  // Every simulated probe connects from 127.0.0.1 at once (real ones come from one address each).
+  const server = await startTestServer(topo.topology, { collectorLimits: { maxUnauthenticatedPerAddress: CENTRES } });
   const feeder = await startHelper(new URL('./helper.js', import.meta.url));
   const clients = await startHelper(new URL('./helper.js', import.meta.url));
   const centres = ids.map((id) => ({ id, token: topo.tokens[id]!, peers: ids.filter((x) => x !== id) }));
