@@ -17,3 +17,4 @@ export {
 } from './throughput-coordinator.js';
 export { FailedAuthLimiter, defaultFailedAuthLimits, type FailedAuthLimits, type AuthRefusal, type AuthLimitScope, type Budget } from './auth-limits.js';
 export { isStorableText, textProblem, unstorableText, clipText } from './text.js';
+export { checkTrainSample } from './train-check.js';
