@@ -3,7 +3,7 @@ export { Collector, defaultCollectorLimits, toRow, type CollectorOptions, type C
 export { authenticate, hashToken, tokenMatches, type Principal, type Role } from './auth.js';
 export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
 export { TokenBucket, KeyedLimiter } from './token-bucket.js';
-export { LiveHub, type LiveTrain, type LiveListener } from './live-hub.js';
+export { LiveHub, type LiveTrain, type LiveListener, type RetractListener } from './live-hub.js';
 export { LiveTail, type LiveTailOptions } from './live-tail.js';
 export { planFor } from './plan.js';
 export * from './protocol.js';
