@@ -41,6 +41,7 @@ import { ThroughputCoordinator, type LoadRecord, type TestStatus } from './throu
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from './diagnostics-protocol.js';
+import { StoreQueue } from './store-queue.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
 
@@ -53,10 +54,12 @@ export interface CollectorLimits {
   maxInflightPerConnection: number;
   /** Batches being stored across all probes at once. */
   maxInflightTotal: number;
+  /** Batches stored (looked up and inserted) at once; the others wait their turn (store-queue.ts). */
+  maxConcurrentStores: number;
   /**
-   * Seconds the oldest batch being stored may have waited before new batches
-   * are refused (busy): beyond it the store is behind, and a probe holding its
-   * batch (it keeps it until acked) is better than a queue growing here.
+   * Longest time a batch may be expected to spend in the server, by the
+   * store's measured rate; a batch expected to take longer is refused (busy):
+   * the probe holding it (it keeps it until acked) is better than a queue growing here.
    */
   maxStoreWaitS: number;
   /** Sustained messages per second per connection, and the burst allowed above it. */
@@ -74,7 +77,8 @@ export const defaultCollectorLimits: CollectorLimits = {
   maxConnectionsPerCentre: 2,
   maxInflightPerConnection: 8,
   maxInflightTotal: 64,
-  maxStoreWaitS: 2,
+  maxConcurrentStores: 4,
+  maxStoreWaitS: 1.5,
   messagesPerSecond: 50,
   messageBurst: 200,
   maxUnauthenticatedPerAddress: 8,
@@ -135,8 +139,7 @@ export class Collector {
   /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
   private readonly recordsInFlight = new Set<string>();
   private readonly recentBatches = new Map<string, true>();
-  /** Batches admitted and not yet answered, with when each was admitted (ms, monotonic); insertion order is age order. */
-  private readonly admitted = new Map<object, number>();
+  private readonly storeQueue: StoreQueue;
   private readonly connectionsByCentre = new Map<string, number>();
   /** Connections (and upgrades in progress) that have not said a valid hello, by address. */
   private readonly unauthenticated = new Map<string, number>();
@@ -152,6 +155,7 @@ export class Collector {
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
+    this.storeQueue = new StoreQueue({ concurrency: this.limits.maxConcurrentStores, maxWaitS: this.limits.maxStoreWaitS });
     this.throughput = new ThroughputCoordinator(
       options.topology,
       (centre, message) => this.sendTo(centre, message),
@@ -379,17 +383,11 @@ export class Collector {
     if (this.inflight.size >= this.limits.maxInflightTotal) {
       return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
     }
-    const oldestMs = this.admitted.values().next().value;
-    if (oldestMs !== undefined && performance.now() - oldestMs > this.limits.maxStoreWaitS * 1000) {
-      return this.refuse(log, 'busy', `the store is behind (a batch has waited more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`, undefined, batch.batchId);
-    }
-    const ticket = {};
-    this.admitted.set(ticket, performance.now());
-    try {
-      return await this.validateAndStore(centre, batch, log);
-    } finally {
-      this.admitted.delete(ticket);
-    }
+    const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
+    const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
+    if (turn.admitted) return turn.value;
+    return this.refuse(log, 'busy', `the store is behind (this batch would wait ${turn.expectedS === null ? 'behind a full queue' : `about ${turn.expectedS.toFixed(1)} s`}, ` +
+      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`, undefined, batch.batchId);
   }
 
   private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {

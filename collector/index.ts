@@ -1,5 +1,5 @@
 /** What other folders may use from collector/: ingest, live hub, topology, wire protocol. */
-export { Collector, defaultCollectorLimits, toRow, type CollectorOptions, type CollectorLimits, type IngestOutcome } from './collector.js';
+export { Collector, defaultCollectorLimits, toRow, batchContentSha256, type CollectorOptions, type CollectorLimits, type IngestOutcome } from './collector.js';
 export { authenticate, hashToken, tokenMatches, type Principal, type Role } from './auth.js';
 export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
 export { TokenBucket, KeyedLimiter } from './token-bucket.js';
