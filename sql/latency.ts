@@ -4,6 +4,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { inLoadWindowSql } from './load-windows.js';
+import { rawInsertOf } from './raw-insert.js';
 import { formatDateTime64, parseDateTime64 } from './time.js';
 
 /** One stored train, as the latency_trains table holds it. */
@@ -39,18 +40,53 @@ export interface TrainRow {
   self_load?: number;
 }
 
+/** latency_trains columns in the order trainRowsCompact() writes them. */
+export const TRAIN_COLUMNS = [
+  'ts', 'src', 'dst', 'engine', 'flow', 'src_port', 'dscp', 'batch_id', 'train_id', 'sent', 'received', 'lost', 'duplicated', 'reordered',
+  'rtt_min_us', 'rtt_median_us', 'rtt_p99_us', 'rtt_max_us', 'jitter_us', 'synced', 'error_estimate_us', 'rtts_us', 'fwd_us', 'rev_us',
+  'sender_ts', 'reflector_ts', 'self_load',
+] as const;
+
+/** One train as a JSONCompactEachRow line: values in TRAIN_COLUMNS order, no column names repeated per row. */
+function compactRow(r: TrainRow): unknown[] {
+  return [
+    r.ts, r.src, r.dst, r.engine, r.flow, r.src_port, r.dscp, r.batch_id, r.train_id, r.sent, r.received, r.lost, r.duplicated, r.reordered,
+    r.rtt_min_us, r.rtt_median_us, r.rtt_p99_us, r.rtt_max_us, r.jitter_us, r.synced, r.error_estimate_us, r.rtts_us, r.fwd_us, r.rev_us,
+    r.sender_ts ?? 'unknown', r.reflector_ts ?? 'unknown', r.self_load ?? 0,
+  ];
+}
+
+/** The rows as a JSONCompactEachRow body (one line per train). */
+export function trainRowsCompact(rows: readonly TrainRow[]): string {
+  let body = '';
+  for (const r of rows) body += `${JSON.stringify(compactRow(r))}\n`;
+  return body;
+}
+
 /**
  * Insert one probe batch as one INSERT. The token makes a retried batch a
  * no-op (base table and rollup alike), which turns the probe's at-least-once
  * delivery into exactly-once storage.
+ *
+ * Format, by measurement (npm run bench -- ingest compares every format the
+ * client and the embedded engine share): JSONCompactEachRow, handed to the
+ * embedded engine's raw insert as bytes; a ClickHouse server gets the same
+ * rows through the client.
  */
 export async function insertTrains(client: ClickHouseClient, rows: TrainRow[], dedupToken: string): Promise<void> {
   if (rows.length === 0) return;
+  const settings = { insert_deduplication_token: dedupToken, async_insert: 0 } as const;
+  const raw = rawInsertOf(client);
+  if (raw) {
+    await raw({ table: 'latency_trains', columns: TRAIN_COLUMNS, format: 'JSONCompactEachRow', body: Buffer.from(trainRowsCompact(rows)), settings });
+    return;
+  }
   await client.insert({
     table: 'latency_trains',
-    values: rows,
-    format: 'JSONEachRow',
-    clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+    values: rows.map(compactRow),
+    format: 'JSONCompactEachRow',
+    columns: [...TRAIN_COLUMNS],
+    clickhouse_settings: settings,
   });
 }
 
