@@ -158,7 +158,7 @@ export class Collector {
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
-    this.selfLoad = new SelfLoadMarker(options.store.client, selfLoadGuardMs(options.topology.probing));
+    this.selfLoad = new SelfLoadMarker(() => options.store.client, selfLoadGuardMs(options.topology.probing));
     this.storeQueue = new StoreQueue({ concurrency: this.limits.maxConcurrentStores, maxWaitS: this.limits.maxStoreWaitS });
     this.throughput = new ThroughputCoordinator(
       options.topology,

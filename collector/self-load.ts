@@ -25,7 +25,8 @@ export class SelfLoadMarker {
   /** Bumped by invalidate(): a read begun before a window was stored is not reused after it. */
   private generation = 0;
 
-  constructor(private readonly client: ClickHouseClient, private readonly guardMs: number, private readonly now: () => number = Date.now) {}
+  /** `client` is asked for each read: the store hands out a new client after it is suspended and resumed. */
+  constructor(private readonly client: () => ClickHouseClient, private readonly guardMs: number, private readonly now: () => number = Date.now) {}
 
   /** A load window was stored here: read the windows again before the next batch. */
   invalidate(): void {
@@ -53,7 +54,7 @@ export class SelfLoadMarker {
     const nowMs = this.now();
     if (oldestMs < nowMs - RECENT_MS) {
       // A replay from the spool: its own span, not cached.
-      return guardedLoadSpans(this.client, { fromMs: oldestMs - 1000, toMs: nowMs + RECENT_MS, guardMs: this.guardMs });
+      return guardedLoadSpans(this.client(), { fromMs: oldestMs - 1000, toMs: nowMs + RECENT_MS, guardMs: this.guardMs });
     }
     const c = this.cached;
     if (c && nowMs - c.readAtMs < REFRESH_MS && nowMs >= c.readAtMs) return c.spans;
@@ -61,7 +62,7 @@ export class SelfLoadMarker {
     if (this.reading?.generation === this.generation) return this.reading.spans;
     const generation = this.generation;
     const readAtMs = this.now();
-    const spans = guardedLoadSpans(this.client, { fromMs: readAtMs - RECENT_MS, toMs: readAtMs + RECENT_MS, guardMs: this.guardMs });
+    const spans = guardedLoadSpans(this.client(), { fromMs: readAtMs - RECENT_MS, toMs: readAtMs + RECENT_MS, guardMs: this.guardMs });
     const entry = { generation, spans };
     this.reading = entry;
     try {

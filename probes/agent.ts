@@ -103,6 +103,8 @@ export class ProbeAgent {
   private throughputRunning: Promise<void> | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** stop() is sending what is spooled: retries still run until its drain window ends. */
+  private draining = false;
   private reconnectDelay = RECONNECT_MIN_MS;
   private retryDelay = RECONNECT_MIN_MS;
   private stopping = false;
@@ -187,6 +189,12 @@ export class ProbeAgent {
     // cut must not leave the last batches behind just because the plan had not arrived yet).
     const reachable = this.authenticated || this.ws !== null || this.reconnectTimer !== null;
     if (this.spool.pending().length > 0 && reachable) {
+      // A back-off from before the stop (the store was away, the server busy) must not sit out the drain:
+      // retry at once, then briefly, until the drain window ends.
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.retryDelay = Math.min(this.retryDelay, 200);
+      this.draining = true;
       void this.pump();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.drainTimeoutMs ?? 5000);
@@ -195,6 +203,7 @@ export class ProbeAgent {
           resolve();
         };
       });
+      this.draining = false;
     }
     const left = this.spool.stats().batches;
     if (left > 0) this.options.logger.info({ batches: left }, 'unacknowledged batches stay in the spool for the next start');
@@ -403,7 +412,7 @@ export class ProbeAgent {
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer || this.stopping) return;
+    if (this.retryTimer || (this.stopping && !this.draining)) return;
     const delay = Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
     this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
     this.retryTimer = setTimeout(() => {

@@ -19,8 +19,14 @@ import type { Logger } from 'pino';
 import type { PlanTask } from '../collector/protocol.js';
 import type { Engine, EngineName, TrainResult } from './engines/types.js';
 
-/** Spread of task start times within one tick, milliseconds. */
+/** Spread of task start times within one tick, milliseconds, in slots of STAGGER_SLOT_MS. */
 const STAGGER_MS = 250;
+/**
+ * Trains of one slot start together: the native STAMP datapath then sends
+ * their packets in one wake-up of its thread (its 5 ms start grid), which is
+ * most of what a busy probe costs; ten slots still spread a probe's trains.
+ */
+const STAGGER_SLOT_MS = 25;
 
 export type ResultSink = (task: PlanTask, results: TrainResult[]) => void;
 
@@ -79,7 +85,7 @@ export class Scheduler {
       const timer = setTimeout(() => {
         this.pendingStarts.delete(timer);
         void this.runOnce(task);
-      }, Math.random() * STAGGER_MS);
+      }, Math.floor(Math.random() * (STAGGER_MS / STAGGER_SLOT_MS)) * STAGGER_SLOT_MS);
       this.pendingStarts.add(timer);
     }
   }

@@ -62,6 +62,7 @@
 #endif
 
 #define MAX_SOCKETS 1024
+#define START_GRID_NS 5000000LL
 #define MAX_DATAGRAM 65536
 #define STAMP_SIZE 44
 #define MIN_REFLECTOR_REPLY 41
@@ -337,9 +338,16 @@ static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *
   return -1;
 }
 
+/* One past the highest slot ever used: the schedule scans socks[0..slots_hi), not all MAX_SOCKETS (cache misses on every wake-up). */
+static int slots_hi = 0;
+
 static int alloc_slot(void) {
-  for (int i = 0; i < MAX_SOCKETS; i++)
-    if (!socks[i].in_use) return i;
+  for (int i = 0; i < MAX_SOCKETS; i++) {
+    if (!socks[i].in_use) {
+      if (i >= slots_hi) slots_hi = i + 1;
+      return i;
+    }
+  }
   return -1;
 }
 
@@ -600,7 +608,7 @@ static void finish_train(train_t *t) {
 /* Send what is due, finish what is over; returns the next deadline (CLOCK_MONOTONIC ns) or 0. */
 static int64_t run_schedule(void) {
   int64_t next = 0;
-  for (int i = 0; i < MAX_SOCKETS; i++) {
+  for (int i = 0; i < slots_hi; i++) {
     sock_t *s = &socks[i];
     if (!s->in_use || s->kind != 2) continue;
     train_t *t = s->trains;
@@ -609,7 +617,13 @@ static int64_t run_schedule(void) {
       int64_t now = clock_ns(CLOCK_MONOTONIC);
       while (t->next < t->count && t->start_mono + (int64_t)t->next * t->interval_ns <= now) {
         send_packet(s, t);
-        if (t->next == t->count) t->end_mono = clock_ns(CLOCK_MONOTONIC) + t->timeout_ns;
+        /* From the schedule, not the send: trains sent together also end together (one wake-up); but a
+           last packet sent over 1 ms late (the thread got no CPU) still gets its whole timeout. */
+        if (t->next == t->count) {
+          int64_t scheduled = t->start_mono + (int64_t)(t->count - 1) * t->interval_ns + t->timeout_ns;
+          int64_t from_send = clock_ns(CLOCK_MONOTONIC) + t->timeout_ns;
+          t->end_mono = from_send - scheduled > 1000000LL ? from_send : scheduled;
+        }
       }
       if (t->next == t->count && now >= t->end_mono) {
         finish_train(t);
@@ -1173,7 +1187,15 @@ static napi_value sender_train(napi_env env, napi_callback_info info) {
     THROW(env, "senderTrain: no such sender");
   }
   t->sock_id = id;
-  t->start_mono = clock_ns(CLOCK_MONOTONIC);
+  /*
+   * Trains start on a 5 ms grid of the monotonic clock. The scheduler starts
+   * its trains in 25 ms slots, so trains submitted together get identical
+   * packet times and go out in one wake-up of this thread: 20 peers at 10
+   * packets a second cost tens of wake-ups a second instead of hundreds. A
+   * train starts at most 5 ms later than asked; every T1 is still its own.
+   */
+  int64_t now_mono = clock_ns(CLOCK_MONOTONIC);
+  t->start_mono = (now_mono / START_GRID_NS + 1) * START_GRID_NS;
   t->end_mono = t->start_mono + timeout_ns;
   t->next_in_sock = s->trains;
   s->trains = t;

@@ -53,16 +53,19 @@ export async function profile<T>(work: () => Promise<T>): Promise<{ result: T; s
 }
 
 /** Self time by area and by function, from a V8 CPU profile (also a `node --cpu-prof` file). */
-export function summarise(p: Profile): ProfileSummary {
+/** `skipUs`: samples in the profile's first microseconds are left out (start-up and JIT warm-up, to see the steady state). */
+export function summarise(p: Profile, skipUs = 0): ProfileSummary {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const areas = new Map<string, number>();
   const fns = new Map<string, number>();
   let total = 0;
   let idle = 0;
+  let at = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const node = byId.get(p.samples[i]!);
     const dt = p.timeDeltas[i] ?? 0;
-    if (!node) continue;
+    at += dt;
+    if (!node || at < skipUs) continue;
     total += dt;
     const area = areaOf(node.callFrame);
     if (area === '(idle)') {

@@ -301,7 +301,9 @@ async function probeCost(profileMs: number): Promise<void> {
   const probe = spawn(process.execPath, [...flags, BIN, 'probe', '--server', server.wsUrl, '--centre', ids[0]!, '--spool-dir', spool, '--log-level', 'warn'],
     { env: { ...process.env, CITYMESH_TOKEN: base.tokens[ids[0]!] }, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
-    await sleep(size(6_000, 3_000)); // connect, plan, JIT warm-up
+    // Connect, plan, then JIT warm-up: the optimising compiler is still at work on the train path for
+    // the first ~20 s, a cost a probe that runs for months pays once (its steady state is the figure).
+    await sleep(size(25_000, 3_000));
     if (profileMs) {
       await sleep(profileMs);
       return;
@@ -345,7 +347,8 @@ async function probeCost(profileMs: number): Promise<void> {
     await server.stop();
     if (profileMs) {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) for (const line of formatSummary(summarise(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as Profile))) note(B, `probe process profile (separate run under --cpu-prof): ${line}`);
+      const skipUs = size(25_000, 3_000) * 1000;
+      if (file) for (const line of formatSummary(summarise(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as Profile, skipUs))) note(B, `probe process profile (separate run under --cpu-prof, after ${skipUs / 1e6} s of warm-up): ${line}`);
       else note(B, 'probe profile: no .cpuprofile written');
     }
     rmSync(spool, { recursive: true, force: true });
