@@ -2,7 +2,7 @@
 export { openStore, StoreLockedError, type Store, type StoreOptions } from './store.js';
 export { migrate, appliedVersions, latestVersion, type MigrationReport } from './migrate.js';
 export {
-  insertTrains, duplicateTrainIds, countTrains, storedRecordIds, batchContentHashes, insertBatchLedger, type BatchRecordIds, latestPathStatus, linkSeries, seriesPlan, trainsBetween,
+  insertTrains, duplicateTrainIds, countTrains, storedRecordIds, batchContentHashes, insertBatchLedger, type BatchRecordIds, latestPathStatus, MAX_STATUS_WINDOW_S, linkSeries, seriesPlan, trainsBetween,
   type TrainRow, type PathStatusRow, type SeriesQuery, type SeriesColumns, type TrainsQuery,
 } from './latency.js';
 export { formatDateTime64, parseDateTime64 } from './time.js';
@@ -18,6 +18,9 @@ export {
   type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns,
   type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
 } from './sla.js';
+export {
+  materialiseSlaMinutes, materialiseSlaHours, slaHoursToMaterialise, type SlaHour, type MaterialiseOptions,
+} from './sla-minutes.js';
 export { placementEvidence, type PlacementEvidence } from './placement.js';
 export {
   alertLinkRuns, alertThroughputRuns, alertClockRuns, alertCentresLastSeen, insertAlertEvent, latestAlertEpisodes, alertEventsBetween,

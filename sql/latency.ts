@@ -65,41 +65,48 @@ export interface PathStatusRow {
   timestamping: { sender: string; reflector: string } | null;
 }
 
+/** Longest status window path_seconds can answer (its view keeps two hours of trains; migration 0014). */
+export const MAX_STATUS_WINDOW_S = 7200;
+
 /**
- * Latest state of every measured direction: exact percentiles over the raw
- * packets of the last `windowS` seconds only, and the newest minute of the
- * last day from the rollup (so a quiet path is still listed, as stale). Only
- * the window's raw rows and the day's rollup rows are read, never a day of
- * RTT arrays. For a path silent in the window, lastTs is the start of its last
- * minute with data.
+ * Latest state of every measured direction, from the small tables the views
+ * keep as trains arrive (migration 0014), never from the raw trains: exact
+ * percentiles over every packet of the last `windowS` seconds (whole seconds,
+ * from path_seconds), and every direction with a train in the last day (from
+ * path_latest), so a quiet path is still listed, as stale, with the time of
+ * its newest train.
  */
 export async function latestPathStatus(client: ClickHouseClient, windowS: number): Promise<PathStatusRow[]> {
+  if (!(Number.isInteger(windowS) && windowS > 0 && windowS <= MAX_STATUS_WINDOW_S)) {
+    throw new Error(`status window must be a whole number of seconds in 1..${MAX_STATUS_WINDOW_S}, got ${windowS}`);
+  }
   const result = await client.query({
     query: `
 WITH
 recent AS
 (
-    SELECT src, dst, engine, max(ts) AS last_ts, count() AS trains, sum(sent) AS sent, sum(lost) AS lost,
-           quantilesExactArray(0.5, 0.99)(rtts_us) AS q, avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter,
-           argMax(sender_ts, ts) AS sender_ts, argMax(reflector_ts, ts) AS reflector_ts
-    FROM latency_trains
-    WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+    SELECT src, dst, engine, max(last_ts) AS last_ts, sum(trains) AS trains, sum(sent) AS sent, sum(lost) AS lost,
+           quantilesExactArray(0.5, 0.99)(rtts_us) AS q,
+           if(sum(jitter_trains) > 0, sum(jitter_sum_us) / sum(jitter_trains), NULL) AS jitter,
+           argMaxMerge(sender_ts) AS sender_ts, argMaxMerge(reflector_ts) AS reflector_ts
+    FROM path_seconds
+    WHERE second >= toDateTime(now64(6) - toIntervalSecond({window:UInt32}), 'UTC')
     GROUP BY src, dst, engine
 ),
-day AS
+latest AS
 (
-    SELECT src, dst, engine, max(minute) AS last_minute
-    FROM latency_1m
-    WHERE minute >= now() - INTERVAL 1 DAY
+    SELECT src, dst, engine, max(last_ts) AS last_ts
+    FROM path_latest
     GROUP BY src, dst, engine
+    HAVING last_ts >= now64(6) - INTERVAL 1 DAY
 )
 SELECT
-    day.src AS src, day.dst AS dst, day.engine AS engine,
-    toString(if(recent.trains > 0, recent.last_ts, toDateTime64(day.last_minute, 6, 'UTC'))) AS last_ts,
+    latest.src AS src, latest.dst AS dst, latest.engine AS engine,
+    toString(if(recent.trains > 0, recent.last_ts, latest.last_ts)) AS last_ts,
     recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
     recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts
-FROM day
-LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
+FROM latest
+LEFT JOIN recent ON recent.src = latest.src AND recent.dst = latest.dst AND recent.engine = latest.engine
 ORDER BY src, dst, engine`,
     query_params: { window: windowS },
     format: 'JSONEachRow',

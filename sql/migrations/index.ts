@@ -16,6 +16,8 @@ import { loadWindows } from './0009_load_windows.js';
 import { batchLedger } from './0010_batch_ledger.js';
 import { latencyTotals } from './0012_latency_totals.js';
 import { timestamping } from './0013_timestamping.js';
+import { pathLatest } from './0014_path_latest.js';
+import { slaMinutes } from './0015_sla_minutes.js';
 
 export interface Migration {
   version: number;
@@ -23,4 +25,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, pathLatest, slaMinutes];
