@@ -300,7 +300,7 @@ export async function migrateClusterNodes(
       report.skipped.push(migration.version);
       continue;
     }
-    const isSeed = (statement: string) => /^\s*INSERT\b/i.test(statement);
+    const isSeed = runsOncePerCluster;
     for (const node of pending) {
       for (const statement of migration.statements.filter((s) => !isSeed(s))) await onNode(node, statement);
     }
@@ -315,6 +315,11 @@ export async function migrateClusterNodes(
   }
   await checkClusterSchema(nodes[0]!.client, options, migrations);
   return report;
+}
+
+/** Seed rows written through a Distributed table: once for the whole cluster (a seed into a node's _local table runs on every node). */
+export function runsOncePerCluster(statement: string): boolean {
+  return /^\s*INSERT\b/i.test(statement) && !/^\s*INSERT\s+INTO\s+\S+_local\b/i.test(statement);
 }
 
 async function onNode(node: ClusterNodeClient, statement: string): Promise<void> {
@@ -647,17 +652,28 @@ class ClusterRenderer {
   }
 
   /**
-   * Seed rows go in once, through the name the application uses; a seed
-   * computed from other tables (INSERT … SELECT) reads them through their
-   * Distributed names too, so it sees every shard.
+   * Seed rows go in once, through the name the application uses. A seed
+   * computed from other tables (INSERT … SELECT, e.g. a new rollup filled from
+   * an older one) reads them through their Distributed names too, run once
+   * from one node; without replication every node runs its statements itself
+   * (migrateClusterNodes, or the printed script), so there each node seeds
+   * its own shard: local table from local tables, placed alike.
    */
   private insert(sql: string, t: Token[]): string[] {
     const name = this.tableName(sql, t, 2);
-    this.known(name, 'INSERT INTO');
+    const target = this.known(name, 'INSERT INTO');
     const selectAt = t.findIndex((token, k) => k > 2 && isKeyword(token, 'SELECT'));
     if (selectAt < 0) return [`INSERT INTO ${this.qualified(name)} ${textOf(sql, t, 3, t.length)}`];
-    const select = this.rewriteSelect(sql, t, selectAt, `INSERT INTO ${name}`, 'distributed');
-    return [`INSERT INTO ${this.qualified(name)} ${textOf(sql, t, 3, selectAt)} ${select.text}`];
+    const mode = this.replicated ? 'distributed' : 'local';
+    const select = this.rewriteSelect(sql, t, selectAt, `INSERT INTO ${name}`, mode);
+    if (mode === 'local') {
+      for (const source of select.sources) {
+        if (!target.local || shardedAs(source.shardingKey) !== shardedAs(target.shardingKey)) {
+          throw new Error(`INSERT INTO ${name} reads ${source.name}: a seed from other tables must read and write tables sharded alike`);
+        }
+      }
+    }
+    return [`INSERT INTO ${this.qualified(mode === 'local' ? physicalName(target) : name)} ${textOf(sql, t, 3, selectAt)} ${select.text}`];
   }
 
   private tableName(sql: string, t: Token[], at: number): string {

@@ -158,14 +158,35 @@ export interface SeriesColumns {
 
 /**
  * Buckets shorter than a minute come from raw trains with exact percentiles;
- * a minute or longer from the 1-minute rollup (t-digest). Both are aligned on
- * one time axis with WITH FILL, so the browser gets columns ready for uPlot.
+ * a minute or longer from the 1-minute rollup (t-digest), an hour or longer
+ * from the hourly one (whole hours), so a series over months merges a state
+ * per hour, not per minute. All are aligned on one time axis with WITH FILL,
+ * so the browser gets columns ready for uPlot.
  */
 export function seriesPlan(fromUs: number, toUs: number, points: number): { source: 'raw' | 'rollup'; stepS: number } {
   const spanS = Math.max(1, (toUs - fromUs) / 1e6);
   const rawStep = Math.max(1, Math.ceil(spanS / Math.max(1, points)));
   if (rawStep < 60) return { source: 'raw', stepS: rawStep };
-  return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+  if (rawStep < 3600) return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+  return { source: 'rollup', stepS: Math.ceil(rawStep / 3600) * 3600 };
+}
+
+/** A series from a rollup: the minute one (`minute`) or the hourly one (`hour`), same columns. */
+function rollupSeriesSql(table: 'latency_1m' | 'latency_1h', time: 'minute' | 'hour'): string {
+  return `
+SELECT
+    toUInt32(toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32})))) AS t,
+    sum(received) AS packets,
+    sum(sent) AS sent,
+    sum(lost) AS lost,
+    arrayConcat([minIfMerge(rtt_min_us)], arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 1, 1),
+                arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 4, 1), [maxIfMerge(rtt_max_us)]) AS q,
+    avgIfMerge(jitter_us) AS jitter
+FROM ${table}
+WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
+  AND ${time} >= toDateTime({from:DateTime64(6)}) AND ${time} < toDateTime({to:DateTime64(6)})
+GROUP BY t
+ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`;
 }
 
 export async function linkSeries(client: ClickHouseClient, q: SeriesQuery): Promise<SeriesColumns> {
@@ -192,20 +213,7 @@ WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
   AND ts >= {from:DateTime64(6)} AND ts < {to:DateTime64(6)}
 GROUP BY t
 ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`
-      : `
-SELECT
-    toUInt32(toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({step:UInt32})))) AS t,
-    sum(received) AS packets,
-    sum(sent) AS sent,
-    sum(lost) AS lost,
-    arrayConcat([minIfMerge(rtt_min_us)], arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 1, 1),
-                arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 4, 1), [maxIfMerge(rtt_max_us)]) AS q,
-    avgIfMerge(jitter_us) AS jitter
-FROM latency_1m
-WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
-  AND minute >= toDateTime({from:DateTime64(6)}) AND minute < toDateTime({to:DateTime64(6)})
-GROUP BY t
-ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`;
+      : stepS % 3600 === 0 ? rollupSeriesSql('latency_1h', 'hour') : rollupSeriesSql('latency_1m', 'minute');
   const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
   const rows = await result.json<{ t: number; packets: number; sent: number; lost: number; q: number[]; jitter: number | null }>();
   const columns: SeriesColumns = {

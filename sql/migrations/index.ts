@@ -17,7 +17,7 @@ import { batchLedger } from './0010_batch_ledger.js';
 import { latencyTotals } from './0012_latency_totals.js';
 import { timestamping } from './0013_timestamping.js';
 import { pathLatest } from './0014_path_latest.js';
-import { slaMinutes } from './0015_sla_minutes.js';
+import { slaMinutesHourlyRollup } from './0015_sla_minutes_hourly_rollup.js';
 
 export interface Migration {
   version: number;
@@ -25,4 +25,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, pathLatest, slaMinutes];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, pathLatest, slaMinutesHourlyRollup];

@@ -137,6 +137,9 @@ describe('views', () => {
     expect(schema.tables.find((t) => t.name === 'h')?.shardingKey).toBe('cityHash64(least(a, b), greatest(a, b))');
     expect(schema.tables.find((t) => t.name === 'h_mv')).toMatchObject({ reads: ['l_local'], writes: 'h_local' });
     expect(schema.migrations[0]!.statements.at(-1)).toBe('INSERT INTO cm.h (a, b, n) SELECT least(src, dst), greatest(src, dst), count() FROM cm.l GROUP BY 1, 2');
+    // Without replication every node runs the statements itself: each seeds its own shard.
+    const unreplicated = renderClusterSchema(perLink, { ...options, replication: 'none' });
+    expect(unreplicated.migrations[0]!.statements.at(-1)).toBe('INSERT INTO cm.h_local (a, b, n) SELECT least(src, dst), greatest(src, dst), count() FROM cm.l_local GROUP BY 1, 2');
   });
 });
 
