@@ -295,27 +295,36 @@ export async function run(): Promise<void> {
               WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) GROUP BY link`,
       query_params: { engine: q.engine, start: q.startS, end: q.endS }, format: 'JSONEachRow',
     }).then((r) => r.json());
-    const slaFig = (name: string, q: SlaQuery, what: string) => async () => {
+    const slaFig = (name: string, q: SlaQuery, what: string, wholeMonth = true) => async () => {
       const value = await median(slaRuns, () => slaCompliance(client, q));
       const ceiling = await median(slaRuns, minimalScan(q));
-      emit({ name, value, unit: 'ms', better: 'lower', ceiling, target: { op: '<', value: 1000 }, note: `${what}; ${linkMinutes(q).toLocaleString('en')} link-minutes; ceiling = reading the same sla_minutes rows (FINAL, grouped by link), median of ${slaRuns}` });
+      const minutes = linkMinutes(q);
+      emit({
+        name, value, unit: 'ms', better: 'lower', ceiling, ...(wholeMonth ? { target: { op: '<' as const, value: 1000 } } : {}),
+        note: `${what}; ${minutes.toLocaleString('en')} link-minutes, ${((value * 1e6) / minutes).toFixed(0)} ns each; ceiling = reading the same sla_minutes rows (FINAL, grouped by link), median of ${slaRuns}`,
+      });
+      if (!wholeMonth) note(B, `${name}: a 30-day month of the same mesh is ${(minutes * 30 * 86_400 / (q.endS - q.startS)).toLocaleString('en')} link-minutes; at the cost per link-minute measured here, about ${((value * 30 * 86_400) / (q.endS - q.startS) / 1000).toFixed(0)} s (a projection, not a measurement)`);
     };
     await slaFig('queries.sla_month_20c', real, `month SLA, ${CENTRES} centres full mesh, ${DAYS} days of trains at 1/min (last day 12/min) through latency_trains, after the materialiser (the last hour read from latency_1m)`)();
     emit({ name: 'queries.sla_month_20c_before', value: fromRollup, unit: 'ms', better: 'lower', note: 'before: the same month with every minute merged from latency_1m at read time (the query of migration 0013 and earlier does this)' });
     emit({ name: 'queries.sla_materialise_20c_hour', value: (materialiseS * 1000) / (merged / real.links.length), unit: 'ms', better: 'lower', note: `materialiser cost per hour of ${CENTRES} centres' trains (once per hour of data, off the read path)` });
 
-    // ---- Month SLA as the city grows: SLA minutes generated as the materialiser writes them.
+    // ---- Month SLA as the city grows: SLA minutes generated as the materialiser writes them. Generating a
+    // month of 50 or 100 centres (53 and 214 million link-minutes) does not fit the bench's time on two cores:
+    // those sizes store fewer days, and the figure is the time for the days stored (its note projects a month).
     const genStart = endS - DAYS * 86_400 - ((endS - DAYS * 86_400) % 3600);
-    for (const [engine, n, perMin, what] of [
-      ['gen20s', CENTRES, 60, '20 centres, 1 train/s per direction'],
-      ['gen50', size(50, 6), 1, '50 centres, 1 train/min per direction'],
-      ['gen100', size(100, 8), 1, '100 centres, 1 train/min per direction'],
+    for (const [engine, n, perMin, days, what] of [
+      ['gen20s', CENTRES, 60, DAYS, '20 centres, 1 train/s per direction'],
+      ['gen50', size(50, 6), 1, size(7, 1), '50 centres, 1 train/min per direction'],
+      ['gen100', size(100, 8), 1, size(2, 1), '100 centres, 1 train/min per direction'],
     ] as const) {
       const g0 = performance.now();
-      const minutes = await generateSlaMinutes(client, engine, n, genStart, DAYS, perMin);
+      const minutes = await generateSlaMinutes(client, engine, n, genStart, days, perMin);
       await settle(client, size(120_000, 5_000));
-      note(B, `${what}: ${minutes.toLocaleString('en')} link-minutes generated into sla_minutes in ${((performance.now() - g0) / 1000).toFixed(0)} s`);
-      await slaFig(`queries.sla_month_${engine.slice(3)}`, month(engine, n, genStart, genStart + DAYS * 86_400), `month SLA, ${what}, ${DAYS} days (SLA minutes generated as the materialiser writes them)`)();
+      note(B, `${what}: ${minutes.toLocaleString('en')} link-minutes (${days} days) generated into sla_minutes in ${((performance.now() - g0) / 1000).toFixed(0)} s`);
+      const q = month(engine, n, genStart, genStart + days * 86_400);
+      const name = `queries.sla_${days === DAYS ? 'month' : `${days}d`}_${engine.slice(3)}`;
+      await slaFig(name, q, `SLA over ${days} days, ${what} (SLA minutes generated as the materialiser writes them)`, days === DAYS)();
     }
 
     // ---- Status against the number of directions: recent trains of 50 and 100 centres.
