@@ -158,16 +158,17 @@ export interface SeriesColumns {
 
 /**
  * Buckets shorter than a minute come from raw trains with exact percentiles;
- * a minute or longer from the 1-minute rollup (t-digest), an hour or longer
- * from the hourly one (whole hours), so a series over months merges a state
- * per hour, not per minute. All are aligned on one time axis with WITH FILL,
+ * a minute or longer from the 1-minute rollup (t-digest), four hours or
+ * longer from the hourly one (whole hours), so a series over months merges a
+ * state per hour, not per minute. All are aligned on one time axis with WITH FILL,
  * so the browser gets columns ready for uPlot.
  */
 export function seriesPlan(fromUs: number, toUs: number, points: number): { source: 'raw' | 'rollup'; stepS: number } {
   const spanS = Math.max(1, (toUs - fromUs) / 1e6);
   const rawStep = Math.max(1, Math.ceil(spanS / Math.max(1, points)));
   if (rawStep < 60) return { source: 'raw', stepS: rawStep };
-  if (rawStep < 3600) return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+  // Whole hours from 4 h on, where rounding up to an hour costs at most a quarter of the points asked for.
+  if (rawStep < 4 * 3600) return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
   return { source: 'rollup', stepS: Math.ceil(rawStep / 3600) * 3600 };
 }
 
