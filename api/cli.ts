@@ -292,17 +292,32 @@ program
   .command('store')
   .description('the embedded ClickHouse store')
   .command('serve')
-  .description('serve the embedded store over ClickHouse\'s HTTP interface on loopback, so several servers on this machine share it (CLICKHOUSE_URL)')
+  .description('serve a data directory with the engine\'s own HTTP and native listeners (a real ClickHouse node), so several servers on this machine share it (CLICKHOUSE_URL)')
   .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)', process.env.CITYMESH_DATA_DIR ?? 'data')
-  .option('--host <address>', 'loopback address to listen on (there is no authentication)', '127.0.0.1')
-  .option('-p, --port <port>', 'TCP port (ClickHouse\'s HTTP port is 8123; 0 picks a free one)', '8123')
-  .action(async (flags: { dataDir: string; host: string; port: string }) => {
-    const port = Number(flags.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${flags.port}" is not a TCP port number`);
-    const { serveEmbeddedStore } = await import('../sql/index.js');
-    const served = await serveEmbeddedStore({ dataDir: flags.dataDir, host: flags.host, port });
-    process.stdout.write(`citymesh store: ${served.store.location} served at ${served.url} (set CLICKHOUSE_URL=${served.url} for each server)\n`);
-    onSignals(() => served.close(), createLogger('info'));
+  .option('--host <address>', 'address to listen on (plain HTTP and native protocol: keep it on loopback unless the network is trusted)', '127.0.0.1')
+  .option('-p, --port <port>', 'HTTP port, the one CLICKHOUSE_URL names (0 picks a free one)', '8123')
+  .option('--tcp-port <port>', 'native protocol port (clickhouse-client, remote()); 0 picks a free one', '9000')
+  .option('--user <name>', 'the user clients sign in as (env CLICKHOUSE_USER; default citymesh)')
+  .option('--password-file <file>', 'file holding that user\'s password (default: env CLICKHOUSE_PASSWORD)')
+  .action(async (flags: import('./store-cli.js').StoreServeFlags) => {
+    const { serveStore, storeServePlan } = await import('./store-cli.js');
+    const plan = storeServePlan(flags);
+    const node = await serveStore(plan);
+    const logger = createLogger('info');
+    let stopping = false;
+    void node.exited.then((code) => {
+      if (stopping) return;
+      process.stderr.write(`citymesh store: the engine exited (${code ?? 'killed'}): ${node.output().trim().split('\n').slice(-3).join(' | ')}\n`);
+      process.exit(1);
+    });
+    process.stdout.write(
+      `citymesh store: ${node.dataDir} served at ${node.url} (native ${node.host}:${node.tcpPort}), user ${plan.user}; ` +
+        `set CLICKHOUSE_URL=${node.url} CLICKHOUSE_USER=${plan.user} and CLICKHOUSE_PASSWORD for each server\n`,
+    );
+    onSignals(async () => {
+      stopping = true;
+      await node.stop();
+    }, logger);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -107,13 +107,19 @@ export interface LiveTrainMessage {
   jitterMs: number | null;
 }
 
+/** A train taken back from the live feed: sent earlier, then its INSERT failed (the probe sends it again). */
+export type LiveRetractedTrain = Pick<LiveTrainMessage, 'src' | 'dst' | 'engine' | 'flow' | 't'>;
+
 /**
  * Messages on the /v1/live WebSocket: a welcome, then one `trains` frame per
- * stored probe batch (the trains of that batch, in order).
+ * probe batch (the trains of that batch, in order), sent while the batch is
+ * being stored; rarely a `retract` frame naming trains of a batch whose
+ * storing failed (they come again, in a `trains` frame, once stored).
  */
 export type LiveMessage =
   | { type: 'welcome'; serverTime: string }
   | { type: 'trains'; trains: LiveTrainMessage[] }
+  | { type: 'retract'; trains: LiveRetractedTrain[] }
   | LiveTrainMessage;
 
 export interface ErrorResponse {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { LiveHub, LiveTrain } from '../collector/index.js';
-import type { LiveMessage, LiveTrainMessage } from './contract.js';
+import type { LiveMessage, LiveRetractedTrain, LiveTrainMessage } from './contract.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Browsers on the feed at once; beyond it new ones are refused (memory stays bounded). */
@@ -22,19 +22,10 @@ export class LiveFeed {
     // One subscription for the feed, one frame per stored batch serialised
     // once, then the same frame to every client: sends scale with batches x
     // clients, not trains x clients.
-    this.unsubscribe = hub.subscribe((trains) => {
-      if (this.wss.clients.size === 0) return;
-      const message: LiveMessage = { type: 'trains', trains: trains.map(toMessage) };
-      const frame = JSON.stringify(message);
-      for (const ws of this.wss.clients) {
-        if (ws.readyState !== ws.OPEN) continue;
-        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-          this.dropped++;
-          continue;
-        }
-        ws.send(frame);
-      }
-    });
+    this.unsubscribe = hub.subscribe(
+      (trains) => this.broadcast({ type: 'trains', trains: trains.map(toMessage) }),
+      (trains) => this.broadcast({ type: 'retract', trains: trains.map(toRetracted) }),
+    );
     this.wss.on('connection', (ws) => {
       const welcome: LiveMessage = { type: 'welcome', serverTime: new Date().toISOString() };
       ws.send(JSON.stringify(welcome));
@@ -42,6 +33,19 @@ export class LiveFeed {
       ws.on('message', () => undefined);
       ws.on('error', () => ws.terminate());
     });
+  }
+
+  private broadcast(message: LiveMessage): void {
+    if (this.wss.clients.size === 0) return;
+    const frame = JSON.stringify(message);
+    for (const ws of this.wss.clients) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        this.dropped++;
+        continue;
+      }
+      ws.send(frame);
+    }
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -82,4 +86,8 @@ export function toMessage(t: LiveTrain): LiveTrainMessage {
     rttMaxMs: ms(t.rttMaxUs),
     jitterMs: ms(t.jitterUs),
   };
+}
+
+function toRetracted(t: LiveTrain): LiveRetractedTrain {
+  return { src: t.src, dst: t.dst, engine: t.engine, flow: t.flow, t: t.startedAtUs / 1e6 };
 }

@@ -4,7 +4,7 @@
  * after a minute of silence. One judgement, so the dashboard and a Grafana
  * panel never disagree about a link.
  */
-import type { Topology } from '../collector/index.js';
+import { selfLoadGuardMs, type Topology } from '../collector/index.js';
 import { latestPathStatus, latestProbeReports, type PathStatusRow, type Store } from '../sql/index.js';
 import type { PathState, PathStatus, ProbeStatus } from './contract.js';
 
@@ -26,7 +26,7 @@ export async function probeStatuses(store: Store, topology: Topology): Promise<P
  * probe says its engine is unavailable), judged at `nowUs`.
  */
 export async function pathStatuses(store: Store, topology: Topology, nowUs: number, probes?: ProbeStatus[]): Promise<PathStatus[]> {
-  const [rows, reported] = await Promise.all([latestPathStatus(store.client, STATUS_WINDOW_S), probes ?? probeStatuses(store, topology)]);
+  const [rows, reported] = await Promise.all([latestPathStatus(store.client, STATUS_WINDOW_S, selfLoadGuardMs(topology.probing)), probes ?? probeStatuses(store, topology)]);
   const unavailable = (centre: string, engine: string) => reported.find((p) => p.centre === centre)?.enginesUnavailable[engine] ?? null;
   const byKey = new Map(rows.map((r) => [`${r.src}>${r.dst}>${r.engine}`, r]));
   const paths: PathStatus[] = [];
@@ -52,6 +52,7 @@ function toStatus(
   }
   const p99 = ms(row.rttP99Us);
   let state: PathState;
+  // A window holding only trains of our own throughput test has nothing the alerts would judge either: stale.
   if (nowUs - row.lastTsUs > STALE_AFTER_S * 1e6 || row.trains === 0) state = 'stale';
   else if ((row.lossRatio ?? 0) >= 1 || (p99 !== null && p99 > targetMs) || (row.lossRatio ?? 0) > lossRatioMax) state = 'breach';
   else if ((p99 !== null && p99 > 0.8 * targetMs) || (row.lossRatio ?? 0) > 0) state = 'warn';

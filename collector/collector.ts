@@ -19,7 +19,7 @@ import {
 } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from './auth.js';
 import type { FailedAuthLimiter } from './auth-limits.js';
-import type { LiveHub } from './live-hub.js';
+import type { LiveHub, LiveTrain } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
 import {
@@ -37,10 +37,12 @@ import {
   type ThroughputSampleRecord,
   type TrainSample,
 } from './protocol.js';
-import { ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
+import { SelfLoadMarker } from './self-load.js';
+import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from './diagnostics-protocol.js';
+import { StoreQueue } from './store-queue.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from './topology/index.js';
 
@@ -53,6 +55,14 @@ export interface CollectorLimits {
   maxInflightPerConnection: number;
   /** Batches being stored across all probes at once. */
   maxInflightTotal: number;
+  /** Batches stored (looked up and inserted) at once; the others wait their turn (store-queue.ts). */
+  maxConcurrentStores: number;
+  /**
+   * Longest time a batch may be expected to spend in the server, by the
+   * store's measured rate; a batch expected to take longer is refused (busy):
+   * the probe holding it (it keeps it until acked) is better than a queue growing here.
+   */
+  maxStoreWaitS: number;
   /** Sustained messages per second per connection, and the burst allowed above it. */
   messagesPerSecond: number;
   messageBurst: number;
@@ -68,6 +78,8 @@ export const defaultCollectorLimits: CollectorLimits = {
   maxConnectionsPerCentre: 2,
   maxInflightPerConnection: 8,
   maxInflightTotal: 64,
+  maxConcurrentStores: 4,
+  maxStoreWaitS: 1.5,
   messagesPerSecond: 50,
   messageBurst: 200,
   maxUnauthenticatedPerAddress: 8,
@@ -128,6 +140,7 @@ export class Collector {
   /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
   private readonly recordsInFlight = new Set<string>();
   private readonly recentBatches = new Map<string, true>();
+  private readonly storeQueue: StoreQueue;
   private readonly connectionsByCentre = new Map<string, number>();
   /** Connections (and upgrades in progress) that have not said a valid hello, by address. */
   private readonly unauthenticated = new Map<string, number>();
@@ -140,9 +153,13 @@ export class Collector {
   readonly diagnostics: DiagnosticsDispatcher;
   /** What probes report about how they measure (datapath, reflector, engines). */
   readonly reports: ProbeReports;
+  /** Marks trains measured during our own throughput tests as they are stored. */
+  private readonly selfLoad: SelfLoadMarker;
 
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
+    this.selfLoad = new SelfLoadMarker(options.store.client, selfLoadGuardMs(options.topology.probing));
+    this.storeQueue = new StoreQueue({ concurrency: this.limits.maxConcurrentStores, maxWaitS: this.limits.maxStoreWaitS });
     this.throughput = new ThroughputCoordinator(
       options.topology,
       (centre, message) => this.sendTo(centre, message),
@@ -370,6 +387,14 @@ export class Collector {
     if (this.inflight.size >= this.limits.maxInflightTotal) {
       return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
     }
+    const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
+    const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
+    if (turn.admitted) return turn.value;
+    return this.refuse(log, 'busy', `the store is behind (this batch would wait ${turn.expectedS === null ? 'behind a full queue' : `about ${turn.expectedS.toFixed(1)} s`}, ` +
+      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`, undefined, batch.batchId);
+  }
+
+  private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
     const window = outOfWindow(batch, Date.now() * 1000);
     if (window) return this.refuse(log, 'bad_message', window.error, window.field, batch.batchId);
     const peers = new Set(this.options.topology.peersOf(centre));
@@ -439,6 +464,8 @@ export class Collector {
               diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
             })
           : new Set<string>();
+        // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
+        rows = await this.selfLoad.mark(rows, loadRows);
       } catch (error) {
         this.options.metrics.storeErrors.inc();
         log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
@@ -462,6 +489,10 @@ export class Collector {
       // One INSERT per table, each deduplicated by a token bound to the batch's content: a retry after a partial
       // failure stores only what is missing; other content under the same id (a race between servers) is not dropped.
       const token = `${key}/${sha.slice(0, 16)}`;
+      // Published now, while the INSERT runs: what is left after the lookups is exactly what this INSERT stores
+      // (a conflicting id was refused above, records already stored were removed), so the only way a published
+      // train ends up not stored is the INSERT failing, and then it is retracted (below).
+      const published = this.publishLive(centre, batch, rows);
       const work = Promise.all([
         insertTrains(client, rows, token),
         insertNic(client, nicRows, token),
@@ -474,11 +505,14 @@ export class Collector {
         await work;
       } catch (error) {
         this.options.metrics.storeErrors.inc();
+        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
+        this.options.hub.retract(published);
         log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
         return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
       } finally {
         this.inflight.delete(work);
       }
+      if (loadRows.length > 0) this.selfLoad.invalidate();
       this.afterStored(centre, key, batch, rows);
     } finally {
       for (const c of claims) this.recordsInFlight.delete(c);
@@ -486,22 +520,30 @@ export class Collector {
     return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
   }
 
-  /** Metrics and the live feed for a stored batch: only its trains stored now (the hub also drops any seen before). */
+  /** The trains this batch stores, to the live feed; returns those the hub published (it drops any it published before). */
+  private publishLive(centre: string, batch: ProbeBatch, rows: readonly TrainRow[]): LiveTrain[] {
+    if (rows.length === 0) return [];
+    const fresh = rows.length === batch.samples.length ? null : new Set(rows.map((r) => r.train_id));
+    const trains: LiveTrain[] = [];
+    for (const s of batch.samples) {
+      if (fresh && !fresh.has(s.trainId)) continue;
+      trains.push({
+        trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
+        sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
+        rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
+      });
+    }
+    return this.options.hub.publish(trains);
+  }
+
+  /** Metrics for a stored batch: only its trains stored now. */
   private afterStored(centre: string, key: string, batch: ProbeBatch, rows: TrainRow[]): void {
     if (batch.createdAtUs) this.options.metrics.ackLag.observe(Math.max(0, Date.now() / 1000 - batch.createdAtUs / 1e6));
-    // A retried batch is dropped by ClickHouse's deduplication; do not count or replay it live either.
+    // A retried batch is dropped by ClickHouse's deduplication; do not count it again.
     if (!this.recentBatches.has(key)) {
       this.remember(key);
       this.options.metrics.batches.inc({ centre });
       this.options.metrics.trains.inc({ centre }, rows.length);
-      const fresh = new Set(rows.map((r) => r.train_id));
-      this.options.hub.publish(
-        batch.samples.filter((s) => fresh.has(s.trainId)).map((s) => ({
-          trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
-          sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
-          rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-        })),
-      );
     }
   }
 
@@ -543,6 +585,7 @@ export class Collector {
       await insertLoadWindows(this.options.store.client, [{
         windowId: r.testId, a, b, startMs: r.startMs, endMs: r.endMs, source: r.source, trigger: r.trigger, recordedBy: `server:${hostname()}`,
       }], `load/${r.testId}/${r.source}`);
+      this.selfLoad.invalidate();
     } catch (error) {
       this.options.metrics.storeErrors.inc();
       this.options.logger.error({ err: (error as Error).message, testId: r.testId }, `storing a throughput test's ${r.source} load window failed`);

@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import { isStorableText, unstorableText } from './text.js';
+import { checkTrainSample } from './train-check.js';
 import { diagnosticSampleSchema, MAX_BATCH_DIAGNOSTICS, type DiagnoseRequest, type DiagnosticsPolicy, type LinkTarget } from './diagnostics-protocol.js';
 
 export * from './diagnostics-protocol.js';
@@ -193,7 +194,7 @@ const spoolReportSchema = z
   })
   .strict();
 
-const batchSchema = z
+const batchObjectSchema = z
   .object({
     type: z.literal('batch'),
     /** When the probe sealed the batch, Unix µs: the acknowledgement lag is measured from here. */
@@ -217,7 +218,9 @@ const batchSchema = z
       .pipe(z.array(diagnosticSampleSchema))
       .optional(),
   })
-  .strict()
+  .strict();
+
+const batchSchema = batchObjectSchema
   .refine((b) => b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) > 0, {
     path: ['samples'],
     message: 'a batch holds at least one sample',
@@ -350,6 +353,25 @@ export type ParseResult =
 
 /** Parse and validate one text frame from a probe. Never throws. */
 export function parseProbeMessage(text: string): ParseResult {
+  const json = parseJsonObject(text);
+  if (!json.ok) return json;
+  if (json.value.type === 'batch') {
+    const batch = parseBatchFast(json.value);
+    if (batch) return { ok: true, message: batch };
+  }
+  return parseBySchema(json.value);
+}
+
+/**
+ * parseProbeMessage without the hand-written fast path: the schema alone. The
+ * reference the fast path must always agree with (test/unit/train-check.test.ts).
+ */
+export function parseProbeMessageBySchema(text: string): ParseResult {
+  const json = parseJsonObject(text);
+  return json.ok ? parseBySchema(json.value) : json;
+}
+
+function parseJsonObject(text: string): { ok: true; value: Record<string, unknown> } | (ParseResult & { ok: false }) {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -359,6 +381,37 @@ export function parseProbeMessage(text: string): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_message', error: 'message must be a JSON object with a "type" field', field: 'type' };
   }
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+/**
+ * A batch whose train samples all pass the hand-written check (train-check.ts);
+ * the rest of the batch (ids, spool, report, NIC, throughput, diagnostics:
+ * small) through the schema as always. Null on any doubt: the caller then
+ * parses the whole message by schema, which names the problem.
+ */
+function parseBatchFast(value: Record<string, unknown>): ProbeBatch | null {
+  const samples = value.samples;
+  if (!Array.isArray(samples) || samples.length > MAX_BATCH_SAMPLES) return null;
+  const checked: TrainSample[] = new Array<TrainSample>(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    const sample = checkTrainSample(samples[i]);
+    if (!sample) return null;
+    checked[i] = sample;
+  }
+  const rest = { ...value, samples: [] };
+  if (unstorableText(rest)) return null;
+  const parsed = batchObjectSchema.safeParse(rest);
+  if (!parsed.success) return null;
+  const batch = parsed.data;
+  if (checked.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) === 0) return null;
+  batch.samples = checked;
+  return batch;
+}
+
+/** The schema's answer for a parsed message: the message, or its first problem, naming the field. */
+function parseBySchema(value: Record<string, unknown>): ParseResult {
+  const type = value.type;
   const unstorable = unstorableText(value);
   if (unstorable) {
     const batchId = (value as { batchId?: unknown }).batchId;
@@ -367,7 +420,6 @@ export function parseProbeMessage(text: string): ParseResult {
       ...(typeof batchId === 'string' && isStorableText(batchId) ? { batchId } : {}),
     };
   }
-  const type = (value as { type?: unknown }).type;
   const schema = type === 'hello' ? helloSchema : type === 'batch' ? batchSchema : type === 'throughput_done' ? throughputDoneSchema : null;
   if (!schema) {
     return {

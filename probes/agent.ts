@@ -17,7 +17,8 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { CollectorMessage, NicSampleRecord, PlanTask, ProbePlan, ProbeReport, ThroughputRun, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
-import { PROTOCOL_VERSION, THROUGHPUT_KILL_SLACK_MS } from '../collector/protocol.js';
+import { PROTOCOL_VERSION, THROUGHPUT_KILL_SLACK_MS, trainSampleSchema } from '../collector/protocol.js';
+import { checkTrainSample } from '../collector/train-check.js';
 import { ClockSyncCache } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { datapathStatus } from './engines/stamp/native.js';
@@ -108,7 +109,7 @@ export class ProbeAgent {
   /** True once this connection's hello was answered with a plan. */
   private authenticated = false;
   private pumping = false;
-  private readonly counters = { trains: 0, batchesSent: 0, batchesAcked: 0 };
+  private readonly counters = { trains: 0, batchesSent: 0, batchesAcked: 0, trainsInvalid: 0 };
   private firstPlan: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private drained: (() => void) | null = null;
   private readonly ca: Buffer | undefined;
@@ -204,7 +205,7 @@ export class ProbeAgent {
     this.ws?.close(1000, 'probe stopping');
     await this.reflector?.close();
     await Promise.all([...this.engines.values()].map((e) => e.close()));
-    await this.spool.flushed();
+    await this.spool.close();
     this.clock.close();
   }
 
@@ -488,6 +489,19 @@ export class ProbeAgent {
         fwdUs: r.fwdUs.map(round3),
         revUs: r.revUs.map(round3),
       };
+      // Checked against the wire schema before it is spooled: a train the collector would refuse
+      // (an engine's bug) is dropped alone and said, instead of taking its whole batch with it.
+      if (!checkTrainSample(sample)) {
+        const parsed = trainSampleSchema.safeParse(sample);
+        if (!parsed.success) {
+          this.counters.trainsInvalid++;
+          const issue = parsed.error.issues[0];
+          // The first, then every 100th: an engine that is wrong every time must not flood the log.
+          if (this.counters.trainsInvalid % 100 === 1) this.options.logger.error({ task: task.id, field: issue?.path.join('.'), trainsInvalid: this.counters.trainsInvalid },
+            `measured train not valid for the collector (${issue?.path.join('.')}: ${issue?.message}); dropped, not sent`);
+          continue;
+        }
+      }
       void this.spool.append(sample).then(
         () => this.options.onTrainSpooled?.(sample.trainId),
         (error: Error) => this.options.logger.error({ err: error.message }, 'spool write failed; train lost'),

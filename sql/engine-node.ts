@@ -4,12 +4,17 @@
  * a process of its own with its native TCP and HTTP ports open, through the
  * small launcher `npm install` builds (sql/native/clickhouse-node.c).
  *
- * Used by `citymesh store serve` (one node over a data directory, so several
- * citymesh processes on one machine share it through CLICKHOUSE_URL), by the
- * two-shard cluster tests, and by anyone rehearsing a cluster on one machine
- * (startEngineCluster: N shards on 127.0.0.x with a remote_servers section
- * naming them all). Nodes listen on loopback only: they have one user,
- * `default`, without a password.
+ * Used by `citymesh store serve` (one node over a data directory, with a
+ * password, so several citymesh processes share it through CLICKHOUSE_URL),
+ * by the two-shard cluster tests, and by anyone rehearsing a cluster on one
+ * machine (startEngineCluster: N shards on 127.0.0.x with a remote_servers
+ * section naming them all). A node has one user, `default`: without a
+ * password it listens on loopback only.
+ *
+ * The launcher runs the engine as an interactive clickhouse-local on a
+ * pseudo-terminal: in batch mode the engine kills itself when a client resets
+ * a native connection (see the launcher). A node is stopped with SIGTERM,
+ * which ends that terminal's input: the engine shuts down in order.
  *
  * What such a node is not: it has no ClickHouse Keeper (compiled out of the
  * library) and no distributed DDL worker, so ON CLUSTER DDL is refused and
@@ -17,6 +22,7 @@
  * sharded without replication (sql/cluster.ts, replication 'none').
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
@@ -35,6 +41,13 @@ export interface EngineNodeOptions {
   httpPort?: number | undefined;
   /** XML put inside the node's <clickhouse> config, e.g. a <remote_servers> section. */
   configXml?: string | undefined;
+  /**
+   * Password of the node's user `user` (stored hashed in the data directory). Without one, clients use
+   * `default` without a password, and the node listens on loopback only.
+   */
+  password?: string | undefined;
+  /** With a password: the user it belongs to (default `citymesh`; `default` is the engine's own, see usersXml). */
+  user?: string | undefined;
   /** How long to wait for the node to answer /ping (default 60 s: a loaded machine). */
   startTimeoutMs?: number | undefined;
 }
@@ -51,17 +64,20 @@ export interface EngineNode {
   readonly output: () => string;
   /** Settles when the process has exited, with its exit code (null when killed by a signal). */
   readonly exited: Promise<number | null>;
-  /** Cancel the node's serving query so the engine shuts down in order; killed if it has not exited in 20 s. */
+  /** SIGTERM: the engine shuts down in order; killed if it has not exited in 20 s. */
   stop(): Promise<void>;
   /** SIGKILL, for fault drills: the node dies as in a power cut (what was acknowledged is on disk). */
   kill(): Promise<void>;
 }
 
-/** The query that keeps a node serving; stop() cancels it by this id. */
-const SERVING_QUERY_ID = 'citymesh-engine-node';
-/** One row a second, each after a one-second sleep: no CPU while idle, never ends by itself. */
-const SERVING_QUERY = 'SELECT sleepEachRow(1) FROM system.numbers SETTINGS max_block_size = 1, max_threads = 1 FORMAT Null';
+/** Run at start; the engine then waits on its terminal, serving, until stopped. */
+const START_QUERIES = 'SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP';
+const START_QUERY_COUNT = 2;
+/** Ten years: the start-up user's quota never renews while a node runs. */
+const START_QUOTA_SECONDS = 10 * 365 * 86_400;
 const STDERR_KEPT = 8192;
+/** What the interactive engine prints on stderr when a start query failed (it then waits instead of exiting). */
+const QUERY_FAILED = 'Received exception:';
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -109,8 +125,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 
 export async function startEngineNode(options: EngineNodeOptions): Promise<EngineNode> {
   const host = options.host ?? '127.0.0.1';
-  if (!isLoopbackHost(host)) {
-    throw new Error(`engine node host ${host}: nodes listen on loopback only (127.0.0.0/8 or ::1): they have a password-less default user`);
+  if (!isLoopbackHost(host) && !options.password) {
+    throw new Error(`engine node host ${host}: a node without a password listens on loopback only (127.0.0.0/8 or ::1)`);
+  }
+  if (options.password !== undefined && options.password.length === 0) throw new Error('engine node password: empty (omit it for a password-less loopback node)');
+  const user = options.user ?? 'citymesh';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(user) || user === 'default') {
+    throw new Error(`engine node user "${user}": letters, digits and _, and not "default" (the engine's own start-up user)`);
   }
   const { launcher, library } = launcherPaths();
   const dataDir = resolve(options.dataDir);
@@ -120,7 +141,9 @@ export async function startEngineNode(options: EngineNodeOptions): Promise<Engin
     const tcpPort = options.tcpPort || (await freePort(host));
     const httpPort = options.httpPort || (await freePort(host));
     try {
-      return await launch({ launcher, library, host, tcpPort, httpPort, dataDir, configXml: options.configXml ?? '', timeoutMs: options.startTimeoutMs ?? 60_000 });
+      return await launch({
+        launcher, library, host, tcpPort, httpPort, dataDir, configXml: options.configXml ?? '', password: options.password, user, timeoutMs: options.startTimeoutMs ?? 60_000,
+      });
     } catch (error) {
       // Another process took a picked port between our probe and the node's bind: pick again.
       if (pickedPorts && attempt < 3 && /Address already in use/.test((error as Error).message)) continue;
@@ -137,14 +160,58 @@ interface LaunchPlan {
   httpPort: number;
   dataDir: string;
   configXml: string;
+  password: string | undefined;
+  user: string;
   timeoutMs: number;
+}
+
+/**
+ * The node's users. The engine's own in-process connection, which runs the
+ * start-up queries, always signs in as `default` without a password, and the
+ * engine treats it as a loopback client, so `default` cannot be kept from
+ * loopback clients by address. Without a password that is the node's one
+ * user (loopback only). With one, `default` may only start listening, twice
+ * (its quota, spent by the two start-up queries; counted per process): once
+ * the node serves, it can read or change nothing (ClickHouse answers a bare
+ * `SELECT 1` to anyone, as a ping). Clients sign in as `user` with the
+ * password, whose SHA-256 is all the file holds.
+ */
+function usersXml(password: string | undefined, user: string): string {
+  const member = (name: string, secret: string, quota: string, grants = '') =>
+    `    <${name}>\n      ${secret}\n      <networks><ip>::/0</ip></networks>\n      <profile>default</profile>\n      <quota>${quota}</quota>${grants}\n    </${name}>`;
+  const users = password === undefined
+    ? member('default', '<password></password>', 'default')
+    : [
+        member('default', '<password></password>', 'engine_start', '\n      <grants><query>GRANT SYSTEM LISTEN ON *.*</query></grants>'),
+        member(user, `<password_sha256_hex>${createHash('sha256').update(password, 'utf8').digest('hex')}</password_sha256_hex>`, 'default'),
+      ].join('\n');
+  return `<clickhouse>
+  <profiles><default></default></profiles>
+  <quotas>
+    <default></default>
+    <engine_start><interval><duration>${START_QUOTA_SECONDS}</duration><queries>${START_QUERY_COUNT}</queries></interval></engine_start>
+  </quotas>
+  <users>
+${users}
+  </users>
+</clickhouse>
+`;
+}
+
+function xmlText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 async function launch(plan: LaunchPlan): Promise<EngineNode> {
   const { host, tcpPort, httpPort, dataDir } = plan;
   const configFile = join(dataDir, 'citymesh-node.xml');
-  // Warnings only: the engine logs to the console (kept for error messages), and at its default level it writes a line per query.
-  writeFileSync(configFile, `<clickhouse>\n  <logger><level>error</level><console>1</console></logger>\n${plan.configXml}\n</clickhouse>\n`);
+  const usersFile = join(dataDir, 'citymesh-users.xml');
+  writeFileSync(usersFile, usersXml(plan.password, plan.user), { mode: 0o600 });
+  // Errors only: the engine logs to the console (kept for error messages), and at its default level it writes a line per query.
+  writeFileSync(
+    configFile,
+    `<clickhouse>\n  <logger><level>error</level><console>1</console></logger>\n  <users_config>${xmlText(usersFile)}</users_config>\n${plan.configXml}\n</clickhouse>\n`,
+  );
   const child = spawn(plan.launcher, [
     plan.library,
     `--config-file=${configFile}`,
@@ -153,9 +220,8 @@ async function launch(plan: LaunchPlan): Promise<EngineNode> {
     `--tcp_port=${tcpPort}`,
     `--http_port=${httpPort}`,
     '--log-level=error',
-    `--query_id=${SERVING_QUERY_ID}`,
-    `--query=SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; ${SERVING_QUERY}`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    `--query=${START_QUERIES}`,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] }); // stdout: the interactive engine's banner and query echo
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-STDERR_KEPT);
@@ -167,7 +233,9 @@ async function launch(plan: LaunchPlan): Promise<EngineNode> {
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const url = `http://${hostInUrl}:${httpPort}`;
   const failure = (what: string) => {
-    const detail = stderr.trim().split('\n').filter((line) => line.trim() !== '').slice(-3).join(' | ');
+    const failed = stderr.lastIndexOf(QUERY_FAILED);
+    const lines = (failed >= 0 ? stderr.slice(failed + QUERY_FAILED.length) : stderr).trim().split('\n');
+    const detail = lines.filter((line) => line.trim() !== '').slice(failed >= 0 ? 0 : -3).slice(0, 3).join(' | ');
     if (/Cannot lock file/.test(detail)) return new StoreLockedError(dataDir);
     return new Error(`ClickHouse node on ${host} (tcp ${tcpPort}, http ${httpPort}, data ${dataDir}) ${what}${detail ? `: ${detail}` : ''}`);
   };
@@ -176,6 +244,11 @@ async function launch(plan: LaunchPlan): Promise<EngineNode> {
   const deadline = Date.now() + plan.timeoutMs;
   for (;;) {
     if (exitCode !== undefined) throw failure(`exited (${exitCode ?? 'signal'}) before serving`);
+    if (stderr.includes(QUERY_FAILED)) {
+      child.kill('SIGKILL');
+      await exited;
+      throw failure('could not start listening');
+    }
     if (await answersPing(url)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -203,15 +276,7 @@ function engineNode(
     kill,
     async stop() {
       if (gone) return;
-      try {
-        await fetch(`${known.url}/`, {
-          method: 'POST',
-          body: `KILL QUERY WHERE query_id = '${SERVING_QUERY_ID}' SYNC`,
-          signal: AbortSignal.timeout(10_000),
-        }).then((response) => response.arrayBuffer());
-      } catch {
-        // Not answering: killed below.
-      }
+      child.kill('SIGTERM');
       const timer = setTimeout(() => void kill(), 20_000);
       await known.exited;
       clearTimeout(timer);

@@ -2,7 +2,7 @@
 export { openStore, StoreLockedError, type Store, type StoreOptions } from './store.js';
 export { migrate, appliedVersions, latestVersion, type MigrationReport } from './migrate.js';
 export {
-  insertTrains, duplicateTrainIds, countTrains, storedRecordIds, batchContentHashes, insertBatchLedger, type BatchRecordIds, latestPathStatus, MAX_STATUS_WINDOW_S, linkSeries, seriesPlan, trainsBetween,
+  insertTrains, TRAIN_COLUMNS, trainRowsCompact, duplicateTrainIds, countTrains, storedRecordIds, batchContentHashes, insertBatchLedger, type BatchRecordIds, latestPathStatus, linkSeries, seriesPlan, trainsBetween,
   type TrainRow, type PathStatusRow, type SeriesQuery, type SeriesColumns, type TrainsQuery,
 } from './latency.js';
 export { formatDateTime64, parseDateTime64 } from './time.js';
@@ -29,7 +29,6 @@ export {
   type AlertEventRow, type SilenceMatcher, type SilenceRow, type NotificationOutcome, type NotificationRow, type NotificationState,
 } from './alerts.js';
 export { claimJobSlot, jobSlotHolder, liveTrainsSince, type LiveTrainRow } from './coordination.js';
-export { serveEmbeddedStore, type EmbeddedStoreServer, type EmbeddedStoreServerOptions } from './store-http.js';
 export {
   insertDiagnostics, insertDiagnosticRequest, diagnosticRequestsSince, diagnosticRequest, diagnosticRuns, diagnosticRunsById, pathChanges,
   type DiagnosticsRow, type DiagnosticRequest, type DiagnosticRun, type DiagnosticHop, type PathChange,
@@ -44,6 +43,6 @@ export {
 } from './engine-node.js';
 export { migrations as schemaMigrations, type Migration } from './migrations/index.js';
 export {
-  insertLoadWindows, loadWindowsBetween,
-  type LoadWindowRow, type LoadWindowSource, type LoadWindow,
+  guardedLoadSpans, insertLoadWindows, loadWindowsBetween,
+  type GuardedSpan, type LoadWindowRow, type LoadWindowSource, type LoadWindow,
 } from './load-windows.js';

@@ -3,6 +3,8 @@
  * they call these named functions, which bind every value server-side.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { inLoadWindowSql } from './load-windows.js';
+import { rawInsertOf } from './raw-insert.js';
 import { formatDateTime64, parseDateTime64 } from './time.js';
 
 /** One stored train, as the latency_trains table holds it. */
@@ -34,20 +36,57 @@ export interface TrainRow {
   /** How each end took its timestamps: hardware | kernel | user | unknown (omitted: unknown). */
   sender_ts?: string;
   reflector_ts?: string;
+  /** 1 when the train began inside our own throughput test's guarded load window (migration 0014; omitted: 0). */
+  self_load?: number;
+}
+
+/** latency_trains columns in the order trainRowsCompact() writes them. */
+export const TRAIN_COLUMNS = [
+  'ts', 'src', 'dst', 'engine', 'flow', 'src_port', 'dscp', 'batch_id', 'train_id', 'sent', 'received', 'lost', 'duplicated', 'reordered',
+  'rtt_min_us', 'rtt_median_us', 'rtt_p99_us', 'rtt_max_us', 'jitter_us', 'synced', 'error_estimate_us', 'rtts_us', 'fwd_us', 'rev_us',
+  'sender_ts', 'reflector_ts', 'self_load',
+] as const;
+
+/** One train as a JSONCompactEachRow line: values in TRAIN_COLUMNS order, no column names repeated per row. */
+function compactRow(r: TrainRow): unknown[] {
+  return [
+    r.ts, r.src, r.dst, r.engine, r.flow, r.src_port, r.dscp, r.batch_id, r.train_id, r.sent, r.received, r.lost, r.duplicated, r.reordered,
+    r.rtt_min_us, r.rtt_median_us, r.rtt_p99_us, r.rtt_max_us, r.jitter_us, r.synced, r.error_estimate_us, r.rtts_us, r.fwd_us, r.rev_us,
+    r.sender_ts ?? 'unknown', r.reflector_ts ?? 'unknown', r.self_load ?? 0,
+  ];
+}
+
+/** The rows as a JSONCompactEachRow body (one line per train). */
+export function trainRowsCompact(rows: readonly TrainRow[]): string {
+  let body = '';
+  for (const r of rows) body += `${JSON.stringify(compactRow(r))}\n`;
+  return body;
 }
 
 /**
  * Insert one probe batch as one INSERT. The token makes a retried batch a
  * no-op (base table and rollup alike), which turns the probe's at-least-once
  * delivery into exactly-once storage.
+ *
+ * Format, by measurement (npm run bench -- ingest compares every format the
+ * client and the embedded engine share): JSONCompactEachRow, handed to the
+ * embedded engine's raw insert as bytes; a ClickHouse server gets the same
+ * rows through the client.
  */
 export async function insertTrains(client: ClickHouseClient, rows: TrainRow[], dedupToken: string): Promise<void> {
   if (rows.length === 0) return;
+  const settings = { insert_deduplication_token: dedupToken, async_insert: 0 } as const;
+  const raw = rawInsertOf(client);
+  if (raw) {
+    await raw({ table: 'latency_trains', columns: TRAIN_COLUMNS, format: 'JSONCompactEachRow', body: Buffer.from(trainRowsCompact(rows)), settings });
+    return;
+  }
   await client.insert({
     table: 'latency_trains',
-    values: rows,
-    format: 'JSONEachRow',
-    clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
+    values: rows.map(compactRow),
+    format: 'JSONCompactEachRow',
+    columns: [...TRAIN_COLUMNS],
+    clickhouse_settings: settings,
   });
 }
 
@@ -61,59 +100,65 @@ export interface PathStatusRow {
   rttP99Us: number | null;
   jitterUs: number | null;
   lossRatio: number | null;
-  /** How the newest train in the window was timestamped at each end; null when the window is empty. */
+  /** How the newest judged train in the window was timestamped at each end; null when the window holds none. */
   timestamping: { sender: string; reflector: string } | null;
+  /** Trains of the window left out as our own load (not in trains). */
+  selfLoadTrains: number;
 }
 
-/** Longest status window path_seconds can answer (its view keeps two hours of trains; migration 0014). */
-export const MAX_STATUS_WINDOW_S = 7200;
-
 /**
- * Latest state of every measured direction, from the small tables the views
- * keep as trains arrive (migration 0014), never from the raw trains: exact
- * percentiles over every packet of the last `windowS` seconds (whole seconds,
- * from path_seconds), and every direction with a train in the last day (from
- * path_latest), so a quiet path is still listed, as stale, with the time of
- * its newest train.
+ * Latest state of every measured direction: exact percentiles over the raw
+ * packets of the last `windowS` seconds only (the sort key prunes them to a
+ * few granules per direction), and every direction with a train in the last
+ * day from path_latest (one row per direction, kept by a view: migration
+ * 0015), so a quiet path is still listed, as stale, with its newest train's
+ * time. No history is read, however long the trains are kept.
+ *
+ * Trains that began inside our own throughput test's guarded load window
+ * (sql/load-windows.ts, guard `loadGuardMs`) are not judged, as the alerts
+ * leave them out: they count for lastTs (the probe is alive) and as
+ * selfLoadTrains, not in trains, percentiles, jitter or loss.
  */
-export async function latestPathStatus(client: ClickHouseClient, windowS: number): Promise<PathStatusRow[]> {
-  if (!(Number.isInteger(windowS) && windowS > 0 && windowS <= MAX_STATUS_WINDOW_S)) {
-    throw new Error(`status window must be a whole number of seconds in 1..${MAX_STATUS_WINDOW_S}, got ${windowS}`);
-  }
+export async function latestPathStatus(client: ClickHouseClient, windowS: number, loadGuardMs = 0): Promise<PathStatusRow[]> {
   const result = await client.query({
     query: `
 WITH
 recent AS
 (
-    SELECT src, dst, engine, max(last_ts) AS last_ts, sum(trains) AS trains, sum(sent) AS sent, sum(lost) AS lost,
-           quantilesExactArray(0.5, 0.99)(rtts_us) AS q,
-           if(sum(jitter_trains) > 0, sum(jitter_sum_us) / sum(jitter_trains), NULL) AS jitter,
-           argMaxMerge(sender_ts) AS sender_ts, argMaxMerge(reflector_ts) AS reflector_ts
-    FROM path_seconds
-    WHERE second >= toDateTime(now64(6) - toIntervalSecond({window:UInt32}), 'UTC')
+    SELECT src, dst, engine, max(ts) AS last_ts, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS sent, sumIf(lost, NOT ours) AS lost,
+           quantilesExactArrayIf(0.5, 0.99)(rtts_us, NOT ours) AS q, avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter,
+           argMaxIf(sender_ts, ts, NOT ours) AS sender_ts, argMaxIf(reflector_ts, ts, NOT ours) AS reflector_ts, countIf(ours) AS self_load_trains
+    FROM
+    (
+        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts,
+               ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
+        FROM latency_trains
+        WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+    )
     GROUP BY src, dst, engine
 ),
-latest AS
+day AS
 (
+    -- every direction with a train in the last day (path_latest, migration 0015: one row per direction, not a day of minutes)
     SELECT src, dst, engine, max(last_ts) AS last_ts
     FROM path_latest
     GROUP BY src, dst, engine
     HAVING last_ts >= now64(6) - INTERVAL 1 DAY
 )
 SELECT
-    latest.src AS src, latest.dst AS dst, latest.engine AS engine,
-    toString(if(recent.trains > 0, recent.last_ts, latest.last_ts)) AS last_ts,
+    day.src AS src, day.dst AS dst, day.engine AS engine,
+    toString(if(recent.trains > 0, recent.last_ts, day.last_ts)) AS last_ts,
     recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
-    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts
-FROM latest
-LEFT JOIN recent ON recent.src = latest.src AND recent.dst = latest.dst AND recent.engine = latest.engine
+    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts, recent.self_load_trains AS self_load_trains
+FROM day
+LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
-    query_params: { window: windowS },
+    query_params: { window: windowS, load_guard_ms: Math.round(loadGuardMs) },
     format: 'JSONEachRow',
   });
   const rows = await result.json<{
     src: string; dst: string; engine: string; last_ts: string; trains: number;
-    sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string;
+    sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string; self_load_trains: number | string | null;
   }>();
   return rows.map((row) => {
     const hasPackets = Number(row.sent) > Number(row.lost);
@@ -129,6 +174,7 @@ ORDER BY src, dst, engine`,
       lossRatio: Number(row.sent) > 0 ? Number(row.lost) / Number(row.sent) : null,
       // The newest train's, when the window holds one (an empty LEFT JOIN side reads as '').
       timestamping: Number(row.trains) > 0 ? { sender: row.sender_ts || 'unknown', reflector: row.reflector_ts || 'unknown' } : null,
+      selfLoadTrains: Number(row.self_load_trains ?? 0),
     };
   });
 }
@@ -160,8 +206,8 @@ export interface SeriesColumns {
  * Buckets shorter than a minute come from raw trains with exact percentiles;
  * a minute or longer from the 1-minute rollup (t-digest), four hours or
  * longer from the hourly one (whole hours), so a series over months merges a
- * state per hour, not per minute. All are aligned on one time axis with WITH FILL,
- * so the browser gets columns ready for uPlot.
+ * state per hour, not per minute. All are aligned on one time axis with WITH
+ * FILL, so the browser gets columns ready for uPlot.
  */
 export function seriesPlan(fromUs: number, toUs: number, points: number): { source: 'raw' | 'rollup'; stepS: number } {
   const spanS = Math.max(1, (toUs - fromUs) / 1e6);

@@ -87,6 +87,43 @@ export function loadedBucketsSql(fromS: string, toS: string, stepS: string): str
     )`;
 }
 
+/**
+ * Whether the train (columns src, dst, ts) began inside one of our own load
+ * windows touching [fromS, toS) once guarded: a boolean SQL expression (the
+ * windows are read once, as a scalar subquery). The live figures (status
+ * verdict, the network metrics' window) judge trains, not minutes or buckets,
+ * so a train is ours when it began inside the guarded span, the rule the
+ * collector applies when it marks latency_trains.self_load.
+ */
+export function inLoadWindowSql(fromS: string, toS: string): string {
+  return `arrayExists(w -> w.1 = least(src, dst) AND w.2 = greatest(src, dst)
+             AND toUnixTimestamp64Milli(ts) >= w.3 AND toUnixTimestamp64Milli(ts) < w.4,
+         (SELECT groupArray((a, b, guarded_start_ms, guarded_end_ms)) FROM (${effectiveLoadWindowsSql(fromS, toS)})))`;
+}
+
+/** A guarded span of our own load on the link a < b, ms (end exclusive). */
+export interface GuardedSpan {
+  a: string;
+  b: string;
+  startMs: number;
+  endMs: number;
+}
+
+/** Guarded spans of every link touching [fromMs, toMs): what the collector marks trains self_load by. */
+export async function guardedLoadSpans(client: ClickHouseClient, q: { fromMs: number; toMs: number; guardMs: number }): Promise<GuardedSpan[]> {
+  const result = await client.query({
+    query: `
+SELECT a, b, guarded_start_ms, guarded_end_ms
+FROM (${effectiveLoadWindowsSql('{from_s:UInt32}', '{to_s:UInt32}')}
+)
+ORDER BY guarded_start_ms`,
+    query_params: { from_s: Math.max(0, Math.floor(q.fromMs / 1000)), to_s: Math.ceil(q.toMs / 1000), load_guard_ms: Math.round(q.guardMs) },
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{ a: string; b: string; guarded_start_ms: string | number; guarded_end_ms: string | number }>();
+  return rows.map((r) => ({ a: r.a, b: r.b, startMs: Number(r.guarded_start_ms), endMs: Number(r.guarded_end_ms) }));
+}
+
 export interface LoadWindow {
   windowId: string;
   a: string;

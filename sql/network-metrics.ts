@@ -1,10 +1,16 @@
 /**
  * What the Prometheus exposition of the network reads (api/network-metrics):
- * running totals per path from latency_totals (counters: the same on every
+ * running totals per path from path_totals (counters: the same on every
  * server, never decreasing) and the recent window of raw trains (gauges and
  * the window histogram, by measurement time).
+ *
+ * Our own load is kept apart (migration 0014, sql/load-windows.ts): the
+ * totals by the mark the collector set when it stored each train, the window
+ * by the load windows known at the scrape, as the status verdict and the
+ * alerts judge it.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { inLoadWindowSql } from './load-windows.js';
 import { RTT_BUCKET_BOUNDS_US, RTT_BUCKET_NEGATED_BOUNDS } from './migrations/0012_latency_totals.js';
 
 export { RTT_BUCKET_BOUNDS_S, RTT_BUCKET_BOUNDS_US } from './migrations/0012_latency_totals.js';
@@ -58,39 +64,52 @@ async function bucketsBy(client: ClickHouseClient, query: string, params: Record
   return new Map(rows.map((r) => [pathKey(r), r.buckets]));
 }
 
-/** Totals since the totals tables were created, per path (src, dst, engine). */
-export async function pathTotals(client: ClickHouseClient): Promise<PathCounts[]> {
+/**
+ * Totals since the totals tables were created (migration 0014), per path
+ * (src, dst, engine): `network` of the trains stored as the network's,
+ * `selfLoad` of those stored as measured during our own throughput tests
+ * (no RTT buckets: nobody plots our own load).
+ */
+export async function pathTotals(client: ClickHouseClient): Promise<{ network: PathCounts[]; selfLoad: PathCounts[] }> {
   const [result, buckets] = await Promise.all([
     client.query({
       query: `
-SELECT src, dst, engine, sum(trains) AS trains, sum(sent) AS sent, sum(received) AS received, sum(lost) AS lost,
+SELECT src, dst, engine, self_load, sum(trains) AS trains, sum(sent) AS sent, sum(received) AS received, sum(lost) AS lost,
        sum(rtt_count) AS rtt_count, sum(rtt_sum_us) AS rtt_sum_us
-FROM latency_totals
-GROUP BY src, dst, engine
-ORDER BY src, dst, engine`,
+FROM path_totals
+GROUP BY src, dst, engine, self_load
+ORDER BY src, dst, engine, self_load`,
       format: 'JSONEachRow',
     }),
     bucketsBy(client, `
 SELECT src, dst, engine, groupArray((le_us, n)) AS buckets
-FROM (SELECT src, dst, engine, le_us, sum(packets) AS n FROM latency_totals_le GROUP BY src, dst, engine, le_us)
+FROM (SELECT src, dst, engine, le_us, sum(packets) AS n FROM path_totals_le WHERE self_load = 0 GROUP BY src, dst, engine, le_us)
 GROUP BY src, dst, engine`, {}),
   ]);
-  return (await result.json<CountsRow>()).map((r) => counts(r, buckets));
+  const rows = await result.json<CountsRow & { self_load: number }>();
+  return {
+    network: rows.filter((r) => Number(r.self_load) === 0).map((r) => counts(r, buckets)),
+    selfLoad: rows.filter((r) => Number(r.self_load) !== 0).map((r) => counts(r, new Map())),
+  };
 }
 
-/** The raw trains measured in the last `windowS` seconds (by measurement time), per path. */
-export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number): Promise<PathWindow[]> {
+/**
+ * The raw trains measured in the last `windowS` seconds (by measurement
+ * time), per path. Trains that began inside our own guarded load windows
+ * (guard `loadGuardMs`) are left out of every figure but lastTsMs.
+ */
+export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number, loadGuardMs = 0): Promise<PathWindow[]> {
   const window = `ts > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC') - toIntervalSecond({window:UInt32})
   AND ts <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`;
-  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [...RTT_BUCKET_NEGATED_BOUNDS] };
+  const ours = inLoadWindowSql('toUInt32(intDiv({now_ms:Int64}, 1000) - {window:UInt32} - 1)', 'toUInt32(intDiv({now_ms:Int64}, 1000) + 1)');
+  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [...RTT_BUCKET_NEGATED_BOUNDS], load_guard_ms: Math.round(loadGuardMs) };
   const [result, buckets] = await Promise.all([
     client.query({
       query: `
-SELECT src, dst, engine, count() AS trains, sum(sent) AS sent, sum(received) AS received, sum(lost) AS lost,
-       sum(length(rtts_us)) AS rtt_count, sum(arraySum(rtts_us)) AS rtt_sum_us,
-       avgIf(jitter_us, jitter_us IS NOT NULL) AS jitter_us, toUnixTimestamp64Milli(max(ts)) AS last_ms
-FROM latency_trains
-WHERE ${window}
+SELECT src, dst, engine, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS sent, sumIf(received, NOT ours) AS received,
+       sumIf(lost, NOT ours) AS lost, sumIf(length(rtts_us), NOT ours) AS rtt_count, sumIf(arraySum(rtts_us), NOT ours) AS rtt_sum_us,
+       avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter_us, toUnixTimestamp64Milli(max(ts)) AS last_ms
+FROM (SELECT src, dst, engine, ts, sent, received, lost, rtts_us, jitter_us, ${ours} AS ours FROM latency_trains WHERE ${window})
 GROUP BY src, dst, engine
 ORDER BY src, dst, engine`,
       query_params: params,
@@ -102,7 +121,7 @@ SELECT src, dst, engine, groupArray((le_us, n)) AS buckets
 FROM (
     SELECT src, dst, engine, toUInt32(-roundDown(-toFloat64(rtt), {negated:Array(Float64)})) AS le_us, count() AS n
     FROM latency_trains ARRAY JOIN rtts_us AS rtt
-    WHERE ${window}
+    WHERE ${window} AND NOT ${ours}
     GROUP BY src, dst, engine, le_us
 )
 GROUP BY src, dst, engine`, params),

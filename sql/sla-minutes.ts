@@ -1,5 +1,5 @@
 /**
- * The SLA minute materialiser (tables: migration 0015). A month's figures
+ * The SLA minute materialiser (tables: migration 0016). A month's figures
  * need, per link and minute, both directions' packet counts and percentile
  * levels; from latency_1m that is a t-digest merge per direction-minute
  * (16 million of them for 20 centres), every time a month is read. Here each

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import { clusterInsertSettings } from './cluster.js';
+import { registerRawInsert } from './raw-insert.js';
 
 export interface StoreOptions {
   /** ClickHouse server URL; when absent the embedded engine is used. */
@@ -108,11 +109,18 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     }
     // chdb is typed against @clickhouse/client-common, which @clickhouse/client
     // re-bundles; the runtime interface is the same, the declarations are twins.
-    return createClient({
+    const client = createClient({
       connection: connection as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
       clickhouse_settings: settings,
       log: { level: ClickHouseLogLevel.OFF },
     });
+    const raw = connection.chdb;
+    // Settings go in the INSERT's own SETTINGS clause: query scope, nothing carries over to the session.
+    // A data directory is never a cluster member, so the session settings are all an insert needs.
+    registerRawInsert(client, async (p) => {
+      await raw.rawInsert({ table: p.table, columns: p.columns, format: p.format, values: p.body, settings: { ...sessionSettings, ...p.settings } });
+    });
+    return client;
   };
   return new SwitchableStore('embedded', dataDir, connect);
 }

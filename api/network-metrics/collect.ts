@@ -6,16 +6,25 @@
  * counters never step back when a scrape lands on another server.
  *
  * Label sets are bounded by the topology: links and centres it names, the
- * engines of the plan (stamp, icmp), the five live states. No train, flow or
- * port ever becomes a label.
+ * engines of the plan (stamp, icmp), the five live states, the four
+ * timestamping modes. No train, flow or port ever becomes a label.
+ *
+ * Our own load: trains measured while citymesh's own throughput test loaded
+ * the link are in none of the latency, loss and verdict families, as the SLA
+ * and the alerts leave them out, so a PromQL rule or panel written on them
+ * needs no extra matcher to agree with citymesh. What was left out is
+ * published on its own (citymesh_self_load_packets_*), so the packets add up.
+ * The counters were split when each train was stored (a counter cannot take
+ * anything back later); the window, jitter and verdict are judged on the load
+ * windows known at the scrape (sql/load-windows.ts).
  */
-import type { Link, Topology } from '../../collector/index.js';
+import { selfLoadGuardMs, TIMESTAMPING_MODES, type Link, type Topology } from '../../collector/index.js';
 import {
   alertCentresLastSeen, latestNicStates, latestThroughputTests, pathTotals, pathWindows, RTT_BUCKET_BOUNDS_S,
   type PathCounts, type PathWindow, type Store,
 } from '../../sql/index.js';
 import type { PathState } from '../contract.js';
-import { linkState, pathStatuses, PATH_STATES, STALE_AFTER_S, STATUS_WINDOW_S } from '../path-status.js';
+import { linkState, pathStatuses, PATH_STATES, probeStatuses, STALE_AFTER_S, STATUS_WINDOW_S } from '../path-status.js';
 import { linkCapacity } from '../routes/capacity/index.js';
 import { histogramSamples, type Family, type Labels, type Sample } from './exposition.js';
 
@@ -40,20 +49,30 @@ function pathsOf(topology: Topology, seen: { src: string; dst: string; engine: s
   for (const l of topology.links) for (const [src, dst] of [[l.a, l.b], [l.b, l.a]] as const) for (const e of engines) add(l, src, dst, e);
   for (const r of seen) {
     const l = topology.linkBetween(r.src, r.dst);
-    if (l && /^[a-z][a-z0-9_-]{0,31}$/.test(r.engine)) add(l, r.src, r.dst, r.engine);
+    if (l && ENGINE_LABEL.test(r.engine)) add(l, r.src, r.dst, r.engine);
   }
   return [...keys.values()].sort((x, y) => x.link.id.localeCompare(y.link.id) || x.src.localeCompare(y.src) || x.engine.localeCompare(y.engine));
 }
 
 const EMPTY_LE = RTT_BUCKET_BOUNDS_S.map(() => 0);
 
+/** Engine names that may become a label value (the same bound as the protocol's engine names). */
+const ENGINE_LABEL = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** One of the four timestamping modes; anything else a store might hold reads as unknown, so the label stays bounded. */
+function boundedMode(mode: string): string {
+  return (TIMESTAMPING_MODES as readonly string[]).includes(mode) ? mode : 'unknown';
+}
+
 export async function collectNetworkFamilies(store: Store, topology: Topology, nowMs: number): Promise<Family[]> {
   const started = performance.now();
   const client = store.client;
+  const guardMs = selfLoadGuardMs(topology.probing);
+  const probes = await probeStatuses(store, topology);
   const [totals, windows, statuses, nics, tests, seen] = await Promise.all([
     pathTotals(client),
-    pathWindows(client, STATUS_WINDOW_S, nowMs),
-    pathStatuses(store, topology, nowMs * 1000),
+    pathWindows(client, STATUS_WINDOW_S, nowMs, guardMs),
+    pathStatuses(store, topology, nowMs * 1000, probes),
     latestNicStates(client),
     latestThroughputTests(client),
     alertCentresLastSeen(client, {
@@ -61,9 +80,10 @@ export async function collectNetworkFamilies(store: Store, topology: Topology, n
     }),
   ]);
   const key = (r: { src: string; dst: string; engine: string }) => `${r.src}>${r.dst}>${r.engine}`;
-  const totalBy = new Map<string, PathCounts>(totals.map((r) => [key(r), r]));
+  const totalBy = new Map<string, PathCounts>(totals.network.map((r) => [key(r), r]));
+  const selfLoadBy = new Map<string, PathCounts>(totals.selfLoad.map((r) => [key(r), r]));
   const windowBy = new Map<string, PathWindow>(windows.map((r) => [key(r), r]));
-  const paths = pathsOf(topology, [...totals, ...windows]);
+  const paths = pathsOf(topology, [...totals.network, ...totals.selfLoad, ...windows]);
 
   const family = (name: string, type: Family['type'], help: string, samples: Sample[], unit?: string): Family =>
     ({ name, type, help, samples, ...(unit ? { unit } : {}) });
@@ -86,6 +106,12 @@ export async function collectNetworkFamilies(store: Store, topology: Topology, n
       perPath((p) => totalBy.get(key(p))?.received ?? 0).map((s) => ({ ...s, suffix: '_total' }))),
     family('citymesh_packets_lost', 'counter', 'Probe packets lost, per measured direction and engine (as stored)',
       perPath((p) => totalBy.get(key(p))?.lost ?? 0).map((s) => ({ ...s, suffix: '_total' }))),
+    family('citymesh_self_load_packets_sent', 'counter',
+      'Probe packets sent while citymesh\'s own throughput test loaded the link, per measured direction and engine: left out of every other family here, as out of the SLA and the alerts',
+      perPath((p) => selfLoadBy.get(key(p))?.sent ?? 0).map((s) => ({ ...s, suffix: '_total' }))),
+    family('citymesh_self_load_packets_lost', 'counter',
+      'Probe packets lost while citymesh\'s own throughput test loaded the link, per measured direction and engine (left out of citymesh_packets_lost_total)',
+      perPath((p) => selfLoadBy.get(key(p))?.lost ?? 0).map((s) => ({ ...s, suffix: '_total' }))),
     family('citymesh_rtt_window_seconds', 'gaugehistogram',
       `Round-trip time of the probe packets measured in the last ${STATUS_WINDOW_S} s, per measured direction and engine (the dashboard's window)`,
       paths.flatMap((p) => {
@@ -160,6 +186,24 @@ export async function collectNetworkFamilies(store: Store, topology: Topology, n
         const last = seenBy.get(c.id) ?? null;
         return last === null ? [] : [{ suffix: '', labels: { centre: c.id }, value: last / 1000 }];
       }), 'seconds'),
+    family('citymesh_probe_timestamping', 'info',
+      `How the newest train of the last ${STATUS_WINDOW_S} s was timestamped at each end (end: sender or reflector; mode: ${TIMESTAMPING_MODES.join(', ')}), per measured direction and engine; absent without such a train`,
+      statuses.flatMap((s) => {
+        const link = topology.linkBetween(s.src, s.dst);
+        if (!link || !s.timestamping) return [];
+        return (['sender', 'reflector'] as const).map((end) => ({
+          suffix: '_info',
+          labels: { ...pathLabels({ link, src: s.src, dst: s.dst, engine: s.engine }), end, mode: boundedMode(s.timestamping![end]) },
+          value: 1,
+        }));
+      })),
+    family('citymesh_probe_datapath', 'info',
+      'How the centre\'s probe measures, as it last reported (datapath: native, kernel timestamps off the JavaScript event loop, or js, the fallback; reflector_mode: how its reflector stamps)',
+      probes.map((p) => ({ suffix: '_info', labels: { centre: p.centre, datapath: p.datapath, reflector_mode: boundedMode(p.reflectorTimestamping) }, value: 1 }))),
+    family('citymesh_probe_engine_unavailable', 'gauge',
+      'Engines of the plan the centre\'s probe reported it cannot run (1; the reason is in /v1/status), absent when it can',
+      probes.flatMap((p) => Object.keys(p.enginesUnavailable).filter((e) => ENGINE_LABEL.test(e)).sort()
+        .map((engine) => ({ suffix: '', labels: { centre: p.centre, engine }, value: 1 })))),
     family('citymesh_network_metrics_query_seconds', 'gauge', 'Time this server took to read these figures from ClickHouse for this scrape',
       [{ suffix: '', labels: {}, value: Number(((performance.now() - started) / 1000).toFixed(4)) }], 'seconds'),
   );

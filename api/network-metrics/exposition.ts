@@ -11,6 +11,7 @@
  * OpenMetrics only: the 0.0.4 format has no such type and its parsers refuse
  * an `le` label anywhere but on a histogram, so they are left out there.
  */
+import { clipText } from '../../collector/index.js';
 
 export type FamilyType = 'counter' | 'gauge' | 'histogram' | 'gaugehistogram' | 'info';
 
@@ -40,15 +41,28 @@ export const CONTENT_TYPES: Record<ExpositionFormat, string> = {
   openmetrics: 'application/openmetrics-text; version=1.0.0; charset=utf-8',
 };
 
+/** Longest part of a refused value an error message repeats. */
+const ECHO_CHARS = 40;
+
+/** A refused value as an error message quotes it: clipped, lone surrogates replaced, its length said when clipped. */
+function quoted(value: string): string {
+  const clipped = clipText(value, ECHO_CHARS);
+  return `${JSON.stringify(clipped)}${clipped.length < value.length ? `… (${value.length} characters)` : ''}`;
+}
+
 /**
- * The format a client asked for: `?format=` wins, then the Accept header's
- * preference (Prometheus asks for OpenMetrics first, with q-values), else the
- * 0.0.4 text format every scraper reads.
+ * The format a client asked for: `?format=` wins (given once), then the
+ * Accept header's preference (Prometheus asks for OpenMetrics first, with
+ * q-values), else the 0.0.4 text format every scraper reads. A refused
+ * `format` is quoted back clipped: a megabyte of it is not echoed.
  */
-export function negotiateFormat(accept: string | undefined, explicit: string | undefined): ExpositionFormat | { error: string } {
-  if (explicit !== undefined) {
-    if (explicit === 'openmetrics' || explicit === 'prometheus') return explicit;
-    return { error: `format: "${explicit}" is not a format; use "prometheus" (text 0.0.4) or "openmetrics"` };
+export function negotiateFormat(accept: string | undefined, explicit: string | readonly string[] | undefined): ExpositionFormat | { error: string } {
+  const given = explicit === undefined ? [] : typeof explicit === 'string' ? [explicit] : explicit;
+  if (given.length > 1) return { error: `format: given ${given.length} times; give it once, "prometheus" (text 0.0.4) or "openmetrics"` };
+  if (given.length === 1) {
+    const value = given[0]!;
+    if (value === 'openmetrics' || value === 'prometheus') return value;
+    return { error: `format: ${quoted(value)} is not a format; use "prometheus" (text 0.0.4) or "openmetrics"` };
   }
   let best: { format: ExpositionFormat; q: number } = { format: 'prometheus', q: 0 };
   for (const part of (accept ?? '').split(',')) {

@@ -7,6 +7,7 @@
  * can never disagree about what "too slow" means.
  */
 import { z } from 'zod';
+import { clipText } from '../text.js';
 
 /** `1h30m`, `5m`, `30s`, `250ms`, `1d`: the Alertmanager/Prometheus duration form (weeks and years left out). */
 const DURATION_PATTERN = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
@@ -47,7 +48,9 @@ function duration(minMs: number, maxMs: number) {
         return z.NEVER;
       }
       if (ms < minMs || ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is out of range: must be ${range}` });
+        // Beyond what an integer holds exactly, the value is named as written (clipped), not re-spelled.
+        const given = Number.isSafeInteger(ms) ? formatDuration(ms) : `"${clipText(String(value), 40)}${String(value).length > 40 ? '…' : ''}"`;
+        ctx.addIssue({ code: 'custom', message: `${given} is out of range: must be ${range}` });
         return z.NEVER;
       }
       return ms;
@@ -89,13 +92,41 @@ const clockRule = z
   })
   .strict();
 
+/** Environment variable names, bounded so a refused one is never a megabyte of message. */
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, 'must be an environment variable name (A-Z, 0-9, _; at most 128 characters)');
+
+const MAX_URL_CHARS = 2048;
+
+/**
+ * An http(s) URL citymesh will post to: `problem` when it is not one (or
+ * fails `more`); longer than 2048 characters, holding spaces or control
+ * characters, or credentials (`user:password@`, which would be logged with
+ * the URL; bearer_token_env is the way) are refused with their own reason.
+ */
+function httpUrl(problem: string, more: (value: string) => boolean = () => true) {
+  return z.string().superRefine((value, ctx) => {
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (value.length > MAX_URL_CHARS) return fail(`must be at most ${MAX_URL_CHARS} characters (this one has ${value.length})`);
+    if (!isHttpUrl(value) || !more(value)) return fail(problem);
+    // The URL parser drops or encodes these silently; a URL written with them is a mistake (or a header injection).
+    if (/[\u0000-\u0020\u007f-\u009f]/.test(value)) return fail('must not hold spaces or control characters');
+    const url = new URL(value);
+    if (url.username || url.password) fail('must not hold credentials (user:password@): they would be logged with the URL; give a token with bearer_token_env');
+  });
+}
+
+/** A list whose length is judged before its entries: ten thousand bad entries are one problem, not ten thousand. */
+function boundedList<T extends z.ZodType>(item: T, max: number, message: string) {
+  return z.array(z.unknown()).refine((list) => list.length <= max, message).pipe(z.array(item));
+}
+
 const webhookSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ - (it names the receiver)'),
-    url: z.string().refine(isHttpUrl, 'must be an http:// or https:// URL, e.g. "https://hooks.example/alertmanager"'),
+    url: httpUrl('must be an http:// or https:// URL, e.g. "https://hooks.example/alertmanager"'),
     send_resolved: z.boolean().default(true),
     /** Environment variable holding a token sent as `Authorization: Bearer …` (never the token itself). */
-    bearer_token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+    bearer_token_env: envName.optional(),
     timeout: duration(100, 120_000).default(10_000),
   })
   .strict();
@@ -104,9 +135,9 @@ const webhookSchema = z
 const alertmanagerSchema = z
   .object({
     /** Base URL, e.g. "http://alertmanager-1:9093" (a path prefix such as "/alertmanager" is kept). */
-    url: z.string().refine((v) => isHttpUrl(v) && !v.includes('?') && !v.includes('#'), 'must be an http:// or https:// base URL without query, e.g. "http://alertmanager-1:9093"'),
+    url: httpUrl('must be an http:// or https:// base URL without query, e.g. "http://alertmanager-1:9093"', (v) => !v.includes('?') && !v.includes('#')),
     /** Environment variable holding a token sent as `Authorization: Bearer …` (never the token itself). */
-    bearer_token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
+    bearer_token_env: envName.optional(),
     timeout: duration(100, 60_000).default(10_000),
   })
   .strict();
@@ -131,12 +162,12 @@ export const alertsSchema = z
         latency: latencyRule.parse({}), loss: lossRule.parse({}), link_down: linkDownRule.parse({}),
         throughput: throughputRule.parse({}), probe_silent: probeSilentRule.parse({}), clock_unsynced: clockRule.parse({}),
       }),
-    webhooks: z.array(webhookSchema).max(20, 'at most 20 webhooks').default([]),
+    webhooks: boundedList(webhookSchema, 20, 'at most 20 webhooks').default([]),
     /**
      * Alertmanagers (all members of one Alertmanager cluster): every firing alert is
      * posted to each of them, re-posted every minute while it fires, and resolved by endsAt.
      */
-    alertmanagers: z.array(alertmanagerSchema).max(10, 'at most 10 Alertmanagers').default([]),
+    alertmanagers: boundedList(alertmanagerSchema, 10, 'at most 10 Alertmanagers').default([]),
   })
   .strict();
 

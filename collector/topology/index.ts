@@ -118,12 +118,17 @@ export interface ConfigProblem {
   message: string;
 }
 
+const MAX_PROBLEMS_SHOWN = 20;
+
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
   constructor(readonly file: string, readonly problems: ConfigProblem[]) {
+    // The first problems are listed; a file with thousands (a list of bad entries) still gets a message one can read.
+    const shown = problems.slice(0, MAX_PROBLEMS_SHOWN);
     super(
       `invalid topology ${file}:\n` +
-        problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}: ${p.path || '(top level)'}: ${p.message}`).join('\n'),
+        shown.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}: ${p.path || '(top level)'}: ${p.message}`).join('\n') +
+        (problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more problems` : ''),
     );
     this.name = 'ConfigError';
   }

@@ -1,11 +1,11 @@
 // The /v1/live WebSocket: parses messages, reports connection state, and
 // reconnects with capped exponential backoff (plus jitter) when it drops.
-import type { LiveMessage } from '../../api/contract.js';
+import type { LiveMessage, LiveRetractedTrain } from '../../api/contract.js';
 import type { TrainMessage } from './aggregate.js';
 import { withAccessToken } from './token.js';
 
 export interface LiveHandlers {
-  /** A welcome, or one train (batch frames are unpacked before this is called). */
+  /** A welcome, one train (batch frames are unpacked before this is called), or a retraction. */
   message(m: Exclude<LiveMessage, { type: 'trains' }>): void;
   /** `retryInS` is set while waiting to reconnect. */
   state(connected: boolean, retryInS?: number): void;
@@ -30,10 +30,14 @@ export function parseLiveMessage(raw: unknown): LiveMessage | null {
   if (typeof v !== 'object' || v === null) return null;
   const m = v as { type?: unknown; serverTime?: unknown; trains?: unknown };
   if (m.type === 'welcome') return typeof m.serverTime === 'string' ? (v as LiveMessage) : null;
-  // One frame per stored batch: keep the well-formed trains of it.
+  // One frame per batch: keep the well-formed trains of it.
   if (m.type === 'trains') {
     if (!Array.isArray(m.trains)) return null;
     return { type: 'trains', trains: m.trains.filter(isTrain) };
+  }
+  if (m.type === 'retract') {
+    if (!Array.isArray(m.trains)) return null;
+    return { type: 'retract', trains: m.trains.filter(isRetracted) };
   }
   return isTrain(v) ? v : null;
 }
@@ -45,6 +49,12 @@ function isTrain(v: unknown): v is TrainMessage {
     m.type === 'train' && typeof m.src === 'string' && typeof m.dst === 'string' &&
     typeof m.t === 'number' && Number.isFinite(m.t) && typeof m.sent === 'number' && typeof m.received === 'number'
   );
+}
+
+function isRetracted(v: unknown): v is LiveRetractedTrain {
+  if (typeof v !== 'object' || v === null) return false;
+  const m = v as { [K in keyof LiveRetractedTrain]?: unknown };
+  return typeof m.src === 'string' && typeof m.dst === 'string' && typeof m.t === 'number' && Number.isFinite(m.t);
 }
 
 export class LiveFeed {

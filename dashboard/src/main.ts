@@ -256,6 +256,14 @@ function onLive(m: Exclude<LiveMessage, { type: 'trains' }>): void {
     }
     return;
   }
+  if (m.type === 'retract') {
+    // Trains shown a moment ago whose storing failed (rare; they come again once stored): redraw from what is stored.
+    if (m.trains.length > 0) {
+      charts.reload();
+      void refreshStatus();
+    }
+    return;
+  }
   matrix.applyTrain(m);
   charts.ingest(m);
   header.touch(Date.now());

@@ -15,6 +15,14 @@
  *   just before sendmsg, T4 the kernel receive timestamp; the train's results
  *   go back to JS once, through a thread-safe function.
  *
+ * Wake-ups are the datapath's main cost (a context switch each, dearer still
+ * under a hypervisor), so a sender socket whose receive stamps come from the
+ * kernel never wakes the thread: its replies and transmit stamps wait in the
+ * socket, stamped on arrival, and are read at the thread's next wake-up (the
+ * next packet due anywhere, or the train's end). Only reflectors, which must
+ * answer at once, and senders without kernel receive stamps, whose T4 is the
+ * moment of the read, wake the thread per packet.
+ *
  * Timestamps are CLOCK_REALTIME (what goes on the wire). Every kernel stamp
  * is paired with CLOCK_MONOTONIC readings taken around it, and a round trip
  * the wall clock disagrees with (a step of the clock during the train) falls
@@ -102,6 +110,7 @@ typedef struct {
   uint16_t port;
   int rx_mode; /* what SO_TIMESTAMPING/SO_TIMESTAMPNS gave us */
   int tx_stamps; /* SOF_TIMESTAMPING_TX_SOFTWARE accepted */
+  int lazy; /* a sender read at the next wake-up (lazyfd), not woken for (epfd) */
   /* reflector */
   uint16_t error_estimate;
   uint64_t received, reflected, rx_kernel, rx_user;
@@ -148,7 +157,7 @@ struct train {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static sock_t socks[MAX_SOCKETS];
-static int epfd = -1, wakefd = -1, timerfd_ = -1;
+static int epfd = -1, lazyfd = -1, wakefd = -1, timerfd_ = -1;
 static pthread_t worker;
 static int worker_started = 0;
 static char start_error[256] = "";
@@ -160,6 +169,24 @@ static int64_t clock_ns(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+/*
+ * CLOCK_REALTIME and CLOCK_MONOTONIC read together: realtime bracketed by two
+ * monotonic reads, retried while the bracket is wide (the thread was preempted
+ * between the reads, which on a busy host can be tens of µs and would shift
+ * every interval derived from the pair). The tightest bracket is kept.
+ */
+static void clock_pair(int64_t *rt, int64_t *mono) {
+  int64_t best = INT64_MAX;
+  for (int k = 0; k < 4; k++) {
+    int64_t m1 = clock_ns(CLOCK_MONOTONIC), r = clock_ns(CLOCK_REALTIME), m2 = clock_ns(CLOCK_MONOTONIC);
+    if (m2 - m1 < best) {
+      best = m2 - m1;
+      *rt = r;
+      *mono = m1 + (m2 - m1) / 2;
+    }
+    if (best < 2000) break;
+  }
 }
 static int64_t ts_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec; }
 
@@ -434,8 +461,7 @@ static void send_packet(sock_t *s, train_t *t) {
   put_u32(buf, t->first_seq + i);
   buf[12] = t->error_estimate >> 8;
   buf[13] = t->error_estimate & 0xff;
-  p->t1_mono = clock_ns(CLOCK_MONOTONIC);
-  p->t1_rt_user = clock_ns(CLOCK_REALTIME);
+  clock_pair(&p->t1_rt_user, &p->t1_mono);
   put_ntp(buf + 4, p->t1_rt_user);
   ssize_t rc = sendto(s->fd, buf, size, MSG_DONTWAIT, (struct sockaddr *)&s->peer, s->peer_len);
   if (rc < 0) {
@@ -499,12 +525,12 @@ static void sender_readable(sock_t *s) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
-    int64_t mono = clock_ns(CLOCK_MONOTONIC);
-    int64_t rt = clock_ns(CLOCK_REALTIME);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
     }
+    int64_t mono = 0, rt = 0;
+    clock_pair(&rt, &mono);
     uint8_t a[16], b[16];
     uint16_t pa, pb;
     to_v6(&from, a, &pa);
@@ -519,16 +545,26 @@ static void sender_readable(sock_t *s) {
       if (t->arr_n >= t->arr_cap) break;
       arrival_t *r = &t->arr[t->arr_n++];
       r->index = idx;
-      r->t4_mono = mono;
       r->t4_rt_user = rt;
       int64_t k4 = info.sw_ns > 0 ? info.sw_ns : info.tsns_ns;
-      /* A kernel stamp is taken before our read of the clock, by at most the time we took to wake up. */
-      if (k4 > 0 && k4 <= rt && rt - k4 < 1000000000LL) {
+      /* A kernel stamp lies between our pre-send read and this read (a lazy socket is read up to a train's timeout later). */
+      if (k4 > 0 && k4 <= rt && k4 >= t->pkts[idx].t1_rt_user - 1000000LL) {
         r->t4_rt = k4;
         r->t4_kernel = 1;
+        /* The arrival on the monotonic clock, for the clock-step check in deliver(); never before the send. */
+        r->t4_mono = mono - (rt - k4);
+        if (r->t4_mono < t->pkts[idx].t1_mono) r->t4_mono = mono;
       } else {
         r->t4_rt = rt;
         r->t4_kernel = 0;
+        r->t4_mono = mono;
+        if (s->lazy) {
+          /* No kernel stamp after all: T4 is the read, so this socket must be read at once from now on. */
+          epoll_ctl(lazyfd, EPOLL_CTL_DEL, s->fd, NULL);
+          struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(s - socks) | ((uint32_t)(s->fd & 0xffff) << 16)};
+          epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev);
+          s->lazy = 0;
+        }
       }
       memset(r->bytes, 0, STAMP_SIZE);
       memcpy(r->bytes, buf, n < STAMP_SIZE ? (size_t)n : STAMP_SIZE);
@@ -587,25 +623,45 @@ static int64_t run_schedule(void) {
   return next;
 }
 
+static void handle_events(struct epoll_event *events, int n);
+
 static void *worker_main(void *arg) {
   (void)arg;
+  /* Named so that per-thread CPU (top -H, /proc/PID/task) shows the datapath's own cost. */
+  pthread_setname_np(pthread_self(), "citymesh-stamp");
   /* Default timer slack is 50 µs; the schedule wants to wake on time. */
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   struct epoll_event events[64];
+  int64_t armed = -1;
   for (;;) {
     pthread_mutex_lock(&lock);
+    /* Replies and transmit stamps that arrived since the last wake-up, before any train is finished. */
+    int lazy_n = epoll_wait(lazyfd, events, 64, 0);
+    handle_events(events, lazy_n);
     int64_t next = run_schedule();
-    struct itimerspec its = {0};
-    if (next > 0) {
-      its.it_value.tv_sec = next / 1000000000LL;
-      its.it_value.tv_nsec = next % 1000000000LL;
+    /* A deadline already armed is still pending (run_schedule only returns future ones): no syscall. */
+    if (next != armed) {
+      struct itimerspec its = {0};
+      if (next > 0) {
+        its.it_value.tv_sec = next / 1000000000LL;
+        its.it_value.tv_nsec = next % 1000000000LL;
+      }
+      timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, NULL);
+      armed = next;
     }
-    timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, NULL);
     pthread_mutex_unlock(&lock);
 
     int n = epoll_wait(epfd, events, 64, -1);
     if (n < 0) continue;
     pthread_mutex_lock(&lock);
+    handle_events(events, n);
+    pthread_mutex_unlock(&lock);
+  }
+  return NULL;
+}
+
+/* Called with the lock held. */
+static void handle_events(struct epoll_event *events, int n) {
     for (int e = 0; e < n; e++) {
       uint32_t tag = events[e].data.u32;
       if (tag == TAG_WAKE || tag == TAG_TIMER) {
@@ -624,17 +680,15 @@ static void *worker_main(void *arg) {
         if (events[e].events & EPOLLIN) sender_readable(s);
       }
     }
-    pthread_mutex_unlock(&lock);
-  }
-  return NULL;
 }
 
 static int ensure_worker(void) {
   if (worker_started) return 1;
   epfd = epoll_create1(EPOLL_CLOEXEC);
+  lazyfd = epoll_create1(EPOLL_CLOEXEC);
   wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (epfd < 0 || wakefd < 0 || timerfd_ < 0) {
+  if (epfd < 0 || lazyfd < 0 || wakefd < 0 || timerfd_ < 0) {
     snprintf(start_error, sizeof start_error, "cannot create epoll/eventfd/timerfd: %s", strerror(errno));
     return 0;
   }
@@ -797,8 +851,9 @@ static int open_socket(const char *host, uint16_t port, int kind, char *err, siz
   s->error_estimate = 0x2001; /* unsynchronised, 1 s, until JS says otherwise */
   s->allow_any = 1;
   s->rate_pps = 0;
+  s->lazy = kind == 2 && s->rx_mode == TS_KERNEL;
   struct epoll_event ev = {.events = EPOLLIN | EPOLLERR, .data.u32 = (uint32_t)id | ((uint32_t)(fd & 0xffff) << 16)};
-  epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+  epoll_ctl(s->lazy ? lazyfd : epfd, EPOLL_CTL_ADD, fd, &ev);
   pthread_mutex_unlock(&lock);
   return id;
 }
@@ -923,7 +978,7 @@ static napi_value reflector_stats(napi_env env, napi_callback_info info) {
 
 static void close_slot(int id) {
   sock_t *s = &socks[id];
-  epoll_ctl(epfd, EPOLL_CTL_DEL, s->fd, NULL);
+  epoll_ctl(s->lazy ? lazyfd : epfd, EPOLL_CTL_DEL, s->fd, NULL);
   close(s->fd);
   /* Trains still running end now, with what they have. */
   while (s->trains) finish_train(s->trains);

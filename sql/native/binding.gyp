@@ -5,7 +5,7 @@
       "type": "executable",
       "sources": ["clickhouse-node.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"],
-      "libraries": ["-ldl"]
+      "libraries": ["-ldl", "-lutil"]
     }
   ]
 }

@@ -30,6 +30,7 @@ const BENCHMARKS: Record<string, string> = {
   throughput: 'native throughput engine vs iperf3 on loopback and a veth pair',
   relay: 'fabric delay relay: release error of the C relay (p50, p99) quiet and beside two busy processes, vs a bare timer wake-up; the Node fallback',
   cluster: 'ingest through Distributed tables on two engine-node shards vs one engine node, same trains and batches',
+  metrics: '/metrics/network for config/shanghai.yaml: families, series, bytes and scrape time in both formats, vs the ClickHouse reads alone',
 };
 
 async function child(name: string): Promise<void> {

@@ -4,39 +4,17 @@
  * DelayRelay. Where no compiler is found the fabric keeps its Node UDP path
  * and says why (`nativeRelayBinary()` returns the reason).
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../../api/version.js';
+import { buildCProgram } from '../helpers/c-program.js';
 import type { LegCounters } from './relay.js';
 
 export type NativeRelayBuild = { ok: true; path: string } | { ok: false; reason: string };
 
-let built: NativeRelayBuild | null = null;
-
 /** The compiled relay (cached by source hash under the temp directory), or why there is none. */
 export function nativeRelayBinary(): NativeRelayBuild {
-  if (built) return built;
-  const source = join(packageRoot(), 'test', 'fabric', 'udp-relay.c');
-  if (!existsSync(source)) return (built = { ok: false, reason: `${source} not found` });
-  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'citymesh-udp-relay');
-  const path = join(dir, `udp-relay-${hash}`);
-  if (existsSync(path)) return (built = { ok: true, path });
-  mkdirSync(dir, { recursive: true });
-  const compiler = process.env.CC ?? 'cc';
-  // Built beside its final name and renamed: several relays starting at once never run a half-written file.
-  const partial = `${path}.${process.pid}.tmp`;
-  const r = spawnSync(compiler, ['-O2', '-Wall', '-o', partial, source], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    rmSync(partial, { force: true });
-    const why = r.error ? (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? `no C compiler ("${compiler}" not found; install gcc)` : r.error.message : r.stderr.trim().split('\n').slice(0, 3).join(' ');
-    return (built = { ok: false, reason: `the C UDP relay could not be built: ${why}` });
-  }
-  renameSync(partial, path);
-  return (built = { ok: true, path });
+  return buildCProgram(join(packageRoot(), 'test', 'fabric', 'udp-relay.c'), 'the C UDP relay');
 }
 
 export interface NativeLegCounters extends Omit<LegCounters, 'tcpBytes' | 'tcpConnections'> {

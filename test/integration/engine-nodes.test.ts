@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -106,9 +107,44 @@ describe.skipIf(unavailable)('a two-shard cluster of engine nodes', () => {
 });
 
 describe.skipIf(unavailable)('the node launcher', () => {
-  it('listens on loopback only, and one node per data directory', async () => {
-    await expect(startEngineNode({ dataDir: tempDir('engine-refused'), host: '0.0.0.0' })).rejects.toThrow(/loopback only/);
+  it('listens on loopback only unless it has a password, and one node per data directory', async () => {
+    await expect(startEngineNode({ dataDir: tempDir('engine-refused'), host: '0.0.0.0' })).rejects.toThrow(/without a password listens on loopback only/);
+    await expect(startEngineNode({ dataDir: tempDir('engine-refused'), password: '' })).rejects.toThrow(/password: empty/);
     await expect(startEngineNode({ dataDir: cluster.nodes[0]!.dataDir, host: '127.0.0.9' })).rejects.toBeInstanceOf(StoreLockedError);
+  });
+
+  it('survives clients that reset their connections or fail the handshake, on both ports, and stops in order', async () => {
+    // In batch mode the engine terminated itself when a native connection was reset (as a killed shard resets its
+    // connections to the other shards) or failed its handshake: the launcher runs it interactively (see there).
+    const password = 'drill-password';
+    const node = await startEngineNode({ dataDir: join(tempDir('engine-hostile'), 'node'), host: '127.0.0.11', password });
+    const store = await openStore({ url: node.url, dataDir: '.', username: 'citymesh', password });
+    try {
+      for (const port of [node.tcpPort, node.httpPort]) {
+        for (const opening of [Buffer.from([0x00, 0x0a, 0x63, 0x6c]), Buffer.from('POST / HTTP/1.1\r\nContent-Length: 99\r\n\r\nSELECT'), Buffer.alloc(0)]) {
+          await resetAfter(node.host, port, opening);
+        }
+      }
+      // A real native handshake with a wrong password, from another node.
+      await expect(rows(stores[0]!, `SELECT 1 FROM remote('${node.host}:${node.tcpPort}', system.one, 'citymesh', 'wrong')`))
+        .rejects.toThrow(/AUTHENTICATION_FAILED|password is incorrect/);
+      const refused = await fetch(`${node.url}/?query=SELECT%201`, { headers: { 'X-ClickHouse-User': 'citymesh', 'X-ClickHouse-Key': 'wrong' } });
+      expect([refused.status, refused.headers.get('x-clickhouse-exception-code')]).toEqual([403, '516']); // AUTHENTICATION_FAILED
+      await refused.arrayBuffer();
+      // Without the password, as the engine's own start-up user: nothing to read, listening cannot be stopped.
+      for (const query of ['SELECT count() FROM system.tables', 'SYSTEM STOP LISTEN HTTP', 'CREATE TABLE t (x UInt8) ENGINE = Memory']) {
+        const anonymous = await fetch(`${node.url}/`, { method: 'POST', body: query });
+        expect(anonymous.status, `${query}: ${await anonymous.clone().text()}`).toBeGreaterThanOrEqual(400);
+        await anonymous.arrayBuffer();
+      }
+      expect(await rows(store, 'SELECT 1 AS ok')).toEqual([{ ok: 1 }]);
+      expect(await rows(stores[0]!, `SELECT 2 AS ok FROM remote('${node.host}:${node.tcpPort}', system.one, 'citymesh', '${password}')`)).toEqual([{ ok: 2 }]);
+    } finally {
+      await store.close();
+      await node.stop();
+    }
+    expect(await node.exited).toBe(0);
+    expect(node.output()).not.toContain('Terminate called');
   });
 
   it('a node dies with the process that started it (no orphan when a test runner is killed)', async () => {
@@ -131,6 +167,16 @@ describe.skipIf(unavailable)('the node launcher', () => {
     expect(await again.exited).not.toBeUndefined();
   });
 });
+
+/** Open a connection to host:port, send `opening`, and reset it (RST, not FIN): the node's next read on it fails. */
+async function resetAfter(host: string, port: number, opening: Buffer): Promise<void> {
+  const socket = connect(port, host);
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  if (opening.length > 0) await new Promise((resolve) => socket.write(opening, resolve));
+  socket.resetAndDestroy();
+  await new Promise((resolve) => socket.once('close', resolve));
+}
 
 /** Running, not merely a zombie waiting for whoever adopted it to reap it. */
 function alive(pid: number): boolean {

@@ -38,6 +38,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResponse, SlaMinutesResponse, StatusResponse } from '../../api/contract.js';
 import type { TestStatus } from '../../collector/index.js';
 import { Fabric, rootCounters } from '../fabric/fabric.js';
+import { nativeRelayBinary } from '../fabric/native-relay.js';
 import { formatRate, specFromTopologyFile } from '../fabric/plan.js';
 import { repoRoot, runOk } from '../helpers/netns.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
@@ -93,13 +94,15 @@ const percentile = (xs: number[], q: number) => {
 };
 const median = (xs: number[]) => percentile(xs, 0.5);
 /**
- * Stated tolerances on the RTT added by the injected delay (ms). The median carries the
- * wake-ups of four user-space processes per packet (sender, relay, reflector, relay), which a
- * machine busy with other test files delays at random; the 10th percentile is the packets that
- * met no such wait, so it is held to a tighter bound.
+ * Stated tolerances on the RTT added by the injected delay (ms). Both ends stamp in the
+ * kernel (native STAMP datapath) and the C relay releases on its clock to a microsecond at
+ * the median (it wakes early and spins; `npm run bench -- relay` measures it), so what is
+ * left is the relay's rare late release on a machine busy with other test files: 50 µs or
+ * 5 %, whichever is larger. Without a C compiler the Node relay holds packets to the event
+ * loop's accuracy, and the old bounds (0.4 ms or 40 % at the median) apply.
  */
-const medianTolerance = (injectedMs: number) => Math.max(0.4, 0.4 * injectedMs);
-const p10Tolerance = (injectedMs: number) => Math.max(0.2, 0.2 * injectedMs);
+const medianTolerance = (injectedMs: number) => (nativeRelayBinary().ok ? Math.max(0.05, 0.05 * injectedMs) : Math.max(0.4, 0.4 * injectedMs));
+const p10Tolerance = (injectedMs: number) => (nativeRelayBinary().ok ? Math.max(0.05, 0.05 * injectedMs) : Math.max(0.2, 0.2 * injectedMs));
 
 describe.skipIf(skip)('the city fabric: three Shanghai centres in network namespaces', () => {
   let fabric: Fabric;

@@ -542,3 +542,59 @@ describe('collector limits at their defaults, and storage edge cases', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('metrics endpoint query fuzzing: /metrics/network?format=… and friends', () => {
+  const metricsTopo = testTopology(['kilo', 'lima'], '127.0.6');
+  let server: TestServer;
+  const QUERIES = 600;
+
+  beforeAll(async () => {
+    server = await startTestServer(metricsTopo.topology, { rateLimit: { perSecond: 1e6, burst: 1e6 } });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** A percent-encoded value: valid and invalid UTF-8, lone-surrogate encodings, NUL, bare %, the two real formats. */
+  function junkValue(rng: Rng): string {
+    const pieces = [
+      'prometheus', 'openmetrics', 'json', '', '%00', '%', '%E', '%ED%A0%80', '%ED%BF%BF', '%F0%9F', '%F0%9F%92%A3', '%uD800', '%C0%AF',
+      '%E2%80%AE', '+', '%20', '%0D%0A', '%3D', '%26', '..%2F', "'", '"', '<script>', '%FF%FE',
+    ];
+    let out = '';
+    for (let i = rng.int(1, 4); i > 0; i--) out += rng.pick(pieces);
+    if (rng.next() < 0.1) out += 'z'.repeat(rng.int(100, 3000));
+    return out;
+  }
+
+  it(`${QUERIES} random query strings and Accept headers: 200 or a 400 naming format, never a 5xx or a hang`, async () => {
+    const rng = root.fork(17);
+    const keys = ['format', 'format', 'format', 'Format', 'formats', 'format[]', 'fmt', 'target', '', '__proto__', 'format%00', '%ED%A0%80'];
+    const accepts = [undefined, 'application/openmetrics-text;version=1.0.0', 'text/plain;q=0.5,application/openmetrics-text;q=NaN', ';;,;q=', '*/*;q=1e999'];
+    const statuses = new Tally();
+    const failures: string[] = [];
+    for (let i = 0; i < QUERIES; i++) {
+      const params = Array.from({ length: rng.int(0, 6) }, () => `${rng.pick(keys)}=${junkValue(rng)}`);
+      const query = params.join('&');
+      const accept = rng.pick(accepts);
+      const headers: Record<string, string> = { authorization: `Bearer ${metricsTopo.operatorToken}` };
+      if (accept !== undefined) headers.accept = accept;
+      const r = await fetch(`${server.url}/metrics/network?${query}`, { headers, signal: AbortSignal.timeout(REPLY_BOUND_MS) });
+      const text = await r.text();
+      statuses.add(String(r.status));
+      const formatGiven = params.some((p) => p.startsWith('format='));
+      if (r.status === 200) {
+        if (!/^(text\/plain; version=0\.0\.4|application\/openmetrics-text; version=1\.0\.0)/.test(r.headers.get('content-type') ?? '')) failures.push(`${query}: 200 as ${r.headers.get('content-type')}`);
+      } else if (r.status === 400 && formatGiven) {
+        const body = JSON.parse(text) as { error?: string; reason?: string };
+        if (body.error !== 'bad_request' || !body.reason?.startsWith('format: ') || body.reason.length > 200) failures.push(`${query.slice(0, 100)}: ${text.slice(0, 200)}`);
+      } else {
+        failures.push(`${query.slice(0, 100)}: ${r.status} ${text.slice(0, 200)}`);
+      }
+      if (failures.length > 5) break;
+    }
+    console.log(`metrics query fuzz, answers by status:\n${statuses.format()}`);
+    expect(failures).toEqual([]);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  }, 120_000);
+});

@@ -5,12 +5,18 @@
  * asserted; what is asserted is the answer (a clear 4xx, a close code), that
  * the server keeps answering, and that nothing is stored from bad input.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultCollectorLimits, defaultFailedAuthLimits, parseTopology } from '../../collector/index.js';
+import { ConfigError, defaultCollectorLimits, defaultFailedAuthLimits, parseTopology } from '../../collector/index.js';
+import { CONTENT_TYPES } from '../../api/network-metrics/index.js';
 import { silenceMatches } from '../../api/alerts/silences.js';
 import { parseRfc4180 } from '../helpers/rfc4180.js';
 import { HealthWatch, printAttackSummary, requestFrom, type AttackFigures } from '../helpers/hostile.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { twoCentreTopology } from '../helpers/topology-yaml.js';
 import { RawClient } from '../helpers/ws-client.js';
 
 // Centre ids long enough for a backtracking regex to take forever on them (`[a-z][a-z0-9-]*` allows it).
@@ -262,6 +268,160 @@ describe('unauthenticated WebSockets: a budget per address and in total, only a 
     const again = await waitForOpen('127.0.96.2');
     for (const c of [...idle.slice(1), other, again]) c.close();
     figures['pre-auth idle connections'] = { attacks: idle.length + 1, health: await watch.stop() };
+  });
+});
+
+describe('metrics endpoints: query parameters and Accept headers', () => {
+  const NETWORK_FORMAT = /^format: /;
+  // [query string, status /metrics/network answers, its reason's start when refused]
+  const queries: [string, number, RegExp | null][] = [
+    ['', 200, null],
+    ['format=openmetrics', 200, null],
+    ['format=prometheus&target=x&module=y', 200, null], // other parameters are ignored, as exporters do
+    ['format=json', 400, NETWORK_FORMAT],
+    ['format=', 400, NETWORK_FORMAT],
+    ['format=OPENMETRICS', 400, NETWORK_FORMAT],
+    ['format=prometheus%20', 400, NETWORK_FORMAT],
+    ['format=%00', 400, NETWORK_FORMAT],
+    ['format=%ED%A0%80', 400, NETWORK_FORMAT], // a lone surrogate, as UTF-8 would carry it (invalid UTF-8)
+    ['format=%uD800', 400, NETWORK_FORMAT],
+    ['format=%F0%9F', 400, NETWORK_FORMAT], // truncated UTF-8
+    ['format=%', 400, NETWORK_FORMAT],
+    ['format=%E2%80%AE%F0%9F%92%A3', 400, NETWORK_FORMAT],
+    [`format=${'x'.repeat(6000)}`, 400, /^format: "x{40}"… \(6000 characters\) is not a format/],
+    [`format=${'%F0%9F%92%A3'.repeat(500)}`, 400, NETWORK_FORMAT],
+    ['format=openmetrics&format=prometheus', 400, /^format: given 2 times/],
+    ['format=prometheus&format=prometheus', 400, /^format: given 2 times/],
+    [Array.from({ length: 500 }, () => 'format=openmetrics').join('&'), 400, /^format: given 500 times/],
+    ['format[]=openmetrics', 200, null],
+    ['format=openmetrics&format[x]=1&__proto__=1&constructor=1', 200, null],
+    [Array.from({ length: 1000 }, (_, i) => `p${i}=${i}`).join('&'), 200, null],
+  ];
+
+  it('junk, huge, undecodable and repeated parameters get a 400 naming format, or are ignored; never a 5xx', async () => {
+    const watch = new HealthWatch(server.url);
+    let attacks = 0;
+    for (const [query, status, reason] of queries) {
+      const r = await requestFrom(`${server.url}/metrics/network?${query}`, { headers: op() });
+      attacks++;
+      const what = `/metrics/network?${query.slice(0, 80)}`;
+      expect(r.status, what).toBe(status);
+      if (reason) {
+        const body = JSON.parse(r.text) as { error: string; reason: string };
+        expect(body.error, what).toBe('bad_request');
+        expect(body.reason, what).toMatch(reason);
+        expect(body.reason.length, `${what}: the refused value is not echoed whole`).toBeLessThan(200);
+        expect(body.reason, `${what}: no lone surrogate`).not.toMatch(/\p{Cs}/u);
+      } else {
+        expect(String(r.headers['content-type']), what).toMatch(/^(text\/plain; version=0\.0\.4|application\/openmetrics-text; version=1\.0\.0)/);
+      }
+      // The server's own /metrics has no parameters: every one of them is ignored.
+      const own = await requestFrom(`${server.url}/metrics?${query}`, { headers: op() });
+      attacks++;
+      expect(own.status, `/metrics?${query.slice(0, 80)}`).toBe(200);
+    }
+    // A request line longer than the server reads (Node's 16 KiB header limit) is refused before any handler: 431.
+    const huge = await requestFrom(`${server.url}/metrics/network?format=${'y'.repeat(40_000)}`, { headers: op() });
+    attacks++;
+    expect(huge.status).toBe(431);
+    figures['metrics query parameters'] = { attacks, health: await watch.stop() };
+  });
+
+  it('junk Accept headers fall back to text 0.0.4 or pick OpenMetrics by q-value, never a 5xx', async () => {
+    const cases: [string, 'prometheus' | 'openmetrics'][] = [
+      ['', 'prometheus'],
+      [';;;,,,;q=', 'prometheus'],
+      ['application/openmetrics-text;q=NaN', 'prometheus'],
+      ['application/openmetrics-text;q=1e309', 'prometheus'],
+      ['application/openmetrics-text;q=-1, text/plain;q=0.1', 'prometheus'],
+      ['application/openmetrics-text;version=9.9.9;q=0.9, text/plain;q=0.5', 'openmetrics'],
+      [`${'text/html;q=0.1,'.repeat(500)}application/openmetrics-text`, 'openmetrics'],
+      ['\u00e9\u00e8;q=\u00ff', 'prometheus'],
+    ];
+    for (const [accept, format] of cases) {
+      const r = await requestFrom(`${server.url}/metrics/network`, { headers: { ...op(), accept } });
+      expect(r.status, accept.slice(0, 60)).toBe(200);
+      expect(String(r.headers['content-type']), accept.slice(0, 60)).toBe(CONTENT_TYPES[format]);
+    }
+  });
+});
+
+describe('the Alertmanager configuration (alerts.alertmanagers in the topology)', () => {
+  const topologyText = (alertmanagers: string) => `${twoCentreTopology()}alerts:\n  alertmanagers:${alertmanagers}`;
+  const entry = (fields: string) => `\n    - { ${fields} }`;
+  // [what, the alertmanagers section, the path named, what the message says]
+  const cases: [string, string, string, RegExp][] = [
+    ['an ftp URL', entry('url: "ftp://127.0.0.1:9093"'), 'alerts.alertmanagers[0].url', /must be an http:\/\/ or https:\/\/ base URL/],
+    ['a file URL', entry('url: "file:///etc/passwd"'), 'alerts.alertmanagers[0].url', /must be an http:\/\/ or https:\/\/ base URL/],
+    ['a javascript: URL', entry('url: "javascript:alert(1)"'), 'alerts.alertmanagers[0].url', /must be an http/],
+    ['no host', entry('url: "http://"'), 'alerts.alertmanagers[0].url', /must be an http/],
+    ['a port out of range', entry('url: "http://127.0.0.1:99999"'), 'alerts.alertmanagers[0].url', /must be an http/],
+    ['a query', entry('url: "http://127.0.0.1:9093/?silence=all"'), 'alerts.alertmanagers[0].url', /without query/],
+    ['a relative path', entry('url: "/api/v2/alerts"'), 'alerts.alertmanagers[0].url', /must be an http/],
+    ['a NUL byte', entry('url: "http://127.0.0.1:9093/\\u0000"'), 'alerts.alertmanagers[0].url', /spaces or control characters/],
+    ['a newline (header injection)', entry('url: "http://127.0.0.1:9093/\\r\\nX-Evil: 1"'), 'alerts.alertmanagers[0].url', /spaces or control characters/],
+    ['credentials in the URL', entry('url: "http://admin:secret@127.0.0.1:9093"'), 'alerts.alertmanagers[0].url', /must not hold credentials/],
+    ['a lone surrogate', entry('url: "http://127.0.0.1:9093/\\uDC00"'), 'alerts.alertmanagers[0].url', /lone UTF-16 surrogate/],
+    ['a 200 KB URL', entry(`url: "http://127.0.0.1:9093/${'a'.repeat(200_000)}"`), 'alerts.alertmanagers[0].url', /at most 2048 characters \(this one has 200022\)/],
+    ['a number', entry('url: 9093'), 'alerts.alertmanagers[0].url', /expected string, received number/],
+    ['no URL', entry('timeout: 5s'), 'alerts.alertmanagers[0].url', /expected string/],
+    ['an unknown key', entry('url: "http://127.0.0.1:9093", urls: ["http://127.0.0.2:9093"]'), 'alerts.alertmanagers[0]', /unknown key\(s\) "urls"/],
+    ['one URL instead of a list', ' "http://127.0.0.1:9093"', 'alerts.alertmanagers', /^Invalid input: expected array, received string$/],
+    ['ten thousand entries', entry('url: "ftp://127.0.0.1:9093"').repeat(10_000), 'alerts.alertmanagers', /^at most 10 Alertmanagers$/],
+    ['the same Alertmanager twice', entry('url: "http://127.0.0.1:9093"') + entry('url: "http://127.0.0.1:9093/"'), 'alerts.alertmanagers[1].url', /duplicate Alertmanager/],
+    ['timeout 0', entry('url: "http://127.0.0.1:9093", timeout: 0'), 'alerts.alertmanagers[0].timeout', /0s is out of range: must be between 100ms and 1m/],
+    ['timeout 50ms', entry('url: "http://127.0.0.1:9093", timeout: 50ms'), 'alerts.alertmanagers[0].timeout', /50ms is out of range/],
+    ['timeout 61s', entry('url: "http://127.0.0.1:9093", timeout: 61s'), 'alerts.alertmanagers[0].timeout', /1m1s is out of range/],
+    ['timeout -5', entry('url: "http://127.0.0.1:9093", timeout: -5'), 'alerts.alertmanagers[0].timeout', /is not a duration/],
+    ['timeout .inf', entry('url: "http://127.0.0.1:9093", timeout: .inf'), 'alerts.alertmanagers[0].timeout', /must be a duration/],
+    ['timeout .nan', entry('url: "http://127.0.0.1:9093", timeout: .nan'), 'alerts.alertmanagers[0].timeout', /must be a duration/],
+    ['timeout of 10^23 days', entry('url: "http://127.0.0.1:9093", timeout: 99999999999999999999999d'), 'alerts.alertmanagers[0].timeout', /^"99999999999999999999999d" is out of range/],
+    ['timeout of 5000 digits', entry(`url: "http://127.0.0.1:9093", timeout: "${'9'.repeat(5000)}s"`), 'alerts.alertmanagers[0].timeout', /^"9{40}…" is out of range/],
+    ['a 100 KB variable name', entry(`url: "http://127.0.0.1:9093", bearer_token_env: ${'A'.repeat(100_000)}`), 'alerts.alertmanagers[0].bearer_token_env', /must be an environment variable name/],
+    ['an unset token variable', entry('url: "http://127.0.0.1:9093", bearer_token_env: AM_TOKEN_NOT_SET'), 'alerts.alertmanagers[0].bearer_token_env', /AM_TOKEN_NOT_SET is not set/],
+  ];
+
+  it('every bad entry is refused naming its field, with a message of reasonable size', () => {
+    for (const [what, section, path, message] of cases) {
+      let error: unknown = null;
+      try {
+        parseTopology(topologyText(section), 'am.yaml', { env: {} });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, what).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems;
+      expect(problems.map((p) => p.path), what).toContain(path);
+      expect(problems.find((p) => p.path === path)!.message, what).toMatch(message);
+      expect((error as Error).message.length, `${what}: the message is not the input again`).toBeLessThan(2000);
+    }
+  });
+
+  it('URLs anywhere are allowed in the file (an Alertmanager is rarely on the same host); nothing is contacted by reading it', () => {
+    const topology = parseTopology(topologyText(entry('url: "https://am-1.noc.example:9093/prefix/"') + entry('url: "http://[::1]:9093"')), 'am.yaml', { env: {} });
+    expect(topology.alerts!.alertmanagers.map((a) => a.url)).toEqual(['https://am-1.noc.example:9093/prefix', 'http://[::1]:9093']);
+  });
+
+  it('the real CLI refuses a hostile file with the first problems and exit status 1, no stack trace', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'citymesh-am-'));
+    try {
+      const cases = [
+        ['bad entries', entry('url: "ftp://127.0.0.1:9093", timeout: 0').repeat(5), /alerts\.alertmanagers\[4\]\.timeout: 0s is out of range/],
+        ['a huge list', entry('url: "gopher://127.0.0.1:70"').repeat(10_000), /alerts\.alertmanagers: at most 10 Alertmanagers/],
+      ] as const;
+      for (const [what, section, message] of cases) {
+        const file = join(dir, 'topology.yaml');
+        writeFileSync(file, topologyText(section));
+        const run = spawnSync(process.execPath, ['bin/citymesh.js', 'config', 'check', file], { encoding: 'utf8', timeout: 60_000 });
+        expect(run.status, `${what}: ${run.stderr}`).toBe(1);
+        expect(run.stderr, what).toMatch(/^citymesh: invalid topology /);
+        expect(run.stderr, what).toMatch(message);
+        expect(run.stderr, what).not.toMatch(/\n\s+at /);
+        expect(run.stderr.length, what).toBeLessThan(4000);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

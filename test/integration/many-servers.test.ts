@@ -1,6 +1,6 @@
 /**
  * Several stateless servers on one ClickHouse, as real processes: the
- * embedded store served over ClickHouse's HTTP interface (`citymesh store
+ * data directory served by the engine's own listeners (`citymesh store
  * serve`), two `citymesh server` processes on it, real probes.
  *
  * - the monthly finalisation job: both servers run its schedule (every 2 s
@@ -30,6 +30,7 @@ interface JobRun {
   finalised: string[];
 }
 
+const STORE_PASSWORD = 'many-servers-store-password';
 let dir: string;
 let storeProcess: CitymeshProcess;
 let storeUrl: string;
@@ -45,7 +46,7 @@ function serverProcess(name: 'A' | 'B', port: number, configFile: string): Citym
   // Logs are JSON lines on stderr.
   return new CitymeshProcess(
     ['server', '--config', configFile, '--port', String(port), '--data-dir', join(dir, `unused-${name}`), '--signing-key', join(dir, 'keys', 'report-signing.pem'), '--log-level', 'debug'],
-    { CLICKHOUSE_URL: storeUrl, CITYMESH_SLA_JOB_SCHEDULE: '*/2 * * * * *' },
+    { CLICKHOUSE_URL: storeUrl, CLICKHOUSE_USER: 'citymesh', CLICKHOUSE_PASSWORD: STORE_PASSWORD, CITYMESH_SLA_JOB_SCHEDULE: '*/2 * * * * *' },
     (line) => {
       if (!line.startsWith('{')) return;
       const entry = JSON.parse(line) as { msg?: string; slot?: string; finalised?: string[]; month?: string };
@@ -61,10 +62,10 @@ function serverProcess(name: 'A' | 'B', port: number, configFile: string): Citym
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'citymesh-many-'));
   const storePort = await freePort();
-  storeProcess = new CitymeshProcess(['store', 'serve', '--data-dir', join(dir, 'store'), '--port', String(storePort)], {});
+  storeProcess = new CitymeshProcess(['store', 'serve', '--data-dir', join(dir, 'store'), '--port', String(storePort), '--tcp-port', '0'], { CLICKHOUSE_PASSWORD: STORE_PASSWORD });
   await storeProcess.waitForStdout('served at');
   storeUrl = `http://127.0.0.1:${storePort}`;
-  store = await openStore({ url: storeUrl, dataDir: 'unused' });
+  store = await openStore({ url: storeUrl, dataDir: 'unused', username: 'citymesh', password: STORE_PASSWORD });
 
   const configFile = join(dir, 'topology.yaml');
   writeFileSync(configFile, topo.yaml);

@@ -69,6 +69,8 @@ function makeTrains(nowMs: number): void {
           srcPort: 40000 + (t % 2), dscp: 46, sent: PACKETS, received: rtts.length, lost, duplicated: 0, reordered: 0,
           rttMinUs: sorted[0], rttMedianUs: sorted[Math.floor(sorted.length / 2)], rttP99Us: sorted[sorted.length - 1], rttMaxUs: sorted[sorted.length - 1],
           jitterUs: 12.5, rttsUs: rtts, synced: false, errorEstimateUs: 1000, fwdUs: [], revUs: [],
+          // alfa's probe says how it stamped; the others are too old to say (unknown).
+          ...(src === 'alfa' ? { senderTimestamping: 'kernel', reflectorTimestamping: 'hardware' } : {}),
         });
       }
       directions.push(d);
@@ -229,6 +231,15 @@ describe.skipIf(skip)('network metrics in Prometheus', () => {
       }).sort(),
     );
     expect((await promQuery(prometheus!, 'sum(citymesh_probe_up{job="citymesh-network"})'))[0]!.value[1]).toBe('3');
+    // The timestamping of each end of each direction: one info series per end, its mode as a label.
+    for (const job of jobs) {
+      const modes = await promQuery(prometheus!, `citymesh_probe_timestamping_info{job="${job}",engine="stamp"}`, observedAtS);
+      expect(modes.map((m) => `${m.metric.src}>${m.metric.dst}/${m.metric.end}=${m.metric.mode}:${m.value[1]}`).sort(), job).toEqual(
+        directions.flatMap((d) => ['sender', 'reflector'].map((end) =>
+          `${d.src}>${d.dst}/${end}=${d.src === 'alfa' ? (end === 'sender' ? 'kernel' : 'hardware') : 'unknown'}:1`)).sort());
+    }
+    // Nothing here ran a throughput test: nothing was left out as our own load.
+    expect((await promQuery(prometheus!, 'sum(citymesh_self_load_packets_sent_total{job="citymesh-network"})'))[0]!.value[1]).toBe('0');
     const capacity = async (expr: string) => (await promQuery(prometheus!, expr)).map((r) => [r.metric.src ?? r.metric.centre, Number(r.value[1])]).sort();
     expect(await capacity('citymesh_link_tested_throughput_bytes_per_second{job="citymesh-network"}')).toEqual([['alfa', 96e9 / 8], ['bravo', 94.5e9 / 8]]);
     expect(await capacity('citymesh_interface_utilisation_ratio{job="citymesh-network"}')).toEqual([['alfa', 0.42]]);

@@ -4,14 +4,18 @@
  * the window it loaded is known (planned and finished by the coordinator,
  * measured by the probe), shown as an annotation, its minutes are excluded
  * from the SLA as "self load", and the alert rules' query leaves its trains
- * out while it still judges a link that was not under test.
+ * out while it still judges a link that was not under test. The network
+ * metrics leave them out too: the collector marked them as it stored them
+ * (the counters and histogram of /metrics/network count them apart, as
+ * citymesh_self_load_packets_*), and the live window and verdict judge
+ * without them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnnotationsResponse, SelfLoadAnnotation } from '../../api/contract.js';
 import { computeMonthReport, linkInput, monthPeriod } from '../../api/sla-report.js';
 import { selfLoadGuardMs, type TestStatus } from '../../collector/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
-import { alertLinkRuns, slaLinkMinutes, slaMonthOf, trainsBetween } from '../../sql/index.js';
+import { alertLinkRuns, latestPathStatus, pathWindows, slaLinkMinutes, slaMonthOf, trainsBetween } from '../../sql/index.js';
 import { capacityOverrides, getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
 
 const throughputPort = 30_000 + Math.floor(Math.random() * 10_000);
@@ -37,7 +41,7 @@ afterAll(async () => {
 }, 120_000);
 
 describe('a throughput test marks the link it loads', () => {
-  it('is annotated, excluded from the SLA as self load, and left out of the latency and loss alert queries', async () => {
+  it('is annotated, excluded from the SLA as self load, left out of the latency and loss alert queries and of the network metrics', async () => {
     const started = await fetch(`${server.url}/v1/links/alfa/bravo/throughput-tests`, {
       method: 'POST', headers: { authorization: `Bearer ${topo.operatorToken}` },
     });
@@ -124,5 +128,60 @@ describe('a throughput test marks the link it loads', () => {
     const csv = await fetch(`${server.url}/v1/sla/months/${month}/links/alfa/bravo/minutes?format=csv`, { headers: { authorization: `Bearer ${topo.regulatorToken}` } });
     expect(csv.status).toBe(200);
     expect((await csv.text()).split('\r\n')[0]!.split(',').at(-1)).toBe('self_load');
+
+    // The network metrics. The probes stop first, so what is stored and what a scrape shows can be compared.
+    await Promise.all(agents.map((a) => a.stop()));
+    const stored = await (await client.query({
+      query: `SELECT src, dst, engine, toUnixTimestamp64Milli(ts) AS ts_ms, self_load, sent, lost, length(rtts_us) AS packets
+              FROM latency_trains ORDER BY ts`,
+      format: 'JSONEachRow',
+    })).json<{ src: string; dst: string; engine: string; ts_ms: string; self_load: number; sent: number; lost: number; packets: number }>();
+    const onLink = (t: { src: string; dst: string }) => [t.src, t.dst].sort().join('~') === 'alfa~bravo';
+    const inside = (t: { ts_ms: string }, from: number, to: number) => Number(t.ts_ms) >= from && Number(t.ts_ms) < to;
+    // Marked as they were stored: every train that began while the test ran (the planned window was stored
+    // before the probe was asked to start), none outside the guarded window, none on the other links.
+    const during = stored.filter((t) => onLink(t) && inside(t, window.t * 1000, window.tEnd * 1000));
+    expect(during.length, 'trains measured during the test').toBeGreaterThan(0);
+    expect(during.filter((t) => t.self_load !== 1)).toEqual([]);
+    expect(stored.filter((t) => t.self_load === 1 && !(onLink(t) && inside(t, fromMs, toMs)))).toEqual([]);
+
+    // The scrape: counters and the histogram's count are the unmarked trains', our own load apart.
+    const scraped = await fetch(`${server.url}/metrics/network?format=prometheus`, { headers: { authorization: `Bearer ${topo.operatorToken}` } });
+    expect(scraped.status).toBe(200);
+    const text = await scraped.text();
+    const sample = (name: string, src: string, dst: string, engine: string): number => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`src="${src}",dst="${dst}",engine="${engine}"}`));
+      expect(line, `${name} ${src}>${dst} ${engine}`).toBeDefined();
+      return Number(line!.slice(line!.lastIndexOf(' ') + 1));
+    };
+    const directions = [...new Set(stored.map((t) => `${t.src}>${t.dst}>${t.engine}`))];
+    for (const d of directions) {
+      const [src, dst, engine] = d.split('>') as [string, string, string];
+      const mine = stored.filter((t) => t.src === src && t.dst === dst && t.engine === engine);
+      const sum = (rows: typeof mine, f: 'sent' | 'lost' | 'packets') => rows.reduce((n, t) => n + Number(t[f]), 0);
+      const network = mine.filter((t) => t.self_load === 0);
+      const ours = mine.filter((t) => t.self_load === 1);
+      expect(sample('citymesh_packets_sent_total', src, dst, engine), `${d} sent`).toBe(sum(network, 'sent'));
+      expect(sample('citymesh_packets_lost_total', src, dst, engine), `${d} lost`).toBe(sum(network, 'lost'));
+      expect(sample('citymesh_rtt_seconds_count', src, dst, engine), `${d} RTTs`).toBe(sum(network, 'packets'));
+      expect(sample('citymesh_self_load_packets_sent_total', src, dst, engine), `${d} our own load`).toBe(sum(ours, 'sent'));
+      if (onLink({ src, dst }) && engine === 'stamp') expect(sum(ours, 'sent'), `${d}: packets of ours`).toBeGreaterThan(0);
+    }
+
+    // The live window and verdict judge at query time, by the guarded window: with the clock at the
+    // window's end, the tested link's window holds only the trains outside it; the other link holds all.
+    const windows = await pathWindows(client, 60, toMs, guardMs);
+    const statuses = await latestPathStatus(client, 3600, guardMs);
+    for (const [src, dst] of [['alfa', 'bravo'], ['bravo', 'alfa'], ['bravo', 'charlie']] as const) {
+      const mine = stored.filter((t) => t.src === src && t.dst === dst && t.engine === 'stamp');
+      const lastMinute = mine.filter((t) => inside(t, toMs - 60_000 + 1, toMs + 1));
+      const judged = lastMinute.filter((t) => !(onLink(t) && inside(t, fromMs, toMs)));
+      const w = windows.find((x) => x.src === src && x.dst === dst && x.engine === 'stamp')!;
+      expect(w.rttCount, `${src}>${dst} window packets`).toBe(judged.reduce((n, t) => n + Number(t.packets), 0));
+      expect(w.trains, `${src}>${dst} window trains`).toBe(judged.length);
+      const status = statuses.find((x) => x.src === src && x.dst === dst && x.engine === 'stamp')!;
+      const ourTrains = mine.filter((t) => onLink(t) && inside(t, fromMs, toMs)).length;
+      expect([status.trains, status.selfLoadTrains], `${src}>${dst} trains judged and left out by the status`).toEqual([mine.length - ourTrains, ourTrains]);
+    }
   }, 180_000);
 });

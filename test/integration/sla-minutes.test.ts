@@ -1,5 +1,5 @@
 /**
- * SLA minutes materialised from the rollup (migration 0015, sql/sla-minutes.ts)
+ * SLA minutes materialised from the rollup (migration 0016, sql/sla-minutes.ts)
  * give the month the same figures as merging latency_1m at read time, on a
  * real embedded store (no server, so no scheduled run moves under the test):
  *
@@ -9,7 +9,7 @@
  *   ran, after it merged some hours, and after all;
  * - a late train into a materialised hour shows at once (its link-hour is
  *   read from latency_1m again) and is the same once merged again;
- * - data stored before migrations 0014/0015: the seeded train counts make the
+ * - data stored before migrations 0015/0016: the seeded train counts make the
  *   month equal to the one from the raw trains, and the status lists its paths.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -129,11 +129,11 @@ describe('materialised SLA minutes against latency_1m at read time', () => {
   });
 });
 
-describe('data stored before migrations 0014 and 0015', () => {
+describe('data stored before migrations 0015 and 0016', () => {
   it('gives the same month as the raw trains, and the status lists its paths', async () => {
     const s = await store('sla-premigration');
     try {
-      await migrate(s.client, schemaMigrations.filter((m) => m.version <= 13));
+      await migrate(s.client, schemaMigrations.filter((m) => m.version <= 14));
       // Every packet of a minute at one RTT: t-digest is exact there, so the rollup must equal the raw trains.
       const rows = LINKS.flatMap(([a, b]) => Array.from({ length: 180 }, (_, i) => [
         train(a, b, (M.startS + i * 60 + 5) * 1e6, 400 + (i % 9) * 300, 10, i % 61 === 3 ? 2 : 0),
@@ -141,8 +141,8 @@ describe('data stored before migrations 0014 and 0015', () => {
       ]).flat());
       const nowUs = Date.now() * 1000;
       rows.push(train('alfa', 'bravo', nowUs - 120e6, 500), train('bravo', 'alfa', nowUs - 110e6, 500));
-      await insertTrains(s.client, rows, 'before-0014');
-      expect((await migrate(s.client)).applied).toEqual([14, 15]);
+      await insertTrains(s.client, rows, 'before-0015');
+      expect((await migrate(s.client)).applied).toEqual([15, 16]);
       const raw = await slaCompliance(s.client, query('raw'));
       expect(raw.find((r) => r.kind === 'network')!.covered_minutes).toBe(LINKS.length * 180);
       expect(await slaCompliance(s.client, query('rollup'))).toEqual(raw);

@@ -38,6 +38,12 @@ describe('exposition', () => {
     expect(negotiateFormat('application/openmetrics-text;q=0.2,text/plain;q=0.9', undefined)).toBe('prometheus');
     expect(negotiateFormat('application/openmetrics-text', 'prometheus')).toBe('prometheus');
     expect(negotiateFormat(undefined, 'xml')).toEqual({ error: expect.stringContaining('format: "xml" is not a format') });
+    expect(negotiateFormat(undefined, ['openmetrics'])).toBe('openmetrics');
+    expect(negotiateFormat(undefined, ['openmetrics', 'openmetrics'])).toEqual({ error: expect.stringMatching(/^format: given 2 times; give it once/) });
+    // A refused value is quoted clipped, its length said, and no lone surrogate goes back out.
+    const huge = negotiateFormat(undefined, `\ud800${'x'.repeat(100_000)}`) as { error: string };
+    expect(huge.error).toMatch(/^format: "\ufffdx{39}"… \(100001 characters\) is not a format/);
+    expect(huge.error.length).toBeLessThan(200);
   });
 });
 

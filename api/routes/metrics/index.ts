@@ -23,7 +23,8 @@ export function metricsRoutes(topology: Topology, registry: Registry, store: Sto
     })
     // Shanghai is ~400 KB of text per scrape; Prometheus asks for gzip (about a tenth of that).
     .get('/metrics/network', operator, compress(), async (c) => {
-      const format = negotiateFormat(c.req.header('accept'), c.req.query('format'));
+      // Other query parameters are ignored, as exporters do (a scrape job may add its own `params`).
+      const format = negotiateFormat(c.req.header('accept'), c.req.queries('format'));
       if (typeof format !== 'string') throw new ApiError(400, 'bad_request', format.error);
       const body = render(await network.families(), format);
       c.header('Content-Type', CONTENT_TYPES[format]);

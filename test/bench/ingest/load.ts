@@ -7,10 +7,12 @@
  * - paced (`offeredPerS` set): each connection seals a batch on a fixed
  *   schedule (like a probe's batch interval) and sends it when fewer than
  *   `window` are unacknowledged; a batch waiting for the window waits like a
- *   spooled one would.
+ *   spooled one would, and a batch the collector defers (busy) is held and
+ *   sent again after the probe's first retry delay (0.25–0.5 s), as a probe does.
  *
- * A batch's lag is sealed → ack. The collector acks only after the
- * synchronous INSERT returned, so at ack time the rows are queryable.
+ * A batch's lag is sealed → ack, holding included; its server lag is its last
+ * send → ack. The collector acks only after the synchronous INSERT returned,
+ * so at ack time the rows are queryable.
  */
 import WebSocket from 'ws';
 import { ownCpuSeconds, serveHelper, wallMs } from '../lib/env.js';
@@ -33,6 +35,8 @@ export interface LoadResult {
   batches: number;
   seconds: number;
   lagsMs: number[];
+  /** Last send → ack, per acknowledged batch: the part of the lag spent in the server. */
+  serverLagsMs: number[];
   refused: Record<string, number>;
   /** Paced mode: batches still waiting for the window when the run ended. */
   backlog: number;
@@ -42,6 +46,7 @@ export interface LoadResult {
 
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const lags: number[] = [];
+  const serverLags: number[] = [];
   const refused: Record<string, number> = {};
   let trains = 0;
   let batches = 0;
@@ -56,27 +61,34 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const one = (centre: LoadRequest['centres'][number], index: number) =>
     new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(req.wsUrl, { perMessageDeflate: false });
-      const inflight = new Map<string, { sealed: number; n: number }>();
-      const waiting: { id: string; sealed: number }[] = [];
+      interface Sealed { id: string; sealed: number; text: string }
+      const inflight = new Map<string, Sealed & { sent: number }>();
+      const waiting: Sealed[] = [];
       let seq = 0;
       let open = false;
       let ticker: NodeJS.Timeout | undefined;
-      const seal = (): { id: string; sealed: number } => ({ id: `${req.tag}-${centre.id}-${seq++}`, sealed: wallMs() });
-      const send = (b: { id: string; sealed: number }) => {
+      /** After a deferral, nothing is sent before this (wall ms). */
+      let holdUntil = 0;
+      let retry: NodeJS.Timeout | undefined;
+      const seal = (): Sealed => {
+        const id = `${req.tag}-${centre.id}-${seq++}`;
         const nowUs = Math.round(wallMs() * 1000);
         const samples: string[] = [];
         for (let i = 0; i < req.batchSize; i++) {
-          samples.push(sampleJson(`${b.id}.${i}`, centre.peers[i % centre.peers.length]!, nowUs - req.batchSize + i, i));
+          samples.push(sampleJson(`${id}.${i}`, centre.peers[i % centre.peers.length]!, nowUs - req.batchSize + i, i));
         }
-        const text = batchJson(b.id, samples, nowUs);
+        return { id, sealed: wallMs(), text: batchJson(id, samples, nowUs) };
+      };
+      const send = (b: Sealed) => {
         firstSend = Math.min(firstSend, wallMs());
-        inflight.set(b.id, { sealed: b.sealed, n: req.batchSize });
-        bytes += text.length;
-        ws.send(text);
+        inflight.set(b.id, { ...b, sent: wallMs() });
+        bytes += b.text.length;
+        ws.send(b.text);
       };
       const pump = () => {
         const done = wallMs() >= stopAt;
         if (req.offeredPerS) {
+          if (wallMs() < holdUntil) return;
           while (inflight.size < req.window && waiting.length > 0) send(waiting.shift()!);
         } else if (!done) {
           while (inflight.size < req.window) send(seal());
@@ -92,6 +104,8 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
             const tick = () => {
               if (wallMs() >= stopAt) {
                 clearInterval(ticker);
+                clearTimeout(retry);
+                holdUntil = 0;
                 backlog += waiting.length;
                 // Never acknowledged within the run: their lag is at least this long.
                 for (const b of waiting) lags.push(wallMs() - b.sealed);
@@ -118,17 +132,29 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           inflight.delete(m.batchId);
           const now = wallMs();
           lags.push(now - s.sealed);
+          serverLags.push(now - s.sent);
           lastAck = Math.max(lastAck, now);
-          trains += s.n;
+          trains += req.batchSize;
           batches++;
           pump();
           return;
         }
         if (m.type === 'error') {
           refused[m.code ?? 'unknown'] = (refused[m.code ?? 'unknown'] ?? 0) + 1;
+          const b = m.batchId ? inflight.get(m.batchId) : undefined;
           if (m.batchId) inflight.delete(m.batchId);
-          if (!open) reject(new Error(`${centre.id}: ${m.error}`));
-          else setTimeout(pump, 20); // refused (busy, rate_limited): go on shortly
+          if (!open) {
+            reject(new Error(`${centre.id}: ${m.error}`));
+          } else if (req.offeredPerS && b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
+            // Held like a probe holds a deferred batch (it stays in its spool), then sent again.
+            waiting.unshift(b);
+            const delay = 250 + Math.random() * 250;
+            holdUntil = Math.max(holdUntil, wallMs() + delay);
+            clearTimeout(retry);
+            retry = setTimeout(pump, delay);
+          } else {
+            setTimeout(pump, 20); // closed loop: go on shortly with a new batch
+          }
         }
       });
       // Bounded: a connection that never sees its last acks still ends.
@@ -136,6 +162,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
       ws.on('close', () => {
         clearTimeout(guard);
         clearInterval(ticker);
+        clearTimeout(retry);
         resolve();
       });
       ws.on('error', reject);
@@ -143,7 +170,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
 
   await Promise.all(req.centres.map(one));
   return {
-    trains, batches, seconds: (lastAck - firstSend) / 1000, lagsMs: lags, refused, backlog,
+    trains, batches, seconds: (lastAck - firstSend) / 1000, lagsMs: lags, serverLagsMs: serverLags, refused, backlog,
     generatorCpuS: ownCpuSeconds() - cpu0, bytesSent: bytes,
   };
 }

@@ -4,7 +4,7 @@
  * included).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** CITYMESH_BENCH_SMOKE=1: every benchmark tiny (seconds), for CI. */
 export const SMOKE = /^(1|true|yes)$/i.test(process.env.CITYMESH_BENCH_SMOKE ?? '');
@@ -33,6 +33,31 @@ export function cpuTimesOf(pid: number): { user: number; system: number } | null
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds of each live thread of a process, summed by thread name (comm),
+ * from /proc/PID/task/TID/schedstat (nanoseconds on a CPU, not 10 ms ticks);
+ * empty if it is gone.
+ */
+export function threadCpuOf(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const onCpuNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(name, (out.get(name) ?? 0) + onCpuNs / 1e9);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far; null if it is gone. */

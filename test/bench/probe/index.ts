@@ -2,7 +2,8 @@
  * Probe cost and precision.
  *
  * - Precision: STAMP RTT (reflector and sender as separate `citymesh`
- *   processes, as deployed) against the kernel's `ping`, `fping` and `irtt`
+ *   processes, as deployed) against a minimal C sender/reflector with kernel
+ *   timestamps at both ends (kts-echo.c, the reference), the kernel's `ping`, `fping` and `irtt`
  *   on the same path, on loopback and on a veth pair between two namespaces,
  *   quiet and with two CPU-bound processes beside it (median and p99 each);
  *   a bare Node UDP echo shows what any user-space timestamp pays. Rounds
@@ -28,8 +29,9 @@ import {
 import { nowNs } from '../../../probes/engines/stamp/clock.js';
 import { createNetnsPair, netnsUnavailable, repoRoot, run as runArgv } from '../../helpers/netns.js';
 import { missingCommand } from '../../helpers/requirements.js';
+import { buildCProgram } from '../../helpers/c-program.js';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
-import { cpuTimesOf, size, sleep } from '../lib/env.js';
+import { cpuTimesOf, size, sleep, threadCpuOf } from '../lib/env.js';
 import { emit, note } from '../lib/figures.js';
 import { median, percentile } from '../lib/stats.js';
 import { formatSummary, summarise, type Profile } from '../lib/profile.js';
@@ -84,12 +86,16 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
   const haveIrtt = !missingCommand('irtt', 'irtt');
   const haveFping = !missingCommand('fping', 'fping');
   const irtt = haveIrtt ? spawnAt(['irtt', 'server', '-b', `${target}:${irttPort}`]) : null;
+  const refPort = stampPort + 3000;
+  const reference = buildCProgram(join(repoRoot, 'test', 'bench', 'probe', 'kts-echo.c'), 'the kernel-timestamped reference');
+  if (!reference.ok) note(B, `kernel-timestamped reference skipped: ${reference.reason}`);
+  const refReflector = reference.ok ? spawnAt([reference.path, 'reflect', target, String(refPort)]) : null;
   try {
-    await Promise.all([waitForLine(reflector, 'listening'), waitForLine(echo, 'listening')]);
+    await Promise.all([waitForLine(reflector, 'listening'), waitForLine(echo, 'listening'), ...(refReflector ? [waitForLine(refReflector, 'listening')] : [])]);
     for (const loaded of [false, true]) {
       const cond = loaded ? 'loaded' : 'quiet';
       const stop = loaded ? busy() : () => undefined;
-      const rtts: Record<string, number[]> = { stamp: [], ping: [], fping: [], irtt: [], bare: [] };
+      const rtts: Record<string, number[]> = { stamp: [], ping: [], fping: [], irtt: [], bare: [], reference: [] };
       let reflectorCpu = 0;
       let pingCpu = 0;
       try {
@@ -119,6 +125,10 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
             }
             rmSync(out, { force: true });
           }
+          if (reference.ok) {
+            const r = await exec([reference.path, 'send', target, String(refPort), String(PACKETS), '10000']);
+            for (const line of r.stdout.split('\n')) if (line.trim()) rtts.reference!.push(Number(line));
+          }
           if (!loaded) {
             const e = await exec(['node', '-e', ECHO_CLIENT, String(PACKETS), String(echoPort), target]);
             rtts.bare!.push(...(JSON.parse(e.stdout) as number[]));
@@ -130,7 +140,8 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
       const med = (k: string) => median(rtts[k]!);
       const p99 = (k: string) => percentile(rtts[k]!, 0.99);
       note(B, `${path}, ${cond}${loaded ? ' (two CPU-bound processes beside it)' : ''}: median / p99 µs over ${PACKETS * ROUNDS} packets 10 ms apart each: ` +
-        `STAMP ${fmt(med('stamp'))} / ${fmt(p99('stamp'))} (${rtts.stamp!.length}), ping ${fmt(med('ping'))} / ${fmt(p99('ping'))}, ` +
+        `STAMP ${fmt(med('stamp'))} / ${fmt(p99('stamp'))} (${rtts.stamp!.length}), ` +
+        `kernel-timestamped C reference ${reference.ok ? `${fmt(med('reference'))} / ${fmt(p99('reference'))}` : 'not built'}, ping ${fmt(med('ping'))} / ${fmt(p99('ping'))}, ` +
         `fping ${haveFping ? `${fmt(med('fping'))} / ${fmt(p99('fping'))}` : 'not installed'}, irtt ${irtt ? `${fmt(med('irtt'))} / ${fmt(p99('irtt'))}` : 'not installed'}` +
         `${loaded ? '' : `, bare Node UDP echo ${fmt(med('bare'))} / ${fmt(p99('bare'))}`}`);
       const ms = med('stamp');
@@ -141,6 +152,11 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
       emit({ name: `probe.stamp_rtt_p99.${path}.${cond}`, value: p99('stamp'), unit: 'µs', better: 'lower', ceiling: p99('ping'),
         target: { op: '<=', value: loaded ? 500 : 200 }, note: 'ceiling = kernel ping p99 on the same path' });
       emit({ name: `probe.ping_rtt_p99.${path}.${cond}`, value: p99('ping'), unit: 'µs', better: 'lower' });
+      if (reference.ok) {
+        emit({ name: `probe.stamp_rtt_median_vs_reference.${path}.${cond}`, value: ms, unit: 'µs', better: 'lower', ceiling: med('reference'),
+          note: 'ceiling = a minimal C sender and reflector with kernel software timestamps at both ends (test/bench/probe/kts-echo.c)' });
+        emit({ name: `probe.stamp_rtt_p99_vs_reference.${path}.${cond}`, value: p99('stamp'), unit: 'µs', better: 'lower', ceiling: p99('reference') });
+      }
       if (haveFping) emit({ name: `probe.fping_rtt_median.${path}.${cond}`, value: med('fping'), unit: 'µs', better: 'lower', ceiling: mp });
       if (irtt) emit({ name: `probe.irtt_rtt_median.${path}.${cond}`, value: med('irtt'), unit: 'µs', better: 'lower', ceiling: mp, note: 'irtt (Go, user-space timestamps)' });
       if (!loaded) emit({ name: `probe.node_udp_echo_rtt_median.${path}`, value: med('bare'), unit: 'µs', better: 'lower', ceiling: mp, note: 'a 44-byte Node UDP echo, no STAMP code: what any JavaScript timestamp pays' });
@@ -152,6 +168,7 @@ async function precision(path: string, target: string, exec: Exec, spawnAt: Spaw
   } finally {
     reflector.kill('SIGTERM');
     echo.kill('SIGTERM');
+    refReflector?.kill('SIGTERM');
     irtt?.kill('SIGTERM');
   }
 }
@@ -233,7 +250,7 @@ function recordingReflector(host: string, port: number, log: Map<string, Sent[]>
   socket.on('message', (msg, rinfo) => {
     const t2 = nowNs();
     const req = decodeSenderPacket(msg);
-    const key = `${host}<${rinfo.port}`;
+    const key = `${host}<${rinfo.address}:${rinfo.port}`;
     let list = log.get(key);
     if (!list) log.set(key, (list = []));
     list.push({ seq: req.seq, t1: decodeTimestamp(req.timestamp, decodeErrorEstimate(req.errorEstimate).ptp) });
@@ -291,19 +308,28 @@ async function probeCost(profileMs: number): Promise<void> {
     }
     log.clear();
     const t0 = cpuTimesOf(probe.pid!);
+    const threads0 = threadCpuOf(probe.pid!);
     await sleep(CPU_WINDOW_MS);
     const t1 = cpuTimesOf(probe.pid!);
+    const threads1 = threadCpuOf(probe.pid!);
     if (t0 === null || t1 === null) throw new Error('the probe process ended early');
     const cpu0 = t0.user + t0.system;
     const cpu1 = t1.user + t1.system;
     const sysShare = (t1.system - t0.system) / Math.max(1e-9, cpu1 - cpu0);
     let packets = 0;
     for (const l of log.values()) packets += l.length;
+    const senders = new Set([...log.keys()].map((k) => k.split('<')[1]!.split(':')[0]));
+    note(B, `recording reflectors: ${log.size} flows from ${[...senders].join(', ')}; packets per flow ${[...log.values()].map((l) => l.length).sort((a, b) => a - b).join(' ')}`);
     const pps = packets / (CPU_WINDOW_MS / 1000);
     const pct = ((cpu1 - cpu0) / (CPU_WINDOW_MS / 1000)) * 100;
     note(B, `probe process (citymesh probe, real server, spool on disk, batches every 2 s): ${pps.toFixed(0)} packets/s to ${PEERS} peers ` +
       `(trains of ${count} packets ${INTERVAL_MS} ms apart every second), ${pct.toFixed(2)} % of one core over ${CPU_WINDOW_MS / 1000} s, ` +
       `${(sysShare * 100).toFixed(0)} % of it in the kernel (on loopback the kernel also delivers each packet to the reflector inside the sender's send call)`);
+    const byThread = [...threads1]
+      .map(([name, cpu]) => [name, ((cpu - (threads0.get(name) ?? 0)) / (CPU_WINDOW_MS / 1000)) * 100] as const)
+      .filter(([, pctOf]) => pctOf > 0)
+      .sort((a, b) => b[1] - a[1]);
+    note(B, `probe process by thread (% of one core, live threads, /proc/PID/task/TID/schedstat): ${byThread.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ') || 'no thread used a tick'}`);
     emit({ name: 'probe.cpu_10pps_20peers', value: pct, unit: '% of one core', better: 'lower', target: { op: '<', value: 2 },
       note: `${pps.toFixed(0)} packets/s measured at the reflectors` });
     const late = lateness(log, INTERVAL_MS);
@@ -327,7 +353,19 @@ async function probeCost(profileMs: number): Promise<void> {
   }
 }
 
+/** CITYMESH_BENCH_PROBE=precision,hostile,cost runs only those parts (all by default). */
+const PARTS = new Set((process.env.CITYMESH_BENCH_PROBE ?? 'precision,hostile,cost').split(',').map((p) => p.trim()));
+
 export async function run(): Promise<void> {
+  if (PARTS.has('precision')) await precisionAll();
+  if (PARTS.has('hostile')) await hostile();
+  if (PARTS.has('cost')) {
+    await probeCost(0);
+    if (!process.env.CITYMESH_BENCH_SMOKE || process.env.CITYMESH_BENCH_PROFILE) await probeCost(size(15_000, 5_000));
+  }
+}
+
+async function precisionAll(): Promise<void> {
   const noPing = missingCommand('ping', 'iputils-ping');
   if (noPing) note(B, `precision figures skipped: ${noPing}`);
   else {
@@ -346,7 +384,4 @@ export async function run(): Promise<void> {
       }
     }
   }
-  await hostile();
-  await probeCost(0);
-  if (!process.env.CITYMESH_BENCH_SMOKE || process.env.CITYMESH_BENCH_PROFILE) await probeCost(size(15_000, 5_000));
 }

@@ -6,7 +6,8 @@
  * latest status of every link, the matrix (what the dashboard loads to draw
  * it), a link's 24 h and 30 d series. Ceiling: the same sql/ function called
  * directly on the store (the query alone, no HTTP, no JSON); the status query
- * of before migration 0014 (raw trains) is measured beside it.
+ * listing directions from a day of latency_1m (before migration 0015) is
+ * measured beside it.
  *
  * Then how costs grow: the month SLA at 20 centres from the stored trains
  * (read-time t-digest merge before the materialiser ran, and after), at 50
@@ -100,7 +101,7 @@ async function settle(client: ClickHouseClient, boundMs: number): Promise<void> 
 }
 
 /**
- * The status query as it was before migration 0014 (raw trains of the window,
+ * The status query before migration 0015 (raw trains of the window,
  * the rollup's last day), kept here to measure before against after.
  */
 async function rawStatusQuery(client: ClickHouseClient): Promise<unknown> {
@@ -219,7 +220,7 @@ export async function run(): Promise<void> {
     rows += await generate(client, ids, nowUsAfter + 3 * 60e6, recentStepUs, 8 * RECENT_PER_MIN, RECENT_RTTS, 2, 'now-');
     const parts = await client.query({
       query: `SELECT table, count() AS parts, sum(rows) AS rows, formatReadableSize(sum(data_compressed_bytes)) AS size
-              FROM system.parts WHERE active AND table IN ('latency_trains', 'latency_1m', 'path_seconds', 'path_latest') GROUP BY table ORDER BY table`,
+              FROM system.parts WHERE active AND table IN ('latency_trains', 'latency_1m', 'latency_1h', 'path_latest', 'sla_hours') GROUP BY table ORDER BY table`,
       format: 'JSONEachRow',
     }).then((r) => r.json<{ table: string; parts: number; rows: number; size: string }>());
     note(B, `generated ${rows.toLocaleString('en')} trains in ${genS.toFixed(0)} s: ${DAYS - 1} days at 1 train per ${OLDER_EVERY_MIN} min per direction ` +
@@ -255,7 +256,7 @@ export async function run(): Promise<void> {
       'latestPathStatus() direct (ceiling)': () => latestPathStatus(client, 60),
       'GET /v1/status': () => get('/v1/status'),
       'matrix: GET /v1/centres + /v1/links + /v1/status together': () => Promise.all([get('/v1/centres'), get('/v1/links'), get('/v1/status')]),
-      'before: the status query on the raw trains and latency_1m (migration 0013 and earlier)': () => rawStatusQuery(client),
+      'before: directions listed from a day of latency_1m (before migration 0015)': () => rawStatusQuery(client),
     })) as [Timing, Timing, Timing, Timing];
     const [s24Sql, s24] = (await measure({ 'linkSeries() 24 h direct (ceiling)': seriesSql(24), 'GET series 24 h, 600 points': series(24) })) as [Timing, Timing];
     const [s30Sql, s30] = (await measure({ [`linkSeries() ${DAYS} d direct (ceiling)`]: seriesSql(DAYS * 24), [`GET series ${DAYS} d, 600 points`]: series(DAYS * 24) })) as [Timing, Timing];
@@ -264,7 +265,7 @@ export async function run(): Promise<void> {
       emit({ name: `${name}_p50`, value: m.p50, unit: 'ms', better: 'lower', ceiling: ceiling?.p50 ?? null });
       emit({ name: `${name}_p99`, value: m.p99, unit: 'ms', better: 'lower', ceiling: ceiling?.p99 ?? null, ...(target ? { target: { op: '<' as const, value: target } } : {}), note: what });
     };
-    fig('queries.status', statusApi, statusSql, 20, 'GET /v1/status, 380 directions, 30 days stored; ceiling = latestPathStatus() on the store (path_latest + path_seconds)');
+    fig('queries.status', statusApi, statusSql, 20, 'GET /v1/status, 380 directions, 30 days stored; ceiling = latestPathStatus() on the store (the window of raw trains + path_latest)');
     fig('queries.matrix', matrixApi, statusSql, 20, 'the three requests the dashboard makes to draw the matrix, in parallel; ceiling = latestPathStatus()');
     fig('queries.status_raw_before', rawStatus, statusSql, null, 'before: the status query on latency_trains + latency_1m as it was (migration 0013); ceiling = the query now');
     fig('queries.series_24h', s24, s24Sql, null, '600 points from the 1-minute rollup (the issue sets no target for 24 h)');
@@ -309,7 +310,7 @@ export async function run(): Promise<void> {
       if (!wholeMonth) note(B, `${name}: a 30-day month of the same mesh is ${(minutes * 30 * 86_400 / (q.endS - q.startS)).toLocaleString('en')} link-minutes; at the cost per link-minute measured here, about ${((value * 30 * 86_400) / (q.endS - q.startS) / 1000).toFixed(0)} s (a projection, not a measurement)`);
     };
     await slaFig('queries.sla_month_20c', real, `month SLA, ${CENTRES} centres full mesh, ${DAYS} days of trains at 1/min (last day 12/min) through latency_trains, after the materialiser (the last hour read from latency_1m)`)();
-    emit({ name: 'queries.sla_month_20c_before', value: fromRollup, unit: 'ms', better: 'lower', note: 'before: the same month with every minute merged from latency_1m at read time (the query of migration 0013 and earlier does this)' });
+    emit({ name: 'queries.sla_month_20c_before', value: fromRollup, unit: 'ms', better: 'lower', note: 'before: the same month with every minute merged from latency_1m at read time (as the month query did before migration 0016)' });
     emit({ name: 'queries.sla_materialise_20c_hour', value: (materialiseS * 1000) / (merged / real.links.length), unit: 'ms', better: 'lower', note: `materialiser cost per hour of ${CENTRES} centres' trains (once per hour of data, off the read path)` });
 
     // ---- Month SLA as the city grows: SLA minutes generated as the materialiser writes them. Generating a

@@ -30,7 +30,7 @@ import type { Migration } from './index.js';
  * Same monthly partitions and retention as the minute rollup they summarise.
  */
 export const slaMinutesHourlyRollup: Migration = {
-  version: 15,
+  version: 16,
   name: 'sla_minutes_hourly_rollup',
   statements: [
     `CREATE TABLE IF NOT EXISTS sla_hours

@@ -1,0 +1,91 @@
+/**
+ * Batches take turns at the store. At most `concurrency` are being stored at
+ * once (enough to keep the engine's threads busy; more only makes every one
+ * of them slower); the others wait here in arrival order. A batch whose time
+ * in the server would exceed `maxWaitS`, judged by the store's measured rate,
+ * is not admitted: the probe keeps it (busy) instead of a queue growing here,
+ * so the server's share of a batch's lag stays bounded whatever is offered.
+ *
+ * The rate is measured only while the store is saturated (every slot taken
+ * and batches waiting): then completions per second are what the store can
+ * do, not what probes happen to send. Until first measured, at most
+ * `concurrency` batches wait.
+ */
+export interface StoreQueueOptions {
+  concurrency: number;
+  maxWaitS: number;
+  /** Monotonic milliseconds (tests drive their own clock). */
+  now?: () => number;
+}
+
+/** Rate samples are taken over at least this long, so one completion's timing does not swing the estimate. */
+const RATE_WINDOW_MS = 1000;
+
+export class StoreQueue {
+  private running = 0;
+  private runningTrains = 0;
+  private readonly waiting: { trains: number; start: () => void }[] = [];
+  private waitingTrains = 0;
+  /** Trains per second the store completes when saturated (exponentially weighted); null until measured. */
+  private rate: number | null = null;
+  private windowStart: number | null = null;
+  private windowTrains = 0;
+
+  private readonly now: () => number;
+
+  constructor(private readonly options: StoreQueueOptions) {
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /**
+   * Runs `work` in its turn, or returns `{ admitted: false }` at once when the
+   * batch would spend longer than maxWaitS in the server.
+   */
+  async run<T>(trains: number, work: () => Promise<T>): Promise<{ admitted: true; value: T } | { admitted: false; expectedS: number | null }> {
+    if (this.running >= this.options.concurrency || this.waiting.length > 0) {
+      const expectedS = this.rate ? (this.runningTrains + this.waitingTrains + trains) / this.rate : null;
+      const full = expectedS === null ? this.waiting.length >= this.options.concurrency : expectedS > this.options.maxWaitS;
+      if (full) return { admitted: false, expectedS };
+      this.waitingTrains += trains;
+      await new Promise<void>((start) => this.waiting.push({ trains, start }));
+      this.waitingTrains -= trains;
+    }
+    this.running++;
+    this.runningTrains += trains;
+    try {
+      return { admitted: true, value: await work() };
+    } finally {
+      this.running--;
+      this.runningTrains -= trains;
+      this.completed(trains);
+      const next = this.waiting.shift();
+      if (next) next.start();
+    }
+  }
+
+  /** Trains per second measured at saturation, or null. */
+  measuredRate(): number | null {
+    return this.rate;
+  }
+
+  private completed(trains: number): void {
+    const now = this.now();
+    if (this.waiting.length === 0) {
+      // Not saturated: what completes now says nothing about capacity.
+      this.windowStart = null;
+      this.windowTrains = 0;
+      return;
+    }
+    if (this.windowStart === null) {
+      this.windowStart = now;
+      return;
+    }
+    this.windowTrains += trains;
+    const elapsed = now - this.windowStart;
+    if (elapsed < RATE_WINDOW_MS) return;
+    const sample = (this.windowTrains * 1000) / elapsed;
+    this.rate = this.rate === null ? sample : 0.5 * this.rate + 0.5 * sample;
+    this.windowStart = now;
+    this.windowTrains = 0;
+  }
+}
