@@ -23,6 +23,7 @@ import { ClickHouseRunCoordinator, serverInstanceId } from './jobs.js';
 import { LiveFeed } from './live.js';
 import { loadOrCreateSigningKey } from './report-signing.js';
 import { SlaService } from './sla-service.js';
+import { SlaMinutesJob } from './sla-minutes-job.js';
 import { AlertService } from './alerts/service.js';
 import type { ServerSettings } from './settings.js';
 
@@ -36,6 +37,8 @@ export interface RunningServer {
   registry: Registry;
   /** Monthly SLA reports: finalisation, amendments, the hourly job. */
   sla: SlaService;
+  /** Merges ended link-hours into the SLA minutes a month report reads (every minute, one server). */
+  slaMinutes: SlaMinutesJob;
   /** Alert rules, state and webhooks (evaluates every 15 s while the topology has an alerts section). */
   alerts: AlertService;
   /** This process among several servers on one ClickHouse; holder of the job slots it claims. */
@@ -128,6 +131,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     store, topology: topo, signer: signing.signer, logger: logger.child({ part: 'sla' }),
     runCoordinator: jobs, schedule: settings.slaJobSchedule,
   });
+  const slaMinutes = new SlaMinutesJob({ store, logger: logger.child({ part: 'sla-minutes' }), runCoordinator: jobs });
   // Evaluation slots are claimed in ClickHouse, so with several servers each slot is evaluated once.
   // A link alert that fires asks both ends for diagnostics (traceroute, path MTU, fast train),
   // through ClickHouse, so the request reaches the probes whichever server they are connected to.
@@ -169,6 +173,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
   });
   liveTail?.start();
   alerts.start();
+  slaMinutes.start();
   sla.start(); // hourly: finalises months past their grace period (unless auto_finalise is off), records amendments
   server.on('upgrade', (request, socket: Duplex, head) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
@@ -203,6 +208,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
       await collector.close();
       await liveTail?.stop();
       await sla.stop();
+      await slaMinutes.stop();
       await alerts.stop();
       await Promise.allSettled([...pendingRequests]);
       await live.close();
@@ -215,5 +221,5 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
     })();
     return closing;
   };
-  return { url, port: address.port, store, topology: topo, hub, collector, registry, sla, alerts, instanceId, jobs, liveTail, close };
+  return { url, port: address.port, store, topology: topo, hub, collector, registry, sla, slaMinutes, alerts, instanceId, jobs, liveTail, close };
 }

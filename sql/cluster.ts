@@ -79,9 +79,11 @@ export const CONTROL_TABLE_PREFIX = 'alert_';
 /**
  * Column pairs naming a link's two ends; a data table is sharded by the first
  * pair it has. NIC samples (centre, peer) follow their link too, so both ends'
- * interfaces of a link sit on the shard of its latency.
+ * interfaces of a link sit on the shard of its latency, and so do per-link
+ * tables keyed by the ordered pair (a < b: SLA minutes and hours): the hash of
+ * (least, greatest) is the same for every table of a link.
  */
-const LINK_ENDS: ReadonlyArray<readonly [string, string]> = [['src', 'dst'], ['centre', 'peer']];
+const LINK_ENDS: ReadonlyArray<readonly [string, string]> = [['src', 'dst'], ['centre', 'peer'], ['a', 'b']];
 
 /**
  * How long Keeper keeps a block's deduplication hash (the count window, kept
@@ -298,7 +300,7 @@ export async function migrateClusterNodes(
       report.skipped.push(migration.version);
       continue;
     }
-    const isSeed = (statement: string) => /^\s*INSERT\b/i.test(statement);
+    const isSeed = runsOncePerCluster;
     for (const node of pending) {
       for (const statement of migration.statements.filter((s) => !isSeed(s))) await onNode(node, statement);
     }
@@ -313,6 +315,11 @@ export async function migrateClusterNodes(
   }
   await checkClusterSchema(nodes[0]!.client, options, migrations);
   return report;
+}
+
+/** Seed rows written through a Distributed table: once for the whole cluster (a seed into a node's _local table runs on every node). */
+export function runsOncePerCluster(statement: string): boolean {
+  return /^\s*INSERT\b/i.test(statement) && !/^\s*INSERT\s+INTO\s+\S+_local\b/i.test(statement);
 }
 
 async function onNode(node: ClusterNodeClient, statement: string): Promise<void> {
@@ -554,7 +561,7 @@ class ClusterRenderer {
     if (!isKeyword(t[k], 'AS')) throw new Error(`materialized view ${name}: expected AS SELECT after TO ${target.name}`);
     const select = this.rewriteSelect(sql, t, k + 1, `materialized view ${name}`, 'local');
     for (const source of select.sources) {
-      if (target.local && source.shardingKey !== target.shardingKey) {
+      if (target.local && shardedAs(source.shardingKey) !== shardedAs(target.shardingKey)) {
         throw new Error(
           `materialized view ${name} reads ${source.name} (${source.shardingKey ?? 'not sharded'}) and writes ${target.name} ` +
             `(${target.shardingKey}): a view writes on the shard its input landed on, so both must be sharded alike`,
@@ -644,11 +651,29 @@ class ClusterRenderer {
     return table.local ? [drop(name), drop(table.local.name)] : [drop(name)];
   }
 
-  /** Seed rows go in once, through the name the application uses. */
+  /**
+   * Seed rows go in once, through the name the application uses. A seed
+   * computed from other tables (INSERT … SELECT, e.g. a new rollup filled from
+   * an older one) reads them through their Distributed names too, run once
+   * from one node; without replication every node runs its statements itself
+   * (migrateClusterNodes, or the printed script), so there each node seeds
+   * its own shard: local table from local tables, placed alike.
+   */
   private insert(sql: string, t: Token[]): string[] {
     const name = this.tableName(sql, t, 2);
-    this.known(name, 'INSERT INTO');
-    return [`INSERT INTO ${this.qualified(name)} ${textOf(sql, t, 3, t.length)}`];
+    const target = this.known(name, 'INSERT INTO');
+    const selectAt = t.findIndex((token, k) => k > 2 && isKeyword(token, 'SELECT'));
+    if (selectAt < 0) return [`INSERT INTO ${this.qualified(name)} ${textOf(sql, t, 3, t.length)}`];
+    const mode = this.replicated ? 'distributed' : 'local';
+    const select = this.rewriteSelect(sql, t, selectAt, `INSERT INTO ${name}`, mode);
+    if (mode === 'local') {
+      for (const source of select.sources) {
+        if (!target.local || shardedAs(source.shardingKey) !== shardedAs(target.shardingKey)) {
+          throw new Error(`INSERT INTO ${name} reads ${source.name}: a seed from other tables must read and write tables sharded alike`);
+        }
+      }
+    }
+    return [`INSERT INTO ${this.qualified(mode === 'local' ? physicalName(target) : name)} ${textOf(sql, t, 3, selectAt)} ${select.text}`];
   }
 
   private tableName(sql: string, t: Token[], at: number): string {
@@ -683,12 +708,27 @@ function optionalKeywords(t: Token[], at: number, ...keywords: string[]): [strin
 function shardingKeyOf(table: string, columns: string[]): string | null {
   if (CONTROL_TABLES.includes(table) || table.startsWith(CONTROL_TABLE_PREFIX)) return null;
   for (const [a, b] of LINK_ENDS) {
-    if (columns.includes(a) && columns.includes(b)) return `cityHash64(least(${a}, ${b}), greatest(${a}, ${b}))`;
+    if (columns.includes(a) && columns.includes(b)) return linkHash(a, b);
   }
   throw new Error(
     `table ${table} is not classified for the cluster: add it to CONTROL_TABLES in sql/cluster.ts if it is small and every node ` +
       `should hold all of it, or give it the link columns it is sharded by (${LINK_ENDS.map((pair) => pair.join('/')).join(' or ')})`,
   );
+}
+
+/**
+ * Where a view's rows land compared with its input's: the same key, or a
+ * per-link table (a, b) fed from the trains (src, dst). A view writing a
+ * link's ends as a = least(src, dst), b = greatest(src, dst) (the SLA
+ * migrations do) hashes to the shard its input landed on; the renderer cannot
+ * read that from the SELECT, so only this pair is accepted, not any two pairs.
+ */
+function shardedAs(key: string | undefined): string | undefined {
+  return key === linkHash('a', 'b') ? linkHash('src', 'dst') : key;
+}
+
+function linkHash(a: string, b: string): string {
+  return `cityHash64(least(${a}, ${b}), greatest(${a}, ${b}))`;
 }
 
 function plainEngine(table: string, engine: string, args: string): { name: string; sql: string } {

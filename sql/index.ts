@@ -18,6 +18,9 @@ export {
   type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns,
   type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
 } from './sla.js';
+export {
+  materialiseSlaMinutes, materialiseSlaHours, slaHoursToMaterialise, type SlaHour, type MaterialiseOptions,
+} from './sla-minutes.js';
 export { placementEvidence, type PlacementEvidence } from './placement.js';
 export {
   alertLinkRuns, alertThroughputRuns, alertClockRuns, alertCentresLastSeen, insertAlertEvent, latestAlertEpisodes, alertEventsBetween,

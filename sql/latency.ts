@@ -108,11 +108,11 @@ export interface PathStatusRow {
 
 /**
  * Latest state of every measured direction: exact percentiles over the raw
- * packets of the last `windowS` seconds only, and the newest minute of the
- * last day from the rollup (so a quiet path is still listed, as stale). Only
- * the window's raw rows and the day's rollup rows are read, never a day of
- * RTT arrays. For a path silent in the window, lastTs is the start of its last
- * minute with data.
+ * packets of the last `windowS` seconds only (the sort key prunes them to a
+ * few granules per direction), and every direction with a train in the last
+ * day from path_latest (one row per direction, kept by a view: migration
+ * 0015), so a quiet path is still listed, as stale, with its newest train's
+ * time. No history is read, however long the trains are kept.
  *
  * Trains that began inside our own throughput test's guarded load window
  * (sql/load-windows.ts, guard `loadGuardMs`) are not judged, as the alerts
@@ -139,14 +139,15 @@ recent AS
 ),
 day AS
 (
-    SELECT src, dst, engine, max(minute) AS last_minute
-    FROM latency_1m
-    WHERE minute >= now() - INTERVAL 1 DAY
+    -- every direction with a train in the last day (path_latest, migration 0015: one row per direction, not a day of minutes)
+    SELECT src, dst, engine, max(last_ts) AS last_ts
+    FROM path_latest
     GROUP BY src, dst, engine
+    HAVING last_ts >= now64(6) - INTERVAL 1 DAY
 )
 SELECT
     day.src AS src, day.dst AS dst, day.engine AS engine,
-    toString(if(recent.trains > 0, recent.last_ts, toDateTime64(day.last_minute, 6, 'UTC'))) AS last_ts,
+    toString(if(recent.trains > 0, recent.last_ts, day.last_ts)) AS last_ts,
     recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
     recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts, recent.self_load_trains AS self_load_trains
 FROM day
@@ -203,14 +204,36 @@ export interface SeriesColumns {
 
 /**
  * Buckets shorter than a minute come from raw trains with exact percentiles;
- * a minute or longer from the 1-minute rollup (t-digest). Both are aligned on
- * one time axis with WITH FILL, so the browser gets columns ready for uPlot.
+ * a minute or longer from the 1-minute rollup (t-digest), four hours or
+ * longer from the hourly one (whole hours), so a series over months merges a
+ * state per hour, not per minute. All are aligned on one time axis with WITH
+ * FILL, so the browser gets columns ready for uPlot.
  */
 export function seriesPlan(fromUs: number, toUs: number, points: number): { source: 'raw' | 'rollup'; stepS: number } {
   const spanS = Math.max(1, (toUs - fromUs) / 1e6);
   const rawStep = Math.max(1, Math.ceil(spanS / Math.max(1, points)));
   if (rawStep < 60) return { source: 'raw', stepS: rawStep };
-  return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+  // Whole hours from 4 h on, where rounding up to an hour costs at most a quarter of the points asked for.
+  if (rawStep < 4 * 3600) return { source: 'rollup', stepS: Math.ceil(rawStep / 60) * 60 };
+  return { source: 'rollup', stepS: Math.ceil(rawStep / 3600) * 3600 };
+}
+
+/** A series from a rollup: the minute one (`minute`) or the hourly one (`hour`), same columns. */
+function rollupSeriesSql(table: 'latency_1m' | 'latency_1h', time: 'minute' | 'hour'): string {
+  return `
+SELECT
+    toUInt32(toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32})))) AS t,
+    sum(received) AS packets,
+    sum(sent) AS sent,
+    sum(lost) AS lost,
+    arrayConcat([minIfMerge(rtt_min_us)], arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 1, 1),
+                arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 4, 1), [maxIfMerge(rtt_max_us)]) AS q,
+    avgIfMerge(jitter_us) AS jitter
+FROM ${table}
+WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
+  AND ${time} >= toDateTime({from:DateTime64(6)}) AND ${time} < toDateTime({to:DateTime64(6)})
+GROUP BY t
+ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`;
 }
 
 export async function linkSeries(client: ClickHouseClient, q: SeriesQuery): Promise<SeriesColumns> {
@@ -237,20 +260,7 @@ WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
   AND ts >= {from:DateTime64(6)} AND ts < {to:DateTime64(6)}
 GROUP BY t
 ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`
-      : `
-SELECT
-    toUInt32(toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({step:UInt32})))) AS t,
-    sum(received) AS packets,
-    sum(sent) AS sent,
-    sum(lost) AS lost,
-    arrayConcat([minIfMerge(rtt_min_us)], arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 1, 1),
-                arraySlice(quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us), 4, 1), [maxIfMerge(rtt_max_us)]) AS q,
-    avgIfMerge(jitter_us) AS jitter
-FROM latency_1m
-WHERE src = {src:String} AND dst = {dst:String} AND engine = {engine:String}
-  AND minute >= toDateTime({from:DateTime64(6)}) AND minute < toDateTime({to:DateTime64(6)})
-GROUP BY t
-ORDER BY t WITH FILL FROM {from_s:UInt32} TO {to_s:UInt32} STEP {step:UInt32}`;
+      : stepS % 3600 === 0 ? rollupSeriesSql('latency_1h', 'hour') : rollupSeriesSql('latency_1m', 'minute');
   const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
   const rows = await result.json<{ t: number; packets: number; sent: number; lost: number; q: number[]; jitter: number | null }>();
   const columns: SeriesColumns = {

@@ -137,15 +137,19 @@ const longestRun = (idx: string) =>
 const runs = (idx: string) =>
   `arrayMap(r -> (toUInt32(r[1] * 60), length(r)), arraySplit((v, d) -> d != 1, ${idx}, arrayDifference(${idx})))`;
 
-/** Per minute and direction: packets and the four percentile levels. The only part that differs between sources. */
-function directionMinutes(source: SlaSource): string {
+/**
+ * Per minute and direction: packets and the four percentile levels, from the
+ * raw trains (exact) or from latency_1m (t-digest). `where` narrows the
+ * rollup's rows further (SQL over minute, src, dst).
+ */
+export function directionMinutes(source: SlaSource, where = '1'): string {
   return source === 'rollup'
     ? `
     SELECT minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
            sum(trains) AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
            quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us) AS d_qs
     FROM latency_1m
-    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
+    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND (${where})
     GROUP BY minute, src, dst`
     : `
     SELECT toDateTime(toStartOfMinute(ts), 'UTC') AS minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
@@ -154,6 +158,84 @@ function directionMinutes(source: SlaSource): string {
     FROM latency_trains
     WHERE engine = {engine:String} AND ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6)
     GROUP BY minute, src, dst`;
+}
+
+/**
+ * Both directions of a link-minute side by side, from per-direction rows: the
+ * month's unit of evidence (`dirs` / `rx_dirs`: directions that sent /
+ * received; m_qs: the worse direction's levels). The materialiser stores
+ * exactly these rows (sql/sla-minutes.ts).
+ */
+export function pairDirections(directions: string): string {
+  return `
+    SELECT minute, la, lb,
+           sumIf(d_trains, dir_src = la) AS ab_trains, sumIf(d_sent, dir_src = la) AS ab_sent,
+           sumIf(d_received, dir_src = la) AS ab_received, sumIf(d_lost, dir_src = la) AS ab_lost, anyIf(d_qs, dir_src = la) AS ab_qs,
+           sumIf(d_trains, dir_src = lb) AS ba_trains, sumIf(d_sent, dir_src = lb) AS ba_sent,
+           sumIf(d_received, dir_src = lb) AS ba_received, sumIf(d_lost, dir_src = lb) AS ba_lost, anyIf(d_qs, dir_src = lb) AS ba_qs,
+           countIf(d_sent > 0) AS dirs, countIf(d_received > 0) AS rx_dirs,
+           sum(d_sent) AS m_sent, sum(d_lost) AS m_lost, maxForEach(d_qs) AS m_qs, sum(d_trains) AS m_trains
+    FROM (${directions}
+    )
+    GROUP BY minute, la, lb`;
+}
+
+/**
+ * Link-hours of the period (engine {engine}) whose materialised minutes are
+ * missing or older than the trains latency_1m holds: read from latency_1m.
+ */
+const STALE_HOURS = `
+stale AS (
+    SELECT a, b, hour FROM sla_hours
+    WHERE engine = {engine:String} AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
+    GROUP BY a, b, hour
+    HAVING sum(trains) != max(finalised_trains)
+)`;
+
+/** latency_1m rows of stale link-hours only; the time bounds let the primary key skip the rest. */
+const IN_STALE = `minute >= (SELECT min(hour) FROM stale) AND minute < (SELECT max(hour) FROM stale) + 3600
+        AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale)`;
+
+/** Rows of sla_minutes outside stale link-hours (the set lookup runs only for minutes in a stale hour). */
+const NOT_STALE = `NOT (toStartOfHour(minute) IN (SELECT hour FROM stale) AND (a, b, toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale))`;
+
+/**
+ * One row per link-minute with data: minute, la, lb, link ('a~b'), dirs,
+ * rx_dirs, m_sent, m_lost, m_qs. From the rollup: the materialised minutes
+ * where they are current, latency_1m for the stale link-hours (the same
+ * figures either way); from the raw trains: computed now.
+ */
+function linkMinutes(source: SlaSource): string {
+  if (source === 'raw') {
+    return `
+    SELECT minute, la, lb, concat(la, '~', lb) AS link, dirs, rx_dirs, m_sent, m_lost, m_qs
+    FROM (${pairDirections(directionMinutes('raw'))}
+    )`;
+  }
+  return `
+    SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
+    FROM sla_minutes FINAL
+    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND ${NOT_STALE}
+    UNION ALL
+    SELECT minute, la, lb, concat(la, '~', lb) AS link, dirs, rx_dirs, m_sent, m_lost, m_qs
+    FROM (${pairDirections(directionMinutes('rollup', IN_STALE))}
+    )`;
+}
+
+/** Per minute and direction of one link ({a}, {b}): rows as directionMinutes gives them, from the same sources as linkMinutes. */
+function oneLinkDirectionMinutes(source: SlaSource): string {
+  if (source === 'raw') return `SELECT * FROM (${directionMinutes('raw')}) WHERE la = {a:String} AND lb = {b:String}`;
+  return `
+    SELECT minute, a AS la, b AS lb, d.1 AS dir_src, toUInt64(d.2) AS d_trains, toUInt64(d.3) AS d_sent, toUInt64(d.4) AS d_received,
+           toUInt64(d.5) AS d_lost, d.6 AS d_qs
+    FROM sla_minutes FINAL
+    ARRAY JOIN [(a, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us), (b, ba_trains, ba_sent, ba_received, ba_lost, ba_q_us)] AS d
+    WHERE engine = {engine:String} AND link = concat({a:String}, '~', {b:String})
+      AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND d.2 > 0 AND ${NOT_STALE}
+    UNION ALL
+    SELECT minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
+    FROM (${directionMinutes('rollup', `src IN ({a:String}, {b:String}) AND dst IN ({a:String}, {b:String}) AND ${IN_STALE}`)}
+    )`;
 }
 
 /** Per minute and interface: negotiated speed (nic_1m, or the raw samples). */
@@ -181,7 +263,7 @@ function ctes(source: SlaSource): string {
   return `
 WITH
 links AS (
-    SELECT l.1 AS a, l.2 AS b, l.3 AS rtt_target_us, l.4 AS q_index, l.5 AS latency_min, l.6 AS loss_max,
+    SELECT l.1 AS a, l.2 AS b, concat(a, '~', b) AS link, l.3 AS rtt_target_us, l.4 AS q_index, l.5 AS latency_min, l.6 AS loss_max,
            l.7 AS availability_min, l.8 AS coverage_min, l.9 AS committed_mbps, l.10 AS floor_bps
     FROM (SELECT arrayJoin(arrayZip({la:Array(String)}, {lb:Array(String)}, {rtt_us:Array(Float64)}, {qi:Array(UInt8)},
                                     {lat_min:Array(Float64)}, {loss_max:Array(Float64)}, {avail_min:Array(Float64)},
@@ -210,17 +292,16 @@ excluded AS (
     UNION ALL
     SELECT a, b, minute, 'self_load' AS kind FROM self_load
 ),
+${STALE_HOURS},
 lm AS (
-    SELECT minute, la, lb,
-           countIf(d_sent > 0) AS dirs, countIf(d_received > 0) AS rx_dirs,
-           sum(d_sent) AS m_sent, sum(d_lost) AS m_lost, maxForEach(d_qs) AS m_qs
-    FROM (${directionMinutes(source)}
+    SELECT minute, la, lb, link, dirs, rx_dirs, m_sent, m_lost, m_qs
+    FROM (${linkMinutes(source)}
     )
-    WHERE (la, lb, minute) NOT IN (SELECT a, b, minute FROM excluded)
-    GROUP BY minute, la, lb
+    -- the tuple lookup runs only for minutes some window excludes
+    WHERE NOT (minute IN (SELECT minute FROM excluded) AND (la, lb, minute) IN (SELECT a, b, minute FROM excluded))
 ),
 ev AS (
-    SELECT links.a AS a, links.b AS b, lm.minute AS minute, intDiv(toUInt32(lm.minute), 60) AS mi,
+    SELECT links.link AS link, links.a AS link_a, links.b AS link_b, lm.minute AS minute, intDiv(toUInt32(lm.minute), 60) AS mi,
            lm.dirs = 2 AS covered,
            covered AND lm.rx_dirs = 2 AS available,
            toFloat64(arrayElement(lm.m_qs, links.q_index)) AS p_us,
@@ -229,10 +310,11 @@ ev AS (
            covered AND NOT available AS availability_breach,
            if(available, lm.m_sent, 0) AS sent_av,
            if(available, lm.m_lost, 0) AS lost_av
-    FROM lm INNER JOIN links ON lm.la = links.a AND lm.lb = links.b
+    FROM lm INNER JOIN links ON lm.link = links.link
 ),
 lat AS (
-    SELECT a, b,
+    -- one key (the link), not (a, b): grouping millions of link-minutes by two LowCardinality columns is several times slower
+    SELECT link, any(link_a) AS a, any(link_b) AS b,
            countIf(covered) AS covered_minutes,
            countIf(available) AS available_minutes,
            countIf(latency_breach) AS latency_breach_minutes,
@@ -244,7 +326,7 @@ lat AS (
            sum(sent_av) AS sent, sum(lost_av) AS lost,
            maxIf(p_us, available) AS worst_p_us
     FROM ev
-    GROUP BY a, b
+    GROUP BY link
 ),
 cap AS (
     SELECT links.a AS a, links.b AS b,
@@ -488,11 +570,11 @@ self_load AS (
     )
     WHERE a = {a:String} AND b = {b:String} AND minute NOT IN (SELECT minute FROM excluded)
 ),
+${STALE_HOURS},
 dir AS (
     SELECT minute, dir_src, d_trains, d_sent, d_received, d_lost, toFloat64(arrayElement(d_qs, {qi:UInt8})) AS d_p
-    FROM (${directionMinutes(q.source)}
+    FROM (${oneLinkDirectionMinutes(q.source)}
     )
-    WHERE la = {a:String} AND lb = {b:String}
 ),
 nic AS (
     SELECT minute, speed FROM (${nicMinutes(q.source)}

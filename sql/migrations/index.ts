@@ -17,6 +17,8 @@ import { batchLedger } from './0010_batch_ledger.js';
 import { latencyTotals } from './0012_latency_totals.js';
 import { timestamping } from './0013_timestamping.js';
 import { selfLoadTotals } from './0014_self_load_totals.js';
+import { pathLatest } from './0015_path_latest.js';
+import { slaMinutesHourlyRollup } from './0016_sla_minutes_hourly_rollup.js';
 
 export interface Migration {
   version: number;
@@ -24,4 +26,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals, pathLatest, slaMinutesHourlyRollup];

@@ -24,7 +24,7 @@ import { SMOKE } from './lib/env.js';
 const BENCHMARKS: Record<string, string> = {
   ingest: 'simulated probes → WebSocket → collector → embedded ClickHouse, vs client.insert of the same rows',
   fanout: 'live feed: delay from a train reaching the collector to each /v1/live client, CPU per 1,000 deliveries',
-  queries: 'status, 24 h and 30 d series, matrix at 20 centres with 30 days of data generated in ClickHouse',
+  queries: 'status, matrix, 24 h and 30 d series at 20 centres with 30 days generated in ClickHouse; month SLA (20, 50, 100 centres; 1 train/min and 1/s); status against directions; a 13-month series',
   probe: 'STAMP vs kernel ping (loopback, veth), probe CPU at 10 packets/s to 20 peers, sender schedule jitter',
   dashboard: 'headless Chromium: first matrix paint with 20 centres, an 86,400-point chart vs uPlot alone',
   throughput: 'native throughput engine vs iperf3 on loopback and a veth pair',

@@ -38,10 +38,14 @@ export function withoutCluster(formatted: string, cluster: string): string {
     .join('\n');
 }
 
-/** Create the cluster schema for real in `database`, proving for each statement that only its header and ENGINE line changed. */
+/**
+ * Create the cluster schema for real in `database`, proving for each statement that only its header and ENGINE line changed.
+ * Seed rows (INSERT … SELECT through the Distributed tables) are data, not schema: they need the cluster's nodes, which
+ * the embedded engine cannot reach, and are left out here (two-shard.test runs them on real nodes).
+ */
 export async function createWithoutCluster(client: ClickHouseClient, schema: ClusterSchema, database: string, cluster: string): Promise<void> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
-  for (const statement of allStatements(schema).slice(1)) {
+  for (const statement of allStatements(schema).slice(1).filter((s) => !/^INSERT\b/.test(s))) {
     const formatted = await formatQuery(client, statement);
     const local = withoutCluster(formatted, cluster);
     const [before, after] = [formatted.split('\n'), local.split('\n')];

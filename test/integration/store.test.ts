@@ -33,10 +33,10 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]);
+    expect(first.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
@@ -52,15 +52,20 @@ describe('migrations', () => {
       { version: 10, name: 'batch_ledger' },
       { version: 12, name: 'latency_totals' },
       { version: 13, name: 'timestamping' },
+      { version: 14, name: 'self_load_totals' },
+      { version: 15, name: 'path_latest' },
+      { version: 16, name: 'sla_minutes_hourly_rollup' },
     ]);
   });
 });
 
 describe('series', () => {
-  it('chooses raw trains for short ranges and the 1-minute rollup for long ones', () => {
+  it('chooses raw trains for short ranges, the 1-minute rollup for long ones, whole hours (the hourly rollup) for months', () => {
     expect(seriesPlan(0, 15 * 60e6, 900)).toEqual({ source: 'raw', stepS: 1 });
     expect(seriesPlan(0, 3600e6, 600)).toEqual({ source: 'raw', stepS: 6 });
     expect(seriesPlan(0, 7 * 86_400e6, 1000)).toEqual({ source: 'rollup', stepS: 660 });
+    expect(seriesPlan(0, 30 * 86_400e6, 600)).toEqual({ source: 'rollup', stepS: 4320 });
+    expect(seriesPlan(0, 395 * 86_400e6, 600)).toEqual({ source: 'rollup', stepS: 57_600 });
   });
 
   it('computes exact percentiles from raw packets and t-digest ones from the rollup, aligned with gaps', async () => {
@@ -93,6 +98,13 @@ describe('series', () => {
     expect(rollup.maxUs[i]).toBe(400);
     expect(rollup.p99Us[i]).toBeGreaterThanOrEqual(300);
     expect(rollup.p99Us[i]).toBeLessThanOrEqual(400);
+
+    // Ten days in 60 points: 4-hour steps from the hourly rollup, the same packets and extremes.
+    const hourly = await linkSeries(store.client, { src: 'a', dst: 'b', engine: 'stamp', fromUs: base - 5 * 86_400e6, toUs: base + 5 * 86_400e6, points: 60 });
+    expect(hourly.stepS).toBe(14_400);
+    const h = hourly.t.indexOf(Math.floor(base / 1e6 / 14_400) * 14_400);
+    expect([hourly.packets[h], hourly.minUs[h], hourly.maxUs[h]]).toEqual([12, 100, 400]);
+    expect(hourly.packets.reduce((sum, n) => sum + n, 0)).toBe(12);
   });
 });
 

@@ -123,6 +123,24 @@ describe('views', () => {
     expect(refusal(links, `CREATE TABLE IF NOT EXISTS n (centre String, peer String) ENGINE = MergeTree ORDER BY centre`,
       'CREATE MATERIALIZED VIEW v TO n AS SELECT src AS centre, dst AS peer FROM l')).toContain('both must be sharded alike');
   });
+
+  it('places a per-link table (a < b) fed from the trains on their shard, and qualifies the tables a seed INSERT … SELECT reads', () => {
+    const perLink: Migration[] = [{
+      version: 1, name: 'per-link', statements: [
+        links,
+        'CREATE TABLE IF NOT EXISTS h (a String, b String, n UInt64) ENGINE = MergeTree ORDER BY (a, b)',
+        'CREATE MATERIALIZED VIEW IF NOT EXISTS h_mv TO h AS SELECT least(src, dst) AS a, greatest(src, dst) AS b, count() AS n FROM l GROUP BY a, b',
+        'INSERT INTO h (a, b, n) SELECT least(src, dst), greatest(src, dst), count() FROM l GROUP BY 1, 2',
+      ],
+    }];
+    const schema = renderClusterSchema(perLink, options);
+    expect(schema.tables.find((t) => t.name === 'h')?.shardingKey).toBe('cityHash64(least(a, b), greatest(a, b))');
+    expect(schema.tables.find((t) => t.name === 'h_mv')).toMatchObject({ reads: ['l_local'], writes: 'h_local' });
+    expect(schema.migrations[0]!.statements.at(-1)).toBe('INSERT INTO cm.h (a, b, n) SELECT least(src, dst), greatest(src, dst), count() FROM cm.l GROUP BY 1, 2');
+    // Without replication every node runs the statements itself: each seeds its own shard.
+    const unreplicated = renderClusterSchema(perLink, { ...options, replication: 'none' });
+    expect(unreplicated.migrations[0]!.statements.at(-1)).toBe('INSERT INTO cm.h_local (a, b, n) SELECT least(src, dst), greatest(src, dst), count() FROM cm.l_local GROUP BY 1, 2');
+  });
 });
 
 describe('options and settings', () => {

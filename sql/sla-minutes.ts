@@ -1,0 +1,105 @@
+/**
+ * The SLA minute materialiser (tables: migration 0016). A month's figures
+ * need, per link and minute, both directions' packet counts and percentile
+ * levels; from latency_1m that is a t-digest merge per direction-minute
+ * (16 million of them for 20 centres), every time a month is read. Here each
+ * link-hour is merged once, after it has ended, into sla_minutes, and marked
+ * in sla_hours with the number of trains it was computed from.
+ *
+ * A month reads sla_minutes where that number still equals the trains the
+ * view has counted for the link-hour, and latency_1m elsewhere (sql/sla.ts):
+ * the figures are the same whichever way a minute is read, so they never
+ * depend on how far this job got, and a late train only sends its link-hour
+ * back to latency_1m until the job has merged it again.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { directionMinutes, pairDirections } from './sla.js';
+
+/** A link-hour whose minutes are to be (re)computed. */
+export interface SlaHour {
+  engine: string;
+  a: string;
+  b: string;
+  /** Unix seconds, whole hours. */
+  hourS: number;
+}
+
+export interface MaterialiseOptions {
+  /** Only hours that ended at least `settleS` seconds before this instant (ms): trains of a train schedule arrive a batch later. */
+  nowMs: number;
+  /** Default 300 s. */
+  settleS?: number;
+  /** Link-hours per run (default 5,000: a day of 20 centres, an hour of 100), newest first. */
+  limit?: number;
+}
+
+/** Link-hours whose minutes are missing or older than their trains, newest first. */
+export async function slaHoursToMaterialise(client: ClickHouseClient, options: MaterialiseOptions): Promise<SlaHour[]> {
+  const beforeS = Math.floor(options.nowMs / 1000) - (options.settleS ?? 300);
+  const result = await client.query({
+    query: `
+SELECT engine, a, b, toUInt32(hour) AS hour_s
+FROM sla_hours
+WHERE hour + 3600 <= toDateTime({before:UInt32}, 'UTC')
+GROUP BY engine, a, b, hour
+HAVING sum(trains) != max(finalised_trains)
+ORDER BY hour DESC, engine, a, b
+LIMIT {limit:UInt32}`,
+    query_params: { before: beforeS, limit: options.limit ?? 5000 },
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{ engine: string; a: string; b: string; hour_s: number }>();
+  return rows.map((r) => ({ engine: r.engine, a: r.a, b: r.b, hourS: Number(r.hour_s) }));
+}
+
+/**
+ * Merge the given link-hours (one engine at a time) into sla_minutes, then
+ * mark each with the trains its minutes came from. Minutes first: a run cut
+ * short between the two leaves hours unmarked, which are read from latency_1m
+ * and merged again by the next run (the rewrite replaces the same rows).
+ */
+export async function materialiseSlaHours(client: ClickHouseClient, hours: SlaHour[]): Promise<void> {
+  const engines = [...new Set(hours.map((h) => h.engine))];
+  for (const engine of engines) {
+    const mine = hours.filter((h) => h.engine === engine);
+    if (mine.length === 0) continue;
+    const params = {
+      engine,
+      start: Math.min(...mine.map((h) => h.hourS)),
+      end: Math.max(...mine.map((h) => h.hourS)) + 3600,
+      ha: mine.map((h) => h.a),
+      hb: mine.map((h) => h.b),
+      hs: mine.map((h) => h.hourS),
+    };
+    const todo = `(least(src, dst), greatest(src, dst), toUInt32(toStartOfHour(minute))) IN
+        (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))`;
+    await client.command({
+      query: `
+INSERT INTO sla_minutes (engine, a, b, link, minute, hour_trains, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us,
+                         ba_trains, ba_sent, ba_received, ba_lost, ba_q_us, dirs, rx_dirs, m_q_us)
+SELECT {engine:String}, la, lb, concat(la, '~', lb), minute,
+       sum(m_trains) OVER (PARTITION BY la, lb, toStartOfHour(minute)) AS hour_trains,
+       ab_trains, ab_sent, ab_received, ab_lost, ab_qs, ba_trains, ba_sent, ba_received, ba_lost, ba_qs, dirs, rx_dirs, m_qs
+FROM (${pairDirections(directionMinutes('rollup', todo))}
+)`,
+      query_params: params,
+    });
+    await client.command({
+      query: `
+INSERT INTO sla_hours (engine, a, b, hour, trains, finalised_trains)
+SELECT engine, a, b, toStartOfHour(minute) AS hour, toUInt64(0), max(hour_trains)
+FROM sla_minutes
+WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+  AND (a, b, toUInt32(toStartOfHour(minute))) IN (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))
+GROUP BY engine, a, b, hour`,
+      query_params: params,
+    });
+  }
+}
+
+/** One run of the job: the newest `limit` link-hours that need it. Returns how many were merged. */
+export async function materialiseSlaMinutes(client: ClickHouseClient, options: MaterialiseOptions): Promise<number> {
+  const hours = await slaHoursToMaterialise(client, options);
+  if (hours.length > 0) await materialiseSlaHours(client, hours);
+  return hours.length;
+}
