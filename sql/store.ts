@@ -116,9 +116,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     });
     const raw = connection.chdb;
     // Settings go in the INSERT's own SETTINGS clause: query scope, nothing carries over to the session.
-    // A data directory is never a cluster member, so the session settings are all an insert needs.
+    // The same settings every other request of this store runs with (a cluster's insert settings included:
+    // a data directory opened as a one-shard cluster must insert as the cluster would).
     registerRawInsert(client, async (p) => {
-      await raw.rawInsert({ table: p.table, columns: p.columns, format: p.format, values: p.body, settings: { ...sessionSettings, ...p.settings } });
+      await raw.rawInsert({ table: p.table, columns: p.columns, format: p.format, values: p.body, settings: { ...(settings as Record<string, string | number | boolean>), ...p.settings } });
     });
     return client;
   };
