@@ -98,6 +98,8 @@ export class ProbeAgent {
   private readonly onWire = new Set<string>();
   private sealTimer: NodeJS.Timeout | null = null;
   private nicTimer: NodeJS.Timeout | null = null;
+  /** A NIC sample being read: stop() waits for it, so its record is in the last batch, not left in a journal. */
+  private nicSampling: Promise<void> | null = null;
   private nicSampler: NicSampler | null = null;
   private throughputServer: ThroughputServerHandle | null = null;
   private throughputRunning: Promise<void> | null = null;
@@ -181,6 +183,7 @@ export class ProbeAgent {
     this.stopping = true;
     await this.scheduler?.stop();
     if (this.nicTimer) clearInterval(this.nicTimer);
+    await this.nicSampling;
     await this.throughputRunning; // a test in progress finishes and is spooled
     await this.diagnostics.close(); // a run in progress is cut short; what it found is spooled
     await this.spool.seal();
@@ -193,7 +196,6 @@ export class ProbeAgent {
       // retry at once, then briefly, until the drain window ends.
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.retryTimer = null;
-      this.retryDelay = Math.min(this.retryDelay, 200);
       this.draining = true;
       void this.pump();
       await new Promise<void>((resolve) => {
@@ -413,8 +415,9 @@ export class ProbeAgent {
 
   private scheduleRetry(): void {
     if (this.retryTimer || (this.stopping && !this.draining)) return;
-    const delay = Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
-    this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
+    // While a stop drains the spool its window is short: retry every ~200 ms rather than backing off past it.
+    const delay = this.draining ? 150 + Math.round(Math.random() * 100) : Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
+    if (!this.draining) this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.pump();
@@ -481,7 +484,11 @@ export class ProbeAgent {
       this.nicSampler = new NicSampler(this.options.sysfsNetRoot ? { sysfsRoot: this.options.sysfsNetRoot } : {});
       await this.nicSampler.sample(interfaces.map((i) => i.name)); // first snapshot: rates start at the next tick
       this.nicTimer = setInterval(() => {
-        void this.sampleNics(interfaces, intervalS).catch((error: Error) => this.options.logger.warn({ err: error.message }, 'NIC sampling failed'));
+        const sampling = this.sampleNics(interfaces, intervalS).catch((error: Error) => this.options.logger.warn({ err: error.message }, 'NIC sampling failed'));
+        this.nicSampling = sampling;
+        void sampling.finally(() => {
+          if (this.nicSampling === sampling) this.nicSampling = null;
+        });
       }, intervalS * 1000);
     }
   }

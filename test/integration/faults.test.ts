@@ -22,8 +22,9 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-function spoolIsEmpty(dir: string): boolean {
-  return readdirSync(dir).every((f) => !f.startsWith('batch-') && !f.startsWith('journal-'));
+/** Batches and journals left in a probe's spool (named, so a failure says what stayed). */
+function spoolLeftovers(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.startsWith('batch-') || f.startsWith('journal-'));
 }
 
 function report(scenario: string, generated: number, stored: number): void {
@@ -65,7 +66,7 @@ describe('faults with real server and probe processes', () => {
       return text.includes('citymesh_probe_connections{centre="kilo"} 1') && text.includes('citymesh_probe_connections{centre="lima"} 1');
     }, 60_000);
     await Promise.all(probes.map((p) => p.kill('SIGTERM')));
-    expect(spoolIsEmpty(spools.kilo) && spoolIsEmpty(spools.lima)).toBe(true);
+    expect([...spoolLeftovers(spools.kilo), ...spoolLeftovers(spools.lima)]).toEqual([]);
     await server.kill('SIGTERM');
     const stored = await storedTrainIds(dataDir);
     report('collector SIGKILL + restart', spooled.size, stored.rows);
@@ -90,7 +91,7 @@ describe('faults with real server and probe processes', () => {
       await waitFor('trains after the restart', () => spooled.size >= atKill + 4);
       await probe.kill('SIGTERM');
       await peer.stop();
-      expect(spoolIsEmpty(spoolDir)).toBe(true);
+      expect(spoolLeftovers(spoolDir)).toEqual([]);
       const stored = await countTrains(server.store.client, 'mike');
       report('probe SIGKILL + restart', spooled.size, stored);
       expect(await duplicateTrainIds(server.store.client)).toEqual([]);
