@@ -6,7 +6,7 @@
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { FailedAuthLimiter, KeyedLimiter } from '../collector/index.js';
-import { dashboardPublicDir } from '../dashboard/public-dir.js';
+import { dashboardPublicDir } from './public-dir.js';
 import { clientAddress, requireRole, type AuthEnv } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, onError } from './errors.js';

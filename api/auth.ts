@@ -12,7 +12,8 @@
 import type { IncomingMessage } from 'node:http';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
-import { authenticate, FailedAuthLimiter, type AuthRefusal, type Principal, type Role, type Topology } from '../collector/index.js';
+import { authenticate, type Principal, type Role, type Topology } from '../topology/index.js';
+import { FailedAuthLimiter, type AuthRefusal } from '../collector/index.js';
 import { ApiError } from './errors.js';
 
 /** `authLimiter` is set by the app for every request (absent in route tests that build a bare router). */

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadTopology } from '../collector/index.js';
+import { loadTopology } from '../topology/index.js';
 import { startServer, type RunningServer } from './server.js';
 import type { ServerSettings } from './settings.js';
 import { packageRoot } from './version.js';

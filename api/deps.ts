@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Collector, LiveHub, Topology } from '../collector/index.js';
+import type { Collector, LiveHub } from '../collector/index.js';
+import type { Topology } from '../topology/index.js';
 import type { Store } from '../sql/index.js';
 
 /** What the HTTP routes need; built once by the server, injected into the app. */

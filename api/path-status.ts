@@ -4,7 +4,8 @@
  * after a minute of silence. One judgement, so the dashboard and a Grafana
  * panel never disagree about a link.
  */
-import { selfLoadGuardMs, type Topology } from '../collector/index.js';
+import { selfLoadGuardMs } from '../collector/index.js';
+import { type Topology } from '../topology/index.js';
 import { latestPathStatus, latestProbeReports, type PathStatusRow, type Store } from '../sql/index.js';
 import type { PathState, PathStatus, ProbeStatus } from './contract.js';
 

@@ -22,7 +22,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { unstorableText } from '../collector/index.js';
+import { unstorableText } from '../protocol/index.js';
 import { ApiError } from './errors.js';
 
 export const CONTENT_SECURITY_POLICY = {

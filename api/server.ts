@@ -12,10 +12,8 @@ import type { Duplex } from 'node:stream';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import {
-  Collector, createCollectorMetrics, FailedAuthLimiter, LiveHub, LiveTail, loadTopology, defaultFailedAuthLimits,
-  type CollectorLimits, type FailedAuthLimits, type Topology,
-} from '../collector/index.js';
+import { Collector, createCollectorMetrics, FailedAuthLimiter, LiveHub, LiveTail, defaultFailedAuthLimits, type CollectorLimits, type FailedAuthLimits } from '../collector/index.js';
+import { loadTopology, type Topology } from '../topology/index.js';
 import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, UNREPLICATED, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
 import { authRefusalReason, principalOfUpgrade } from './auth.js';

@@ -3,7 +3,8 @@
  * report, and compares two reports field by field (amendments). No
  * arithmetic beyond unit conversion happens here.
  */
-import { selfLoadGuardMs, type Link, type Topology } from '../collector/index.js';
+import { selfLoadGuardMs } from '../collector/index.js';
+import { type Link, type Topology } from '../topology/index.js';
 import {
   loadWindowsBetween, maintenanceWindows, slaCompliance, slaMonthBounds,
   type LoadWindow, type MaintenanceWindow, type SlaLinkInput, type SlaScopeRow, type SlaSource,

@@ -6,7 +6,7 @@
  */
 import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { Link, Topology } from '../collector/index.js';
+import type { Link, Topology } from '../topology/index.js';
 import {
   insertSlaReport, samplesStoredSince, slaMonthOf, slaMonthsWithData, slaReportDocuments, slaReportIndex, type SlaReportRow, type Store,
 } from '../sql/index.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../dashboard/public-dir.js';
+import { packageRoot } from './public-dir.js';
 
 export { packageRoot };
 

@@ -17,7 +17,7 @@ import {
   batchContentHashes, insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
   type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
 } from '../sql/index.js';
-import { findCentreByToken, tokenMatches } from './auth.js';
+import { findCentreByToken, tokenMatches } from '../topology/index.js';
 import type { FailedAuthLimiter } from './auth-limits.js';
 import type { LiveHub, LiveTrain } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -36,15 +36,15 @@ import {
   type ThroughputRun,
   type ThroughputSampleRecord,
   type TrainSample,
-} from './protocol.js';
+} from '../protocol/index.js';
 import { SelfLoadMarker } from './self-load.js';
 import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
-import type { DiagnoseRequest } from './diagnostics-protocol.js';
+import type { DiagnoseRequest } from '../protocol/index.js';
 import { StoreQueue } from './store-queue.js';
 import { TokenBucket } from './token-bucket.js';
-import type { Topology } from './topology/index.js';
+import type { Topology } from '../topology/index.js';
 
 export interface CollectorLimits {
   /** Seconds a new connection has to say hello. */

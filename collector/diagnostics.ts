@@ -17,7 +17,7 @@
  */
 import type { Logger } from 'pino';
 import { diagnosticRequestsSince, formatDateTime64, type DiagnosticsRow, type Store } from '../sql/index.js';
-import type { DiagnoseRequest, DiagnosticSampleRecord } from './diagnostics-protocol.js';
+import type { DiagnoseRequest, DiagnosticSampleRecord } from '../protocol/index.js';
 
 /** A probe's diagnostics record as stored; `src` is the probe's authenticated centre. */
 export function toDiagnosticsRow(src: string, batchId: string, d: DiagnosticSampleRecord): DiagnosticsRow {

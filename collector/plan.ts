@@ -2,8 +2,8 @@
  * Builds each probe's measurement plan from the central topology, so probes
  * are never configured one by one: a centre measures every centre it links to.
  */
-import type { Topology } from './topology/index.js';
-import { PROTOCOL_VERSION, type PlanTask, type ProbePlan } from './protocol.js';
+import type { Topology } from '../topology/index.js';
+import { PROTOCOL_VERSION, type PlanTask, type ProbePlan } from '../protocol/index.js';
 
 export function planFor(topology: Topology, centreId: string): ProbePlan {
   const centre = topology.centre(centreId);

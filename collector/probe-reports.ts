@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { insertProbeReport, latestProbeReports, type ProbeReportRow, type Store } from '../sql/index.js';
 import type { CollectorMetrics } from './metrics.js';
-import type { ProbeReport, Timestamping } from './protocol.js';
+import type { ProbeReport, Timestamping } from '../protocol/index.js';
 
 const PERSIST_EVERY_MS = 60_000;
 const REFRESH_MS = 15_000;

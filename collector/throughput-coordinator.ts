@@ -15,8 +15,8 @@
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { THROUGHPUT_KILL_SLACK_MS, type ThroughputDone, type ThroughputRun } from './protocol.js';
-import type { ProbingPolicy, Topology } from './topology/index.js';
+import { THROUGHPUT_KILL_SLACK_MS, type ThroughputDone, type ThroughputRun } from '../protocol/index.js';
+import type { ProbingPolicy, Topology } from '../topology/index.js';
 
 export type TestState = 'queued' | 'running' | 'done' | 'failed' | 'expired';
 

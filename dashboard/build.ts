@@ -9,7 +9,7 @@ import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { dashboardPublicDir, packageRoot } from './public-dir.js';
+import { dashboardPublicDir, packageRoot } from '../api/public-dir.js';
 
 const ENTRY = join('dashboard', 'src', 'main.ts');
 /** Bundles: the output name (without .js) and the entry point. */

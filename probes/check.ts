@@ -12,8 +12,8 @@ import { constants, existsSync, mkdtempSync, readdirSync, rmSync, statfsSync, st
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { hashToken } from '../collector/auth.js';
-import { PROTOCOL_VERSION, type CollectorMessage, type ProbePlan } from '../collector/protocol.js';
+import { hashToken } from '../topology/index.js';
+import { PROTOCOL_VERSION, type CollectorMessage, type ProbePlan } from '../protocol/index.js';
 import { readClockSync } from './engines/stamp/clock.js';
 import { dscpUnavailable } from './engines/stamp/dscp.js';
 import { datapathStatus } from './engines/stamp/native.js';

@@ -16,7 +16,7 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { PlanTask } from '../collector/protocol.js';
+import type { PlanTask } from '../protocol/index.js';
 import type { Engine, EngineName, TrainResult } from './engines/types.js';
 
 /** Spread of task start times within one tick, milliseconds, in slots of STAGGER_SLOT_MS. */

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DiagnosticSampleRecord, NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../collector/protocol.js';
+import type { DiagnosticSampleRecord, NicSampleRecord, ProbeBatch, ThroughputSampleRecord, TrainSample } from '../protocol/index.js';
 
 /** What the spool holds: anything the probe measured, each kind going to its own table. */
 export type SpoolRecord =

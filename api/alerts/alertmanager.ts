@@ -9,7 +9,7 @@
  * themselves): as long as one answers, the alert is delivered. One attempt per
  * Alertmanager per post; the next post (within a minute) is the retry.
  */
-import type { AlertmanagerTarget } from '../../collector/index.js';
+import type { AlertmanagerTarget } from '../../topology/index.js';
 import type { Labels } from './fingerprint.js';
 import type { AlertMetrics } from './metrics.js';
 import { rfc3339 } from './payload.js';

@@ -13,7 +13,8 @@
  *   ProbeClockUnsynced  none of a centre's STAMP trains synchronised, or its best error estimate above a bound
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { formatDuration, selfLoadGuardMs, type AlertRulePolicy, type AlertsPolicy, type Link, type Topology } from '../../collector/index.js';
+import { formatDuration, type AlertRulePolicy, type AlertsPolicy, type Link, type Topology } from '../../topology/index.js';
+import { selfLoadGuardMs } from '../../collector/index.js';
 import { alertCentresLastSeen, alertClockRuns, alertLinkRuns, alertThroughputRuns, type AlertLinkInput, type LinkRun } from '../../sql/index.js';
 import { fingerprint, type Labels } from './fingerprint.js';
 

@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { AlertsPolicy, AlertWebhook, Topology } from '../../collector/index.js';
+import type { AlertsPolicy, AlertWebhook, Topology } from '../../topology/index.js';
 import {
   alertEventsBetween, insertAlertEvent, insertNotification, insertSilence, latestAlertEpisodes, notificationStates, silences,
   type AlertEventRow, type NotificationState, type SilenceMatcher, type SilenceRow, type Store,

@@ -5,7 +5,7 @@
  * request, so sending it again cannot help). The outcome says what happened
  * so the caller can log it; failures are counted in the metrics.
  */
-import type { AlertWebhook } from '../../collector/index.js';
+import type { AlertWebhook } from '../../topology/index.js';
 import type { AlertMetrics } from './metrics.js';
 import type { WebhookMessage } from './payload.js';
 

@@ -18,7 +18,9 @@
  * anything back later); the window, jitter and verdict are judged on the load
  * windows known at the scrape (sql/load-windows.ts).
  */
-import { selfLoadGuardMs, TIMESTAMPING_MODES, type Link, type Topology } from '../../collector/index.js';
+import { selfLoadGuardMs } from '../../collector/index.js';
+import { TIMESTAMPING_MODES } from '../../protocol/index.js';
+import { type Link, type Topology } from '../../topology/index.js';
 import {
   alertCentresLastSeen, latestNicStates, latestThroughputTests, pathTotals, pathWindows, RTT_BUCKET_BOUNDS_S,
   type PathCounts, type PathWindow, type Store,

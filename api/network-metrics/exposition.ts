@@ -11,7 +11,7 @@
  * OpenMetrics only: the 0.0.4 format has no such type and its parsers refuse
  * an `le` label anywhere but on a histogram, so they are left out there.
  */
-import { clipText } from '../../collector/index.js';
+import { clipText } from '../../protocol/index.js';
 
 export type FamilyType = 'counter' | 'gauge' | 'histogram' | 'gaugehistogram' | 'info';
 

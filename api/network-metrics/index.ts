@@ -4,7 +4,7 @@
  * (exposition.ts). Scrapes arriving within a second of each other (a pair of
  * HA Prometheus servers) share one read.
  */
-import type { Topology } from '../../collector/index.js';
+import type { Topology } from '../../topology/index.js';
 import type { Store } from '../../sql/index.js';
 import { collectNetworkFamilies } from './collect.js';
 import type { Family } from './exposition.js';

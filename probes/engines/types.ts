@@ -13,8 +13,8 @@ export type EngineName = 'stamp' | 'icmp';
  * around the system call, off the JavaScript event loop), by JavaScript after
  * the event loop got to it (user), or we cannot tell (a foreign reflector).
  */
-export { TIMESTAMPING_MODES, type Timestamping } from '../../collector/protocol.js';
-import type { Timestamping } from '../../collector/protocol.js';
+export { TIMESTAMPING_MODES, type Timestamping } from '../../protocol/index.js';
+import type { Timestamping } from '../../protocol/index.js';
 
 /** One packet train towards one target, as the scheduler asks for it. */
 export interface TrainTask {

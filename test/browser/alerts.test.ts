@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SilencesResponse } from '../../api/contract.js';
-import { parseTopology } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
 import { closeChromium, launchChromium, cspViolations } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
 import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';

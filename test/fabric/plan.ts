@@ -27,7 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { hashToken, parseTopology } from '../../collector/index.js';
+import { hashToken, parseTopology } from '../../topology/index.js';
 
 export interface CentreSpec {
   id: string;

@@ -4,8 +4,8 @@
  * a one-way direction, an under-provisioned port, slow throughput tests) and
  * probe batches as the collector receives them.
  */
-import type { TrainSample } from '../../collector/index.js';
-import type { Topology } from '../../collector/index.js';
+import type { TrainSample } from '../../protocol/index.js';
+import type { Topology } from '../../topology/index.js';
 import type { NicRow, ThroughputRow, TrainRow } from '../../sql/index.js';
 import { nic, throughput, train } from './sla-month.js';
 

@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../../dashboard/public-dir.js';
+import { packageRoot } from '../../api/public-dir.js';
 import { missingCommand } from './requirements.js';
 
 /** Why namespaces cannot be used here, or null when they can. */

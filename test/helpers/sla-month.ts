@@ -3,7 +3,7 @@
  * and rows built minute by minute and inserted with the sql/ insert functions
  * (the collector's 399-day window does not apply to direct inserts).
  */
-import { hashToken, parseTopology, type Topology } from '../../collector/index.js';
+import { hashToken, parseTopology, type Topology } from '../../topology/index.js';
 import { formatDateTime64, insertNic, insertThroughput, insertTrains, type NicRow, type ThroughputRow, type TrainRow } from '../../sql/index.js';
 import type { ClickHouseClient } from '@clickhouse/client';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { hashToken, parseTopology, type Topology } from '../../collector/index.js';
+import { hashToken, parseTopology, type Topology } from '../../topology/index.js';
 import { startServer, type RunningServer, type ServerExtras } from '../../api/server.js';
 import { ProbeAgent, type AgentOptions } from '../../probes/agent.js';
 import { resolveServerSettings, type ServerFlags } from '../../api/settings.js';

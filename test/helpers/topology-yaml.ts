@@ -3,7 +3,7 @@
  * message a refused one gets.
  */
 import { expect } from 'vitest';
-import { ConfigError, hashToken, parseTopology } from '../../collector/index.js';
+import { ConfigError, hashToken, parseTopology } from '../../topology/index.js';
 
 /**
  * Centres a and b (probes on 127.0.0.2 and .3) and the link between them.

@@ -5,7 +5,7 @@
  * episode; a centre alert (probe silent) requests nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTopology } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
 import { diagnosticRequestsSince, insertTrains } from '../../sql/index.js';
 import { train } from '../helpers/sla-month.js';
 import { startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';

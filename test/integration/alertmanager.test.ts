@@ -16,7 +16,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../api/alerts/fingerprint.js';
-import { parseTopology } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
 import { missingAlertmanager, startAlertmanager, type RunningTool } from '../helpers/prometheus.js';
 import { freePort, removeTempDirs } from '../helpers/processes.js';
 import { skipReason } from '../helpers/requirements.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertsResponse, SilencesResponse, SilenceView } from '../../api/contract.js';
-import { parseTopology } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const base = testTopology(['alfa', 'bravo'], '127.0.73');

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertService } from '../../api/alerts/service.js';
 import { bucketStepS, lookbackStartS } from '../../api/alerts/rules.js';
-import { parseTopology, type Topology } from '../../collector/index.js';
+import { parseTopology, type Topology } from '../../topology/index.js';
 import { formatDateTime64, insertThroughput, insertTrains, migrate, openStore, type Store, type TrainRow } from '../../sql/index.js';
 import { throughput } from '../helpers/sla-month.js';
 import { quietLogger, testTopology } from '../helpers/stack.js';

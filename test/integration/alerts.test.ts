@@ -20,7 +20,7 @@ import { fingerprint } from '../../api/alerts/fingerprint.js';
 import type { WebhookMessage } from '../../api/alerts/payload.js';
 import { AlertService, type EvaluationReport, type FiringAlert } from '../../api/alerts/service.js';
 import type { AlertEventsResponse } from '../../api/contract.js';
-import { parseTopology, type Topology } from '../../collector/index.js';
+import { parseTopology, type Topology } from '../../topology/index.js';
 import { getJson, quietLogger, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 
 const base = testTopology(['alfa', 'bravo', 'charlie'], '127.0.71');

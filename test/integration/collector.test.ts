@@ -4,7 +4,7 @@
  * once (even when retried) and reads back through the API unchanged.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_SAMPLES, type TrainSample } from '../../collector/index.js';
+import { MAX_BATCH_SAMPLES, type TrainSample } from '../../protocol/index.js';
 import { latestVersion } from '../../sql/index.js';
 import { RawClient } from '../helpers/ws-client.js';
 import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';

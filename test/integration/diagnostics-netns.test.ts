@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnnotationsResponse, DiagnosticsDetailResponse } from '../../api/contract.js';
-import type { DiagnosticSampleRecord } from '../../collector/index.js';
+import type { DiagnosticSampleRecord } from '../../protocol/index.js';
 import { runDiagnostics } from '../../probes/engines/diagnostics/index.js';
 import { netnsUnavailable, run, runOk } from '../helpers/netns.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';

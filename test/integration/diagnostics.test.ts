@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   AnnotationsResponse, DiagnosticsDetailResponse, DiagnosticsRequestResponse, ErrorResponse,
 } from '../../api/contract.js';
-import { parseTopology, type DiagnosticSampleRecord } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
+import { type DiagnosticSampleRecord } from '../../protocol/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
 import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTopology } from '../../collector/index.js';
+import { parseTopology } from '../../topology/index.js';
 import { repoRoot } from '../helpers/netns.js';
 import { fabricTopologyYaml, haversineKm, inFabricRange, planFabric, specFromTopologyFile } from '../fabric/plan.js';
 import { DelayRelay, HoldQueue, nowMs, relayControl, type ControlRequest } from '../fabric/relay.js';

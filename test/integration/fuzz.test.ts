@@ -9,7 +9,7 @@
  * Replay a run with the seed it prints: CITYMESH_FUZZ_SEED=<seed>.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_SAMPLES, parseProbeMessage } from '../../collector/index.js';
+import { MAX_BATCH_SAMPLES, parseProbeMessage } from '../../protocol/index.js';
 import {
   authFailingHello, fuzzSeed, IdSource, mutateBatch, mutateHello, preview, Rng, setKey, Tally, validBatch, validSample,
   type FuzzCentre, type JsonObject, type Mutant,

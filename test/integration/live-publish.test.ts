@@ -8,7 +8,8 @@
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LiveTrain, TrainSample } from '../../collector/index.js';
+import type { LiveTrain } from '../../collector/index.js';
+import type { TrainSample } from '../../protocol/index.js';
 import type { LiveMessage } from '../../api/contract.js';
 import { duplicateTrainIds } from '../../sql/index.js';
 import { startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';

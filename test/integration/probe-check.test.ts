@@ -9,7 +9,8 @@ import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashToken, type TestStatus } from '../../collector/index.js';
+import { hashToken } from '../../topology/index.js';
+import { type TestStatus } from '../../collector/index.js';
 import type { CheckResult } from '../../probes/check.js';
 import { readClockSync } from '../../probes/engines/stamp/clock.js';
 import { detectIperf3 } from '../../probes/engines/throughput/index.js';

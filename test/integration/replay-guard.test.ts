@@ -8,7 +8,8 @@
  * the same token, which the shrunk window no longer deduplicates.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toRow, type TrainSample } from '../../collector/index.js';
+import { toRow } from '../../collector/index.js';
+import { type TrainSample } from '../../protocol/index.js';
 import { duplicateTrainIds, insertTrains } from '../../sql/index.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 

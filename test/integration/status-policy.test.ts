@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusResponse } from '../../api/contract.js';
-import { hashToken, parseTopology } from '../../collector/index.js';
+import { hashToken, parseTopology } from '../../topology/index.js';
 import { insertTrains } from '../../sql/index.js';
 import { train } from '../helpers/sla-month.js';
 import { getJson, startTestServer, type TestServer } from '../helpers/stack.js';

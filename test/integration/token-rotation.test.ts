@@ -5,7 +5,7 @@
  * restarted on the new topology, the old token is refused and the new one works.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashToken, parseTopology } from '../../collector/index.js';
+import { hashToken, parseTopology } from '../../topology/index.js';
 import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 import { RawClient } from '../helpers/ws-client.js';
 

@@ -1,6 +1,6 @@
 // @ts-check
 // Shared by the k6 scripts: settings from the environment (`k6 run -e NAME=…`)
-// and synthetic trains in the probe protocol's shape (collector/protocol.ts).
+// and synthetic trains in the probe protocol's shape (protocol/wire.ts).
 
 /** @param {string} name @param {string} [fallback] @returns {string} */
 export function env(name, fallback) {

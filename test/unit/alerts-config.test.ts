@@ -4,7 +4,7 @@
  * what is wrong.
  */
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDurationMs, parseTopology } from '../../collector/index.js';
+import { formatDuration, parseDurationMs, parseTopology } from '../../topology/index.js';
 import { topologyProblems, twoCentreTopology } from '../helpers/topology-yaml.js';
 
 const base = twoCentreTopology();

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlertMetrics } from '../../api/alerts/metrics.js';
 import { buildWebhookMessage } from '../../api/alerts/payload.js';
 import { deliver } from '../../api/alerts/webhook.js';
-import type { AlertWebhook } from '../../collector/index.js';
+import type { AlertWebhook } from '../../topology/index.js';
 import { freePort } from '../helpers/processes.js';
 
 interface Seen {

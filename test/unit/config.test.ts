@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hashToken, loadTopology, parseTopology, planFor } from '../../collector/index.js';
+import { hashToken, loadTopology, parseTopology } from '../../topology/index.js';
+import { planFor } from '../../collector/index.js';
 import { topologyProblems, twoCentreTopology } from '../helpers/topology-yaml.js';
 
 const problems = (text: string, file = 'bad.yaml'): string => topologyProblems(text, file);

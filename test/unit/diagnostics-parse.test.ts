@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diagnosticSampleSchema, parseTopology, planFor, type DiagnosticSampleRecord } from '../../collector/index.js';
+import { diagnosticSampleSchema, type DiagnosticSampleRecord } from '../../protocol/index.js';
+import { parseTopology } from '../../topology/index.js';
+import { planFor } from '../../collector/index.js';
 import { BreachWatcher, judgeTrain, parseTracepath, parseTraceroute, tracerouteReached } from '../../probes/engines/diagnostics/index.js';
 import type { TrainResult } from '../../probes/engines/types.js';
 import { repoRoot } from '../helpers/netns.js';

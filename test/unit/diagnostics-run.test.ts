@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DiagnosticSampleRecord } from '../../collector/index.js';
-import { diagnosticSampleSchema } from '../../collector/index.js';
+import type { DiagnosticSampleRecord } from '../../protocol/index.js';
+import { diagnosticSampleSchema } from '../../protocol/index.js';
 import { DiagnosticsRunner, runDiagnostics, type DiagnosticsOptions } from '../../probes/engines/diagnostics/index.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
 import { StampReflector } from '../../probes/engines/stamp/reflector.js';

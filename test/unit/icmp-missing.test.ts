@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { PlanTask } from '../../collector/protocol.js';
+import type { PlanTask } from '../../protocol/index.js';
 import { findPing, IcmpEngine, PING_MISSING } from '../../probes/engines/icmp/index.js';
 import { EngineUnavailableError, type TrainResult } from '../../probes/engines/types.js';
 import { Scheduler } from '../../probes/scheduler.js';

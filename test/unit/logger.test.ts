@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 describe('createLogger', () => {
   it("routes node-cron's warnings through the JSON logger", async () => {
     const script = `
-      const { createLogger } = await import(new URL('dist/api/logger.js', 'file://${root}/').href);
+      const { createLogger } = await import(new URL('dist/cli/logger.js', 'file://${root}/').href);
       const { default: nodeCron } = await import('node-cron');
       createLogger('info');
       // A task that never finishes: the next second's run is refused by overlap prevention, and node-cron says so.

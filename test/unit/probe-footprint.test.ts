@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-const probeHostModules = ['dist/probes/agent.js', 'dist/probes/check.js', 'dist/api/measure.js'];
+const probeHostModules = ['dist/probes/agent.js', 'dist/probes/check.js', 'dist/probes/measure.js'];
 
 function loadInFreshProcess(modules: string[]): { chdbMapped: boolean; rssMb: number } {
   const script = `

@@ -3,7 +3,7 @@
  * errors that name the line and the rule.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadTopology, parseTopology } from '../../collector/index.js';
+import { ConfigError, loadTopology, parseTopology } from '../../topology/index.js';
 
 const base = (sla: string, linkExtra = '') => `name: policy test
 sla:

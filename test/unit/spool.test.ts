@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, writeFileSync, appendFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { TrainSample } from '../../collector/index.js';
+import type { TrainSample } from '../../protocol/index.js';
 import { Spool } from '../../probes/spool.js';
 
 let n = 0;

@@ -4,7 +4,7 @@
  * authenticates its principal; mistakes are refused with file, line and path.
  */
 import { describe, expect, it } from 'vitest';
-import { authenticate, hashToken, parseTopology } from '../../collector/index.js';
+import { authenticate, hashToken, parseTopology } from '../../topology/index.js';
 import { topologyProblems } from '../helpers/topology-yaml.js';
 
 const topologyWith = (centreA: string, operator = `token_sha256: ${hashToken('op')}`) => `name: t

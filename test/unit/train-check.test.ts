@@ -7,7 +7,7 @@
  * sample, or the fast path would be dead code.
  */
 import { describe, expect, it } from 'vitest';
-import { checkTrainSample, parseProbeMessage, parseProbeMessageBySchema, trainSampleSchema, unstorableText } from '../../collector/index.js';
+import { checkTrainSample, parseProbeMessage, parseProbeMessageBySchema, trainSampleSchema, unstorableText } from '../../protocol/index.js';
 import { fuzzSeed, IdSource, mutateBatch, Rng, SAMPLE_KEYS, validBatch, validSample, type FuzzCentre, type Json, type JsonObject } from '../helpers/fuzz.js';
 
 const SEED = fuzzSeed();

@@ -10,7 +10,7 @@
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { parseDurationMs } from '../../../collector/index.js';
+import { parseDurationMs } from '../../../topology/index.js';
 import type { AlertService } from '../../alerts/service.js';
 import { SilenceInputError } from '../../alerts/service.js';
 import type { AuthEnv } from '../../auth.js';

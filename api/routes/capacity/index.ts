@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Link } from '../../../collector/index.js';
+import type { Link } from '../../../topology/index.js';
 import { latestNicStates, latestThroughputTests, throughputHistory, utilisationSeries, type LinkNicState, type ThroughputTest } from '../../../sql/index.js';
 import type { CapacityResponse, CapacityVerdict, LinkCapacity, ThroughputHistoryResponse, ThroughputTestStatus, UtilisationResponse } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';

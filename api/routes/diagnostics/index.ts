@@ -13,7 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { selfLoadGuardMs, type Link } from '../../../collector/index.js';
+import { selfLoadGuardMs } from '../../../collector/index.js';
+import { type Link } from '../../../topology/index.js';
 import {
   diagnosticRequest, diagnosticRuns, diagnosticRunsById, insertDiagnosticRequest, loadWindowsBetween, maintenanceWindows, pathChanges,
   type DiagnosticRun, type MaintenanceWindow,

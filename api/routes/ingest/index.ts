@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { MAX_MESSAGE_BYTES } from '../../../collector/index.js';
+import { MAX_MESSAGE_BYTES } from '../../../protocol/index.js';
 import { requireRole, type AuthEnv } from '../../auth.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError } from '../../errors.js';

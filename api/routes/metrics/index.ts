@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
 import type { Registry } from 'prom-client';
-import type { Topology } from '../../../collector/index.js';
+import type { Topology } from '../../../topology/index.js';
 import type { Store } from '../../../sql/index.js';
 import { requireRole, type AuthEnv } from '../../auth.js';
 import { ApiError } from '../../errors.js';

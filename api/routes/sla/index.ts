@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { selfLoadGuardMs, type Link } from '../../../collector/index.js';
+import { selfLoadGuardMs } from '../../../collector/index.js';
+import { type Link } from '../../../topology/index.js';
 import { insertMaintenance, maintenanceWindows, slaLinkMinutes, slaLinkTimeline, throughputHistory } from '../../../sql/index.js';
 import { requireRole } from '../../auth.js';
 import type {

@@ -6,7 +6,7 @@
  * link see the breach in their own trains, so both run diagnostics, whichever
  * server each happens to be connected to.
  */
-import type { LinkTarget } from '../../../collector/index.js';
+import type { LinkTarget } from '../../../protocol/index.js';
 import type { TrainResult } from '../types.js';
 
 export interface BreachVerdict {

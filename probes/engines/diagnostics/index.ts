@@ -9,14 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type {
-  DiagnoseRequest, DiagnosticSampleRecord, DiagnosticsPolicy, FastTrainResult, PlanTask, ProbePlan,
-} from '../../../collector/index.js';
+import type { DiagnoseRequest, DiagnosticSampleRecord, DiagnosticsPolicy, FastTrainResult, PlanTask, ProbePlan } from '../../../protocol/index.js';
 import type { Engine, TrainResult } from '../types.js';
 import { BreachWatcher, judgeTrain } from './breach.js';
 import { runTracepath } from './tracepath.js';
 import { runTraceroute } from './traceroute.js';
-import { clipText } from '../../../collector/text.js';
+import { clipText } from '../../../protocol/index.js';
 
 export { BreachWatcher, judgeTrain, type BreachPolicy, type BreachVerdict } from './breach.js';
 export { parseTraceroute, tracerouteReached, runTraceroute, type TracerouteParse, type TracerouteHop } from './traceroute.js';

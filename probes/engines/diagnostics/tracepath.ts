@@ -18,8 +18,8 @@
  * so the run is bounded by killing it; the MTU learnt until then is kept.
  * (The real output has numeric addresses where the example shows names.)
  */
-import type { PathMtuResult } from '../../../collector/index.js';
-import { clipText } from '../../../collector/text.js';
+import type { PathMtuResult } from '../../../protocol/index.js';
+import { clipText } from '../../../protocol/index.js';
 import { lineBuffered, runTool, toolVersion } from './tools.js';
 
 export interface TracepathParse {

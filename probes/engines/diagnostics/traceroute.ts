@@ -15,8 +15,8 @@
  *    2  <peer>      0.194 ms *  <other>     0.164 ms !H
  */
 import { isIP } from 'node:net';
-import type { TracerouteResult } from '../../../collector/index.js';
-import { clipText } from '../../../collector/text.js';
+import type { TracerouteResult } from '../../../protocol/index.js';
+import { clipText } from '../../../protocol/index.js';
 import { lineBuffered, runTool, toolVersion } from './tools.js';
 
 export interface TracerouteHop {

@@ -32,7 +32,7 @@ import {
   type ThroughputResult,
   type ThroughputStream,
 } from './types.js';
-import { clipText } from '../../../collector/text.js';
+import { clipText } from '../../../protocol/index.js';
 
 export const DEFAULT_IPERF3_PORT = 5201;
 

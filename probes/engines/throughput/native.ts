@@ -40,7 +40,7 @@ import {
   type ThroughputResult,
   type ThroughputStream,
 } from './types.js';
-import { clipText } from '../../../collector/text.js';
+import { clipText } from '../../../protocol/index.js';
 
 export const DEFAULT_NATIVE_PORT = 5301;
 export const NATIVE_ENGINE_VERSION = 'citymesh-native/1';

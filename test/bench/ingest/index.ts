@@ -15,7 +15,8 @@
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { ChdbExtension } from 'chdb/connection';
-import { batchContentSha256, parseProbeMessage, parseProbeMessageBySchema, toRow, type ProbeBatch } from '../../../collector/index.js';
+import { batchContentSha256, toRow } from '../../../collector/index.js';
+import { parseProbeMessage, parseProbeMessageBySchema, type ProbeBatch } from '../../../protocol/index.js';
 import { insertTrains, TRAIN_COLUMNS, trainRowsCompact, type TrainRow } from '../../../sql/index.js';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
 import { ownCpuSeconds, rssPeakSampler, size, startHelper, wallMs } from '../lib/env.js';

@@ -3,7 +3,8 @@
  * as JSON text (what a probe sends) from a small pool of precomputed RTT
  * arrays, so the generator spends its time on ids and timestamps only.
  */
-import { toRow, type TrainSample } from '../../../collector/index.js';
+import { toRow } from '../../../collector/index.js';
+import { type TrainSample } from '../../../protocol/index.js';
 import type { TrainRow } from '../../../sql/index.js';
 
 export const RTTS_PER_TRAIN = 100;

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { collectNetworkFamilies } from '../../../api/network-metrics/collect.js';
-import { parseTopology } from '../../../collector/index.js';
+import { parseTopology } from '../../../topology/index.js';
 import { startTestServer } from '../../helpers/stack.js';
 import { size, sleep, wallMs } from '../lib/env.js';
 import { emit, note } from '../lib/figures.js';

@@ -22,7 +22,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTopology } from '../../../collector/index.js';
+import { parseTopology } from '../../../topology/index.js';
 import {
   decodeErrorEstimate, decodeSenderPacket, decodeTimestamp, encodeErrorEstimate, encodeReflectorPacket, STAMP_PACKET_SIZE, unixNsToNtp,
 } from '../../../probes/engines/stamp/codec.js';

@@ -13,9 +13,9 @@
 import { z } from 'zod';
 import { isStorableText, unstorableText } from './text.js';
 import { checkTrainSample } from './train-check.js';
-import { diagnosticSampleSchema, MAX_BATCH_DIAGNOSTICS, type DiagnoseRequest, type DiagnosticsPolicy, type LinkTarget } from './diagnostics-protocol.js';
+import { diagnosticSampleSchema, MAX_BATCH_DIAGNOSTICS, type DiagnoseRequest, type DiagnosticsPolicy, type LinkTarget } from './diagnostics.js';
 
-export * from './diagnostics-protocol.js';
+export * from './diagnostics.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest batch the collector accepts; larger ones are refused whole. */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
-import { version } from './version.js';
+import { version } from '../api/version.js';
 
 /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once. Returns the trigger. */
 function onSignals(stop: () => Promise<void>, logger: Logger): (signal: NodeJS.Signals) => void {
@@ -52,8 +52,8 @@ const serverOptions = (cmd: Command) =>
 
 serverOptions(program.command('server').description('run the collector, API and dashboard (ClickHouse: embedded, or CLICKHOUSE_URL)'))
   .action(async (flags: Record<string, string | undefined>) => {
-    const { resolveServerSettings } = await import('./settings.js');
-    const { startServer } = await import('./server.js');
+    const { resolveServerSettings } = await import('../api/settings.js');
+    const { startServer } = await import('../api/server.js');
     const settings = resolveServerSettings(flags);
     const logger = createLogger(settings.logLevel);
     const server = await startServer(settings, logger);
@@ -64,8 +64,8 @@ serverOptions(program.command('server').description('run the collector, API and 
 
 serverOptions(program.command('demo').description('server plus one real probe per demo centre on loopback (what `npm start` runs)'))
   .action(async (flags: Record<string, string | undefined>) => {
-    const { resolveServerSettings } = await import('./settings.js');
-    const { startDemo } = await import('./demo.js');
+    const { resolveServerSettings } = await import('../api/settings.js');
+    const { startDemo } = await import('../api/demo.js');
     const settings = resolveServerSettings(flags);
     const logger = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
     const demo = await startDemo(settings, logger);
@@ -207,8 +207,8 @@ program
   });
 
 async function runMeasure(engine: 'stamp' | 'icmp', flags: Record<string, string | boolean | undefined>): Promise<void> {
-  const { measure: run, formatResults } = await import('./measure.js');
-  const f = flags as unknown as import('./measure.js').MeasureFlags;
+  const { measure: run, formatResults } = await import('../probes/measure.js');
+  const f = flags as unknown as import('../probes/measure.js').MeasureFlags;
   const results = await run(engine, f);
   process.stdout.write((f.json ? JSON.stringify(results, null, 2) : formatResults(f.target, results)) + '\n');
 }
@@ -221,7 +221,7 @@ program
   .action(async (flags: { port: string; host: string }) => {
     const port = Number(flags.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${flags.port}" is not a UDP port number`);
-    const { reflect } = await import('./measure.js');
+    const { reflect } = await import('../probes/measure.js');
     const reflector = await reflect(port, flags.host);
     const address = reflector.address();
     process.stdout.write(`STAMP reflector listening on ${address.address}:${address.port}\n`);
@@ -237,8 +237,8 @@ program
   .option('--database <db>', 'database that holds citymesh\'s tables (env CLICKHOUSE_DATABASE; default "default")')
   .option('--print', 'print the SQL, one statement per `;`, without connecting (for review or `clickhouse-client --multiquery`)')
   .option('--data-dir <dir>', 'embedded ClickHouse data directory (env CITYMESH_DATA_DIR; default ./data)')
-  .action(async (flags: import('./migrate-cli.js').MigrateFlags) => {
-    const { runMigrate } = await import('./migrate-cli.js');
+  .action(async (flags: import('../api/migrate-cli.js').MigrateFlags) => {
+    const { runMigrate } = await import('../api/migrate-cli.js');
     await runMigrate(flags);
   });
 
@@ -249,7 +249,7 @@ program
   .description('check a topology file and print a summary')
   .argument('<file>', 'topology YAML file')
   .action(async (file: string) => {
-    const { loadTopology } = await import('../collector/index.js');
+    const { loadTopology } = await import('../topology/index.js');
     const topology = loadTopology(file, { requireTokens: false });
     const missing = topology.centres.filter((c) => c.probe.tokenSha256s.length === 0).map((c) => c.id);
     process.stdout.write(
@@ -269,9 +269,9 @@ const report = program
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .option('-s, --server <url>', 'server base URL (env CITYMESH_API_URL)', process.env.CITYMESH_API_URL ?? 'http://127.0.0.1:8080')
   .option('--token-file <file>', 'file holding a regulator or operator token (default: env CITYMESH_TOKEN)')
-  .action(async (flags: import('./report-cli.js').ReportFlags) => {
+  .action(async (flags: import('../api/report-cli.js').ReportFlags) => {
     if (!flags.month) throw new Error('--month is required, e.g. --month 2026-11 (or: citymesh report verify FILE)');
-    const { runReport } = await import('./report-cli.js');
+    const { runReport } = await import('../api/report-cli.js');
     await runReport(flags);
   });
 
@@ -281,8 +281,8 @@ report
   .argument('<file>', 'signed report (citymesh report --signed, or GET /v1/sla/months/M/report)')
   .option('--public-key <file>', 'the server\'s public key (PEM), obtained out of band: the strongest check')
   .option('-s, --server <url>', 'fetch the public key from GET /v1/sla/public-key instead')
-  .action(async (file: string, flags: import('./report-cli.js').VerifyFlags) => {
-    const { runVerify } = await import('./report-cli.js');
+  .action(async (file: string, flags: import('../api/report-cli.js').VerifyFlags) => {
+    const { runVerify } = await import('../api/report-cli.js');
     // `report verify FILE --server URL`: the parent `report` also knows --server and takes it first.
     const server = flags.server ?? (report.getOptionValueSource('server') === 'cli' ? (report.opts() as { server?: string }).server : undefined);
     process.exitCode = await runVerify(file, { ...flags, server });
@@ -299,8 +299,8 @@ program
   .option('--tcp-port <port>', 'native protocol port (clickhouse-client, remote()); 0 picks a free one', '9000')
   .option('--user <name>', 'the user clients sign in as (env CLICKHOUSE_USER; default citymesh)')
   .option('--password-file <file>', 'file holding that user\'s password (default: env CLICKHOUSE_PASSWORD)')
-  .action(async (flags: import('./store-cli.js').StoreServeFlags) => {
-    const { serveStore, storeServePlan } = await import('./store-cli.js');
+  .action(async (flags: import('../api/store-cli.js').StoreServeFlags) => {
+    const { serveStore, storeServePlan } = await import('../api/store-cli.js');
     const plan = storeServePlan(flags);
     const node = await serveStore(plan);
     const logger = createLogger('info');

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
-import { hashToken } from '../auth.js';
-import { unstorableText } from '../text.js';
+import { hashToken } from './principals.js';
+import { unstorableText } from '../protocol/text.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 

@@ -4,7 +4,7 @@
  * so timing says nothing about which token (or how much of one) matched.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Topology } from './topology/index.js';
+import type { Topology } from './model.js';
 
 export type Role = 'probe' | 'operator' | 'regulator' | 'anonymous';
 

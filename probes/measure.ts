@@ -2,10 +2,10 @@
  * One-shot troubleshooting tools: a single train to a target, printed for a
  * human or as JSON, and a standalone STAMP reflector.
  */
-import { ClockSyncCache } from '../probes/engines/stamp/clock.js';
-import { StampReflector } from '../probes/engines/stamp/reflector.js';
-import { createEngine } from '../probes/engines/registry.js';
-import type { EngineName, TrainResult, TrainTask } from '../probes/engines/types.js';
+import { ClockSyncCache } from './engines/stamp/clock.js';
+import { StampReflector } from './engines/stamp/reflector.js';
+import { createEngine } from './engines/registry.js';
+import type { EngineName, TrainResult, TrainTask } from './engines/types.js';
 
 export interface MeasureFlags {
   target: string;

@@ -18,7 +18,7 @@
  */
 import { isStorableText } from './text.js';
 // A cycle (protocol.ts calls checkTrainSample): harmless, these are only read when a sample is checked.
-import { MAX_TRAIN_PACKETS, type TrainSample, type Timestamping } from './protocol.js';
+import { MAX_TRAIN_PACKETS, type TrainSample, type Timestamping } from './wire.js';
 
 const MICROS_MAX = 60_000_000;
 const DELAY_LIMIT = 60_000_000;
