@@ -227,6 +227,8 @@ export class Collector {
 
   /** HTTP ingest: one batch message as text, from an authenticated centre. */
   async ingestText(centre: string, text: string): Promise<IngestOutcome> {
+    const shed = this.shedBeforeParse(null);
+    if (shed) return this.refuse(this.options.logger, 'busy', shed, undefined, peekBatchId(text));
     let parsed: ReturnType<typeof parseProbeMessage>;
     try {
       parsed = parseProbeMessage(text);
@@ -294,6 +296,16 @@ export class Collector {
         this.send(ws, this.refuse(log, 'too_large', `before hello, messages are at most ${this.limits.maxHelloBytes} bytes; say hello first`).error);
         ws.close(CLOSE_TOO_BIG, 'say hello first');
         return;
+      }
+      // An overloaded server refuses a batch before reading it: parsing what will be refused is what overload cannot afford.
+      // Only when the batch's id is at its head (where probes write it): the refusal must name it, or the probe would wait for a reply.
+      if (session.centre && rawLength(data) > this.limits.maxHelloBytes) {
+        const shed = this.shedBeforeParse(session);
+        const batchId = shed ? peekBatchId(rawHead(data)) : undefined;
+        if (shed && batchId) {
+          this.send(ws, this.refuse(log, 'busy', shed, undefined, batchId).error);
+          return;
+        }
       }
       try {
         this.onMessage(ws, session, log, rawText(data));
@@ -382,6 +394,26 @@ export class Collector {
     });
   }
 
+  /**
+   * Why a batch arriving now would be refused busy whatever it holds, or null:
+   * checks that need nothing from the message, made before it is parsed.
+   */
+  private shedBeforeParse(session: Session | null): string | null {
+    if (this.closing) return 'server shutting down; retry later';
+    if (session && session.inflight >= this.limits.maxInflightPerConnection) {
+      return `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks`;
+    }
+    if (this.inflight.size >= this.limits.maxInflightTotal) return 'collector at capacity; retry later';
+    const overloaded = this.storeQueue.overloaded();
+    if (overloaded) return this.behind(overloaded.expectedS);
+    return null;
+  }
+
+  private behind(expectedS: number | null): string {
+    return `the store is behind (this batch would wait ${expectedS === null ? 'behind a full queue' : `about ${expectedS.toFixed(1)} s`}, ` +
+      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`;
+  }
+
   private async ingestBatch(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
     if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
     if (this.inflight.size >= this.limits.maxInflightTotal) {
@@ -390,8 +422,7 @@ export class Collector {
     const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
     const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
     if (turn.admitted) return turn.value;
-    return this.refuse(log, 'busy', `the store is behind (this batch would wait ${turn.expectedS === null ? 'behind a full queue' : `about ${turn.expectedS.toFixed(1)} s`}, ` +
-      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`, undefined, batch.batchId);
+    return this.refuse(log, 'busy', this.behind(turn.expectedS), undefined, batch.batchId);
   }
 
   private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
@@ -636,6 +667,23 @@ export function batchContentSha256(batch: ProbeBatch): string {
 function rawLength(data: RawData): number {
   if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
   return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
+/** The first bytes of a message, as text: enough to hold a batch's type and id. */
+function rawHead(data: RawData): string {
+  const first = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
+  return first.toString('latin1', 0, Math.min(first.length, 256));
+}
+
+/**
+ * A batch's id read from the message's head without parsing it: where a probe
+ * writes it (`{"type":"batch","batchId":"…"`, spaces allowed), in the id's
+ * own alphabet (protocol/wire.ts). Anything else: undefined, and the message
+ * is parsed as usual.
+ */
+const BATCH_HEAD = /^\s*\{\s*"type"\s*:\s*"batch"\s*,\s*"batchId"\s*:\s*"([A-Za-z0-9._:-]{1,128})"/;
+export function peekBatchId(head: string): string | undefined {
+  return BATCH_HEAD.exec(head.slice(0, 256))?.[1];
 }
 
 function rawText(data: RawData): string {
