@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { createHash } from 'node:crypto';
 import {
-  batchContentHashes, insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
+  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatch,
   type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
 } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from '../topology/index.js';
@@ -487,14 +487,13 @@ export class Collector {
       let known: string[];
       let stored: Set<string>;
       try {
-        // One after the other: the embedded engine's parameter binding misbehaves under concurrent bound queries.
-        known = await batchContentHashes(client, centre, batch.batchId);
-        stored = span
-          ? await storedRecordIds(client, {
+        // One query for both (the ledger and the records): one round trip on the way to the live feed.
+        ({ contentHashes: known, stored } = await lookUpBatch(client, centre, batch.batchId, span
+          ? {
               centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
               diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-            })
-          : new Set<string>();
+            }
+          : null));
         // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
         rows = await this.selfLoad.mark(rows, loadRows);
       } catch (error) {
