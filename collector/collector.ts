@@ -11,8 +11,7 @@ import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { createHash } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
 import {
   insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatch,
   type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
@@ -43,6 +42,9 @@ import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from '../protocol/index.js';
 import { StoreQueue } from './store-queue.js';
+import { batchContentSha256 } from './batch-content.js';
+import { peekBatchId, rawHead, rawLength, rawText } from './frames.js';
+import { toLoadRow, toNicRow, toRow, toThroughputRow } from './rows.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from '../topology/index.js';
 
@@ -650,131 +652,4 @@ export class Collector {
   private send(ws: WebSocket, message: CollectorMessage): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   }
-}
-
-/**
- * What a batch id promises stays the same on every resend: its records. The
- * fields a probe refreshes per send (createdAtUs, spool) are left out. Hashed
- * from the validated message, whose key order is the schema's, so the same
- * records hash the same however the JSON was written.
- */
-export function batchContentSha256(batch: ProbeBatch): string {
-  const content = JSON.stringify([batch.samples, batch.nic ?? [], batch.throughput ?? [], batch.diagnostics ?? []]);
-  return createHash('sha256').update(content, 'utf8').digest('hex');
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-/** The first bytes of a message, as text: enough to hold a batch's type and id. */
-function rawHead(data: RawData): string {
-  const first = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
-  return first.toString('latin1', 0, Math.min(first.length, 256));
-}
-
-/**
- * A batch's id read from the message's head without parsing it: where a probe
- * writes it (`{"type":"batch","batchId":"…"`, spaces allowed), in the id's
- * own alphabet (protocol/wire.ts). Anything else: undefined, and the message
- * is parsed as usual.
- */
-const BATCH_HEAD = /^\s*\{\s*"type"\s*:\s*"batch"\s*,\s*"batchId"\s*:\s*"([A-Za-z0-9._:-]{1,128})"/;
-export function peekBatchId(head: string): string | undefined {
-  return BATCH_HEAD.exec(head.slice(0, 256))?.[1];
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
-}
-
-export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
-  return {
-    ts: formatDateTime64(s.startedAtUs),
-    src,
-    dst: s.dst,
-    engine: s.engine,
-    flow: s.flow,
-    src_port: s.srcPort,
-    dscp: s.dscp,
-    batch_id: batchId,
-    train_id: s.trainId,
-    sent: s.sent,
-    received: s.received,
-    lost: s.lost,
-    duplicated: s.duplicated,
-    reordered: s.reordered,
-    rtt_min_us: s.rttMinUs,
-    rtt_median_us: s.rttMedianUs,
-    rtt_p99_us: s.rttP99Us,
-    rtt_max_us: s.rttMaxUs,
-    jitter_us: s.jitterUs,
-    synced: s.synced,
-    error_estimate_us: s.errorEstimateUs,
-    rtts_us: s.rttsUs,
-    fwd_us: s.fwdUs,
-    rev_us: s.revUs,
-    sender_ts: s.senderTimestamping ?? 'unknown',
-    reflector_ts: s.reflectorTimestamping ?? 'unknown',
-  };
-}
-
-function toNicRow(centre: string, batchId: string, n: NicSampleRecord): NicRow {
-  return {
-    ts: formatDateTime64(n.atUs).slice(0, 23),
-    centre,
-    interface: n.interface,
-    peer: n.peer ?? '',
-    interval_s: n.intervalS,
-    speed_mbps: n.speedMbps,
-    oper_state: n.operState ?? '',
-    reset: n.reset,
-    rx_bps: n.rxBps,
-    tx_bps: n.txBps,
-    rx_pps: n.rxPps,
-    tx_pps: n.txPps,
-    rx_errors_ps: n.rxErrorsPs,
-    tx_errors_ps: n.txErrorsPs,
-    rx_drops_ps: n.rxDropsPs,
-    tx_drops_ps: n.txDropsPs,
-    utilisation: n.utilisation,
-    sample_id: n.sampleId,
-    batch_id: batchId,
-  };
-}
-
-/** The span a probe's test loaded its link, on the probe's clock (none from a probe too old to report its end). */
-function toLoadRow(centre: string, t: ThroughputSampleRecord): LoadWindowRow[] {
-  if (t.endedAtUs === undefined) return [];
-  const [a, b] = centre < t.dst ? [centre, t.dst] : [t.dst, centre];
-  return [{
-    windowId: t.testId, a, b, startMs: t.startedAtUs / 1000, endMs: t.endedAtUs / 1000, source: 'measured', trigger: t.trigger,
-    recordedBy: `probe:${centre}`,
-  }];
-}
-
-function toThroughputRow(centre: string, batchId: string, t: ThroughputSampleRecord): ThroughputRow {
-  return {
-    ts: formatDateTime64(t.startedAtUs).slice(0, 23),
-    src: centre,
-    dst: t.dst,
-    test_id: t.testId,
-    trigger: t.trigger,
-    engine: t.engine,
-    engine_version: t.engineVersion ?? '',
-    direction: t.direction,
-    streams: t.streams,
-    seconds: t.seconds,
-    ok: t.ok,
-    error: t.error ?? '',
-    forward_bps: t.forwardBps,
-    reverse_bps: t.reverseBps,
-    retransmits: t.retransmits,
-    cpu_local_pct: t.cpuLocalPct,
-    cpu_remote_pct: t.cpuRemotePct,
-    batch_id: batchId,
-  };
 }

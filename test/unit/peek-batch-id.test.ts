@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { peekBatchId } from '../../collector/collector.js';
+import { peekBatchId } from '../../collector/frames.js';
 
 describe('peekBatchId (a batch id read from a message head, before parsing)', () => {
   it('reads the id where probes write it, spaces allowed', () => {
