@@ -1,50 +1,33 @@
 /**
  * Accepts probe connections (WebSocket) and HTTP batches, authenticates them,
- * validates every message, stores each batch with one deduplicated INSERT,
- * acknowledges only what is stored, and publishes stored trains live.
+ * holds each connection to its limits, reads and validates every message and
+ * hands batches to the ingest (batch-ingest.ts: one deduplicated INSERT per
+ * table, acknowledged only once stored, published live meanwhile).
  *
  * Under pressure it refuses rather than queues: inserts in flight are bounded
- * per connection and in total, and a refused batch stays in the probe's spool.
- * Nothing is acknowledged that ClickHouse has not accepted.
+ * per connection and in total, an overloaded server refuses a batch before
+ * reading it, and a refused batch stays in the probe's spool.
  */
 import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatch,
-  type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
-} from '../sql/index.js';
+import { formatDateTime64, insertLoadWindows, insertThroughput, type Store, type ThroughputRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from '../topology/index.js';
 import type { FailedAuthLimiter } from './auth-limits.js';
-import type { LiveHub, LiveTrain } from './live-hub.js';
+import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
-import {
-  MAX_MESSAGE_BYTES,
-  batchTimeSpanUs,
-  outOfWindow,
-  parseProbeMessage,
-  type CollectorAck,
-  type CollectorError,
-  type CollectorMessage,
-  type ErrorCode,
-  type NicSampleRecord,
-  type ProbeBatch,
-  type ThroughputRun,
-  type ThroughputSampleRecord,
-  type TrainSample,
-} from '../protocol/index.js';
+import { MAX_MESSAGE_BYTES, parseProbeMessage, type CollectorMessage, type ErrorCode, type ThroughputRun } from '../protocol/index.js';
 import { SelfLoadMarker } from './self-load.js';
 import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
-import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
+import { DiagnosticsDispatcher } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from '../protocol/index.js';
-import { StoreQueue } from './store-queue.js';
-import { batchContentSha256 } from './batch-content.js';
+import { BatchIngest } from './batch-ingest.js';
+import { refusal, type IngestOutcome, type Refusal } from './refusal.js';
 import { peekBatchId, rawHead, rawLength, rawText } from './frames.js';
-import { toLoadRow, toNicRow, toRow, toThroughputRow } from './rows.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from '../topology/index.js';
 
@@ -100,9 +83,7 @@ export interface CollectorOptions {
   authLimiter?: FailedAuthLimiter;
 }
 
-export type IngestOutcome =
-  | { ok: true; ack: CollectorAck }
-  | { ok: false; status: number; error: CollectorError };
+export type { IngestOutcome } from './refusal.js';
 
 interface Session {
   centre: string | null;
@@ -123,26 +104,13 @@ const CLOSE_TOO_MANY = 4429;
 /** RFC 6455: a message too big to process. */
 const CLOSE_TOO_BIG = 1009;
 
-const httpStatus: Partial<Record<ErrorCode, number>> = {
-  bad_token: 401,
-  unknown_centre: 401,
-  not_authenticated: 401,
-  too_large: 413,
-  busy: 503,
-  rate_limited: 429,
-  too_many_connections: 429,
-  store_unavailable: 503,
-  batch_conflict: 409,
-};
 
 export class Collector {
   private readonly wss: WebSocketServer;
   private readonly limits: CollectorLimits;
   private readonly inflight = new Set<Promise<unknown>>();
-  /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
-  private readonly recordsInFlight = new Set<string>();
-  private readonly recentBatches = new Map<string, true>();
-  private readonly storeQueue: StoreQueue;
+  /** Stores validated batches (batch-ingest.ts). */
+  private readonly batches: BatchIngest;
   private readonly connectionsByCentre = new Map<string, number>();
   /** Connections (and upgrades in progress) that have not said a valid hello, by address. */
   private readonly unauthenticated = new Map<string, number>();
@@ -161,7 +129,6 @@ export class Collector {
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
     this.selfLoad = new SelfLoadMarker(() => options.store.client, selfLoadGuardMs(options.topology.probing));
-    this.storeQueue = new StoreQueue({ concurrency: this.limits.maxConcurrentStores, maxWaitS: this.limits.maxStoreWaitS });
     this.throughput = new ThroughputCoordinator(
       options.topology,
       (centre, message) => this.sendTo(centre, message),
@@ -176,6 +143,10 @@ export class Collector {
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
     });
     this.reports = new ProbeReports(options.store, options.metrics, options.logger.child({ part: 'reports' }));
+    this.batches = new BatchIngest({
+      store: options.store, topology: options.topology, hub: options.hub, metrics: options.metrics, reports: this.reports, selfLoad: this.selfLoad,
+      limits: this.limits, inflight: this.inflight, track: (work) => this.track(work), isClosing: () => this.closing,
+    });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -242,7 +213,7 @@ export class Collector {
     if (parsed.message.type !== 'batch') {
       return this.refuse(this.options.logger, 'unknown_type', 'HTTP ingest takes batch messages only; say hello over WebSocket', 'type');
     }
-    return this.ingestBatch(centre, parsed.message, this.options.logger);
+    return this.batches.ingest(centre, parsed.message, this.options.logger);
   }
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
@@ -390,7 +361,7 @@ export class Collector {
     }
     session.inflight++;
     const centre = session.centre;
-    void this.ingestBatch(centre, message, log).then((outcome) => {
+    void this.batches.ingest(centre, message, log).then((outcome) => {
       session.inflight--;
       this.send(ws, outcome.ok ? outcome.ack : outcome.error);
     });
@@ -406,177 +377,9 @@ export class Collector {
       return `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks`;
     }
     if (this.inflight.size >= this.limits.maxInflightTotal) return 'collector at capacity; retry later';
-    const overloaded = this.storeQueue.overloaded();
-    if (overloaded) return this.behind(overloaded.expectedS);
+    const overloaded = this.batches.overloaded();
+    if (overloaded) return this.batches.behind(overloaded.expectedS);
     return null;
-  }
-
-  private behind(expectedS: number | null): string {
-    return `the store is behind (this batch would wait ${expectedS === null ? 'behind a full queue' : `about ${expectedS.toFixed(1)} s`}, ` +
-      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`;
-  }
-
-  private async ingestBatch(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
-    if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
-    if (this.inflight.size >= this.limits.maxInflightTotal) {
-      return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
-    }
-    const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
-    const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
-    if (turn.admitted) return turn.value;
-    return this.refuse(log, 'busy', this.behind(turn.expectedS), undefined, batch.batchId);
-  }
-
-  private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
-    const window = outOfWindow(batch, Date.now() * 1000);
-    if (window) return this.refuse(log, 'bad_message', window.error, window.field, batch.batchId);
-    const peers = new Set(this.options.topology.peersOf(centre));
-    for (const [i, t] of (batch.throughput ?? []).entries()) {
-      if (!peers.has(t.dst)) {
-        return this.refuse(log, 'unknown_destination', `throughput[${i}].dst: "${t.dst}" is not a centre linked to "${centre}"`, `throughput[${i}].dst`, batch.batchId);
-      }
-    }
-    for (const [i, d] of (batch.diagnostics ?? []).entries()) {
-      if (!peers.has(d.dst)) {
-        return this.refuse(log, 'unknown_destination', `diagnostics[${i}].dst: "${d.dst}" is not a centre linked to "${centre}"`, `diagnostics[${i}].dst`, batch.batchId);
-      }
-    }
-    for (const [i, n] of (batch.nic ?? []).entries()) {
-      if (n.peer !== null && !peers.has(n.peer)) {
-        return this.refuse(log, 'unknown_destination', `nic[${i}].peer: "${n.peer}" is not a centre linked to "${centre}"`, `nic[${i}].peer`, batch.batchId);
-      }
-    }
-    const seen = new Set<string>();
-    for (const [i, s] of batch.samples.entries()) {
-      if (!peers.has(s.dst)) {
-        return this.refuse(log, 'unknown_destination', `samples[${i}].dst: "${s.dst}" is not a centre linked to "${centre}"`, `samples[${i}].dst`, batch.batchId);
-      }
-      if (seen.has(s.trainId)) {
-        return this.refuse(log, 'duplicate_train', `samples[${i}].trainId: "${s.trainId}" appears twice in this batch`, `samples[${i}].trainId`, batch.batchId);
-      }
-      seen.add(s.trainId);
-    }
-    if (batch.spool) {
-      const m = this.options.metrics;
-      m.spoolBatches.set({ centre }, batch.spool.batches);
-      m.spoolBytes.set({ centre }, batch.spool.bytes);
-      m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
-    }
-    if (batch.report) this.track(this.reports.update(centre, batch.report));
-    // A plan peer's reflector timestamping is what that peer's probe reports (the sender cannot know it).
-    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
-      ? { ...s, reflectorTimestamping: this.reports.reflectorTimestamping(s.dst) } : s));
-    let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
-    let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
-    let loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
-    let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
-    const key = `${centre}/${batch.batchId}`;
-    const client = this.options.store.client;
-    // Two batches of one centre holding the same record (or the same batch twice) are never stored side by side:
-    // the second is deferred, and on its retry the lookup below finds what the first stored.
-    const claims = [`batch:${key}`, ...[...rows.map((r) => r.train_id), ...nicRows.map((r) => r.sample_id),
-      ...throughputRows.map((r) => r.test_id), ...diagnosticsRows.map((r) => r.run_id)].map((id) => `${centre}/${id}`)];
-    if (claims.some((c) => this.recordsInFlight.has(c))) {
-      return this.refuse(log, 'busy', 'a batch holding some of these records is being stored now; retry', undefined, batch.batchId);
-    }
-    for (const c of claims) this.recordsInFlight.add(c);
-    try {
-      const sha = batchContentSha256(batch);
-      // A batch id is bound to its content: the same id with other content is refused, never acked and dropped.
-      // Every record is looked up, for this centre only: a replay older than the deduplication window, or a
-      // train id sent in two batches, is stored once. Judged by the records' own times (createdAtUs changes on resend).
-      const span = batchTimeSpanUs(batch);
-      let known: string[];
-      let stored: Set<string>;
-      try {
-        // One query for both (the ledger and the records): one round trip on the way to the live feed.
-        ({ contentHashes: known, stored } = await lookUpBatch(client, centre, batch.batchId, span
-          ? {
-              centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-              diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-            }
-          : null));
-        // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
-        rows = await this.selfLoad.mark(rows, loadRows);
-      } catch (error) {
-        this.options.metrics.storeErrors.inc();
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
-        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
-      }
-      if (known.length > 0 && !known.includes(sha)) {
-        this.options.metrics.batchConflicts.inc({ centre });
-        return this.refuse(log, 'batch_conflict',
-          `batch id "${batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
-          'batchId', batch.batchId);
-      }
-      if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
-      const before = rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length;
-      rows = rows.filter((r) => !stored.has(r.train_id));
-      nicRows = nicRows.filter((r) => !stored.has(r.sample_id));
-      throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
-      loadRows = loadRows.filter((r) => !stored.has(r.windowId));
-      diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
-      const replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
-      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
-      // One INSERT per table, each deduplicated by a token bound to the batch's content: a retry after a partial
-      // failure stores only what is missing; other content under the same id (a race between servers) is not dropped.
-      const token = `${key}/${sha.slice(0, 16)}`;
-      // Published now, while the INSERT runs: what is left after the lookups is exactly what this INSERT stores
-      // (a conflicting id was refused above, records already stored were removed), so the only way a published
-      // train ends up not stored is the INSERT failing, and then it is retracted (below).
-      const published = this.publishLive(centre, batch, rows);
-      const work = Promise.all([
-        insertTrains(client, rows, token),
-        insertNic(client, nicRows, token),
-        insertThroughput(client, throughputRows, token),
-        insertLoadWindows(client, loadRows, token),
-        insertDiagnostics(client, diagnosticsRows, token),
-      ]).then(() => insertBatchLedger(client, { centre, batch_id: batch.batchId, content_sha256: sha, stored_at: formatDateTime64(Date.now() * 1000).slice(0, 23) }, token));
-      this.inflight.add(work);
-      try {
-        await work;
-      } catch (error) {
-        this.options.metrics.storeErrors.inc();
-        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.options.hub.retract(published);
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
-        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
-      } finally {
-        this.inflight.delete(work);
-      }
-      if (loadRows.length > 0) this.selfLoad.invalidate();
-      this.afterStored(centre, key, batch, rows);
-    } finally {
-      for (const c of claims) this.recordsInFlight.delete(c);
-    }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
-  }
-
-  /** The trains this batch stores, to the live feed; returns those the hub published (it drops any it published before). */
-  private publishLive(centre: string, batch: ProbeBatch, rows: readonly TrainRow[]): LiveTrain[] {
-    if (rows.length === 0) return [];
-    const fresh = rows.length === batch.samples.length ? null : new Set(rows.map((r) => r.train_id));
-    const trains: LiveTrain[] = [];
-    for (const s of batch.samples) {
-      if (fresh && !fresh.has(s.trainId)) continue;
-      trains.push({
-        trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
-        sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
-        rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-      });
-    }
-    return this.options.hub.publish(trains);
-  }
-
-  /** Metrics for a stored batch: only its trains stored now. */
-  private afterStored(centre: string, key: string, batch: ProbeBatch, rows: TrainRow[]): void {
-    if (batch.createdAtUs) this.options.metrics.ackLag.observe(Math.max(0, Date.now() / 1000 - batch.createdAtUs / 1e6));
-    // A retried batch is dropped by ClickHouse's deduplication; do not count it again.
-    if (!this.recentBatches.has(key)) {
-      this.remember(key);
-      this.options.metrics.batches.inc({ centre });
-      this.options.metrics.trains.inc({ centre }, rows.length);
-    }
   }
 
   private countConnection(centre: string, delta: number): void {
@@ -586,22 +389,8 @@ export class Collector {
     this.options.metrics.probeConnections.set({ centre }, Math.max(0, n));
   }
 
-  private remember(key: string): void {
-    this.recentBatches.set(key, true);
-    if (this.recentBatches.size > 10_000) {
-      const oldest = this.recentBatches.keys().next().value;
-      if (oldest !== undefined) this.recentBatches.delete(oldest);
-    }
-  }
-
-  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): { ok: false; status: number; error: CollectorError } {
-    this.options.metrics.rejected.inc({ reason: code });
-    log.warn({ code, field, batchId }, `refused probe message: ${error}`);
-    return {
-      ok: false,
-      status: httpStatus[code] ?? 400,
-      error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
-    };
+  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): Refusal {
+    return refusal(this.options.metrics, log, code, error, field, batchId);
   }
 
   /** Background store work close() waits for (the store closes right after). */
