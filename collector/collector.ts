@@ -1,48 +1,33 @@
 /**
  * Accepts probe connections (WebSocket) and HTTP batches, authenticates them,
- * validates every message, stores each batch with one deduplicated INSERT,
- * acknowledges only what is stored, and publishes stored trains live.
+ * holds each connection to its limits, reads and validates every message and
+ * hands batches to the ingest (batch-ingest.ts: one deduplicated INSERT per
+ * table, acknowledged only once stored, published live meanwhile).
  *
  * Under pressure it refuses rather than queues: inserts in flight are bounded
- * per connection and in total, and a refused batch stays in the probe's spool.
- * Nothing is acknowledged that ClickHouse has not accepted.
+ * per connection and in total, an overloaded server refuses a batch before
+ * reading it, and a refused batch stays in the probe's spool.
  */
 import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { createHash } from 'node:crypto';
-import {
-  batchContentHashes, insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, storedRecordIds,
-  type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
-} from '../sql/index.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { formatDateTime64, insertLoadWindows, insertThroughput, type Store, type ThroughputRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from '../topology/index.js';
 import type { FailedAuthLimiter } from './auth-limits.js';
-import type { LiveHub, LiveTrain } from './live-hub.js';
+import type { LiveHub } from './live-hub.js';
 import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
-import {
-  MAX_MESSAGE_BYTES,
-  batchTimeSpanUs,
-  outOfWindow,
-  parseProbeMessage,
-  type CollectorAck,
-  type CollectorError,
-  type CollectorMessage,
-  type ErrorCode,
-  type NicSampleRecord,
-  type ProbeBatch,
-  type ThroughputRun,
-  type ThroughputSampleRecord,
-  type TrainSample,
-} from '../protocol/index.js';
+import { MAX_MESSAGE_BYTES, parseProbeMessage, type CollectorMessage, type ErrorCode, type ThroughputRun } from '../protocol/index.js';
 import { SelfLoadMarker } from './self-load.js';
 import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
-import { DiagnosticsDispatcher, toDiagnosticsRow } from './diagnostics.js';
+import { DiagnosticsDispatcher } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from '../protocol/index.js';
-import { StoreQueue } from './store-queue.js';
+import { BatchIngest } from './batch-ingest.js';
+import { refusal, type IngestOutcome, type Refusal } from './refusal.js';
+import { peekBatchId, rawHead, rawLength, rawText } from './frames.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Topology } from '../topology/index.js';
 
@@ -98,9 +83,7 @@ export interface CollectorOptions {
   authLimiter?: FailedAuthLimiter;
 }
 
-export type IngestOutcome =
-  | { ok: true; ack: CollectorAck }
-  | { ok: false; status: number; error: CollectorError };
+export type { IngestOutcome } from './refusal.js';
 
 interface Session {
   centre: string | null;
@@ -121,26 +104,13 @@ const CLOSE_TOO_MANY = 4429;
 /** RFC 6455: a message too big to process. */
 const CLOSE_TOO_BIG = 1009;
 
-const httpStatus: Partial<Record<ErrorCode, number>> = {
-  bad_token: 401,
-  unknown_centre: 401,
-  not_authenticated: 401,
-  too_large: 413,
-  busy: 503,
-  rate_limited: 429,
-  too_many_connections: 429,
-  store_unavailable: 503,
-  batch_conflict: 409,
-};
 
 export class Collector {
   private readonly wss: WebSocketServer;
   private readonly limits: CollectorLimits;
   private readonly inflight = new Set<Promise<unknown>>();
-  /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
-  private readonly recordsInFlight = new Set<string>();
-  private readonly recentBatches = new Map<string, true>();
-  private readonly storeQueue: StoreQueue;
+  /** Stores validated batches (batch-ingest.ts). */
+  private readonly batches: BatchIngest;
   private readonly connectionsByCentre = new Map<string, number>();
   /** Connections (and upgrades in progress) that have not said a valid hello, by address. */
   private readonly unauthenticated = new Map<string, number>();
@@ -159,7 +129,6 @@ export class Collector {
   constructor(private readonly options: CollectorOptions) {
     this.limits = { ...defaultCollectorLimits, ...options.limits };
     this.selfLoad = new SelfLoadMarker(() => options.store.client, selfLoadGuardMs(options.topology.probing));
-    this.storeQueue = new StoreQueue({ concurrency: this.limits.maxConcurrentStores, maxWaitS: this.limits.maxStoreWaitS });
     this.throughput = new ThroughputCoordinator(
       options.topology,
       (centre, message) => this.sendTo(centre, message),
@@ -174,6 +143,10 @@ export class Collector {
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
     });
     this.reports = new ProbeReports(options.store, options.metrics, options.logger.child({ part: 'reports' }));
+    this.batches = new BatchIngest({
+      store: options.store, topology: options.topology, hub: options.hub, metrics: options.metrics, reports: this.reports, selfLoad: this.selfLoad,
+      limits: this.limits, inflight: this.inflight, track: (work) => this.track(work), isClosing: () => this.closing,
+    });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));
   }
@@ -227,6 +200,8 @@ export class Collector {
 
   /** HTTP ingest: one batch message as text, from an authenticated centre. */
   async ingestText(centre: string, text: string): Promise<IngestOutcome> {
+    const shed = this.shedBeforeParse(null);
+    if (shed) return this.refuse(this.options.logger, 'busy', shed, undefined, peekBatchId(text));
     let parsed: ReturnType<typeof parseProbeMessage>;
     try {
       parsed = parseProbeMessage(text);
@@ -238,7 +213,7 @@ export class Collector {
     if (parsed.message.type !== 'batch') {
       return this.refuse(this.options.logger, 'unknown_type', 'HTTP ingest takes batch messages only; say hello over WebSocket', 'type');
     }
-    return this.ingestBatch(centre, parsed.message, this.options.logger);
+    return this.batches.ingest(centre, parsed.message, this.options.logger);
   }
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
@@ -294,6 +269,16 @@ export class Collector {
         this.send(ws, this.refuse(log, 'too_large', `before hello, messages are at most ${this.limits.maxHelloBytes} bytes; say hello first`).error);
         ws.close(CLOSE_TOO_BIG, 'say hello first');
         return;
+      }
+      // An overloaded server refuses a batch before reading it: parsing what will be refused is what overload cannot afford.
+      // Only when the batch's id is at its head (where probes write it): the refusal must name it, or the probe would wait for a reply.
+      if (session.centre && rawLength(data) > this.limits.maxHelloBytes) {
+        const shed = this.shedBeforeParse(session);
+        const batchId = shed ? peekBatchId(rawHead(data)) : undefined;
+        if (shed && batchId) {
+          this.send(ws, this.refuse(log, 'busy', shed, undefined, batchId).error);
+          return;
+        }
       }
       try {
         this.onMessage(ws, session, log, rawText(data));
@@ -376,175 +361,25 @@ export class Collector {
     }
     session.inflight++;
     const centre = session.centre;
-    void this.ingestBatch(centre, message, log).then((outcome) => {
+    void this.batches.ingest(centre, message, log).then((outcome) => {
       session.inflight--;
       this.send(ws, outcome.ok ? outcome.ack : outcome.error);
     });
   }
 
-  private async ingestBatch(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
-    if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
-    if (this.inflight.size >= this.limits.maxInflightTotal) {
-      return this.refuse(log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
+  /**
+   * Why a batch arriving now would be refused busy whatever it holds, or null:
+   * checks that need nothing from the message, made before it is parsed.
+   */
+  private shedBeforeParse(session: Session | null): string | null {
+    if (this.closing) return 'server shutting down; retry later';
+    if (session && session.inflight >= this.limits.maxInflightPerConnection) {
+      return `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks`;
     }
-    const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
-    const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
-    if (turn.admitted) return turn.value;
-    return this.refuse(log, 'busy', `the store is behind (this batch would wait ${turn.expectedS === null ? 'behind a full queue' : `about ${turn.expectedS.toFixed(1)} s`}, ` +
-      `more than ${this.limits.maxStoreWaitS} s); keep the batch and retry`, undefined, batch.batchId);
-  }
-
-  private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
-    const window = outOfWindow(batch, Date.now() * 1000);
-    if (window) return this.refuse(log, 'bad_message', window.error, window.field, batch.batchId);
-    const peers = new Set(this.options.topology.peersOf(centre));
-    for (const [i, t] of (batch.throughput ?? []).entries()) {
-      if (!peers.has(t.dst)) {
-        return this.refuse(log, 'unknown_destination', `throughput[${i}].dst: "${t.dst}" is not a centre linked to "${centre}"`, `throughput[${i}].dst`, batch.batchId);
-      }
-    }
-    for (const [i, d] of (batch.diagnostics ?? []).entries()) {
-      if (!peers.has(d.dst)) {
-        return this.refuse(log, 'unknown_destination', `diagnostics[${i}].dst: "${d.dst}" is not a centre linked to "${centre}"`, `diagnostics[${i}].dst`, batch.batchId);
-      }
-    }
-    for (const [i, n] of (batch.nic ?? []).entries()) {
-      if (n.peer !== null && !peers.has(n.peer)) {
-        return this.refuse(log, 'unknown_destination', `nic[${i}].peer: "${n.peer}" is not a centre linked to "${centre}"`, `nic[${i}].peer`, batch.batchId);
-      }
-    }
-    const seen = new Set<string>();
-    for (const [i, s] of batch.samples.entries()) {
-      if (!peers.has(s.dst)) {
-        return this.refuse(log, 'unknown_destination', `samples[${i}].dst: "${s.dst}" is not a centre linked to "${centre}"`, `samples[${i}].dst`, batch.batchId);
-      }
-      if (seen.has(s.trainId)) {
-        return this.refuse(log, 'duplicate_train', `samples[${i}].trainId: "${s.trainId}" appears twice in this batch`, `samples[${i}].trainId`, batch.batchId);
-      }
-      seen.add(s.trainId);
-    }
-    if (batch.spool) {
-      const m = this.options.metrics;
-      m.spoolBatches.set({ centre }, batch.spool.batches);
-      m.spoolBytes.set({ centre }, batch.spool.bytes);
-      m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
-    }
-    if (batch.report) this.track(this.reports.update(centre, batch.report));
-    // A plan peer's reflector timestamping is what that peer's probe reports (the sender cannot know it).
-    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
-      ? { ...s, reflectorTimestamping: this.reports.reflectorTimestamping(s.dst) } : s));
-    let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
-    let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
-    let loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
-    let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
-    const key = `${centre}/${batch.batchId}`;
-    const client = this.options.store.client;
-    // Two batches of one centre holding the same record (or the same batch twice) are never stored side by side:
-    // the second is deferred, and on its retry the lookup below finds what the first stored.
-    const claims = [`batch:${key}`, ...[...rows.map((r) => r.train_id), ...nicRows.map((r) => r.sample_id),
-      ...throughputRows.map((r) => r.test_id), ...diagnosticsRows.map((r) => r.run_id)].map((id) => `${centre}/${id}`)];
-    if (claims.some((c) => this.recordsInFlight.has(c))) {
-      return this.refuse(log, 'busy', 'a batch holding some of these records is being stored now; retry', undefined, batch.batchId);
-    }
-    for (const c of claims) this.recordsInFlight.add(c);
-    try {
-      const sha = batchContentSha256(batch);
-      // A batch id is bound to its content: the same id with other content is refused, never acked and dropped.
-      // Every record is looked up, for this centre only: a replay older than the deduplication window, or a
-      // train id sent in two batches, is stored once. Judged by the records' own times (createdAtUs changes on resend).
-      const span = batchTimeSpanUs(batch);
-      let known: string[];
-      let stored: Set<string>;
-      try {
-        // One after the other: the embedded engine's parameter binding misbehaves under concurrent bound queries.
-        known = await batchContentHashes(client, centre, batch.batchId);
-        stored = span
-          ? await storedRecordIds(client, {
-              centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-              diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-            })
-          : new Set<string>();
-        // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
-        rows = await this.selfLoad.mark(rows, loadRows);
-      } catch (error) {
-        this.options.metrics.storeErrors.inc();
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
-        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
-      }
-      if (known.length > 0 && !known.includes(sha)) {
-        this.options.metrics.batchConflicts.inc({ centre });
-        return this.refuse(log, 'batch_conflict',
-          `batch id "${batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
-          'batchId', batch.batchId);
-      }
-      if (this.closing) return this.refuse(log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
-      const before = rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length;
-      rows = rows.filter((r) => !stored.has(r.train_id));
-      nicRows = nicRows.filter((r) => !stored.has(r.sample_id));
-      throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
-      loadRows = loadRows.filter((r) => !stored.has(r.windowId));
-      diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
-      const replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
-      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
-      // One INSERT per table, each deduplicated by a token bound to the batch's content: a retry after a partial
-      // failure stores only what is missing; other content under the same id (a race between servers) is not dropped.
-      const token = `${key}/${sha.slice(0, 16)}`;
-      // Published now, while the INSERT runs: what is left after the lookups is exactly what this INSERT stores
-      // (a conflicting id was refused above, records already stored were removed), so the only way a published
-      // train ends up not stored is the INSERT failing, and then it is retracted (below).
-      const published = this.publishLive(centre, batch, rows);
-      const work = Promise.all([
-        insertTrains(client, rows, token),
-        insertNic(client, nicRows, token),
-        insertThroughput(client, throughputRows, token),
-        insertLoadWindows(client, loadRows, token),
-        insertDiagnostics(client, diagnosticsRows, token),
-      ]).then(() => insertBatchLedger(client, { centre, batch_id: batch.batchId, content_sha256: sha, stored_at: formatDateTime64(Date.now() * 1000).slice(0, 23) }, token));
-      this.inflight.add(work);
-      try {
-        await work;
-      } catch (error) {
-        this.options.metrics.storeErrors.inc();
-        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.options.hub.retract(published);
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
-        return this.refuse(log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
-      } finally {
-        this.inflight.delete(work);
-      }
-      if (loadRows.length > 0) this.selfLoad.invalidate();
-      this.afterStored(centre, key, batch, rows);
-    } finally {
-      for (const c of claims) this.recordsInFlight.delete(c);
-    }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
-  }
-
-  /** The trains this batch stores, to the live feed; returns those the hub published (it drops any it published before). */
-  private publishLive(centre: string, batch: ProbeBatch, rows: readonly TrainRow[]): LiveTrain[] {
-    if (rows.length === 0) return [];
-    const fresh = rows.length === batch.samples.length ? null : new Set(rows.map((r) => r.train_id));
-    const trains: LiveTrain[] = [];
-    for (const s of batch.samples) {
-      if (fresh && !fresh.has(s.trainId)) continue;
-      trains.push({
-        trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
-        sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
-        rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-      });
-    }
-    return this.options.hub.publish(trains);
-  }
-
-  /** Metrics for a stored batch: only its trains stored now. */
-  private afterStored(centre: string, key: string, batch: ProbeBatch, rows: TrainRow[]): void {
-    if (batch.createdAtUs) this.options.metrics.ackLag.observe(Math.max(0, Date.now() / 1000 - batch.createdAtUs / 1e6));
-    // A retried batch is dropped by ClickHouse's deduplication; do not count it again.
-    if (!this.recentBatches.has(key)) {
-      this.remember(key);
-      this.options.metrics.batches.inc({ centre });
-      this.options.metrics.trains.inc({ centre }, rows.length);
-    }
+    if (this.inflight.size >= this.limits.maxInflightTotal) return 'collector at capacity; retry later';
+    const overloaded = this.batches.overloaded();
+    if (overloaded) return this.batches.behind(overloaded.expectedS);
+    return null;
   }
 
   private countConnection(centre: string, delta: number): void {
@@ -554,22 +389,8 @@ export class Collector {
     this.options.metrics.probeConnections.set({ centre }, Math.max(0, n));
   }
 
-  private remember(key: string): void {
-    this.recentBatches.set(key, true);
-    if (this.recentBatches.size > 10_000) {
-      const oldest = this.recentBatches.keys().next().value;
-      if (oldest !== undefined) this.recentBatches.delete(oldest);
-    }
-  }
-
-  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): { ok: false; status: number; error: CollectorError } {
-    this.options.metrics.rejected.inc({ reason: code });
-    log.warn({ code, field, batchId }, `refused probe message: ${error}`);
-    return {
-      ok: false,
-      status: httpStatus[code] ?? 400,
-      error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
-    };
+  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): Refusal {
+    return refusal(this.options.metrics, log, code, error, field, batchId);
   }
 
   /** Background store work close() waits for (the store closes right after). */
@@ -620,114 +441,4 @@ export class Collector {
   private send(ws: WebSocket, message: CollectorMessage): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   }
-}
-
-/**
- * What a batch id promises stays the same on every resend: its records. The
- * fields a probe refreshes per send (createdAtUs, spool) are left out. Hashed
- * from the validated message, whose key order is the schema's, so the same
- * records hash the same however the JSON was written.
- */
-export function batchContentSha256(batch: ProbeBatch): string {
-  const content = JSON.stringify([batch.samples, batch.nic ?? [], batch.throughput ?? [], batch.diagnostics ?? []]);
-  return createHash('sha256').update(content, 'utf8').digest('hex');
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
-}
-
-export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
-  return {
-    ts: formatDateTime64(s.startedAtUs),
-    src,
-    dst: s.dst,
-    engine: s.engine,
-    flow: s.flow,
-    src_port: s.srcPort,
-    dscp: s.dscp,
-    batch_id: batchId,
-    train_id: s.trainId,
-    sent: s.sent,
-    received: s.received,
-    lost: s.lost,
-    duplicated: s.duplicated,
-    reordered: s.reordered,
-    rtt_min_us: s.rttMinUs,
-    rtt_median_us: s.rttMedianUs,
-    rtt_p99_us: s.rttP99Us,
-    rtt_max_us: s.rttMaxUs,
-    jitter_us: s.jitterUs,
-    synced: s.synced,
-    error_estimate_us: s.errorEstimateUs,
-    rtts_us: s.rttsUs,
-    fwd_us: s.fwdUs,
-    rev_us: s.revUs,
-    sender_ts: s.senderTimestamping ?? 'unknown',
-    reflector_ts: s.reflectorTimestamping ?? 'unknown',
-  };
-}
-
-function toNicRow(centre: string, batchId: string, n: NicSampleRecord): NicRow {
-  return {
-    ts: formatDateTime64(n.atUs).slice(0, 23),
-    centre,
-    interface: n.interface,
-    peer: n.peer ?? '',
-    interval_s: n.intervalS,
-    speed_mbps: n.speedMbps,
-    oper_state: n.operState ?? '',
-    reset: n.reset,
-    rx_bps: n.rxBps,
-    tx_bps: n.txBps,
-    rx_pps: n.rxPps,
-    tx_pps: n.txPps,
-    rx_errors_ps: n.rxErrorsPs,
-    tx_errors_ps: n.txErrorsPs,
-    rx_drops_ps: n.rxDropsPs,
-    tx_drops_ps: n.txDropsPs,
-    utilisation: n.utilisation,
-    sample_id: n.sampleId,
-    batch_id: batchId,
-  };
-}
-
-/** The span a probe's test loaded its link, on the probe's clock (none from a probe too old to report its end). */
-function toLoadRow(centre: string, t: ThroughputSampleRecord): LoadWindowRow[] {
-  if (t.endedAtUs === undefined) return [];
-  const [a, b] = centre < t.dst ? [centre, t.dst] : [t.dst, centre];
-  return [{
-    windowId: t.testId, a, b, startMs: t.startedAtUs / 1000, endMs: t.endedAtUs / 1000, source: 'measured', trigger: t.trigger,
-    recordedBy: `probe:${centre}`,
-  }];
-}
-
-function toThroughputRow(centre: string, batchId: string, t: ThroughputSampleRecord): ThroughputRow {
-  return {
-    ts: formatDateTime64(t.startedAtUs).slice(0, 23),
-    src: centre,
-    dst: t.dst,
-    test_id: t.testId,
-    trigger: t.trigger,
-    engine: t.engine,
-    engine_version: t.engineVersion ?? '',
-    direction: t.direction,
-    streams: t.streams,
-    seconds: t.seconds,
-    ok: t.ok,
-    error: t.error ?? '',
-    forward_bps: t.forwardBps,
-    reverse_bps: t.reverseBps,
-    retransmits: t.retransmits,
-    cpu_local_pct: t.cpuLocalPct,
-    cpu_remote_pct: t.cpuRemotePct,
-    batch_id: batchId,
-  };
 }

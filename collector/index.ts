@@ -1,5 +1,7 @@
 /** What other folders may use from collector/: ingest, live hub, probe plans, throughput coordination. */
-export { Collector, defaultCollectorLimits, toRow, batchContentSha256, type CollectorOptions, type CollectorLimits, type IngestOutcome } from './collector.js';
+export { Collector, defaultCollectorLimits, type CollectorOptions, type CollectorLimits, type IngestOutcome } from './collector.js';
+export { toRow } from './rows.js';
+export { batchContentSha256 } from './batch-content.js';
 export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
 export { TokenBucket, KeyedLimiter } from './token-bucket.js';
 export { LiveHub, type LiveTrain, type LiveListener, type RetractListener } from './live-hub.js';

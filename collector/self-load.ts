@@ -34,20 +34,34 @@ export class SelfLoadMarker {
     this.generation++;
   }
 
-  /** The rows with self_load set (1 or 0); the batch's own load windows (a probe's measured span) count too. */
+  /**
+   * Sets self_load (1 or 0) on each row, in place (the rows are the batch's
+   * own, and a copy of every row per batch was a good part of ingest's
+   * garbage), and returns them; the batch's own load windows (a probe's
+   * measured span) count too.
+   */
   async mark(rows: TrainRow[], ownWindows: LoadWindowRow[]): Promise<TrainRow[]> {
     if (rows.length === 0) return rows;
-    const starts = rows.map((r) => parseDateTime64(r.ts) / 1000);
-    const oldest = Math.min(...starts);
+    const starts = new Float64Array(rows.length);
+    let oldest = Infinity;
+    for (let i = 0; i < rows.length; i++) {
+      starts[i] = parseDateTime64(rows[i]!.ts) / 1000;
+      if (starts[i]! < oldest) oldest = starts[i]!;
+    }
     const spans = [...await this.spansSince(oldest), ...ownWindows.map((w) => ({
       a: w.a, b: w.b, startMs: w.startMs - this.guardMs, endMs: w.endMs + this.guardMs,
     }))];
-    if (spans.length === 0) return rows.map((r) => ({ ...r, self_load: 0 }));
-    return rows.map((r, i) => {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (spans.length === 0) {
+        r.self_load = 0;
+        continue;
+      }
       const [a, b] = r.src < r.dst ? [r.src, r.dst] : [r.dst, r.src];
       const t = starts[i]!;
-      return { ...r, self_load: spans.some((s) => s.a === a && s.b === b && t >= s.startMs && t < s.endMs) ? 1 : 0 };
-    });
+      r.self_load = spans.some((s) => s.a === a && s.b === b && t >= s.startMs && t < s.endMs) ? 1 : 0;
+    }
+    return rows;
   }
 
   private async spansSince(oldestMs: number): Promise<GuardedSpan[]> {

@@ -30,6 +30,8 @@ export class StoreQueue {
   private rate: number | null = null;
   private windowStart: number | null = null;
   private windowTrains = 0;
+  /** Trains per batch offered lately (exponentially weighted): the size overloaded() judges an unread batch by. */
+  private typicalTrains: number | null = null;
 
   private readonly now: () => number;
 
@@ -42,6 +44,7 @@ export class StoreQueue {
    * batch would spend longer than maxWaitS in the server.
    */
   async run<T>(trains: number, work: () => Promise<T>): Promise<{ admitted: true; value: T } | { admitted: false; expectedS: number | null }> {
+    this.typicalTrains = this.typicalTrains === null ? trains : 0.8 * this.typicalTrains + 0.2 * trains;
     if (this.running >= this.options.concurrency || this.waiting.length > 0) {
       const expectedS = this.rate ? (this.runningTrains + this.waitingTrains + trains) / this.rate : null;
       const full = expectedS === null ? this.waiting.length >= this.options.concurrency : expectedS > this.options.maxWaitS;
@@ -61,6 +64,22 @@ export class StoreQueue {
       const next = this.waiting.shift();
       if (next) next.start();
     }
+  }
+
+  /**
+   * Whether a batch arriving now would be refused, judged before it is read
+   * (its size unknown: taken as that of recent batches): the queue is full by
+   * count (rate not yet measured), or the trains already admitted plus such a
+   * batch would take longer than maxWaitS. Costs nothing, so the
+   * collector asks before it reads a message: an overloaded server sheds a
+   * batch without parsing it.
+   */
+  overloaded(): { expectedS: number | null } | null {
+    if (this.running < this.options.concurrency && this.waiting.length === 0) return null;
+    if (this.rate === null) return this.waiting.length >= this.options.concurrency ? { expectedS: null } : null;
+    // Judged for a batch the size of recent ones: admission alone never lets what is admitted exceed maxWaitS.
+    const expectedS = (this.runningTrains + this.waitingTrains + (this.typicalTrains ?? 0)) / this.rate;
+    return expectedS > this.options.maxWaitS ? { expectedS } : null;
   }
 
   /** Trains per second measured at saturation, or null. */

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toRow } from '../../collector/collector.js';
+import { toRow } from '../../collector/index.js';
 import { insertTrains, linkSeries, migrate, openStore, seriesPlan, type Store } from '../../sql/index.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'citymesh-store-'));

@@ -75,4 +75,39 @@ describe('StoreQueue', () => {
     expect(await fits).toMatchObject({ admitted: true });
     expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
   });
+
+  it('says it is overloaded, before a batch is read, when one the size of recent batches would be refused', async () => {
+    let clock = 0;
+    const queue = new StoreQueue({ concurrency: 1, maxWaitS: 2.5, now: () => clock });
+    expect(queue.overloaded()).toBeNull();
+    const jobs = Array.from({ length: 4 }, () => job());
+    const runs = [queue.run(500, jobs[0]!.work)];
+    // One storing, none waiting: room.
+    expect(queue.overloaded()).toBeNull();
+    runs.push(queue.run(500, jobs[1]!.work));
+    // Unmeasured: full once `concurrency` wait.
+    expect(queue.overloaded()).toEqual({ expectedS: null });
+    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: null });
+    // Measured at saturation: 500 trains per second of the test's clock.
+    await settle();
+    clock += 1000;
+    jobs[0]!.finish();
+    await settle();
+    runs.push(queue.run(500, jobs[2]!.work));
+    clock += 1000;
+    jobs[1]!.finish();
+    await settle();
+    expect(queue.measuredRate()).toBeCloseTo(500, 6);
+    // 500 storing, batches of 500 lately: another would be done in 2 s, within 2.5 s.
+    expect(queue.overloaded()).toBeNull();
+    runs.push(queue.run(500, jobs[3]!.work));
+    // 1,000 admitted: the next one of 500 would take 3 s.
+    expect(queue.overloaded()).toEqual({ expectedS: 3 });
+    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: 3 });
+    jobs[2]!.finish();
+    await settle();
+    jobs[3]!.finish();
+    expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
+    expect(queue.overloaded()).toBeNull();
+  });
 });

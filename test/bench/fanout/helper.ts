@@ -69,9 +69,21 @@ async function measure(req: MeasureRequest): Promise<{ histogram: ReturnType<His
   return { histogram: h.toJSON(), deliveries, cpuS: ownCpuSeconds() - cpu0, seconds: (performance.now() - t0) / 1000 };
 }
 
-async function feed(req: FeedRequest): Promise<{ batches: number; refused: number }> {
+/**
+ * What the feeder did: batches acknowledged, sends refused (by code), and
+ * batches still held (refused, not yet acknowledged) when it stopped.
+ */
+export interface FeedResult { batches: number; refused: Record<string, number>; resent: number; unacked: number }
+
+/** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+async function feed(req: FeedRequest): Promise<FeedResult> {
   let batches = 0;
-  let refused = 0;
+  let resent = 0;
+  let unacked = 0;
+  const refused: Record<string, number> = {};
   const stopAt = wallMs() + req.durationMs;
   await Promise.all(
     req.centres.map(
@@ -80,38 +92,81 @@ async function feed(req: FeedRequest): Promise<{ batches: number; refused: numbe
           const ws = new WebSocket(req.wsUrl, { perMessageDeflate: false });
           let seq = 0;
           let timer: NodeJS.Timeout | undefined;
+          /** Sent, not yet acknowledged, by batch id: a batch the collector defers is held and sent again, as a probe does. */
+          const unackedBatches = new Map<string, string>();
+          /** Refused batches waiting for the retry, and batches sealed meanwhile: a probe sends nothing while it waits to retry. */
+          const held: string[] = [];
+          let retry: NodeJS.Timeout | undefined;
+          let retryDelay = RETRY_MIN_MS;
+          let closed = false;
+          const finish = (force = false) => {
+            if (closed || (unackedBatches.size > 0 && !force)) return; // still owed an answer (or a resend)
+            closed = true;
+            unacked += unackedBatches.size;
+            clearInterval(timer);
+            clearTimeout(retry);
+            ws.close();
+          };
+          // Bounded: what is still unacknowledged this long after the end is counted, not waited for.
+          const guard = setTimeout(() => finish(true), req.durationMs + 10_000);
           const send = () => {
             if (wallMs() >= stopAt) {
               clearInterval(timer);
-              ws.close();
+              finish();
               return;
             }
             const id = `${req.tag}-${centre.id}-${seq++}`;
             const nowUs = Math.round(wallMs() * 1000);
             const samples = centre.peers.map((peer, i) => sampleJson(`${id}.${i}`, peer, nowUs, 0));
-            ws.send(batchJson(id, samples, nowUs));
+            const text = batchJson(id, samples, nowUs);
+            unackedBatches.set(id, text);
+            if (retry) held.push(text);
+            else ws.send(text);
           };
           ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', centre: centre.id, token: centre.token, version: 'bench' })));
           ws.on('message', (data) => {
-            const m = JSON.parse(String(data)) as { type: string; error?: string };
+            const m = JSON.parse(String(data)) as { type: string; error?: string; code?: string; batchId?: string };
             if (m.type === 'plan') {
               // Probes are not in phase: spread the centres over the second.
               setTimeout(() => {
                 send();
                 timer = setInterval(send, 1000);
               }, (1000 * index) / req.centres.length);
-            } else if (m.type === 'ack') batches++;
-            else if (m.type === 'error') {
-              refused++;
+            } else if (m.type === 'ack') {
+              batches++;
+              retryDelay = RETRY_MIN_MS;
+              if (m.batchId) unackedBatches.delete(m.batchId);
+              if (wallMs() >= stopAt) finish();
+            } else if (m.type === 'error') {
+              refused[m.code ?? 'unknown'] = (refused[m.code ?? 'unknown'] ?? 0) + 1;
               if (seq === 0) reject(new Error(`${centre.id}: ${m.error}`));
+              const text = m.batchId ? unackedBatches.get(m.batchId) : undefined;
+              if (text && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
+                // Held, then the same batch (same id, same trains and times) again after the probe's delay: half to all of
+                // one that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/agent.ts).
+                held.unshift(text);
+                resent++;
+                if (!retry) {
+                  retry = setTimeout(() => {
+                    retry = undefined;
+                    for (const t of held.splice(0)) ws.send(t);
+                  }, retryDelay / 2 + Math.random() * (retryDelay / 2));
+                  retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
+                }
+              } else if (m.batchId) {
+                unackedBatches.delete(m.batchId);
+              }
             }
           });
-          ws.on('close', () => resolve());
+          ws.on('close', () => {
+            clearTimeout(guard);
+            resolve();
+          });
           ws.on('error', reject);
         }),
     ),
   );
-  return { batches, refused };
+  return { batches, refused, resent, unacked };
 }
 
 serveHelper(async (m) => {

@@ -21,6 +21,7 @@ import { ownCpuSeconds, size, sleep, startHelper, wallMs, type Helper } from '..
 import { emit, note } from '../lib/figures.js';
 import { percentile, Histogram } from '../lib/stats.js';
 import { rowsFor, sampleJson } from '../ingest/trains.js';
+import type { FeedResult } from './helper.js';
 import { insertTrains } from '../../../sql/index.js';
 
 const B = 'fanout';
@@ -97,7 +98,7 @@ export async function run(): Promise<void> {
   const feeder = await startHelper(new URL('./helper.js', import.meta.url));
   const clients = await startHelper(new URL('./helper.js', import.meta.url));
   const centres = ids.map((id) => ({ id, token: topo.tokens[id]!, peers: ids.filter((x) => x !== id) }));
-  const feed = (ms: number, tag: string) => feeder.request<{ batches: number; refused: number }>({ cmd: 'feed', wsUrl: server.wsUrl, centres, durationMs: ms, tag });
+  const feed = (ms: number, tag: string) => feeder.request<FeedResult>({ cmd: 'feed', wsUrl: server.wsUrl, centres, durationMs: ms, tag });
   try {
     note(B, `${CENTRES} simulated probes each store 19 trains (one per peer, 100 RTTs) every second, staggered over the second: 380 links, 380 live messages/s; ` +
       `clients in their own process; delay = arrival at the collector → delivery, host wall clock`);
@@ -124,7 +125,8 @@ export async function run(): Promise<void> {
     const expected = (live.seconds * 380 * conn.connected);
     note(B, `product: ${live.deliveries} deliveries in ${live.seconds.toFixed(1)} s (${(live.deliveries / expected * 100).toFixed(1)} % of 380/s × ${conn.connected} clients), ` +
       `server process ${(live.serverCpuS / live.seconds * 100).toFixed(0)} % of a core (${(baseCpuPerS * 100).toFixed(0)} % with no client), ` +
-      `clients' process ${(live.clientCpuS / live.seconds * 100).toFixed(0)} %; feeder refused ${fedResult.refused}`);
+      `clients' process ${(live.clientCpuS / live.seconds * 100).toFixed(0)} %; feeder: ${fedResult.batches} batches acked, refused ${JSON.stringify(fedResult.refused)}, ` +
+      `${fedResult.resent} resent after a deferral (held like a probe holds them; a resent train's delay includes its hold), ${fedResult.unacked} never acked`);
 
     // How much of the delay is the INSERT itself: one probe's batch (19 trains) stored directly, idle server.
     const inserts: number[] = [];

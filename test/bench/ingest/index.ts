@@ -51,8 +51,9 @@ const settings = (token: string) => ({ insert_deduplication_token: token, async_
 /** What the store adds to every request (sql/store.ts); the raw insert bypasses the client, so it is given them here too. */
 const rawSettings = (token: string) => ({ ...settings(token), insert_deduplicate: 1, deduplicate_blocks_in_dependent_materialized_views: 1 });
 
+/** The row's values in TRAIN_COLUMNS order, with the defaults the product writes for omitted columns. */
 function positional(r: TrainRow): unknown[] {
-  return COLUMNS.map((c) => r[c] ?? 'unknown');
+  return COLUMNS.map((c) => r[c] ?? (c === 'self_load' ? 0 : 'unknown'));
 }
 
 /** TabSeparated text: \N for NULL, arrays as [a,b], strings escaped. */

@@ -8,7 +8,8 @@
  *   schedule (like a probe's batch interval) and sends it when fewer than
  *   `window` are unacknowledged; a batch waiting for the window waits like a
  *   spooled one would, and a batch the collector defers (busy) is held and
- *   sent again after the probe's first retry delay (0.25–0.5 s), as a probe does.
+ *   sent again after the probe's retry delay (0.25–0.5 s, doubling on each
+ *   deferral in a row up to 30 s, reset by an ack), as a probe does.
  *
  * A batch's lag is sealed → ack, holding included; its server lag is its last
  * send → ack. The collector acks only after the synchronous INSERT returned,
@@ -44,6 +45,10 @@ export interface LoadResult {
   bytesSent: number;
 }
 
+/** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const lags: number[] = [];
   const serverLags: number[] = [];
@@ -70,6 +75,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
       /** After a deferral, nothing is sent before this (wall ms). */
       let holdUntil = 0;
       let retry: NodeJS.Timeout | undefined;
+      let retryDelay = RETRY_MIN_MS;
       const seal = (): Sealed => {
         const id = `${req.tag}-${centre.id}-${seq++}`;
         const nowUs = Math.round(wallMs() * 1000);
@@ -134,6 +140,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           lags.push(now - s.sealed);
           serverLags.push(now - s.sent);
           lastAck = Math.max(lastAck, now);
+          retryDelay = RETRY_MIN_MS;
           trains += req.batchSize;
           batches++;
           pump();
@@ -146,9 +153,11 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           if (!open) {
             reject(new Error(`${centre.id}: ${m.error}`));
           } else if (req.offeredPerS && b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
-            // Held like a probe holds a deferred batch (it stays in its spool), then sent again.
+            // Held like a probe holds a deferred batch (it stays in its spool), then sent again after the probe's delay:
+            // half to all of a delay that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/agent.ts).
             waiting.unshift(b);
-            const delay = 250 + Math.random() * 250;
+            const delay = retryDelay / 2 + Math.random() * (retryDelay / 2);
+            retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
             holdUntil = Math.max(holdUntil, wallMs() + delay);
             clearTimeout(retry);
             retry = setTimeout(pump, delay);
