@@ -110,4 +110,35 @@ describe('StoreQueue', () => {
     expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
     expect(queue.overloaded()).toBeNull();
   });
+
+  it('forgets a rate measured during a burst once the queue has stood empty, so later light traffic is not refused on it', async () => {
+    let clock = 0;
+    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 2, now: () => clock });
+    // A slow burst (two storing, two waiting): 100 trains per second of the test's clock.
+    const burst = Array.from({ length: 4 }, () => job());
+    const runs = burst.map((j) => queue.run(100, j.work));
+    for (const j of burst) {
+      await settle();
+      clock += 1000;
+      j.finish();
+    }
+    await Promise.all(runs);
+    expect(queue.measuredRate()).toBeCloseTo(100, 6);
+    // Traffic at once after it is judged by that rate: two storing, one of 300 would take 5 s.
+    const light = [job(), job()];
+    const lightRuns = light.map((j) => queue.run(100, j.work));
+    expect(await queue.run(300, job().work)).toEqual({ admitted: false, expectedS: 5 });
+    for (const j of light) j.finish();
+    await Promise.all(lightRuns);
+    // The queue has stood unsaturated for longer than a rate is kept: it no longer judges by it.
+    clock += 5000;
+    const later = [job(), job(), job()];
+    const laterRuns = later.map((j, i) => queue.run(i === 2 ? 300 : 100, j.work));
+    expect(queue.measuredRate()).toBeNull();
+    for (const j of later) {
+      await settle();
+      j.finish();
+    }
+    expect((await Promise.all(laterRuns)).every((r) => r.admitted)).toBe(true);
+  });
 });
