@@ -146,6 +146,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
       }).catch((error: Error) => logger.warn({ err: error.message, alert: alert.alertname, link: alert.link }, 'could not request diagnostics for a firing alert'));
       pendingRequests.add(work);
       void work.finally(() => pendingRequests.delete(work));
+      return work;
     },
   });
   const app = createApp({

@@ -7,7 +7,7 @@
  * can never disagree about what "too slow" means.
  */
 import { z } from 'zod';
-import { clipText } from '../protocol/text.js';
+import { clipText } from '../protocol/index.js';
 
 /** `1h30m`, `5m`, `30s`, `250ms`, `1d`: the Alertmanager/Prometheus duration form (weeks and years left out). */
 const DURATION_PATTERN = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { hashToken } from './principals.js';
-import { unstorableText } from '../protocol/text.js';
+import { unstorableText } from '../protocol/index.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 

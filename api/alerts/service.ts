@@ -77,8 +77,12 @@ export interface AlertServiceOptions {
    * several servers pass a ClickHouse-backed lease.
    */
   claim?: (job: string, slot: string) => Promise<boolean>;
-  /** Called once per episode when it starts firing (errors are logged, never thrown). */
-  onFiring?: (alert: FiringAlert) => void;
+  /**
+   * Called once per episode when it starts firing (errors are logged, never
+   * thrown). A returned promise is awaited: an evaluation ends once what its
+   * new alerts set off (a diagnostics request) is stored.
+   */
+  onFiring?: (alert: FiringAlert) => void | Promise<unknown>;
   /** The dashboard's URL when the topology's alerts.external_url is not set (read at send time). */
   externalUrl?: () => string;
   delivery?: Partial<DeliveryOptions>;
@@ -131,7 +135,7 @@ export class AlertService {
   readonly metrics: AlertMetrics;
   private readonly logger: Logger;
   private readonly claim: (job: string, slot: string) => Promise<boolean>;
-  private readonly onFiring: ((alert: FiringAlert) => void) | undefined;
+  private readonly onFiring: ((alert: FiringAlert) => void | Promise<unknown>) | undefined;
   private readonly externalUrlFallback: () => string;
   private readonly delivery: DeliveryOptions;
   private readonly now: () => number;
@@ -264,7 +268,7 @@ export class AlertService {
     this.metrics.alerts.set({ state: 'silenced' }, report.silenced);
 
     if (report.events.length > 0) this.snapshotCache = null;
-    for (const f of started) this.announce(f, byFingerprint.get(f.fingerprint)!);
+    await Promise.all(started.map((f) => this.announce(f, byFingerprint.get(f.fingerprint)!)));
     if (policy.webhooks.length > 0) report.notifications = await this.notify(policy, episodes, activeSilences, nowMs);
     if (policy.alertmanagers.length > 0) report.alertmanagers = await this.postAlerts(policy, episodes, byFingerprint, report.events, nowMs);
     return report;
@@ -303,10 +307,10 @@ export class AlertService {
     return outcomes;
   }
 
-  private announce(f: AlertEventRow, c: Condition): void {
+  private async announce(f: AlertEventRow, c: Condition): Promise<void> {
     if (!this.onFiring) return;
     try {
-      this.onFiring({
+      await this.onFiring({
         fingerprint: f.fingerprint, alertname: f.alertname, labels: f.labels, annotations: f.annotations, link: c.link, centre: c.centre,
         startsAtMs: f.startsAtMs, activeAtMs: f.activeAtMs, value: f.value, threshold: f.threshold, unit: f.unit, silenced: f.silencedBy.length > 0,
       });

@@ -1,7 +1,7 @@
 /**
  * Entry of the fabric's helper processes, started inside namespaces with
  * `ip netns exec NS node child.js relay CONFIG.json` or `... forward A B`.
- * (Run from dist/ by `npm run fabric`; bundled from the sources by tests.)
+ * (Run from dist-tools/ by `npm run fabric`; bundled from the sources by tests.)
  */
 import { forwardMain } from './forward.js';
 import { relayMain } from './relay.js';

@@ -102,7 +102,7 @@ function newTag(): string {
   return `p${process.pid}-${randomBytes(2).toString('hex')}`;
 }
 
-/** The helper-process entry: dist/test/fabric/child.js next to this file, or bundled from the sources under vitest. */
+/** The helper-process entry: dist-tools/test/fabric/child.js next to this file, or bundled from the sources under vitest. */
 async function childEntry(): Promise<{ file: string; remove: () => Promise<void> }> {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith('.js')) return { file: join(dirname(here), 'child.js'), remove: async () => undefined };
@@ -308,7 +308,7 @@ export class Fabric {
   async start(): Promise<void> {
     const { plan } = this;
     const bin = join(repoRoot, 'bin', 'citymesh.js');
-    if (!existsSync(join(repoRoot, 'dist', 'api', 'cli.js'))) throw new Error('dist/ is missing: build first (npm run build, or npx tsc -p tsconfig.json)');
+    if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: build first (npm run build, or npx tsc -p tsconfig.json)');
     this.child = await childEntry();
     const node = process.execPath;
     const scheduling = this.options.scheduling ?? 'nice';

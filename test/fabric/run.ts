@@ -4,10 +4,10 @@
  * and rates scaled; prints the dashboard URL; Ctrl-C tears everything down.
  * `npm run fabric:cleanup`: removes what a crashed run left behind.
  *
- *   node dist/test/fabric/run.js [--config FILE] [--centres a,b,c] [--scale 0.01]
+ *   node dist-tools/test/fabric/run.js [--config FILE] [--centres a,b,c] [--scale 0.01]
  *        [--route-factor 1.5] [--port 8080] [--flows 1] [--scheduling nice|default]
  *        [--log-level warn] [--keep]
- *   node dist/test/fabric/run.js --cleanup [--force]
+ *   node dist-tools/test/fabric/run.js --cleanup [--force]
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';

@@ -16,8 +16,7 @@
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../../api/public-dir.js';
@@ -210,7 +209,7 @@ export async function netnsExists(ns: string): Promise<boolean> {
   return out.split('\n').some((l) => l.split(/\s+/)[0] === ns);
 }
 
-/** The checkout root, whether this runs from the sources (vitest) or from dist/ (npm run bench). */
+/** The checkout root, whether this runs from the sources (vitest) or from dist-tools/ (npm run bench). */
 export const repoRoot = packageRoot();
 
 /**
@@ -218,10 +217,14 @@ export const repoRoot = packageRoot();
  * into one .mjs file with esbuild (a project dependency), so our current TS
  * sources can run as a separate `node` process, e.g. inside a namespace
  * where the vitest process itself cannot go. Returns the file and a remover.
+ * Packages stay external; the file lives under the checkout's
+ * node_modules/.cache so that Node resolves them from the checkout.
  */
 export async function buildNodeScript(contents: string, name = 'child'): Promise<{ file: string; remove: () => Promise<void> }> {
   const { build } = await import('esbuild');
-  const dir = await mkdtemp(join(tmpdir(), 'citymesh-child-'));
+  const cache = join(repoRoot, 'node_modules', '.cache');
+  await mkdir(cache, { recursive: true });
+  const dir = await mkdtemp(join(cache, 'citymesh-child-'));
   const file = join(dir, `${name}.mjs`);
   await build({
     stdin: { contents, loader: 'ts', resolveDir: repoRoot, sourcefile: `${name}.ts` },

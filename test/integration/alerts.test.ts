@@ -136,7 +136,7 @@ beforeAll(async () => {
   // The server's own 15-second ticks run on the wall clock; this test drives the clock itself.
   await server.alerts.stop();
   const make = (registry: Registry) => new AlertService({
-    store: server.store, topology, logger: quietLogger, registry, onFiring: (a) => fired.push(a), delivery: { attempts: 2, backoffMs: 50 },
+    store: server.store, topology, logger: quietLogger, registry, onFiring: (a) => { fired.push(a); }, delivery: { attempts: 2, backoffMs: 50 },
   });
   [first, second] = [make(registries[0]!), make(registries[1]!)];
 });

@@ -396,19 +396,22 @@ describe('who may do what', () => {
 });
 
 describe('finalised, signed reports and amendments', () => {
-  let document: string;
-  let publicKeyPem: string;
+  /** The month finalised once, by whichever test needs it first (each test also runs alone). */
+  let finalising: Promise<{ status: number; document: string; publicKeyPem: string; fingerprint: string | null }> | undefined;
+  const finaliseOnce = () =>
+    (finalising ??= (async () => {
+      const response = await api(`/v1/sla/months/${M.month}/finalise`, t.operatorToken, { method: 'POST' });
+      const key = await api('/v1/sla/public-key', null);
+      return { status: response.status, document: await response.text(), publicKeyPem: await key.text(), fingerprint: key.headers.get('x-citymesh-key-fingerprint') };
+    })());
 
   it('an operator finalises a complete month: frozen, signed, verifiable with the published key', async () => {
-    const response = await api(`/v1/sla/months/${M.month}/finalise`, t.operatorToken, { method: 'POST' });
-    expect(response.status).toBe(201);
-    document = await response.text();
-    const key = await api('/v1/sla/public-key', null);
-    publicKeyPem = await key.text();
+    const { status, document, publicKeyPem, fingerprint } = await finaliseOnce();
+    expect(status).toBe(201);
     const result = verifySignedDocument(document, publicKeyPem);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    expect(result.fingerprint).toBe(key.headers.get('x-citymesh-key-fingerprint'));
+    expect(result.fingerprint).toBe(fingerprint);
     const signed = result.report as SlaReport;
     expect(signed).toMatchObject({ month: M.month, status: 'final', source: 'rollup', finalised: { by: 'noc' } });
     expect(link(signed, 'bravo~charlie').verdict).toBe('breach');
@@ -439,6 +442,7 @@ describe('finalised, signed reports and amendments', () => {
   });
 
   it('a late sample never changes the signed report: it is exposed, then recorded as a signed amendment', async () => {
+    const { document, publicKeyPem } = await finaliseOnce();
     // One minute of alfa~delta's missing day arrives after finalisation.
     await insertTrains(server.store.client, [train('alfa', 'delta', at(40_500), 700), train('delta', 'alfa', at(40_500), 700)], 'late-sample');
     const view = await json<SlaMonthResponse>(`/v1/sla/months/${M.month}`);

@@ -25,6 +25,13 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   cli: ['protocol', 'topology', 'sql', 'probes', 'collector', 'api'],
 };
 
+/**
+ * Folders that may reach past another folder's index.ts: the composition root
+ * loads commands lazily module by module, and the dashboard takes the response
+ * types (and its build, the public directory) from the modules that own them.
+ */
+const BEYOND_INDEX: Record<string, readonly string[]> = { cli: ['*'], dashboard: ['api/contract', 'api/public-dir'] };
+
 /** Folders whose imports must be type-only (erased at build): the browser bundle carries no server code. */
 const TYPE_ONLY_FROM: Record<string, readonly string[]> = { 'dashboard/src': ['api'] };
 
@@ -91,6 +98,11 @@ function violations(files: readonly string[], edgesOf: (file: string) => ImportE
         found.push(`${file}:${edge.line} → ${edge.target} (${from}/ may import ${(MAY_IMPORT[from] ?? []).join(', ') || 'nothing of citymesh'})`);
         continue;
       }
+      const module = edge.target.replace(/\.js$/, '');
+      const allowedBeyond = BEYOND_INDEX[from] ?? [];
+      if (module !== `${to}/index` && !allowedBeyond.includes('*') && !allowedBeyond.includes(module)) {
+        found.push(`${file}:${edge.line} → ${edge.target} (import ${to}/ through ${to}/index.ts)`);
+      }
       for (const [folder, typeOnlyTargets] of Object.entries(TYPE_ONLY_FROM)) {
         if (file.startsWith(`${folder}/`) && typeOnlyTargets.includes(to) && !edge.typeOnly) {
           found.push(`${file}:${edge.line} → ${edge.target} (${folder}/ may import only types from ${to}/)`);
@@ -114,15 +126,19 @@ describe('import direction', () => {
     expect(violations(files, importsOf)).toEqual([]);
   });
 
-  it('the check can fail: a probe importing the collector, and the browser importing server code, are named', () => {
+  it('the check can fail: a probe importing the collector, a reach past an index, and the browser importing server code, are named', () => {
     const planted = (file: string): ImportEdge[] =>
       file === 'probes/agent.ts'
-        ? [{ file, line: 1, target: 'collector/index.js', typeOnly: false }]
+        ? [
+            { file, line: 1, target: 'collector/index.js', typeOnly: false },
+            { file, line: 2, target: 'protocol/wire.js', typeOnly: true },
+          ]
         : file === 'dashboard/src/main.ts'
           ? [{ file, line: 2, target: 'api/contract.js', typeOnly: false }]
           : [];
     expect(violations(['probes/agent.ts', 'dashboard/src/main.ts'], planted)).toEqual([
       'probes/agent.ts:1 → collector/index.js (probes/ may import protocol, topology)',
+      'probes/agent.ts:2 → protocol/wire.js (import protocol/ through protocol/index.ts)',
       'dashboard/src/main.ts:2 → api/contract.js (dashboard/src/ may import only types from api/)',
     ]);
   });

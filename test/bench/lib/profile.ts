@@ -36,7 +36,7 @@ function areaOf(frame: ProfileNode['callFrame']): string {
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;
   if (url.startsWith('node:')) return `node ${url.slice(5).split('/')[0]}`;
-  const ours = /\/dist\/([^/]+\/[^/]+)/.exec(url);
+  const ours = /\/dist(?:-tools)?\/([^/]+\/[^/]+)/.exec(url);
   return ours ? ours[1]!.replace(/\.js$/, '') : url;
 }
 
