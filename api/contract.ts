@@ -8,6 +8,8 @@
 export interface CentreView {
   id: string;
   name: string;
+  /** The name in the local language (topology `name_local`), or null. */
+  nameLocal: string | null;
   district: string;
   lat: number | null;
   lon: number | null;
@@ -40,6 +42,8 @@ export interface PathStatus {
   lossRatio: number | null;
   targetMs: number;
   state: PathState;
+  /** The one-way delay judged against sla.one_way_target_ms (the "1 ms city circle"), apart from `state`. */
+  oneWay: OneWayVerdict;
   /**
    * How the newest train's timestamps were taken at each end (hardware |
    * kernel | user | unknown); null when the window holds no train.
@@ -47,6 +51,20 @@ export interface PathStatus {
   timestamping: { sender: string; reflector: string } | null;
   /** Why the source probe cannot run this engine (e.g. no ping program); null when it can. */
   engineUnavailable: string | null;
+}
+
+/**
+ * A direction's p99 one-way delay against the city's one-way target. `measured`:
+ * forward delays of trains whose two clocks were synchronised (every train of
+ * the window); `rtt_half`: the clocks were not (or ICMP, which has no
+ * timestamps of the far end), so the delay is estimated as RTT p99 / 2, which
+ * hides any asymmetry between the directions.
+ */
+export interface OneWayVerdict {
+  p99Ms: number | null;
+  basis: 'measured' | 'rtt_half' | null;
+  targetMs: number;
+  state: PathState;
 }
 
 /** What a probe last reported about how it measures. */

@@ -7,7 +7,7 @@
 import { selfLoadGuardMs } from '../collector/index.js';
 import { type Topology } from '../topology/index.js';
 import { latestPathStatus, latestProbeReports, type PathStatusRow, type Store } from '../sql/index.js';
-import type { PathState, PathStatus, ProbeStatus } from './contract.js';
+import type { OneWayVerdict, PathState, PathStatus, ProbeStatus } from './contract.js';
 
 export const STATUS_WINDOW_S = 60;
 export const STALE_AFTER_S = 60;
@@ -37,7 +37,7 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
         const row = byKey.get(`${src}>${dst}>${engine}`);
         const missing = unavailable(src, engine);
         if (!row && engine === 'icmp' && !missing) continue;
-        paths.push({ ...toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, nowUs), engineUnavailable: missing });
+        paths.push({ ...toStatus(src, dst, engine, row, link.rttTargetMs, link.sla.lossRatioMax, link.oneWayTargetMs, nowUs), engineUnavailable: missing });
       }
     }
   }
@@ -46,10 +46,13 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
 
 function toStatus(
   src: string, dst: string, engine: 'stamp' | 'icmp', row: PathStatusRow | undefined,
-  targetMs: number, lossRatioMax: number, nowUs: number,
+  targetMs: number, lossRatioMax: number, oneWayTargetMs: number, nowUs: number,
 ): Omit<PathStatus, 'engineUnavailable'> {
   if (!row) {
-    return { src, dst, engine, lastTs: null, trains: 0, rttP50Ms: null, rttP99Ms: null, jitterMs: null, lossRatio: null, targetMs, state: 'nodata', timestamping: null };
+    return {
+      src, dst, engine, lastTs: null, trains: 0, rttP50Ms: null, rttP99Ms: null, jitterMs: null, lossRatio: null, targetMs, state: 'nodata',
+      oneWay: { p99Ms: null, basis: null, targetMs: oneWayTargetMs, state: 'nodata' }, timestamping: null,
+    };
   }
   const p99 = ms(row.rttP99Us);
   let state: PathState;
@@ -68,8 +71,26 @@ function toStatus(
     lossRatio: row.lossRatio,
     targetMs,
     state,
+    oneWay: oneWayVerdict(row, p99, state, oneWayTargetMs),
     timestamping: row.timestamping,
   };
+}
+
+/**
+ * The one-way delay against its target: measured when the window's clocks were
+ * synchronised, else RTT p99 / 2. Stale stays stale; with no delay at all (every
+ * packet lost) the direction's own verdict stands.
+ */
+function oneWayVerdict(row: PathStatusRow, rttP99Ms: number | null, state: PathState, targetMs: number): OneWayVerdict {
+  const measured = ms(row.oneWayP99Us);
+  const p99Ms = measured ?? (rttP99Ms === null ? null : rttP99Ms / 2);
+  const basis = measured !== null ? 'measured' : p99Ms !== null ? 'rtt_half' : null;
+  let oneWayState: PathState;
+  if (state === 'stale' || p99Ms === null) oneWayState = state;
+  else if (p99Ms > targetMs) oneWayState = 'breach';
+  else if (p99Ms > 0.8 * targetMs) oneWayState = 'warn';
+  else oneWayState = 'ok';
+  return { p99Ms, basis, targetMs, state: oneWayState };
 }
 
 function ms(us: number | null): number | null {

@@ -104,6 +104,8 @@ export interface PathStatusRow {
   timestamping: { sender: string; reflector: string } | null;
   /** Trains of the window left out as our own load (not in trains). */
   selfLoadTrains: number;
+  /** p99 one-way delay src → dst, µs, when every judged train of the window had synchronised clocks; else null. */
+  oneWayP99Us: number | null;
 }
 
 /**
@@ -127,10 +129,11 @@ recent AS
 (
     SELECT src, dst, engine, max(ts) AS last_ts, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS sent, sumIf(lost, NOT ours) AS lost,
            quantilesExactArrayIf(0.5, 0.99)(rtts_us, NOT ours) AS q, avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter,
-           argMaxIf(sender_ts, ts, NOT ours) AS sender_ts, argMaxIf(reflector_ts, ts, NOT ours) AS reflector_ts, countIf(ours) AS self_load_trains
+           argMaxIf(sender_ts, ts, NOT ours) AS sender_ts, argMaxIf(reflector_ts, ts, NOT ours) AS reflector_ts, countIf(ours) AS self_load_trains,
+           countIf(synced AND NOT ours) AS synced_trains, quantileExactArrayIf(0.99)(fwd_us, synced AND NOT ours) AS fwd_p99
     FROM
     (
-        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts,
+        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us,
                ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
         FROM latency_trains
         WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
@@ -149,7 +152,8 @@ SELECT
     day.src AS src, day.dst AS dst, day.engine AS engine,
     toString(if(recent.trains > 0, recent.last_ts, day.last_ts)) AS last_ts,
     recent.trains AS trains, recent.sent AS sent, recent.lost AS lost, recent.q AS q, recent.jitter AS jitter,
-    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts, recent.self_load_trains AS self_load_trains
+    recent.sender_ts AS sender_ts, recent.reflector_ts AS reflector_ts, recent.self_load_trains AS self_load_trains,
+    recent.synced_trains AS synced_trains, recent.fwd_p99 AS fwd_p99
 FROM day
 LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
@@ -159,6 +163,7 @@ ORDER BY src, dst, engine`,
   const rows = await result.json<{
     src: string; dst: string; engine: string; last_ts: string; trains: number;
     sent: number; lost: number; q: number[]; jitter: number | null; sender_ts: string; reflector_ts: string; self_load_trains: number | string | null;
+    synced_trains: number | string | null; fwd_p99: number | null;
   }>();
   return rows.map((row) => {
     const hasPackets = Number(row.sent) > Number(row.lost);
@@ -175,6 +180,8 @@ ORDER BY src, dst, engine`,
       // The newest train's, when the window holds one (an empty LEFT JOIN side reads as '').
       timestamping: Number(row.trains) > 0 ? { sender: row.sender_ts || 'unknown', reflector: row.reflector_ts || 'unknown' } : null,
       selfLoadTrains: Number(row.self_load_trains ?? 0),
+      // Measured only when every judged train of the window had both clocks synchronised: a mix would judge half the packets.
+      oneWayP99Us: Number(row.trains) > 0 && Number(row.synced_trains ?? 0) === Number(row.trains) ? finiteOrNull(row.fwd_p99) : null,
     };
   });
 }

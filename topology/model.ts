@@ -37,6 +37,8 @@ export interface Link {
   name: string;
   capacityGbps: number;
   rttTargetMs: number;
+  /** Each direction's p99 one-way delay target, ms (sla.one_way_target_ms). */
+  oneWayTargetMs: number;
   throughputFloorGbps: number;
   /** The SLA policy this link is judged by: defaults from `sla:` with the link's overrides applied. */
   sla: LinkSlaPolicy;
@@ -51,7 +53,7 @@ export interface LinkSlaPolicy {
   lossRatioMax: number;
   availabilityMin: number;
   coverageMin: number;
-  /** Committed (provisioned) capacity, Gb/s: the link's capacity_gbps. */
+  /** Committed (provisioned) capacity, Gb/s: the link's capacity_gbps, or sla.capacity_min_gbps when it declares none. */
   capacityGbps: number;
   throughputFloorGbps: number;
 }
@@ -259,13 +261,19 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
     if (linkIndex.has(key)) report(['links', i, 'between'], `duplicate link ${a}–${b} (first at links[${linkIndex.get(key)}])`);
     linkIndex.set(key, i);
     const [x, y] = a < b ? [a, b] : [b, a];
+    const capacityGbps = l.capacity_gbps ?? doc.sla.capacity_min_gbps;
+    if (capacityGbps < doc.sla.capacity_min_gbps) {
+      report(['links', i, 'capacity_gbps'],
+        `${capacityGbps} Gb/s is below the city's promise for every direct link, sla.capacity_min_gbps: ${doc.sla.capacity_min_gbps} Gb/s (raise the link or lower the promise)`);
+    }
     links.push({
       id: key,
       a: x,
       b: y,
       name: l.name ?? `${x}–${y}`,
-      capacityGbps: l.capacity_gbps,
+      capacityGbps,
       rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
+      oneWayTargetMs: doc.sla.one_way_target_ms,
       throughputFloorGbps: l.throughput_floor_gbps ?? doc.sla.throughput_floor_gbps,
       sla: {
         rttTargetMs: l.rtt_target_ms ?? doc.sla.rtt_p99_target_ms,
@@ -274,7 +282,7 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
         lossRatioMax: l.loss_ratio_max ?? doc.sla.loss_ratio_max,
         availabilityMin: l.availability_min ?? doc.sla.availability_min,
         coverageMin: l.coverage_min ?? doc.sla.coverage_min,
-        capacityGbps: l.capacity_gbps,
+        capacityGbps,
         throughputFloorGbps: l.throughput_floor_gbps ?? doc.sla.throughput_floor_gbps,
       },
     });

@@ -53,8 +53,17 @@ function isTimeZone(value: string): boolean {
 export const slaPolicySchema = z
   .object({
     rtt_p99_target_ms: z.number().positive().default(2),
+    /**
+     * The "1 ms city circle": each direction's p99 one-way delay, judged in the
+     * live path status (measured when both clocks are synchronised, else RTT / 2).
+     */
     one_way_target_ms: z.number().positive().default(1),
     loss_ratio_max: z.number().min(0).max(1).default(0.001),
+    /**
+     * The city's promise for every direct link, Gb/s: a link's capacity_gbps may
+     * not be below it (a config error), and a link that declares none is
+     * committed to exactly this.
+     */
     capacity_min_gbps: z.number().positive().default(100),
     throughput_floor_gbps: z.number().positive().default(95),
     coverage_min: z.number().min(0).max(1).default(0.99),
@@ -199,7 +208,8 @@ const centreSchema = z
 const linkSchema = z
   .object({
     between: z.tuple([id, id]),
-    capacity_gbps: z.number().positive(),
+    /** Committed (provisioned) capacity; default sla.capacity_min_gbps, never below it. */
+    capacity_gbps: z.number().positive().optional(),
     rtt_target_ms: z.number().positive().optional(),
     throughput_floor_gbps: z.number().positive().optional(),
     /** Per-link overrides of the SLA policy defaults. */

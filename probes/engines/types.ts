@@ -3,9 +3,11 @@
  * scheduler (probes/scheduler.ts) decides when. Engines never own timers
  * beyond the packet spacing inside one train.
  */
+import type { PlanTask } from '../../protocol/index.js';
 import type { TrainStats } from '../train-stats.js';
 
-export type EngineName = 'stamp' | 'icmp';
+/** The engines that run packet trains, as the plan names them. */
+export type EngineName = PlanTask['engine'];
 
 /**
  * How a timestamp was taken: by the NIC (hardware), by the kernel (software

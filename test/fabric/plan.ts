@@ -28,6 +28,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { hashToken, parseTopology } from '../../topology/index.js';
+import { slaPolicySchema } from '../../topology/schema.js';
 
 export interface CentreSpec {
   id: string;
@@ -162,13 +163,13 @@ export interface FromFileOptions {
 /** Read a citymesh topology file (e.g. config/shanghai.yaml) as a fabric spec. Centres need a location. */
 export function specFromTopologyFile(file: string, opts: FromFileOptions = {}): FabricSpec {
   const text = readFileSync(file, 'utf8');
-  parseTopology(text, file, { requireTokens: false }); // precise errors for a bad file
+  const checked = parseTopology(text, file, { requireTokens: false }); // precise errors for a bad file
   const doc = parseYaml(text) as {
     name: string;
     sla?: Record<string, unknown>;
     probing?: Record<string, unknown>;
     centres: { id: string; name: string; name_local?: string; district: string; location?: { lat: number; lon: number } }[];
-    links: { between: [string, string]; capacity_gbps: number; rtt_target_ms?: number; throughput_floor_gbps?: number }[];
+    links: { between: [string, string]; rtt_target_ms?: number; throughput_floor_gbps?: number }[];
   };
   const keep = opts.centres ? new Set(opts.centres) : null;
   if (keep) {
@@ -183,7 +184,7 @@ export function specFromTopologyFile(file: string, opts: FromFileOptions = {}): 
   const ids = new Set(centres.map((c) => c.id));
   const links = doc.links
     .filter((l) => ids.has(l.between[0]) && ids.has(l.between[1]))
-    .map((l): LinkSpec => ({ a: l.between[0], b: l.between[1], capacityGbps: l.capacity_gbps, rttTargetMs: l.rtt_target_ms, throughputFloorGbps: l.throughput_floor_gbps }));
+    .map((l): LinkSpec => ({ a: l.between[0], b: l.between[1], capacityGbps: checked.linkBetween(l.between[0], l.between[1])!.capacityGbps, rttTargetMs: l.rtt_target_ms, throughputFloorGbps: l.throughput_floor_gbps }));
   if (links.length === 0) throw new Error(`${file}: no links among ${[...ids].join(', ')}`);
   return {
     name: doc.name,
@@ -237,7 +238,7 @@ export function planFabric(spec: FabricSpec, tag: string, tokens: (id: string) =
       distanceKm,
       delayUs: l.delayUs ?? distanceKm * spec.routeFactor * spec.usPerKm,
       capacityGbps: l.capacityGbps,
-      rateMbit: Math.max(1, Math.round(l.capacityGbps * 1000 * spec.rateScale)),
+      rateMbit: scaledMbit(l.capacityGbps, spec.rateScale),
       throughputFloorGbps: (l.throughputFloorGbps ?? Number(spec.sla.throughput_floor_gbps ?? 95)) * spec.rateScale,
       rttTargetMs: l.rttTargetMs,
     };
@@ -253,6 +254,11 @@ export function formatRate(mbit: number): string {
   return mbit >= 1000 ? `${+(mbit / 1000).toFixed(3)} Gbit/s` : `${+mbit.toFixed(1)} Mbit/s`;
 }
 
+/** A rate in Gb/s scaled for the fabric, in whole Mbit/s (at least 1). */
+function scaledMbit(gbps: number, scale: number): number {
+  return Math.max(1, Math.round(gbps * 1000 * scale));
+}
+
 export function scaleLabel(scale: number): string {
   return scale === 1 ? 'rates unscaled' : `rates scaled 1:${+(1 / scale).toFixed(2)}`;
 }
@@ -262,7 +268,9 @@ export function fabricTopologyYaml(plan: FabricPlan): string {
   const { spec } = plan;
   const sla: Record<string, unknown> = { ...spec.sla };
   if (typeof sla.throughput_floor_gbps === 'number') sla.throughput_floor_gbps = sla.throughput_floor_gbps * spec.rateScale;
-  if (typeof sla.capacity_min_gbps === 'number') sla.capacity_min_gbps = sla.capacity_min_gbps * spec.rateScale;
+  // The city's promise scales like the links (same rounding), so a link that keeps it unscaled keeps it scaled.
+  const promise = typeof sla.capacity_min_gbps === 'number' ? sla.capacity_min_gbps : slaPolicySchema.parse({}).capacity_min_gbps;
+  sla.capacity_min_gbps = scaledMbit(promise, spec.rateScale) / 1000;
   const doc = {
     name: `${spec.name} (network-namespace fabric, ${scaleLabel(spec.rateScale)})`,
     sla,

@@ -66,6 +66,7 @@ process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))
     writeFileSync(join(dir, 'topology.yaml'), `name: fabric
 sla:
   throughput_floor_gbps: 0.5
+  capacity_min_gbps: 1
 probing:
   stamp: { schedule: "*/2 * * * * *", count: 5, interval_ms: 10, timeout_ms: 300 }
   icmp: { enabled: false }

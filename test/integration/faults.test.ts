@@ -27,6 +27,13 @@ function spoolLeftovers(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.startsWith('batch-') || f.startsWith('journal-'));
 }
 
+/**
+ * Each scenario starts real server processes (each loads the database engine)
+ * and waits for reconnects with back-off: a bound for a loaded machine, not a
+ * speed claim (the waits inside carry their own).
+ */
+const PROCESS_TEST_TIMEOUT_MS = 180_000;
+
 function report(scenario: string, generated: number, stored: number): void {
   process.stdout.write(`fault ${scenario}: trains generated ${generated}, stored ${stored}\n`);
 }
@@ -73,7 +80,7 @@ describe('faults with real server and probe processes', () => {
     expect(stored.duplicates).toBe(0);
     expect(stored.rows).toBe(spooled.size);
     expect([...spooled].every((id) => stored.ids.has(id))).toBe(true);
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   it('probe killed mid-stream and restarted on its spool: every spooled train arrives once', async () => {
     const topo = testTopology(['mike', 'nova'], '127.0.10');
@@ -99,7 +106,7 @@ describe('faults with real server and probe processes', () => {
     } finally {
       await server.stop();
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 });
 
 describe('faults in process: store and network', () => {
@@ -129,7 +136,7 @@ describe('faults in process: store and network', () => {
       await Promise.all(agents.map((a) => a.stop()));
       await server.stop();
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   it('network cut between probe and collector, then restored: nothing lost, nothing doubled', async () => {
     const topo = testTopology(['quebec', 'romeo'], '127.0.12');
@@ -159,7 +166,7 @@ describe('faults in process: store and network', () => {
       await proxy.cut();
       await server.stop();
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   it('a ClickHouse server that does not answer: the server refuses to start, with one clear line', async () => {
     const topo = testTopology(['sierra', 'tango'], '127.0.13');

@@ -97,7 +97,7 @@ describe('probe with two collector URLs', () => {
     // insert_deduplication_token and the resend is dropped there. Only trains
     // spooled before the kill can be in both.
     expect(overlap.filter((id) => !spooledBeforeKill.has(id))).toEqual([]);
-  });
+  }, 180_000); // two server processes and a reconnect with back-off: took 51 s of the 60 s default at load 25
 });
 
 describe('collector list in the agent', () => {

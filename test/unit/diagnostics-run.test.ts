@@ -80,8 +80,6 @@ describe.skipIf(skipReason(missing))('diagnostics on loopback with the real tool
     const recorded: DiagnosticSampleRecord[] = [];
     const runner = new DiagnosticsRunner({ logger: quietLogger, stamp: () => stamp, record: async (s) => void recorded.push(s) });
     runner.applyPlan({
-      type: 'plan', centre: 'self', protocol: 1, batchIntervalMs: 1000, reflector: { listenAddress: HOST, port: 0 },
-      throughputServer: null, nic: null,
       diagnostics: { enabled: true, breachTrains: 3, minIntervalS: 600, maxHops: 4, fastTrainCount: 20, fastTrainIntervalMs: 1 },
       tasks: [{
         id: 'stamp:self>peer', engine: 'stamp', dst: 'peer', host: HOST, port: reflector.address().port, schedule: '* * * * * *',

@@ -60,6 +60,28 @@ describe('SLA policy', () => {
     expect(problem(base('  finalise_grace_hours: -1'))).toMatch(/sla\.finalise_grace_hours/);
   });
 
+  it("holds every link to the city's capacity promise, and commits a link that declares none to it", () => {
+    let message = 'no error';
+    try {
+      parseTopology(base('  capacity_min_gbps: 200'), 'x.yaml');
+    } catch (error) {
+      message = (error as ConfigError).message;
+    }
+    // links[0] (100 Gb/s) is below the promise, links[1] (400) is not; the line is the link's capacity_gbps.
+    expect(message).toBe(
+      'invalid topology x.yaml:\n  x.yaml:10: links[0].capacity_gbps: 100 Gb/s is below the city\'s promise for every direct link, ' +
+        'sla.capacity_min_gbps: 200 Gb/s (raise the link or lower the promise)',
+    );
+    const t = parseTopology(base('  capacity_min_gbps: 100').replace('    capacity_gbps: 400\n', ''), 'x.yaml');
+    expect(t.linkBetween('a', 'c')!.capacityGbps).toBe(100);
+    expect(t.linkBetween('a', 'c')!.sla.capacityGbps).toBe(100);
+  });
+
+  it('gives every link the one-way target', () => {
+    const t = parseTopology(base('  one_way_target_ms: 0.8'), 'x.yaml');
+    expect(t.links.map((l) => l.oneWayTargetMs)).toEqual([0.8, 0.8]);
+  });
+
   it('the shipped topologies still load', () => {
     for (const file of ['config/shanghai.yaml', 'config/demo-loopback.yaml']) {
       expect(loadTopology(file, { requireTokens: false }).sla.timezone).toBe('Asia/Shanghai');

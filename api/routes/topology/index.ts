@@ -4,7 +4,7 @@ import type { ApiDeps } from '../../deps.js';
 
 export function topologyRoutes(deps: ApiDeps) {
   const centres: CentreView[] = deps.topology.centres.map((c) => ({
-    id: c.id, name: c.name, district: c.district, lat: c.lat, lon: c.lon,
+    id: c.id, name: c.name, nameLocal: c.nameLocal, district: c.district, lat: c.lat, lon: c.lon,
   }));
   const links: LinkView[] = deps.topology.links.map((l) => ({
     id: l.id, a: l.a, b: l.b, capacityGbps: l.capacityGbps, rttTargetMs: l.rttTargetMs,

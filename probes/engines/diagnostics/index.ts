@@ -144,7 +144,7 @@ export class DiagnosticsRunner {
 
   constructor(private readonly options: DiagnosticsRunnerOptions) {}
 
-  applyPlan(plan: ProbePlan): void {
+  applyPlan(plan: Pick<ProbePlan, 'diagnostics' | 'tasks'>): void {
     this.policy = plan.diagnostics ?? null;
     if (this.policy) this.watcher.setPolicy(this.policy);
     const targets = new Map<string, DiagnosticsTarget>();
