@@ -12,6 +12,7 @@
  * clock alone. Every value is a bound parameter.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { directionBucketsSql, levelIndex } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
 
 /** A link and the threshold it is judged against (µs for latency, ratio for loss, bit/s for throughput). */
@@ -46,14 +47,6 @@ export interface LinkRun extends AlertRun {
 
 export interface CentreRun extends AlertRun {
   centre: string;
-}
-
-const LEVELS = [0.5, 0.9, 0.95, 0.99] as const;
-
-function levelIndex(percentile: number | undefined): number {
-  const i = (LEVELS as readonly number[]).indexOf(percentile ?? 0.99);
-  if (i < 0) throw new Error(`percentile ${percentile} is not one of ${LEVELS.join(', ')}`);
-  return i + 1;
 }
 
 /**
@@ -136,25 +129,18 @@ export async function alertLinkRuns(client: ClickHouseClient, q: LinkRunsQuery):
   if (q.links.length === 0) return [];
   if (q.source === 'rollup' && q.stepS !== 60) throw new Error('the 1-minute rollup has 60 s buckets');
   const latency = q.kind === 'latency';
-  const dir =
-    q.source === 'rollup'
-      ? `
-    SELECT least(src, dst) AS la, greatest(src, dst) AS lb, src AS d_src, toUInt32(toUnixTimestamp(minute)) AS bucket,
-           sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
-           ${latency ? 'quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us)' : 'CAST([], \'Array(Float64)\')'} AS d_qs
-    FROM latency_1m
-    WHERE ({engine:String} = '' OR engine = {engine:String})
-      AND minute >= toDateTime({from_s:UInt32}) AND minute <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')
-    GROUP BY la, lb, d_src, bucket`
-      : `
-    SELECT least(src, dst) AS la, greatest(src, dst) AS lb, src AS d_src,
-           toUInt32(intDiv(toUnixTimestamp(ts), {step:UInt32}) * {step:UInt32}) AS bucket,
-           sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
-           ${latency ? 'quantilesExactArray(0.5, 0.9, 0.95, 0.99)(rtts_us)' : 'CAST([], \'Array(Float64)\')'} AS d_qs
-    FROM latency_trains
-    WHERE ({engine:String} = '' OR engine = {engine:String})
-      AND ts >= toDateTime64({from_s:UInt32}, 6) AND ts < fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')
-    GROUP BY la, lb, d_src, bucket`;
+  const dir = `
+    SELECT la, lb, dir_src AS d_src, toUInt32(bucket_time) AS bucket, d_sent, d_received, d_lost, d_qs
+    FROM (${directionBucketsSql({
+      source: q.source,
+      engine: `{engine:String} = '' OR engine = {engine:String}`,
+      period: q.source === 'rollup'
+        ? `minute >= toDateTime({from_s:UInt32}) AND minute <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`
+        : `ts >= toDateTime64({from_s:UInt32}, 6) AND ts < fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`,
+      stepS: '{step:UInt32}',
+      levels: latency,
+    })}
+    )`;
   const judge =
     q.kind === 'latency'
       ? `arrayMax(arrayMap(qs_dir -> toFloat64(qs_dir[q_index]), if(empty(qs), [[nan, nan, nan, nan]], qs))) AS value, 0 AS extra,
@@ -200,7 +186,7 @@ SETTINGS join_use_nulls = 0`
     query,
     query_params: {
       la: q.links.map((l) => l.a), lb: q.links.map((l) => l.b), threshold: q.links.map((l) => l.threshold),
-      qi: q.links.map((l) => levelIndex(l.percentile)),
+      qi: q.links.map((l) => levelIndex(l.percentile ?? 0.99)),
       engine: q.engine, step: q.stepS, from_s: q.fromS, now_ms: Math.round(q.nowMs), load_guard_ms: Math.round(q.loadGuardMs),
     },
     format: 'JSONEachRow',

@@ -13,11 +13,12 @@ export {
   type ThroughputRow, type NicRow, type ThroughputTest, type LinkNicState, type UtilisationColumns,
 } from './capacity.js';
 export {
-  slaMonthBounds, slaMonthsWithData, slaMonthOf, slaCompliance, slaLinkTimeline, slaLinkMinutes, ROLLUP_LEVELS,
+  slaMonthBounds, slaMonthsWithData, slaMonthOf, slaCompliance, slaLinkTimeline, slaLinkMinutes,
   insertMaintenance, maintenanceWindows, insertSlaReport, slaReportIndex, slaReportDocuments, samplesStoredSince,
   type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns,
   type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
 } from './sla.js';
+export { ROLLUP_LEVELS } from './direction-buckets.js';
 export {
   materialiseSlaMinutes, materialiseSlaHours, slaHoursToMaterialise, type SlaHour, type MaterialiseOptions,
 } from './sla-minutes.js';

@@ -134,8 +134,9 @@ recent AS
     FROM
     (
         SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us,
-               ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
-        FROM latency_trains
+               self_load = 1 OR ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
+        -- the last hour of trains ordered by time (migration 0017): the window is one range at its end
+        FROM path_recent
         WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
     )
     GROUP BY src, dst, engine

@@ -1,8 +1,9 @@
 /**
  * What the Prometheus exposition of the network reads (api/network-metrics):
  * running totals per path from path_totals (counters: the same on every
- * server, never decreasing) and the recent window of raw trains (gauges and
- * the window histogram, by measurement time).
+ * server, never decreasing) and the recent window of trains from path_recent
+ * (migration 0017: the last hour, ordered by time; gauges and the window
+ * histogram, by measurement time).
  *
  * Our own load is kept apart (migration 0014, sql/load-windows.ts): the
  * totals by the mark the collector set when it stored each train, the window
@@ -94,8 +95,9 @@ GROUP BY src, dst, engine`, {}),
 }
 
 /**
- * The raw trains measured in the last `windowS` seconds (by measurement
- * time), per path. Trains that began inside our own guarded load windows
+ * The trains measured in the last `windowS` seconds (by measurement time),
+ * per path, from path_recent (which holds the last hour: `nowMs` is the
+ * scrape's clock, never an instant in the past). Trains that began inside our own guarded load windows
  * (guard `loadGuardMs`) are left out of every figure but lastTsMs.
  */
 export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number, loadGuardMs = 0): Promise<PathWindow[]> {
@@ -109,7 +111,7 @@ export async function pathWindows(client: ClickHouseClient, windowS: number, now
 SELECT src, dst, engine, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS sent, sumIf(received, NOT ours) AS received,
        sumIf(lost, NOT ours) AS lost, sumIf(length(rtts_us), NOT ours) AS rtt_count, sumIf(arraySum(rtts_us), NOT ours) AS rtt_sum_us,
        avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter_us, toUnixTimestamp64Milli(max(ts)) AS last_ms
-FROM (SELECT src, dst, engine, ts, sent, received, lost, rtts_us, jitter_us, ${ours} AS ours FROM latency_trains WHERE ${window})
+FROM (SELECT src, dst, engine, ts, sent, received, lost, rtts_us, jitter_us, self_load = 1 OR ${ours} AS ours FROM path_recent WHERE ${window})
 GROUP BY src, dst, engine
 ORDER BY src, dst, engine`,
       query_params: params,
@@ -120,8 +122,8 @@ ORDER BY src, dst, engine`,
 SELECT src, dst, engine, groupArray((le_us, n)) AS buckets
 FROM (
     SELECT src, dst, engine, toUInt32(-roundDown(-toFloat64(rtt), {negated:Array(Float64)})) AS le_us, count() AS n
-    FROM latency_trains ARRAY JOIN rtts_us AS rtt
-    WHERE ${window} AND NOT ${ours}
+    FROM path_recent ARRAY JOIN rtts_us AS rtt
+    WHERE ${window} AND NOT (self_load = 1 OR ${ours})
     GROUP BY src, dst, engine, le_us
 )
 GROUP BY src, dst, engine`, params),

@@ -22,13 +22,12 @@
  * or uncovered minute ends a run).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { directionBucketsSql, levelIndex } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
 
 export type SlaSource = 'rollup' | 'raw';
 export type SlaVerdictCode = 'met' | 'breach' | 'insufficient_data';
 
-/** Percentile levels kept in latency_1m.rtt_q_us, in order (1-based index in SQL). */
-export const ROLLUP_LEVELS = [0.5, 0.9, 0.95, 0.99] as const;
 
 /** One link and the policy it is judged by, as bound parameters. */
 export interface SlaLinkInput {
@@ -123,12 +122,6 @@ function linkParams(q: SlaQuery): Record<string, unknown> {
   };
 }
 
-function levelIndex(percentile: number): number {
-  const i = (ROLLUP_LEVELS as readonly number[]).indexOf(percentile);
-  if (i < 0) throw new Error(`percentile ${percentile} is not one of the rollup levels ${ROLLUP_LEVELS.join(', ')}`);
-  return i + 1;
-}
-
 /** Longest run of consecutive values in a sorted UInt array (0 when empty). */
 const longestRun = (idx: string) =>
   `if(empty(${idx}), 0, arrayMax(arrayMap(r -> length(r), arraySplit((v, d) -> d != 1, ${idx}, arrayDifference(${idx})))))`;
@@ -143,21 +136,13 @@ const runs = (idx: string) =>
  * rollup's rows further (SQL over minute, src, dst).
  */
 export function directionMinutes(source: SlaSource, where = '1'): string {
-  return source === 'rollup'
-    ? `
-    SELECT minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
-           sum(trains) AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
-           quantilesTDigestArrayMerge(0.5, 0.9, 0.95, 0.99)(rtt_q_us) AS d_qs
-    FROM latency_1m
-    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND (${where})
-    GROUP BY minute, src, dst`
-    : `
-    SELECT toDateTime(toStartOfMinute(ts), 'UTC') AS minute, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
-           count() AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
-           quantilesExactArray(0.5, 0.9, 0.95, 0.99)(rtts_us) AS d_qs
-    FROM latency_trains
-    WHERE engine = {engine:String} AND ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6)
-    GROUP BY minute, src, dst`;
+  const period = source === 'rollup'
+    ? 'minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})'
+    : 'ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6)';
+  return `
+    SELECT bucket_time AS minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
+    FROM (${directionBucketsSql({ source, engine: 'engine = {engine:String}', period, where })}
+    )`;
 }
 
 /**

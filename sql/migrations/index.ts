@@ -19,6 +19,7 @@ import { timestamping } from './0013_timestamping.js';
 import { selfLoadTotals } from './0014_self_load_totals.js';
 import { pathLatest } from './0015_path_latest.js';
 import { slaMinutesHourlyRollup } from './0016_sla_minutes_hourly_rollup.js';
+import { pathRecent } from './0017_path_recent.js';
 
 export interface Migration {
   version: number;
@@ -26,4 +27,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals, pathLatest, slaMinutesHourlyRollup];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals, pathLatest, slaMinutesHourlyRollup, pathRecent];

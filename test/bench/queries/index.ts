@@ -220,7 +220,7 @@ export async function run(): Promise<void> {
     rows += await generate(client, ids, nowUsAfter + 3 * 60e6, recentStepUs, 8 * RECENT_PER_MIN, RECENT_RTTS, 2, 'now-');
     const parts = await client.query({
       query: `SELECT table, count() AS parts, sum(rows) AS rows, formatReadableSize(sum(data_compressed_bytes)) AS size
-              FROM system.parts WHERE active AND table IN ('latency_trains', 'latency_1m', 'latency_1h', 'path_latest', 'sla_hours') GROUP BY table ORDER BY table`,
+              FROM system.parts WHERE active AND table IN ('latency_trains', 'latency_1m', 'latency_1h', 'path_latest', 'path_recent', 'sla_hours') GROUP BY table ORDER BY table`,
       format: 'JSONEachRow',
     }).then((r) => r.json<{ table: string; parts: number; rows: number; size: string }>());
     note(B, `generated ${rows.toLocaleString('en')} trains in ${genS.toFixed(0)} s: ${DAYS - 1} days at 1 train per ${OLDER_EVERY_MIN} min per direction ` +
@@ -265,9 +265,9 @@ export async function run(): Promise<void> {
       emit({ name: `${name}_p50`, value: m.p50, unit: 'ms', better: 'lower', ceiling: ceiling?.p50 ?? null });
       emit({ name: `${name}_p99`, value: m.p99, unit: 'ms', better: 'lower', ceiling: ceiling?.p99 ?? null, ...(target ? { target: { op: '<' as const, value: target } } : {}), note: what });
     };
-    fig('queries.status', statusApi, statusSql, 20, 'GET /v1/status, 380 directions, 30 days stored; ceiling = latestPathStatus() on the store (the window of raw trains + path_latest)');
+    fig('queries.status', statusApi, statusSql, 20, 'GET /v1/status, 380 directions, 30 days stored; ceiling = latestPathStatus() on the store (the window from path_recent + path_latest)');
     fig('queries.matrix', matrixApi, statusSql, 20, 'the three requests the dashboard makes to draw the matrix, in parallel; ceiling = latestPathStatus()');
-    fig('queries.status_raw_before', rawStatus, statusSql, null, 'before: the status query on latency_trains + latency_1m as it was (migration 0013); ceiling = the query now');
+    fig('queries.status_raw_before', rawStatus, statusSql, null, 'before: the status query on latency_trains + latency_1m as it was (migration 0013, no path_latest nor path_recent); ceiling = the query now');
     fig('queries.series_24h', s24, s24Sql, null, '600 points from the 1-minute rollup (the issue sets no target for 24 h)');
     fig('queries.series_30d', s30, s30Sql, 200, `${DAYS} days, 600 points from the 1-minute rollup`);
 
@@ -336,7 +336,7 @@ export async function run(): Promise<void> {
       const more = centreIds(n);
       await generate(client, more, Math.round(wallMs() * 1000) + 2 * 60e6, recentStepUs, 5 * RECENT_PER_MIN, 10, 2, `paths${n}-`);
       const [t] = (await measure({ [`latestPathStatus() with ${n * (n - 1)} directions`]: () => latestPathStatus(client, 60) })) as [Timing];
-      fig(`queries.status_${n * (n - 1)}_paths`, t, null, null, `latestPathStatus() direct, ${n * (n - 1)} directions with trains in the window`);
+      fig(`queries.status_${n * (n - 1)}_paths`, t, null, null, `latestPathStatus() direct, ${n * (n - 1)} directions with trains in the window (path_recent), 30 days of 20 centres stored beside them`);
     }
 
     // ---- A series over 13 months of one link of a 100-centre mesh (1 train/min, 5 RTTs), hourly rollup.
