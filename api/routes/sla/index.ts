@@ -17,10 +17,10 @@ import type {
   SlaBreachRun, SlaLinkDetailResponse, SlaMaintenanceView, SlaMinutesResponse, SlaMonthsResponse,
 } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
-import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
+import { ApiError, isoTimeParam, onError, parseQuery } from '../../errors.js';
 import { minutesCsv, monthsCsv, reportCsv, timelineCsv } from '../../sla-csv.js';
-import { iso, linkInput, maintenanceView, monthPeriod, monthProblem } from '../../sla-report.js';
-import type { SlaService } from '../../sla-service.js';
+import { iso, linkInput, maintenanceView, MonthNotStartedError, monthPeriod, monthProblem } from '../../sla-report.js';
+import { SlaRefusal, type SlaRefusalReason, type SlaService } from '../../sla-service.js';
 
 const formatQuery = z.object({ format: z.enum(['json', 'csv']).optional() });
 const monthQuery = formatQuery.extend({ source: z.enum(['stored', 'rollup', 'raw']).default('stored') });
@@ -42,6 +42,25 @@ const maintenanceBody = z
     reason: z.string().min(1).max(500),
   })
   .strict();
+
+/** The HTTP answer to each refusal of the SLA service (which the cron job also runs, where these mean nothing). */
+const REFUSAL_STATUS: Record<SlaRefusalReason, { status: 404 | 409 | 503; error: string }> = {
+  no_signing_key: { status: 503, error: 'unavailable' },
+  already_finalised: { status: 409, error: 'already_finalised' },
+  month_not_over: { status: 409, error: 'month_not_over' },
+  not_finalised: { status: 409, error: 'not_finalised' },
+  link_not_in_report: { status: 404, error: 'not_found' },
+};
+
+/** The service's domain errors as HTTP errors; anything else is left to the app's handler (logged, 500). */
+function httpErrorOf(error: Error): Error {
+  if (error instanceof SlaRefusal) {
+    const { status, error: code } = REFUSAL_STATUS[error.reason];
+    return new ApiError(status, code, error.message);
+  }
+  if (error instanceof MonthNotStartedError) return new ApiError(404, 'not_found', error.message);
+  return error;
+}
 
 function wantsCsv(c: Context, format: 'json' | 'csv' | undefined): boolean {
   if (format) return format === 'csv';
@@ -78,6 +97,11 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
     w.scope === 'network' || (w.scope === 'centre' && (w.target === l.a || w.target === l.b)) || (w.scope === 'link' && w.target === l.id);
 
   return new Hono()
+    .onError((error, c) => {
+      const mapped = httpErrorOf(error);
+      if (mapped instanceof ApiError) return onError(mapped, c);
+      throw mapped; // the app's handler logs it
+    })
     .get('/public-key', (c) => {
       if (!sla.signer) throw new ApiError(503, 'unavailable', 'this server has no report signing key');
       return c.body(sla.signer.publicKeyPem, 200, {
