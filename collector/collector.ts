@@ -514,6 +514,8 @@ export class Collector {
       }
       if (loadRows.length > 0) this.selfLoad.invalidate();
       this.afterStored(centre, key, batch, rows);
+      // A throughput test is reported done only once its row is stored (collector/throughput-coordinator.ts).
+      if (batch.throughput?.length) this.throughput.stored(centre, batch.throughput.map((t) => t.testId));
     } finally {
       for (const c of claims) this.recordsInFlight.delete(c);
     }

@@ -11,6 +11,11 @@
  * planned window before it asks the probe to start, and the finished one when
  * the probe reports back. Latency and loss in those windows are then our own
  * doing and kept out of the SLA verdicts and the alerts.
+ *
+ * A test is `done` (or `failed`, as the probe reports) only once its row is
+ * stored: the probe's `throughput_done` comes before the batch that carries
+ * the row, so until the collector reports that batch stored (`stored`) the
+ * test stays `running`, and whoever reads `done` finds the row in the history.
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -31,7 +36,7 @@ export interface TestStatus {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
-  /** Goodput client → server and back, bit/s, as the probe reported it (the stored row follows in its batch). */
+  /** Goodput client → server and back, bit/s, as the probe reported it (set once its row is stored). */
   forwardBps: number | null;
   reverseBps: number | null;
 }
@@ -79,6 +84,22 @@ export function selfLoadGuardMs(probing: ProbingPolicy): number {
 
 const GUARD_SLACK_MS = 30_000;
 const KEEP_FINISHED = 1000;
+/**
+ * How long after the probe's report its row may take to be stored: its next
+ * batch (batches go every few seconds; a store outage is retried) with room
+ * to spare. Past it the test is failed, saying the row never came.
+ */
+export const ROW_WAIT_MS = 60_000;
+/** Test ids whose rows were stored before the probe's report arrived, kept for this many tests. */
+const KEEP_EARLY_ROWS = 1000;
+
+/** What the probe reported, held until its row is stored. */
+interface Reported {
+  state: 'done' | 'failed';
+  error: string | null;
+  forwardBps: number | null;
+  reverseBps: number | null;
+}
 
 export class ThroughputCoordinator {
   private readonly queue: TestStatus[] = [];
@@ -86,6 +107,10 @@ export class ThroughputCoordinator {
   private readonly busy = new Set<string>();
   private readonly guards = new Map<string, NodeJS.Timeout>();
   private readonly spreadTimers = new Set<NodeJS.Timeout>();
+  /** Running tests whose probe has reported, waiting for their row to be stored. */
+  private readonly reported = new Map<string, Reported>();
+  /** Rows stored before their probe reported (a batch sent between the record and the report). */
+  private readonly rowsStoredEarly = new Set<string>();
   private schedule: ScheduledTask | null = null;
 
   constructor(
@@ -127,17 +152,57 @@ export class ThroughputCoordinator {
     return [...this.tests.values()];
   }
 
-  /** The client probe finished a test it was asked to run. */
+  /**
+   * The client probe finished a test it was asked to run. The test stays
+   * `running` until its row is stored (`stored`), or fails after ROW_WAIT_MS.
+   */
   done(centre: string, message: ThroughputDone): void {
     const test = this.tests.get(message.testId);
-    if (!test || test.client !== centre || test.state !== 'running') return;
+    if (!test || test.client !== centre || test.state !== 'running' || this.reported.has(test.testId)) return;
     this.recordLoad({
       testId: test.testId, client: test.client, server: test.server, trigger: test.trigger,
       startMs: Date.parse(test.startedAt!), endMs: Date.now(), source: 'finished',
     });
-    test.forwardBps = message.forwardBps ?? null;
-    test.reverseBps = message.reverseBps ?? null;
-    this.finish(test, message.ok ? 'done' : 'failed', message.ok ? null : (message.error ?? 'the probe reported a failure'));
+    this.reported.set(test.testId, {
+      state: message.ok ? 'done' : 'failed',
+      error: message.ok ? null : (message.error ?? 'the probe reported a failure'),
+      forwardBps: message.forwardBps ?? null,
+      reverseBps: message.reverseBps ?? null,
+    });
+    if (this.rowsStoredEarly.delete(test.testId)) {
+      this.settle(test);
+      return;
+    }
+    // The probe-silence guard is replaced by the wait for the row. No failure row is stored when it
+    // runs out: the probe still holds its own row and may yet deliver it (two rows would contradict).
+    this.setGuard(test, ROW_WAIT_MS, () => {
+      const report = this.reported.get(test.testId)!;
+      this.reported.delete(test.testId);
+      const what = report.state === 'done' ? 'the probe reported a result' : report.error;
+      this.finish(test, 'failed', `${what}, but its row was not stored within ${ROW_WAIT_MS / 1000} s`);
+    });
+  }
+
+  /** The collector stored a batch carrying these tests' rows (also when they were stored before: a replay). */
+  stored(centre: string, testIds: readonly string[]): void {
+    for (const id of testIds) {
+      const test = this.tests.get(id);
+      if (!test || test.client !== centre || test.state !== 'running') continue;
+      if (this.reported.has(id)) this.settle(test);
+      else {
+        this.rowsStoredEarly.add(id);
+        if (this.rowsStoredEarly.size > KEEP_EARLY_ROWS) this.rowsStoredEarly.delete(this.rowsStoredEarly.values().next().value!);
+      }
+    }
+  }
+
+  /** The row of a reported test is stored: it takes the state the probe reported. */
+  private settle(test: TestStatus): void {
+    const report = this.reported.get(test.testId)!;
+    this.reported.delete(test.testId);
+    test.forwardBps = report.forwardBps;
+    test.reverseBps = report.reverseBps;
+    this.finish(test, report.state, report.error);
   }
 
   /** A probe went away: its running test cannot report; free both ends. */
@@ -218,19 +283,25 @@ export class ThroughputCoordinator {
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
-    const guard = setTimeout(() => {
+    this.setGuard(test, guardMs, () => {
       this.finish(test, 'expired', `no result within ${guardMs / 1000} s`);
       this.onServerFailure(test);
-    }, guardMs);
-    guard.unref();
-    this.guards.set(test.testId, guard);
+    });
     this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');
   }
 
+  /** Replaces the test's guard timer. */
+  private setGuard(test: TestStatus, ms: number, onExpiry: () => void): void {
+    clearTimeout(this.guards.get(test.testId));
+    const guard = setTimeout(onExpiry, ms);
+    guard.unref();
+    this.guards.set(test.testId, guard);
+  }
+
   private finish(test: TestStatus, state: TestState, error: string | null): void {
-    const guard = this.guards.get(test.testId);
-    if (guard) clearTimeout(guard);
+    clearTimeout(this.guards.get(test.testId));
     this.guards.delete(test.testId);
+    this.reported.delete(test.testId);
     test.state = state;
     test.error = error;
     test.finishedAt = new Date().toISOString();
