@@ -13,9 +13,7 @@ import { selfLoadGuardMs } from '../../../collector/index.js';
 import { type Link } from '../../../topology/index.js';
 import { insertMaintenance, maintenanceWindows, slaLinkMinutes, slaLinkTimeline, throughputHistory } from '../../../sql/index.js';
 import { requireRole } from '../../auth.js';
-import type {
-  SlaBreachRun, SlaLinkDetailResponse, SlaMaintenanceView, SlaMinutesResponse, SlaMonthsResponse,
-} from '../../contract.js';
+import type { ApiRoutes, SlaBreachRun, SlaMaintenanceView } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, onError, parseQuery } from '../../errors.js';
 import { minutesCsv, monthsCsv, reportCsv, timelineCsv } from '../../sla-csv.js';
@@ -113,7 +111,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       const { format } = parseQuery(formatQuery, c);
       const months = await sla.months();
       if (wantsCsv(c, format)) return csvResponse(c, monthsCsv(months), 'citymesh-sla-months.csv');
-      const body: SlaMonthsResponse = { timezone: topology.sla.timezone, months };
+      const body = { timezone: topology.sla.timezone, months } satisfies ApiRoutes['GET /v1/sla/months'];
       return c.json(body);
     })
     .get('/months/:month', async (c) => {
@@ -121,7 +119,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       const q = parseQuery(monthQuery, c);
       const body = await sla.month(m, q.source === 'stored' ? {} : { recompute: q.source });
       if (wantsCsv(c, q.format)) return csvResponse(c, reportCsv(body.report, body.state), `citymesh-sla-${m}.csv`);
-      return c.json(body);
+      return c.json(body satisfies ApiRoutes['GET /v1/sla/months/:month']);
     })
     .get('/months/:month/report', async (c) => {
       const m = month(c);
@@ -138,12 +136,12 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       return c.body(row.document, 201, { 'content-type': 'application/json' });
     })
     .get('/months/:month/amendments', async (c) => {
-      return c.json(await sla.amendments(month(c)));
+      return c.json((await sla.amendments(month(c))) satisfies ApiRoutes['GET /v1/sla/months/:month/amendments']);
     })
     .post('/months/:month/amendments', operator, async (c) => {
       const m = month(c);
       const row = await sla.recordAmendment(m, principalName(c));
-      if (!row) return c.json({ month: m, recorded: false, reason: 'a recomputation now gives the stored figures' });
+      if (!row) return c.json({ month: m, recorded: false, reason: 'a recomputation now gives the stored figures' } satisfies ApiRoutes['POST /v1/sla/months/:month/amendments']);
       return c.body(row.document, 201, { 'content-type': 'application/json' });
     })
     .get('/months/:month/amendments/:seq', async (c) => {
@@ -179,7 +177,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       };
       if (wantsCsv(c, format)) return csvResponse(c, timelineCsv(m, l.id, timeline), `citymesh-sla-${m}-${l.a}-${l.b}-breaches.csv`);
       const gbps = (v: number | null) => (v === null ? null : v / 1e9);
-      const body: SlaLinkDetailResponse = {
+      const body = {
         month: m, state: view.state, link: scope, timeline,
         tests: tests.map((t) => {
           const [ab, ba] = t.src === l.a ? [t.forwardBps, t.reverseBps] : [t.reverseBps, t.forwardBps];
@@ -187,7 +185,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         }),
         maintenance: view.report.maintenance.filter((w) => affects(w, l)),
         selfLoad: (view.report.selfLoad ?? []).filter((w) => w.link === l.id),
-      };
+      } satisfies ApiRoutes['GET /v1/sla/months/:month/links/:a/:b'];
       return c.json(body);
     })
     .get('/months/:month/links/:a/:b/minutes', async (c) => {
@@ -201,13 +199,13 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         loadGuardMs: selfLoadGuardMs(topology.probing),
       });
       const ms = (v: number | null) => (v === null ? null : v / 1000);
-      const body: SlaMinutesResponse = {
+      const body = {
         month: m, link: l.id, a: l.a, b: l.b, percentile: l.sla.percentile, rttTargetMs: l.sla.rttTargetMs,
         t: cols.t, excluded: cols.excluded, abTrains: cols.abTrains, abSent: cols.abSent, abLost: cols.abLost, abRttMs: cols.abPUs.map(ms),
         baTrains: cols.baTrains, baSent: cols.baSent, baLost: cols.baLost, baRttMs: cols.baPUs.map(ms),
         provisionedGbps: cols.speedMbps.map(ms), covered: cols.covered, available: cols.available,
         latencyBreach: cols.latencyBreach, lossBreach: cols.lossBreach, selfLoad: cols.selfLoad,
-      };
+      } satisfies ApiRoutes['GET /v1/sla/months/:month/links/:a/:b/minutes'];
       if (wantsCsv(c, format)) return csvResponse(c, minutesCsv(body), `citymesh-sla-${m}-${l.a}-${l.b}-minutes.csv`);
       return c.json(body);
     })
@@ -225,7 +223,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         if (fromS >= toS) throw new ApiError(400, 'bad_request', 'from: must be before to');
       }
       const windows = await maintenanceWindows(deps.store.client, fromS, toS);
-      return c.json({ from: iso(fromS), to: iso(toS), windows: windows.map(maintenanceView) });
+      return c.json({ from: iso(fromS), to: iso(toS), windows: windows.map(maintenanceView) } satisfies ApiRoutes['GET /v1/sla/maintenance']);
     })
     .post('/maintenance', operator, async (c) => {
       let raw: unknown;
@@ -268,7 +266,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       return c.json(
         view.declaredLate
           ? { ...view, warning: 'declared at or after its start: it is listed in the report as declared late and does not change any verdict' }
-          : view,
+          : view satisfies ApiRoutes['POST /v1/sla/maintenance'],
         201,
       );
     });
