@@ -724,3 +724,38 @@ export interface ApiRoutes {
 
 export type ApiRoute = keyof ApiRoutes;
 
+/**
+ * The contract's routes, checked complete by the compiler (a route missing
+ * here, or one the contract lacks, does not compile); the authorization test
+ * checks each is a route the app registers.
+ */
+const CONTRACT_ROUTES: Record<ApiRoute, true> = {
+  'GET /v1/centres': true,
+  'GET /v1/links': true,
+  'GET /v1/status': true,
+  'GET /v1/links/:src/:dst/series': true,
+  'GET /v1/links/:src/:dst/trains': true,
+  'GET /v1/capacity': true,
+  'GET /v1/links/:src/:dst/throughput': true,
+  'GET /v1/links/:src/:dst/utilisation': true,
+  'POST /v1/links/:src/:dst/throughput-tests': true,
+  'GET /v1/throughput-tests/:id': true,
+  'GET /v1/sla/months': true,
+  'GET /v1/sla/months/:month': true,
+  'GET /v1/sla/months/:month/amendments': true,
+  'POST /v1/sla/months/:month/amendments': true,
+  'GET /v1/sla/months/:month/links/:a/:b': true,
+  'GET /v1/sla/months/:month/links/:a/:b/minutes': true,
+  'GET /v1/sla/maintenance': true,
+  'POST /v1/sla/maintenance': true,
+  'GET /v1/placement': true,
+  'GET /v1/alerts': true,
+  'GET /v1/alerts/events': true,
+  'GET /v1/alerts/silences': true,
+  'POST /v1/alerts/silences': true,
+  'DELETE /v1/alerts/silences/:id': true,
+  'POST /v1/links/:a/:b/diagnostics': true,
+  'GET /v1/links/:a/:b/diagnostics/:id': true,
+  'GET /v1/links/:a/:b/annotations': true,
+};
+export const API_ROUTES: readonly string[] = Object.keys(CONTRACT_ROUTES);

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createApp } from '../../api/app.js';
+import { API_ROUTES } from '../../api/contract.js';
 import { getJson, quietLogger, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
 import { RawClient } from '../helpers/ws-client.js';
 
@@ -173,6 +174,15 @@ describe('authorization matrix: coverage', () => {
     const covered = new Set(ENDPOINTS.map((e) => ROUTE_OF_ENDPOINT[e.name] ?? e.name));
     expect([...registered].filter((route) => !covered.has(route)), 'routes without a row in the matrix').toEqual([]);
     expect([...covered].filter((route) => !registered.has(route)), 'rows naming no registered route').toEqual([]);
+  });
+
+  it('has a response type in the API contract for routes the app registers only', () => {
+    const app = createApp({
+      store: server.store, topology: server.topology, hub: server.hub, collector: server.collector, logger: quietLogger,
+      registry: server.registry, ready: () => true, sla: server.sla, alerts: server.alerts,
+    });
+    const registered = new Set(app.routes.map((r) => `${r.method} ${r.path}`));
+    expect(API_ROUTES.filter((route) => !registered.has(route))).toEqual([]);
   });
 });
 
