@@ -205,10 +205,14 @@ export class ThroughputCoordinator {
     this.finish(test, report.state, report.error);
   }
 
-  /** A probe went away: its running test cannot report; free both ends. */
+  /**
+   * A probe went away: its running test cannot report; free both ends. A test
+   * already reported is left to wait for its row (the probe keeps it in its
+   * spool and sends it on reconnecting; a failure row now would be a second).
+   */
   disconnected(centre: string): void {
     for (const test of this.tests.values()) {
-      if (test.state === 'running' && (test.client === centre || test.server === centre)) {
+      if (test.state === 'running' && !this.reported.has(test.testId) && (test.client === centre || test.server === centre)) {
         this.finish(test, 'failed', `probe "${centre}" disconnected during the test`);
         this.onServerFailure(test);
       }

@@ -65,4 +65,21 @@ describe('throughput test done once stored', () => {
     expect(c.request('alfa', 'bravo', 'operator').testId).not.toBe(test.testId);
     await c.close();
   });
+
+  it('waits for the row of a reported test when its probe disconnects, storing no failure row beside it', async () => {
+    const { c, failuresStored } = coordinator();
+    const reported = c.request('alfa', 'bravo', 'operator');
+    c.done('alfa', { type: 'throughput_done', testId: reported.testId, ...result });
+    c.disconnected('alfa');
+    expect(c.status(reported.testId)!.state).toBe('running');
+    expect(failuresStored).toEqual([]);
+    c.stored('alfa', [reported.testId]); // the probe reconnected and sent its batch
+    expect(c.status(reported.testId)!.state).toBe('done');
+    // A test not yet reported fails with the disconnect, and that failure is stored.
+    const unreported = c.request('alfa', 'bravo', 'operator');
+    c.disconnected('bravo');
+    expect(c.status(unreported.testId)).toMatchObject({ state: 'failed', error: 'probe "bravo" disconnected during the test' });
+    expect(failuresStored).toEqual([unreported.testId]);
+    await c.close();
+  });
 });
