@@ -164,9 +164,11 @@ export class Collector {
       options.topology,
       (centre, message) => this.sendTo(centre, message),
       options.logger.child({ part: 'throughput' }),
-      (test) => {
+      (ended) => {
         // Tracked like a batch, so close() waits for it: the store closes right after.
-        this.track(this.storeServerFailure(test));
+        const stored = this.storeServerFailure(ended);
+        this.track(stored);
+        return stored;
       },
       (record) => this.track(this.storeLoad(record)),
     );

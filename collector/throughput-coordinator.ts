@@ -16,6 +16,7 @@
  * stored: the probe's `throughput_done` comes before the batch that carries
  * the row, so until the collector reports that batch stored (`stored`) the
  * test stays `running`, and whoever reads `done` finds the row in the history.
+ * A failure the server decides shows once its failure row is stored, too.
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -41,8 +42,11 @@ export interface TestStatus {
   reverseBps: number | null;
 }
 
-/** Called for failures the server decides (probe absent, test expired): they are stored like any result. */
-export type ServerFailureSink = (test: TestStatus) => void;
+/**
+ * Stores a failure the server decides (probe absent, test expired): `ended`
+ * is the test as it ended. The test shows that end once this settles.
+ */
+export type ServerFailureSink = (ended: TestStatus) => Promise<void> | void;
 
 /** Sends a message to a centre's connected probe; false when it is not connected. */
 export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
@@ -213,8 +217,7 @@ export class ThroughputCoordinator {
   disconnected(centre: string): void {
     for (const test of this.tests.values()) {
       if (test.state === 'running' && !this.reported.has(test.testId) && (test.client === centre || test.server === centre)) {
-        this.finish(test, 'failed', `probe "${centre}" disconnected during the test`);
-        this.onServerFailure(test);
+        this.failByServer(test, 'failed', `probe "${centre}" disconnected during the test`);
       }
     }
   }
@@ -269,10 +272,7 @@ export class ThroughputCoordinator {
       sourceAddress: client.probe.sourceAddress,
     });
     if (!sent) {
-      test.state = 'failed';
-      test.error = `probe "${test.client}" is not connected`;
-      test.finishedAt = new Date().toISOString();
-      this.onServerFailure(test);
+      this.failByServer(test, 'failed', `probe "${test.client}" is not connected`);
       return;
     }
     // Recorded as the probe is asked (its trains reach the store in later batches),
@@ -287,10 +287,7 @@ export class ThroughputCoordinator {
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
-    this.setGuard(test, guardMs, () => {
-      this.finish(test, 'expired', `no result within ${guardMs / 1000} s`);
-      this.onServerFailure(test);
-    });
+    this.setGuard(test, guardMs, () => this.failByServer(test, 'expired', `no result within ${guardMs / 1000} s`));
     this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');
   }
 
@@ -303,16 +300,38 @@ export class ThroughputCoordinator {
   }
 
   private finish(test: TestStatus, state: TestState, error: string | null): void {
+    // Ended before the next test can start (release may start it): finishedAt <= its startedAt.
+    Object.assign(test, { state, error, finishedAt: new Date().toISOString() });
+    this.release(test);
+    this.forgetOld();
+  }
+
+  /**
+   * The server ends a test (probe absent, gone, silent): its centres are
+   * free at once, and the test shows its end once the failure row is stored.
+   */
+  private failByServer(test: TestStatus, state: 'failed' | 'expired', error: string): void {
+    const ended: TestStatus = { ...test, state, error, finishedAt: new Date().toISOString() };
+    this.release(test);
+    const show = (): void => {
+      Object.assign(test, { state, error, finishedAt: ended.finishedAt });
+      this.forgetOld();
+    };
+    // The sink logs its own failures; the end is shown either way (it is true, stored or not).
+    void Promise.resolve(this.onServerFailure(ended)).then(show, show);
+  }
+
+  /** The test no longer holds its centres: the next queued test may start. */
+  private release(test: TestStatus): void {
     clearTimeout(this.guards.get(test.testId));
     this.guards.delete(test.testId);
     this.reported.delete(test.testId);
-    test.state = state;
-    test.error = error;
-    test.finishedAt = new Date().toISOString();
-    this.busy.delete(test.client);
-    this.busy.delete(test.server);
-    this.forgetOld();
-    this.pump();
+    // A test that never started holds nothing (another test may hold its centres).
+    if (test.startedAt !== null) {
+      this.busy.delete(test.client);
+      this.busy.delete(test.server);
+      this.pump();
+    }
   }
 
   private forgetOld(): void {

@@ -10,15 +10,25 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ROW_WAIT_MS, ThroughputCoordinator } from '../../collector/throughput-coordinator.js';
 import type { ThroughputRun } from '../../protocol/index.js';
+import type { TestStatus } from '../../collector/index.js';
 import { capacityOverrides, quietLogger, testTopology } from '../helpers/stack.js';
 
 const topo = testTopology(['alfa', 'bravo'], '127.0.16', capacityOverrides(39_999));
 
-function coordinator() {
+/** The failure rows the server stores are held until `storeFailures()`, as a slow INSERT would hold them. */
+function coordinator(connected = true) {
   const asked: ThroughputRun[] = [];
   const failuresStored: string[] = [];
-  const c = new ThroughputCoordinator(topo.topology, (_centre, message) => (asked.push(message), true), quietLogger, (t) => failuresStored.push(t.testId));
-  return { c, asked, failuresStored };
+  const waiting: (() => void)[] = [];
+  const sink = (ended: TestStatus) =>
+    new Promise<void>((resolve) => waiting.push(() => (failuresStored.push(`${ended.testId} ${ended.state}`), resolve())));
+  const c = new ThroughputCoordinator(topo.topology, (_centre, message) => (asked.push(message), connected), quietLogger, sink);
+  /** Completes the held INSERTs, and lets the coordinator see that. */
+  const storeFailures = async () => {
+    for (const store of waiting.splice(0)) store();
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { c, asked, failuresStored, storeFailures };
 }
 
 const result = { ok: true, forwardBps: 2e9, reverseBps: 1e9 };
@@ -67,7 +77,7 @@ describe('throughput test done once stored', () => {
   });
 
   it('waits for the row of a reported test when its probe disconnects, storing no failure row beside it', async () => {
-    const { c, failuresStored } = coordinator();
+    const { c, failuresStored, storeFailures } = coordinator();
     const reported = c.request('alfa', 'bravo', 'operator');
     c.done('alfa', { type: 'throughput_done', testId: reported.testId, ...result });
     c.disconnected('alfa');
@@ -75,11 +85,23 @@ describe('throughput test done once stored', () => {
     expect(failuresStored).toEqual([]);
     c.stored('alfa', [reported.testId]); // the probe reconnected and sent its batch
     expect(c.status(reported.testId)!.state).toBe('done');
-    // A test not yet reported fails with the disconnect, and that failure is stored.
+    // A test not yet reported fails with the disconnect, shown once that failure is stored.
     const unreported = c.request('alfa', 'bravo', 'operator');
     c.disconnected('bravo');
+    expect(c.status(unreported.testId)!.state).toBe('running');
+    await storeFailures();
+    expect(failuresStored).toEqual([`${unreported.testId} failed`]);
     expect(c.status(unreported.testId)).toMatchObject({ state: 'failed', error: 'probe "bravo" disconnected during the test' });
-    expect(failuresStored).toEqual([unreported.testId]);
+    await c.close();
+  });
+
+  it('shows a test of an absent probe failed once its failure row is stored', async () => {
+    const { c, failuresStored, storeFailures } = coordinator(false);
+    const test = c.request('alfa', 'bravo', 'operator');
+    expect(c.status(test.testId)).toMatchObject({ state: 'queued', finishedAt: null });
+    await storeFailures();
+    expect(failuresStored).toEqual([`${test.testId} failed`]);
+    expect(c.status(test.testId)).toMatchObject({ state: 'failed', error: 'probe "alfa" is not connected' });
     await c.close();
   });
 });
