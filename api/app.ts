@@ -1,7 +1,8 @@
 /**
  * The Hono application: JSON API under /v1, health at the root, and the
  * built dashboard for everything else. No port is opened here, so tests can
- * drive it with app.request().
+ * drive it with app.request(). Response shapes live in contract.ts
+ * (ApiRoutes), which every route's JSON satisfies.
  */
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
@@ -96,5 +97,3 @@ export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertServ
   });
   return app;
 }
-
-export type AppType = ReturnType<typeof createApp>;

@@ -4,6 +4,12 @@
  * Times on the wire: ISO-8601 strings in documents, Unix seconds (float) in
  * columnar series and live messages (uPlot's native x unit). Latency in ms.
  */
+import type { TestStatus } from '../collector/index.js';
+import type { ProbeEngineName } from '../protocol/index.js';
+import type { SlaVerdictCode, TrainRow } from '../sql/index.js';
+import type { LinkSlaPolicy } from '../topology/index.js';
+
+export type { ProbeEngineName };
 
 export interface CentreView {
   id: string;
@@ -31,7 +37,7 @@ export type PathState = 'ok' | 'warn' | 'breach' | 'stale' | 'nodata';
 export interface PathStatus {
   src: string;
   dst: string;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   /** ISO time of the newest train, or null when none. */
   lastTs: string | null;
   /** Trains in the status window. */
@@ -91,7 +97,7 @@ export interface StatusResponse {
 export interface SeriesResponse {
   src: string;
   dst: string;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   source: 'raw' | 'rollup';
   stepS: number;
   from: string;
@@ -111,7 +117,7 @@ export interface LiveTrainMessage {
   type: 'train';
   src: string;
   dst: string;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   flow: number;
   /** Train start, Unix seconds. */
   t: number;
@@ -212,24 +218,12 @@ export interface UtilisationResponse {
 }
 
 /** An on-demand or scheduled throughput test as the server tracks it (POST …/throughput-tests, GET /v1/throughput-tests/:id). */
-export interface ThroughputTestStatus {
-  testId: string;
-  client: string;
-  server: string;
-  trigger: 'schedule' | 'operator';
-  state: 'queued' | 'running' | 'done' | 'failed' | 'expired';
-  requestedAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  forwardBps: number | null;
-  reverseBps: number | null;
-}
+export type ThroughputTestStatus = TestStatus;
 
 // ---------------------------------------------------------------------------
 // Monthly SLA reports (README "Monthly SLA reports" defines every figure).
 
-export type SlaVerdict = 'met' | 'breach' | 'insufficient_data';
+export type SlaVerdict = SlaVerdictCode;
 export type SlaCriterion = 'latency' | 'loss' | 'availability' | 'capacity_provisioned' | 'capacity_tested';
 
 /** One criterion of one scope: the measured value against its target, and the evidence behind the verdict. */
@@ -271,16 +265,8 @@ export interface SlaScopeReport {
   criteria: SlaCriterionResult[];
 }
 
-export interface SlaLinkPolicyView {
-  rttTargetMs: number;
-  percentile: number;
-  latencyMinutesMin: number;
-  lossRatioMax: number;
-  availabilityMin: number;
-  coverageMin: number;
-  capacityGbps: number;
-  throughputFloorGbps: number;
-}
+/** The policy a link is judged by, as the topology resolves it (defaults with the link's overrides). */
+export type SlaLinkPolicyView = LinkSlaPolicy;
 
 export interface SlaMaintenanceView {
   id: string;
@@ -326,7 +312,7 @@ export interface SlaReport {
   period: { start: string; end: string; minutes: number; complete: boolean };
   status: 'provisional' | 'final' | 'amendment';
   source: 'rollup' | 'raw';
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   finalised: { at: string; by: string } | null;
   links: SlaScopeReport[];
   centres: SlaScopeReport[];
@@ -693,3 +679,101 @@ export interface DiagnosticsDetailResponse {
   /** For a request: the centres whose result has not arrived yet. */
   pending: string[];
 }
+
+/** GET /v1/centres: the topology's name (a scaled test fabric says so there) and its centres. */
+export interface CentresResponse {
+  name: string;
+  centres: CentreView[];
+}
+
+/** GET /v1/links/:src/:dst/trains: stored trains of one direction, as stored (snake_case columns). */
+export interface TrainsResponse {
+  src: string;
+  dst: string;
+  from: string;
+  to: string;
+  trains: TrainRow[];
+}
+
+/** GET /v1/sla/maintenance */
+export interface SlaMaintenanceResponse {
+  from: string;
+  to: string;
+  windows: SlaMaintenanceView[];
+}
+
+/**
+ * Every JSON answer of the API, by the route as the app registers it
+ * (`METHOD /path/:param`): each route handler's body `satisfies` its entry,
+ * and the dashboard's fetchers take the route and get the entry's type, so a
+ * shape is written once. (Documents served as stored bytes — signed reports,
+ * CSV, the public key, metrics — are not JSON built here.)
+ */
+export interface ApiRoutes {
+  'GET /v1/centres': CentresResponse;
+  'GET /v1/links': { links: LinkView[] };
+  'GET /v1/status': StatusResponse;
+  'GET /v1/links/:src/:dst/series': SeriesResponse;
+  'GET /v1/links/:src/:dst/trains': TrainsResponse;
+  'GET /v1/capacity': CapacityResponse;
+  'GET /v1/links/:src/:dst/throughput': ThroughputHistoryResponse;
+  'GET /v1/links/:src/:dst/utilisation': UtilisationResponse;
+  'POST /v1/links/:src/:dst/throughput-tests': ThroughputTestStatus;
+  'GET /v1/throughput-tests/:id': ThroughputTestStatus;
+  'GET /v1/sla/months': SlaMonthsResponse;
+  'GET /v1/sla/months/:month': SlaMonthResponse;
+  'GET /v1/sla/months/:month/amendments': SlaAmendmentsResponse;
+  /** The JSON answer when nothing changed (a recorded amendment is answered with its signed document). */
+  'POST /v1/sla/months/:month/amendments': { month: string; recorded: false; reason: string };
+  'GET /v1/sla/months/:month/links/:a/:b': SlaLinkDetailResponse;
+  'GET /v1/sla/months/:month/links/:a/:b/minutes': SlaMinutesResponse;
+  'GET /v1/sla/maintenance': SlaMaintenanceResponse;
+  'POST /v1/sla/maintenance': SlaMaintenanceView & { warning?: string };
+  'GET /v1/placement': PlacementResponse;
+  'GET /v1/alerts': AlertsResponse;
+  'GET /v1/alerts/events': AlertEventsResponse;
+  'GET /v1/alerts/silences': SilencesResponse;
+  'POST /v1/alerts/silences': SilenceView;
+  'DELETE /v1/alerts/silences/:id': SilenceView;
+  'POST /v1/links/:a/:b/diagnostics': DiagnosticsRequestResponse;
+  'GET /v1/links/:a/:b/diagnostics/:id': DiagnosticsDetailResponse;
+  'GET /v1/links/:a/:b/annotations': AnnotationsResponse;
+}
+
+export type ApiRoute = keyof ApiRoutes;
+
+/**
+ * The contract's routes, checked complete by the compiler (a route missing
+ * here, or one the contract lacks, does not compile); the authorization test
+ * checks each is a route the app registers.
+ */
+const CONTRACT_ROUTES: Record<ApiRoute, true> = {
+  'GET /v1/centres': true,
+  'GET /v1/links': true,
+  'GET /v1/status': true,
+  'GET /v1/links/:src/:dst/series': true,
+  'GET /v1/links/:src/:dst/trains': true,
+  'GET /v1/capacity': true,
+  'GET /v1/links/:src/:dst/throughput': true,
+  'GET /v1/links/:src/:dst/utilisation': true,
+  'POST /v1/links/:src/:dst/throughput-tests': true,
+  'GET /v1/throughput-tests/:id': true,
+  'GET /v1/sla/months': true,
+  'GET /v1/sla/months/:month': true,
+  'GET /v1/sla/months/:month/amendments': true,
+  'POST /v1/sla/months/:month/amendments': true,
+  'GET /v1/sla/months/:month/links/:a/:b': true,
+  'GET /v1/sla/months/:month/links/:a/:b/minutes': true,
+  'GET /v1/sla/maintenance': true,
+  'POST /v1/sla/maintenance': true,
+  'GET /v1/placement': true,
+  'GET /v1/alerts': true,
+  'GET /v1/alerts/events': true,
+  'GET /v1/alerts/silences': true,
+  'POST /v1/alerts/silences': true,
+  'DELETE /v1/alerts/silences/:id': true,
+  'POST /v1/links/:a/:b/diagnostics': true,
+  'GET /v1/links/:a/:b/diagnostics/:id': true,
+  'GET /v1/links/:a/:b/annotations': true,
+};
+export const API_ROUTES: readonly string[] = Object.keys(CONTRACT_ROUTES);

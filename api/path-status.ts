@@ -5,6 +5,7 @@
  * panel never disagree about a link.
  */
 import { selfLoadGuardMs } from '../collector/index.js';
+import { ENGINES, type ProbeEngineName } from '../protocol/index.js';
 import { type Topology } from '../topology/index.js';
 import { latestPathStatus, latestProbeReports, type PathStatusRow, type Store } from '../sql/index.js';
 import type { OneWayVerdict, PathState, PathStatus, ProbeStatus } from './contract.js';
@@ -33,7 +34,7 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
   const paths: PathStatus[] = [];
   for (const link of topology.links) {
     for (const [src, dst] of [[link.a, link.b], [link.b, link.a]] as const) {
-      for (const engine of ['stamp', 'icmp'] as const) {
+      for (const engine of ENGINES) {
         const row = byKey.get(`${src}>${dst}>${engine}`);
         const missing = unavailable(src, engine);
         if (!row && engine === 'icmp' && !missing) continue;
@@ -45,7 +46,7 @@ export async function pathStatuses(store: Store, topology: Topology, nowUs: numb
 }
 
 function toStatus(
-  src: string, dst: string, engine: 'stamp' | 'icmp', row: PathStatusRow | undefined,
+  src: string, dst: string, engine: ProbeEngineName, row: PathStatusRow | undefined,
   targetMs: number, lossRatioMax: number, oneWayTargetMs: number, nowUs: number,
 ): Omit<PathStatus, 'engineUnavailable'> {
   if (!row) {

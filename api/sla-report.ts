@@ -131,12 +131,8 @@ const pct = (share: number) => `${Number((share * 100).toPrecision(6))}%`;
 
 function scopeReport(row: SlaScopeRow, periodMinutes: number, topology: Topology, link: Link | null): SlaScopeReport {
   const p = link?.sla ?? null;
-  const policy: SlaLinkPolicyView | null = p
-    ? {
-        rttTargetMs: p.rttTargetMs, percentile: p.percentile, latencyMinutesMin: p.latencyMinutesMin, lossRatioMax: p.lossRatioMax,
-        availabilityMin: p.availabilityMin, coverageMin: p.coverageMin, capacityGbps: p.capacityGbps, throughputFloorGbps: p.throughputFloorGbps,
-      }
-    : null;
+  // The report carries the policy exactly as the topology resolved it (a copy: the report is frozen and signed).
+  const policy: SlaLinkPolicyView | null = p ? { ...p } : null;
   const pName = p ? `p${Math.round(p.percentile * 100)}` : '';
   const minuteCoverage = row.coverage;
   const required = p ? p.coverageMin : null;

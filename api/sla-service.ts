@@ -13,9 +13,8 @@ import {
 import type {
   SlaAmendment, SlaAmendmentSummary, SlaAmendmentsResponse, SlaChange, SlaMonthEntry, SlaMonthResponse, SlaReport, SlaScopeReport,
 } from './contract.js';
-import { ApiError } from './errors.js';
 import type { ReportSigner, SignedDocument } from './report-signing.js';
-import { computeMonthReport, iso, monthPeriod, MonthNotStartedError, reportChanges } from './sla-report.js';
+import { computeMonthReport, iso, monthPeriod, reportChanges } from './sla-report.js';
 
 export interface SlaServiceOptions {
   store: Store;
@@ -40,6 +39,20 @@ export const SLA_JOB_SCHEDULE = '0 5 * * * *';
  * never pass for an amendment.
  */
 const AMENDMENT_HORIZON_MS = 399 * 86_400_000;
+
+/** Why the service refused a request; the HTTP routes map each reason to a status (api/routes/sla). */
+export type SlaRefusalReason = 'no_signing_key' | 'already_finalised' | 'month_not_over' | 'not_finalised' | 'link_not_in_report';
+
+/** A request the SLA service will not carry out, whoever asked (an operator over HTTP, or the cron job). */
+export class SlaRefusal extends Error {
+  constructor(
+    readonly reason: SlaRefusalReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SlaRefusal';
+  }
+}
 
 interface StoredDoc {
   row: SlaReportRow;
@@ -142,17 +155,13 @@ export class SlaService {
     const final = (await this.documents(month)).find((d) => d.row.seq === 0);
     const report = final ? final.figures : await this.compute(month, 'rollup', this.now(), [link]);
     const scope = report.links.find((s) => s.id === link.id);
-    if (!scope) throw new ApiError(404, 'not_found', `${link.id} is not in the ${month} report`);
+    if (!scope) throw new SlaRefusal('link_not_in_report', `${link.id} is not in the ${month} report`);
     return { state: final ? 'finalised' : 'provisional', report, scope };
   }
 
+  /** Throws MonthNotStartedError for a month that has not begun. */
   async compute(month: string, source: 'rollup' | 'raw', nowMs = this.now(), links?: Link[]): Promise<SlaReport> {
-    try {
-      return await computeMonthReport(this.client, this.topology, month, { source, nowMs, ...(links ? { links } : {}) });
-    } catch (error) {
-      if (error instanceof MonthNotStartedError) throw new ApiError(404, 'not_found', error.message);
-      throw error;
-    }
+    return await computeMonthReport(this.client, this.topology, month, { source, nowMs, ...(links ? { links } : {}) });
   }
 
   /** The signed document of a finalised month (seq 0) or an amendment, exactly as stored. */
@@ -167,14 +176,14 @@ export class SlaService {
    */
   async finalise(month: string, by: string): Promise<SlaReportRow> {
     return this.locked(month, async () => {
-      if (!this.signer) throw new ApiError(503, 'unavailable', 'this server has no report signing key; reports cannot be finalised');
+      if (!this.signer) throw new SlaRefusal('no_signing_key', 'this server has no report signing key; reports cannot be finalised');
       const existing = (await slaReportDocuments(this.client, month)).find((r) => r.seq === 0);
       if (existing) {
-        throw new ApiError(409, 'already_finalised', `${month} was finalised at ${new Date(existing.createdAtMs).toISOString()} by ${existing.createdBy}; later changes are recorded as amendments`);
+        throw new SlaRefusal('already_finalised', `${month} was finalised at ${new Date(existing.createdAtMs).toISOString()} by ${existing.createdBy}; later changes are recorded as amendments`);
       }
       const nowMs = this.now();
       const period = await monthPeriod(this.client, this.topology, month, nowMs);
-      if (!period.complete) throw new ApiError(409, 'month_not_over', `${month} ends at ${iso(period.endS)}; only a complete month can be finalised`);
+      if (!period.complete) throw new SlaRefusal('month_not_over', `${month} ends at ${iso(period.endS)}; only a complete month can be finalised`);
       const at = new Date(nowMs).toISOString();
       const report = await computeMonthReport(this.client, this.topology, month, {
         source: 'rollup', nowMs, status: 'final', finalised: { at, by },
@@ -215,10 +224,10 @@ export class SlaService {
    */
   async recordAmendment(month: string, by: string): Promise<SlaReportRow | null> {
     return this.locked(month, async () => {
-      if (!this.signer) throw new ApiError(503, 'unavailable', 'this server has no report signing key');
+      if (!this.signer) throw new SlaRefusal('no_signing_key', 'this server has no report signing key; amendments cannot be recorded');
       const docs = await this.documents(month);
       const latest = docs.at(-1);
-      if (!latest) throw new ApiError(409, 'not_finalised', `${month} is not finalised; its figures are provisional and need no amendment`);
+      if (!latest) throw new SlaRefusal('not_finalised', `${month} is not finalised; its figures are provisional and need no amendment`);
       const nowMs = this.now();
       const recomputed = await computeMonthReport(this.client, this.topology, month, { source: 'rollup', nowMs, status: 'amendment' });
       const changes = reportChanges(latest.figures, recomputed);

@@ -35,6 +35,8 @@ export interface BatchIngestDeps {
   inflight: Set<Promise<unknown>>;
   track(work: Promise<void>): void;
   isClosing(): boolean;
+  /** Throughput test ids whose rows are now stored: a test is reported done only then (collector/throughput-coordinator.ts). */
+  throughputStored(centre: string, testIds: string[]): void;
 }
 
 export class BatchIngest {
@@ -187,6 +189,7 @@ export class BatchIngest {
       }
       if (loadRows.length > 0) this.deps.selfLoad.invalidate();
       this.afterStored(centre, key, batch, rows);
+      if (batch.throughput?.length) this.deps.throughputStored(centre, batch.throughput.map((t) => t.testId));
     } finally {
       for (const c of claims) this.recordsInFlight.delete(c);
     }

@@ -133,9 +133,11 @@ export class Collector {
       options.topology,
       (centre, message) => this.sendTo(centre, message),
       options.logger.child({ part: 'throughput' }),
-      (test) => {
+      (ended) => {
         // Tracked like a batch, so close() waits for it: the store closes right after.
-        this.track(this.storeServerFailure(test));
+        const stored = this.storeServerFailure(ended);
+        this.track(stored);
+        return stored;
       },
       (record) => this.track(this.storeLoad(record)),
     );
@@ -146,6 +148,7 @@ export class Collector {
     this.batches = new BatchIngest({
       store: options.store, topology: options.topology, hub: options.hub, metrics: options.metrics, reports: this.reports, selfLoad: this.selfLoad,
       limits: this.limits, inflight: this.inflight, track: (work) => this.track(work), isClosing: () => this.closing,
+      throughputStored: (centre, testIds) => this.throughput.stored(centre, testIds),
     });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
     this.wss.on('connection', (ws, request) => this.accept(ws, request));

@@ -11,6 +11,12 @@
  * planned window before it asks the probe to start, and the finished one when
  * the probe reports back. Latency and loss in those windows are then our own
  * doing and kept out of the SLA verdicts and the alerts.
+ *
+ * A test is `done` (or `failed`, as the probe reports) only once its row is
+ * stored: the probe's `throughput_done` comes before the batch that carries
+ * the row, so until the collector reports that batch stored (`stored`) the
+ * test stays `running`, and whoever reads `done` finds the row in the history.
+ * A failure the server decides shows once its failure row is stored, too.
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -31,13 +37,16 @@ export interface TestStatus {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
-  /** Goodput client → server and back, bit/s, as the probe reported it (the stored row follows in its batch). */
+  /** Goodput client → server and back, bit/s, as the probe reported it (set once its row is stored). */
   forwardBps: number | null;
   reverseBps: number | null;
 }
 
-/** Called for failures the server decides (probe absent, test expired): they are stored like any result. */
-export type ServerFailureSink = (test: TestStatus) => void;
+/**
+ * Stores a failure the server decides (probe absent, test expired): `ended`
+ * is the test as it ended. The test shows that end once this settles.
+ */
+export type ServerFailureSink = (ended: TestStatus) => Promise<void> | void;
 
 /** Sends a message to a centre's connected probe; false when it is not connected. */
 export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
@@ -79,6 +88,22 @@ export function selfLoadGuardMs(probing: ProbingPolicy): number {
 
 const GUARD_SLACK_MS = 30_000;
 const KEEP_FINISHED = 1000;
+/**
+ * How long after the probe's report its row may take to be stored: its next
+ * batch (batches go every few seconds; a store outage is retried) with room
+ * to spare. Past it the test is failed, saying the row never came.
+ */
+export const ROW_WAIT_MS = 60_000;
+/** Test ids whose rows were stored before the probe's report arrived, kept for this many tests. */
+const KEEP_EARLY_ROWS = 1000;
+
+/** What the probe reported, held until its row is stored. */
+interface Reported {
+  state: 'done' | 'failed';
+  error: string | null;
+  forwardBps: number | null;
+  reverseBps: number | null;
+}
 
 export class ThroughputCoordinator {
   private readonly queue: TestStatus[] = [];
@@ -86,6 +111,10 @@ export class ThroughputCoordinator {
   private readonly busy = new Set<string>();
   private readonly guards = new Map<string, NodeJS.Timeout>();
   private readonly spreadTimers = new Set<NodeJS.Timeout>();
+  /** Running tests whose probe has reported, waiting for their row to be stored. */
+  private readonly reported = new Map<string, Reported>();
+  /** Rows stored before their probe reported (a batch sent between the record and the report). */
+  private readonly rowsStoredEarly = new Set<string>();
   private schedule: ScheduledTask | null = null;
 
   constructor(
@@ -127,25 +156,68 @@ export class ThroughputCoordinator {
     return [...this.tests.values()];
   }
 
-  /** The client probe finished a test it was asked to run. */
+  /**
+   * The client probe finished a test it was asked to run. The test stays
+   * `running` until its row is stored (`stored`), or fails after ROW_WAIT_MS.
+   */
   done(centre: string, message: ThroughputDone): void {
     const test = this.tests.get(message.testId);
-    if (!test || test.client !== centre || test.state !== 'running') return;
+    if (!test || test.client !== centre || test.state !== 'running' || this.reported.has(test.testId)) return;
     this.recordLoad({
       testId: test.testId, client: test.client, server: test.server, trigger: test.trigger,
       startMs: Date.parse(test.startedAt!), endMs: Date.now(), source: 'finished',
     });
-    test.forwardBps = message.forwardBps ?? null;
-    test.reverseBps = message.reverseBps ?? null;
-    this.finish(test, message.ok ? 'done' : 'failed', message.ok ? null : (message.error ?? 'the probe reported a failure'));
+    this.reported.set(test.testId, {
+      state: message.ok ? 'done' : 'failed',
+      error: message.ok ? null : (message.error ?? 'the probe reported a failure'),
+      forwardBps: message.forwardBps ?? null,
+      reverseBps: message.reverseBps ?? null,
+    });
+    if (this.rowsStoredEarly.delete(test.testId)) {
+      this.settle(test);
+      return;
+    }
+    // The probe-silence guard is replaced by the wait for the row. No failure row is stored when it
+    // runs out: the probe still holds its own row and may yet deliver it (two rows would contradict).
+    this.setGuard(test, ROW_WAIT_MS, () => {
+      const report = this.reported.get(test.testId)!;
+      this.reported.delete(test.testId);
+      const what = report.state === 'done' ? 'the probe reported a result' : report.error;
+      this.finish(test, 'failed', `${what}, but its row was not stored within ${ROW_WAIT_MS / 1000} s`);
+    });
   }
 
-  /** A probe went away: its running test cannot report; free both ends. */
+  /** The collector stored a batch carrying these tests' rows (also when they were stored before: a replay). */
+  stored(centre: string, testIds: readonly string[]): void {
+    for (const id of testIds) {
+      const test = this.tests.get(id);
+      if (!test || test.client !== centre || test.state !== 'running') continue;
+      if (this.reported.has(id)) this.settle(test);
+      else {
+        this.rowsStoredEarly.add(id);
+        if (this.rowsStoredEarly.size > KEEP_EARLY_ROWS) this.rowsStoredEarly.delete(this.rowsStoredEarly.values().next().value!);
+      }
+    }
+  }
+
+  /** The row of a reported test is stored: it takes the state the probe reported. */
+  private settle(test: TestStatus): void {
+    const report = this.reported.get(test.testId)!;
+    this.reported.delete(test.testId);
+    test.forwardBps = report.forwardBps;
+    test.reverseBps = report.reverseBps;
+    this.finish(test, report.state, report.error);
+  }
+
+  /**
+   * A probe went away: its running test cannot report; free both ends. A test
+   * already reported is left to wait for its row (the probe keeps it in its
+   * spool and sends it on reconnecting; a failure row now would be a second).
+   */
   disconnected(centre: string): void {
     for (const test of this.tests.values()) {
-      if (test.state === 'running' && (test.client === centre || test.server === centre)) {
-        this.finish(test, 'failed', `probe "${centre}" disconnected during the test`);
-        this.onServerFailure(test);
+      if (test.state === 'running' && !this.reported.has(test.testId) && (test.client === centre || test.server === centre)) {
+        this.failByServer(test, 'failed', `probe "${centre}" disconnected during the test`);
       }
     }
   }
@@ -200,10 +272,7 @@ export class ThroughputCoordinator {
       sourceAddress: client.probe.sourceAddress,
     });
     if (!sent) {
-      test.state = 'failed';
-      test.error = `probe "${test.client}" is not connected`;
-      test.finishedAt = new Date().toISOString();
-      this.onServerFailure(test);
+      this.failByServer(test, 'failed', `probe "${test.client}" is not connected`);
       return;
     }
     // Recorded as the probe is asked (its trains reach the store in later batches),
@@ -218,26 +287,51 @@ export class ThroughputCoordinator {
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
-    const guard = setTimeout(() => {
-      this.finish(test, 'expired', `no result within ${guardMs / 1000} s`);
-      this.onServerFailure(test);
-    }, guardMs);
-    guard.unref();
-    this.guards.set(test.testId, guard);
+    this.setGuard(test, guardMs, () => this.failByServer(test, 'expired', `no result within ${guardMs / 1000} s`));
     this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');
   }
 
+  /** Replaces the test's guard timer. */
+  private setGuard(test: TestStatus, ms: number, onExpiry: () => void): void {
+    clearTimeout(this.guards.get(test.testId));
+    const guard = setTimeout(onExpiry, ms);
+    guard.unref();
+    this.guards.set(test.testId, guard);
+  }
+
   private finish(test: TestStatus, state: TestState, error: string | null): void {
-    const guard = this.guards.get(test.testId);
-    if (guard) clearTimeout(guard);
-    this.guards.delete(test.testId);
-    test.state = state;
-    test.error = error;
-    test.finishedAt = new Date().toISOString();
-    this.busy.delete(test.client);
-    this.busy.delete(test.server);
+    // Ended before the next test can start (release may start it): finishedAt <= its startedAt.
+    Object.assign(test, { state, error, finishedAt: new Date().toISOString() });
+    this.release(test);
     this.forgetOld();
-    this.pump();
+  }
+
+  /**
+   * The server ends a test (probe absent, gone, silent): its centres are
+   * free at once, and the test shows its end once the failure row is stored.
+   */
+  private failByServer(test: TestStatus, state: 'failed' | 'expired', error: string): void {
+    const ended: TestStatus = { ...test, state, error, finishedAt: new Date().toISOString() };
+    this.release(test);
+    const show = (): void => {
+      Object.assign(test, { state, error, finishedAt: ended.finishedAt });
+      this.forgetOld();
+    };
+    // The sink logs its own failures; the end is shown either way (it is true, stored or not).
+    void Promise.resolve(this.onServerFailure(ended)).then(show, show);
+  }
+
+  /** The test no longer holds its centres: the next queued test may start. */
+  private release(test: TestStatus): void {
+    clearTimeout(this.guards.get(test.testId));
+    this.guards.delete(test.testId);
+    this.reported.delete(test.testId);
+    // A test that never started holds nothing (another test may hold its centres).
+    if (test.startedAt !== null) {
+      this.busy.delete(test.client);
+      this.busy.delete(test.server);
+      this.pump();
+    }
   }
 
   private forgetOld(): void {

@@ -32,6 +32,10 @@ const micros = z.number().finite().min(0).max(60_000_000);
  * (software stamps, or a clock read in the native datapath right around the
  * system call), in JavaScript on the event loop (user), or not known.
  */
+/** The latency engines a probe runs (README "Engines"); every other layer takes its names from here. */
+export const ENGINES = ['stamp', 'icmp'] as const;
+export type ProbeEngineName = (typeof ENGINES)[number];
+
 export const TIMESTAMPING_MODES = ['hardware', 'kernel', 'user', 'unknown'] as const;
 export type Timestamping = (typeof TIMESTAMPING_MODES)[number];
 const timestamping = z.enum(TIMESTAMPING_MODES);
@@ -42,7 +46,7 @@ export const trainSampleSchema = z
     /** Assigned by the probe when the train is measured; unique, so duplicates are provable. */
     trainId: z.string().regex(/^[A-Za-z0-9._:-]{8,64}$/, 'must be 8-64 characters of A-Z a-z 0-9 . _ : -'),
     dst: z.string().min(1).max(32),
-    engine: z.enum(['stamp', 'icmp']),
+    engine: z.enum(ENGINES),
     startedAtUs: z.number().int().positive(),
     flow: z.number().int().min(0).max(63),
     srcPort: z.number().int().min(0).max(65535),
@@ -297,7 +301,7 @@ export interface ThroughputRun {
 export interface PlanTask {
   /** Stable id, e.g. "stamp:lingang>jinshan". */
   id: string;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   dst: string;
   host: string;
   port: number;

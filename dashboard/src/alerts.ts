@@ -2,37 +2,16 @@
 // refreshed every 10 s, each with a button that silences it for an hour
 // (POST /v1/alerts/silences with its labels as matchers, as Alertmanager's
 // own "silence" button does). Hidden while the topology has no alerts.
-import type { AlertsResponse, AlertView, ErrorResponse, SilenceView } from '../../api/contract.js';
+import type { AlertsResponse, AlertView } from '../../api/contract.js';
+import { call } from './api.js';
 import { fmtGbps, fmtMs, fmtPct, fmtWhen } from './format.js';
-import { authHeaders } from './token.js';
 
 const REFRESH_MS = 10_000;
-const TIMEOUT_MS = 10_000;
 const SILENCE_FOR = '1h';
 
 export interface AlertsPanelHooks {
   /** Shows (or clears, with null) a problem in the page's error banner. */
   error(message: string | null): void;
-}
-
-async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...authHeaders() },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-  } catch {
-    throw new Error(`API unreachable — ${method} ${path}`);
-  }
-  const parsed = (await response.json().catch(() => null)) as T | ErrorResponse | null;
-  if (!response.ok) {
-    const detail = parsed && typeof (parsed as ErrorResponse).error === 'string' ? `${(parsed as ErrorResponse).error}: ${(parsed as ErrorResponse).reason}` : response.statusText;
-    throw new Error(`${method} ${path} → HTTP ${response.status} ${detail}`);
-  }
-  return parsed as T;
 }
 
 /** "9.00 ms > 5 ms", "2.1% > 0.1%", "40 Gb/s < 95 Gb/s", "3m 10s (for 2m)". */
@@ -92,7 +71,7 @@ export class AlertsPanel {
 
   async refresh(): Promise<void> {
     try {
-      const r = await call<AlertsResponse>('GET', '/v1/alerts');
+      const r = await call('GET /v1/alerts', {});
       this.hooks.error(null);
       this.render(r);
     } catch (err) {
@@ -163,11 +142,11 @@ export class AlertsPanel {
     if (!alert) return;
     button.disabled = true;
     try {
-      await call<SilenceView>('POST', '/v1/alerts/silences', {
+      await call('POST /v1/alerts/silences', {}, { body: {
         matchers: Object.entries(alert.labels).map(([name, value]) => ({ name, value })),
         duration: SILENCE_FOR,
         comment: `silenced for ${SILENCE_FOR} from the dashboard: ${alert.annotations.summary ?? alert.alertname}`,
-      });
+      } });
       this.hooks.error(null);
     } catch (err) {
       this.hooks.error(err instanceof Error ? err.message : String(err));

@@ -1,24 +1,9 @@
 // HTTP access to the citymesh API (same origin). Every failure becomes an
-// ApiError whose message is fit to show to an operator.
-import type {
-  AnnotationsResponse,
-  DiagnosticsDetailResponse,
-  DiagnosticsRequestResponse,
-  CapacityResponse,
-  CentreView,
-  ErrorResponse,
-  LinkView,
-  SeriesResponse,
-  SlaAmendmentsResponse,
-  SlaLinkDetailResponse,
-  SlaMinutesResponse,
-  SlaMonthResponse,
-  SlaMonthsResponse,
-  StatusResponse,
-  ThroughputHistoryResponse,
-  UtilisationResponse,
-  ThroughputTestStatus,
-} from '../../api/contract.js';
+// ApiError whose message is fit to show to an operator. Requests name their
+// route as the server registers it (`GET /v1/links/:src/:dst/series`), and the
+// answer's type is that route's entry in the API contract: no response type
+// is written or asserted here.
+import type { ApiRoute, ApiRoutes, CentreView, ErrorResponse, LinkView, SeriesResponse } from '../../api/contract.js';
 import { authHeaders } from './token.js';
 
 const TIMEOUT_MS = 10_000;
@@ -39,7 +24,7 @@ export class ApiError extends Error {
 }
 
 function isErrorResponse(v: unknown): v is ErrorResponse {
-  return typeof v === 'object' && v !== null && typeof (v as ErrorResponse).error === 'string';
+  return typeof v === 'object' && v !== null && 'error' in v && typeof v.error === 'string' && 'reason' in v && typeof v.reason === 'string';
 }
 
 let unauthorizedHint =
@@ -51,12 +36,13 @@ export function setUnauthorizedHint(text: string): void {
 }
 
 /** Sends one request with the token; network failures and timeouts become ApiError (status 0). */
-async function send(method: 'GET' | 'POST', url: string, accept: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<Response> {
+async function send(method: string, url: string, accept: string, signal: AbortSignal | undefined, timeoutMs: number, body?: unknown): Promise<Response> {
   const path = url.split('?', 1)[0] ?? url; // messages name the endpoint, not every parameter
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   try {
-    return await fetch(url, { method, headers: { accept, ...authHeaders() }, signal: combined });
+    const headers = { accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...authHeaders() };
+    return await fetch(url, { method, headers, signal: combined, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   } catch (err) {
     if (signal?.aborted) throw err; // cancelled by the caller: not an API problem
     const why = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : 'network error';
@@ -71,10 +57,36 @@ function failure(method: string, path: string, res: Response, body: unknown): Ap
   return new ApiError(path, res.status, `${method} ${path} → HTTP ${res.status} ${detail}`);
 }
 
-async function requestJson<T>(method: 'GET' | 'POST', url: string, signal?: AbortSignal, timeoutMs = TIMEOUT_MS): Promise<T> {
-  const path = url.split('?', 1)[0] ?? url;
-  const res = await send(method, url, 'application/json', signal, timeoutMs);
-  let body: unknown;
+/** The `:name` parameters of a route's path. */
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | ParamNames<`/${Rest}`> : P extends `${string}:${infer Name}` ? Name : never;
+type RouteParams<R extends ApiRoute> = R extends `${string} ${infer Path}` ? { [K in ParamNames<Path>]: string } : never;
+
+export interface CallOptions {
+  query?: URLSearchParams;
+  /** For POSTs that take one. */
+  body?: unknown;
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number;
+}
+
+/** The route's path with its parameters filled in (each URL-encoded). */
+function routeUrl<R extends ApiRoute>(route: R, params: RouteParams<R>): { method: string; path: string } {
+  const space = route.indexOf(' ');
+  const method = route.slice(0, space);
+  const template = route.slice(space + 1);
+  const values: Record<string, string> = params;
+  const path = template.replace(/:([A-Za-z]+)/g, (_m, name: string) => encodeURIComponent(values[name] ?? ''));
+  return { method, path };
+}
+
+/** Calls one API route; the answer has the type the contract gives that route. */
+export async function call<R extends ApiRoute>(route: R, params: RouteParams<R>, options: CallOptions = {}): Promise<ApiRoutes[R]> {
+  const { method, path } = routeUrl(route, params);
+  const url = options.query ? `${path}?${options.query}` : path;
+  const signal = options.signal;
+  const timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
+  const res = await send(method, url, 'application/json', signal, timeoutMs, options.body);
+  let body: ApiRoutes[R];
   try {
     body = await res.json();
   } catch {
@@ -83,10 +95,8 @@ async function requestJson<T>(method: 'GET' | 'POST', url: string, signal?: Abor
     throw new ApiError(path, res.status, `${method} ${path} → ${st}, not a JSON answer: is the citymesh API behind this address?`);
   }
   if (!res.ok) throw failure(method, path, res, body);
-  return body as T;
+  return body;
 }
-
-const getJson = <T>(url: string, signal?: AbortSignal, timeoutMs?: number): Promise<T> => requestJson<T>('GET', url, signal, timeoutMs);
 
 /** A file fetched with the token (a plain link cannot send the Authorization header). */
 export interface DownloadedFile {
@@ -137,75 +147,51 @@ export async function fetchFile(url: string, accept: string, signal?: AbortSigna
   return { blob, filename: dispositionFilename(res.headers.get('content-disposition')), headers: res.headers };
 }
 
-const linkPath = (x: string, y: string): string => `/v1/links/${encodeURIComponent(x)}/${encodeURIComponent(y)}`;
-
 /** The topology's name (shown in the header: a scaled test fabric says so there) and its centres. */
-export async function fetchCentres(): Promise<{ name: string; centres: CentreView[] }> {
-  return await getJson<{ name: string; centres: CentreView[] }>('/v1/centres');
+export function fetchCentres(): Promise<{ name: string; centres: CentreView[] }> {
+  return call('GET /v1/centres', {});
 }
 
 export async function fetchLinks(): Promise<LinkView[]> {
-  return (await getJson<{ links: LinkView[] }>('/v1/links')).links;
+  return (await call('GET /v1/links', {})).links;
 }
 
-export function fetchStatus(): Promise<StatusResponse> {
-  return getJson<StatusResponse>('/v1/status');
-}
+export const fetchStatus = () => call('GET /v1/status', {});
 
-export function fetchSeries(
-  src: string,
-  dst: string,
-  from: Date,
-  to: Date,
-  points: number,
-  signal?: AbortSignal,
-): Promise<SeriesResponse> {
-  const q = new URLSearchParams({
+export function fetchSeries(src: string, dst: string, from: Date, to: Date, points: number, signal?: AbortSignal): Promise<SeriesResponse> {
+  const query = new URLSearchParams({
     from: from.toISOString(),
     to: to.toISOString(),
     points: String(Math.max(1, Math.round(points))),
     engine: 'stamp',
   });
-  return getJson<SeriesResponse>(`${linkPath(src, dst)}/series?${q}`, signal);
+  return call('GET /v1/links/:src/:dst/series', { src, dst }, { query, signal });
 }
 
-export function fetchCapacity(signal?: AbortSignal): Promise<CapacityResponse> {
-  return getJson<CapacityResponse>('/v1/capacity', signal);
-}
+export const fetchCapacity = (signal?: AbortSignal) => call('GET /v1/capacity', {}, { signal });
 
 /** Throughput tests of the link between x and y (either order), oldest first. */
-export function fetchThroughputHistory(x: string, y: string, from: Date, to: Date, signal?: AbortSignal): Promise<ThroughputHistoryResponse> {
-  const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
-  return getJson<ThroughputHistoryResponse>(`${linkPath(x, y)}/throughput?${q}`, signal);
+export function fetchThroughputHistory(x: string, y: string, from: Date, to: Date, signal?: AbortSignal) {
+  const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  return call('GET /v1/links/:src/:dst/throughput', { src: x, dst: y }, { query, signal });
 }
 
 /** Utilisation of the interfaces at `src` that carry the link towards `dst`. */
-export function fetchUtilisation(
-  src: string,
-  dst: string,
-  from: Date,
-  to: Date,
-  points: number,
-  signal?: AbortSignal,
-): Promise<UtilisationResponse> {
-  const q = new URLSearchParams({
+export function fetchUtilisation(src: string, dst: string, from: Date, to: Date, points: number, signal?: AbortSignal) {
+  const query = new URLSearchParams({
     from: from.toISOString(),
     to: to.toISOString(),
     points: String(Math.max(1, Math.round(points))),
   });
-  return getJson<UtilisationResponse>(`${linkPath(src, dst)}/utilisation?${q}`, signal);
+  return call('GET /v1/links/:src/:dst/utilisation', { src, dst }, { query, signal });
 }
 
-export type { ThroughputTestStatus };
+export type ThroughputTestStatus = ApiRoutes['GET /v1/throughput-tests/:id'];
 
 /** Queues a test of the link between x and y (202 with its status). */
-export function startThroughputTest(x: string, y: string): Promise<ThroughputTestStatus> {
-  return requestJson<ThroughputTestStatus>('POST', `${linkPath(x, y)}/throughput-tests`);
-}
+export const startThroughputTest = (x: string, y: string) => call('POST /v1/links/:src/:dst/throughput-tests', { src: x, dst: y });
 
-export function fetchThroughputTest(testId: string, signal?: AbortSignal): Promise<ThroughputTestStatus> {
-  return getJson<ThroughputTestStatus>(`/v1/throughput-tests/${encodeURIComponent(testId)}`, signal);
-}
+export const fetchThroughputTest = (id: string, signal?: AbortSignal) => call('GET /v1/throughput-tests/:id', { id }, { signal });
 
 // Monthly SLA reports (regulators and operators).
 
@@ -225,38 +211,29 @@ export const slaReportUrl = (month: string): string => `${slaMonthPath(month)}/r
 export const slaAmendmentUrl = (month: string, seq: number): string => `${slaMonthPath(month)}/amendments/${seq}`;
 export const SLA_PUBLIC_KEY_URL = '/v1/sla/public-key';
 
-export function fetchSlaMonths(signal?: AbortSignal): Promise<SlaMonthsResponse> {
-  return getJson<SlaMonthsResponse>('/v1/sla/months', signal, SLA_TIMEOUT_MS);
-}
+export const fetchSlaMonths = (signal?: AbortSignal) => call('GET /v1/sla/months', {}, { signal, timeoutMs: SLA_TIMEOUT_MS });
 
-export function fetchSlaMonth(month: string, signal?: AbortSignal): Promise<SlaMonthResponse> {
-  return getJson<SlaMonthResponse>(slaMonthUrl(month), signal, SLA_TIMEOUT_MS);
-}
+export const fetchSlaMonth = (month: string, signal?: AbortSignal) =>
+  call('GET /v1/sla/months/:month', { month }, { signal, timeoutMs: SLA_TIMEOUT_MS });
 
-export function fetchSlaAmendments(month: string, signal?: AbortSignal): Promise<SlaAmendmentsResponse> {
-  return getJson<SlaAmendmentsResponse>(`${slaMonthPath(month)}/amendments`, signal, SLA_TIMEOUT_MS);
-}
+export const fetchSlaAmendments = (month: string, signal?: AbortSignal) =>
+  call('GET /v1/sla/months/:month/amendments', { month }, { signal, timeoutMs: SLA_TIMEOUT_MS });
 
-export function fetchSlaLink(month: string, a: string, b: string, signal?: AbortSignal): Promise<SlaLinkDetailResponse> {
-  return getJson<SlaLinkDetailResponse>(slaLinkUrl(month, a, b), signal, SLA_TIMEOUT_MS);
-}
+export const fetchSlaLink = (month: string, a: string, b: string, signal?: AbortSignal) =>
+  call('GET /v1/sla/months/:month/links/:a/:b', { month, a, b }, { signal, timeoutMs: SLA_TIMEOUT_MS });
 
-export function fetchSlaMinutes(month: string, a: string, b: string, signal?: AbortSignal): Promise<SlaMinutesResponse> {
-  return getJson<SlaMinutesResponse>(slaLinkUrl(month, a, b, '/minutes'), signal, SLA_TIMEOUT_MS);
-}
+export const fetchSlaMinutes = (month: string, a: string, b: string, signal?: AbortSignal) =>
+  call('GET /v1/sla/months/:month/links/:a/:b/minutes', { month, a, b }, { signal, timeoutMs: SLA_TIMEOUT_MS });
 
 /** Diagnostics runs, path changes and maintenance windows of the link between x and y. */
-export function fetchAnnotations(x: string, y: string, from: Date, to: Date, signal?: AbortSignal): Promise<AnnotationsResponse> {
-  const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
-  return getJson<AnnotationsResponse>(`${linkPath(x, y)}/annotations?${q}`, signal);
+export function fetchAnnotations(x: string, y: string, from: Date, to: Date, signal?: AbortSignal) {
+  const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  return call('GET /v1/links/:a/:b/annotations', { a: x, b: y }, { query, signal });
 }
 
 /** Asks both probes of the link to run diagnostics now (202 with the request id). */
-export function startDiagnostics(x: string, y: string): Promise<DiagnosticsRequestResponse> {
-  return requestJson<DiagnosticsRequestResponse>('POST', `${linkPath(x, y)}/diagnostics`);
-}
+export const startDiagnostics = (x: string, y: string) => call('POST /v1/links/:a/:b/diagnostics', { a: x, b: y });
 
 /** A diagnostics run (by run id) or the runs answering a request (by request id). */
-export function fetchDiagnostics(x: string, y: string, id: string, signal?: AbortSignal): Promise<DiagnosticsDetailResponse> {
-  return getJson<DiagnosticsDetailResponse>(`${linkPath(x, y)}/diagnostics/${encodeURIComponent(id)}`, signal);
-}
+export const fetchDiagnostics = (x: string, y: string, id: string, signal?: AbortSignal) =>
+  call('GET /v1/links/:a/:b/diagnostics/:id', { a: x, b: y, id }, { signal });

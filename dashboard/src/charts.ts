@@ -7,6 +7,7 @@ import { TrainAggregate, type TrainMessage, type TrainPoint } from './aggregate.
 import { fetchSeries } from './api.js';
 import { fmtMs, fmtPct, fmtTime } from './format.js';
 import type { Direction } from './matrix.js';
+import { PALETTE } from './palette.js';
 import { drawTargetLine } from './target-line.js';
 
 export const WINDOW_S = 15 * 60;
@@ -16,16 +17,16 @@ const HEIGHTS = { rtt: 230, jitter: 120, loss: 120 };
 const MAX_POINTS = 20_000;
 
 const C = {
-  axis: '#8b949e',
-  grid: 'rgba(240, 246, 252, 0.07)',
-  min: '#3f6ea8',
-  p50: '#6cb6ff',
-  p99: '#d2a8ff',
-  max: '#768390',
-  band: 'rgba(108, 182, 255, 0.07)',
-  target: '#f47067',
-  jitter: '#56d4bc',
-  loss: '#f69d50',
+  axis: PALETTE.axis,
+  grid: PALETTE.grid,
+  min: PALETTE.deepBlue,
+  p50: PALETTE.blue,
+  p99: PALETTE.violet,
+  max: PALETTE.grey,
+  band: 'rgba(108, 182, 255, 0.07)', // PALETTE.blue, faint
+  target: PALETTE.target,
+  jitter: PALETTE.teal,
+  loss: PALETTE.orange,
 };
 
 /** Columns shared by the three charts, aligned on t (Unix seconds). */

@@ -29,7 +29,7 @@ export function parseLiveMessage(raw: unknown): LiveMessage | null {
   }
   if (typeof v !== 'object' || v === null) return null;
   const m = v as { type?: unknown; serverTime?: unknown; trains?: unknown };
-  if (m.type === 'welcome') return typeof m.serverTime === 'string' ? (v as LiveMessage) : null;
+  if (m.type === 'welcome') return typeof m.serverTime === 'string' ? { type: 'welcome', serverTime: m.serverTime } : null;
   // One frame per batch: keep the well-formed trains of it.
   if (m.type === 'trains') {
     if (!Array.isArray(m.trains)) return null;

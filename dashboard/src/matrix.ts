@@ -5,7 +5,7 @@
 // - capacity: the link's verdict colour (`data-verdict`), the tested throughput
 //   (the slower direction of the newest test) and the provisioned speed.
 // Each cell carries only the attribute of the view shown.
-import type { CapacityResponse, CapacityVerdict, CentreView, LinkCapacity, LinkView, PathState, PathStatus, StatusResponse } from '../../api/contract.js';
+import type { CapacityResponse, CapacityVerdict, CentreView, LinkCapacity, LinkView, PathState, PathStatus, ProbeEngineName, StatusResponse } from '../../api/contract.js';
 import { TrainAggregate, type TrainMessage } from './aggregate.js';
 import { fmtCellMs, fmtGbps, fmtMs, fmtPct, fmtTime, fmtWhen } from './format.js';
 
@@ -14,7 +14,7 @@ export type MatrixView = 'latency' | 'capacity';
 
 interface CellView {
   state: PathState;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   p50Ms: number | null;
   p99Ms: number | null;
   jitterMs: number | null;

@@ -147,6 +147,41 @@ afterAll(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
+/**
+ * The script, in stages that each run once, in order, whichever test needs
+ * them first: so every test runs alone too (`-t`), and in any order after
+ * the first. The first stage: pending, a silence, firing, resolved.
+ */
+let firesAndResolves: ReturnType<typeof runFiresAndResolves> | undefined;
+const stageFiresAndResolves = () => (firesAndResolves ??= runFiresAndResolves());
+async function runFiresAndResolves() {
+  const quiet50 = await evaluateAt(first, 50);
+  const pending = await evaluateAt(second, 75);
+  const early = await first.snapshot(at(75));
+  // The silence for bravo~charlie starts before anything fires.
+  const silence = await first.createSilence({
+    matchers: [{ name: 'alertname', value: 'LinkLatencyHigh', isRegex: false, isEqual: true }, { name: 'link', value: 'bravo~charlie', isRegex: false, isEqual: true }],
+    startsAtMs: at(80), endsAtMs: at(200), comment: 'fibre work on bravo–charlie',
+  }, 'test operator', at(80));
+  const firing = await evaluateAt(first, 95);
+  const firedAfter95 = fired.map((a) => a.link).sort();
+  // Servers take turns, and a second server evaluating the very same slot changes nothing.
+  const turns: [number, EvaluationReport][] = [];
+  for (const [service, s] of [[second, 110], [first, 125], [second, 125], [second, 140]] as const) turns.push([s, await evaluateAt(service, s)]);
+  const resolved = await evaluateAt(first, 155);
+  const after: [number, EvaluationReport][] = [];
+  for (const [service, s] of [[second, 170], [first, 185]] as const) after.push([s, await evaluateAt(service, s)]);
+  return { quiet50, pending, early, silence, firing, firedAfter95, turns, resolved, after };
+}
+
+/** The second stage: evaluations past the silence's end and the resend interval. */
+let resends: Promise<void> | undefined;
+const stageResends = () =>
+  (resends ??= (async () => {
+    await stageFiresAndResolves();
+    for (const [service, s] of [[second, 200], [first, 215], [second, 230], [first, 245], [second, 260]] as const) await evaluateAt(service, s);
+  })());
+
 describe('alerts from a scripted breach', () => {
   it('evaluates only in a slot this server claimed', async () => {
     const claims: [string, string][] = [];
@@ -154,46 +189,37 @@ describe('alerts from a scripted breach', () => {
       store: server.store, topology, logger: quietLogger, claim: async (job, slot) => (claims.push([job, slot]), false),
     });
     await ingestUntil(95);
+    const before = { snapshot: await loser.snapshot(at(95)), received: received.length };
     expect(await loser.tick(at(95))).toBeNull();
     expect(claims).toEqual([['alerts', String(Math.floor(at(95) / 15_000) * 15_000)]]);
-    expect((await loser.snapshot(at(95))).alerts.filter((a) => a.state !== 'pending')).toEqual([]); // nothing was recorded
-    expect(received).toEqual([]);
+    expect(await loser.snapshot(at(95))).toEqual(before.snapshot); // nothing was recorded
+    expect(received).toHaveLength(before.received); // nothing was sent
   });
 
   it('goes pending, fires after `for`, and resolves: exactly one firing and one resolved webhook', async () => {
-    expect((await evaluateAt(first, 50)).events).toEqual([]);
-
-    const pending = await evaluateAt(second, 75);
+    const { quiet50, pending, early, silence, firing, firedAfter95, turns, resolved, after } = await stageFiresAndResolves();
+    expect(quiet50.events).toEqual([]);
     expect(pending).toMatchObject({ pending: 3, firing: 0, events: [], notifications: [] });
-    const early = await first.snapshot(at(75));
     expect(early.alerts.map((a) => [a.link, a.state, a.since]).sort()).toEqual([
       ['alfa~bravo', 'pending', iso(60)], ['alfa~charlie', 'pending', iso(60)], ['bravo~charlie', 'pending', iso(60)],
     ]);
 
-    // The silence for bravo~charlie starts before anything fires.
-    const silence = await first.createSilence({
-      matchers: [{ name: 'alertname', value: 'LinkLatencyHigh', isRegex: false, isEqual: true }, { name: 'link', value: 'bravo~charlie', isRegex: false, isEqual: true }],
-      startsAtMs: at(80), endsAtMs: at(200), comment: 'fibre work on bravo–charlie',
-    }, 'test operator', at(80));
     expect(silence).toMatchObject({ state: 'active', createdBy: 'test operator' });
 
-    const firing = await evaluateAt(first, 95);
     expect(firing.events.map((e) => [e.link, e.status, e.startsAtMs - t0, e.activeAtMs! - t0])).toEqual([
       ['alfa~bravo', 'firing', 90_000, 60_000], ['alfa~charlie', 'firing', 90_000, 60_000], ['bravo~charlie', 'firing', 90_000, 60_000],
     ].sort());
     expect(firing.events.find((e) => e.link === 'bravo~charlie')!.silencedBy).toEqual([silence.id]);
     expect(firing).toMatchObject({ firing: 2, silenced: 1, pending: 0 });
-    expect(fired.map((a) => a.link).sort()).toEqual(['alfa~bravo', 'alfa~charlie', 'bravo~charlie']);
+    expect(firedAfter95).toEqual(['alfa~bravo', 'alfa~charlie', 'bravo~charlie']);
 
     // Servers take turns, and a second server evaluating the very same slot changes nothing.
-    for (const [service, s] of [[second, 110], [first, 125], [second, 125], [second, 140]] as const) {
-      const r = await evaluateAt(service, s);
+    for (const [s, r] of turns) {
       expect(r.events, `t=${s}`).toEqual([]);
       expect(r.notifications, `t=${s}`).toEqual([]);
     }
-    const resolved = await evaluateAt(first, 155);
     expect(resolved.events.map((e) => [e.link, e.status, e.startsAtMs - t0, e.endsAtMs! - t0])).toEqual([['alfa~bravo', 'resolved', 90_000, 150_000]]);
-    for (const [service, s] of [[second, 170], [first, 185]] as const) expect((await evaluateAt(service, s)).notifications).toEqual([]);
+    for (const [s, r] of after) expect(r.notifications, `t=${s}`).toEqual([]);
 
     const ab = messagesFor('alfa~bravo');
     expect(ab.map((r) => [r.evaluation, r.message.status])).toEqual([[95, 'firing'], [155, 'resolved']]);
@@ -230,13 +256,14 @@ describe('alerts from a scripted breach', () => {
   });
 
   it('re-sends a firing alert once per resend interval, never within it', async () => {
-    for (const [service, s] of [[second, 200], [first, 215], [second, 230], [first, 245], [second, 260]] as const) await evaluateAt(service, s);
+    await stageResends();
     expect(messagesFor('alfa~charlie').map((r) => [r.evaluation, r.message.status, r.message.alerts[0]!.startsAt])).toEqual([
       [95, 'firing', iso(90)], [215, 'firing', iso(90)],
     ]);
   });
 
   it('sends nothing while a silence matches, shows the alert as silenced, and notifies once the silence ends', async () => {
+    await stageResends();
     const during = await first.snapshot(at(185));
     const bc = during.alerts.find((a) => a.link === 'bravo~charlie')!;
     expect(bc).toMatchObject({ state: 'silenced', since: iso(60), startsAt: iso(90), value: 9, threshold: 5, unit: 'ms' });
@@ -249,6 +276,7 @@ describe('alerts from a scripted breach', () => {
   });
 
   it('sent nothing twice across the two services, and recorded every change once', async () => {
+    await stageResends();
     expect(received).toHaveLength(5);
     expect(new Set(received.map((r) => `${r.message.alerts[0]!.fingerprint}/${r.evaluation}/${r.message.status}`)).size).toBe(5);
     expect(fired).toHaveLength(3); // one onFiring call per episode, whichever service recorded it

@@ -396,22 +396,28 @@ describe('who may do what', () => {
 });
 
 describe('finalised, signed reports and amendments', () => {
-  /** The month finalised once, by whichever test needs it first (each test also runs alone). */
-  let finalising: Promise<{ status: number; document: string; publicKeyPem: string; fingerprint: string | null }> | undefined;
-  const finaliseOnce = () =>
+  /**
+   * The month is finalised once, by whichever test needs it first, so each
+   * test runs alone too (a finalised report never changes, so it cannot be
+   * done again per test).
+   */
+  let finalising: Promise<{ status: number; document: string; publicKeyPem: string }> | undefined;
+  const finalised = () =>
     (finalising ??= (async () => {
       const response = await api(`/v1/sla/months/${M.month}/finalise`, t.operatorToken, { method: 'POST' });
-      const key = await api('/v1/sla/public-key', null);
-      return { status: response.status, document: await response.text(), publicKeyPem: await key.text(), fingerprint: key.headers.get('x-citymesh-key-fingerprint') };
+      const document = await response.text();
+      const publicKeyPem = await (await api('/v1/sla/public-key', null)).text();
+      return { status: response.status, document, publicKeyPem };
     })());
 
   it('an operator finalises a complete month: frozen, signed, verifiable with the published key', async () => {
-    const { status, document, publicKeyPem, fingerprint } = await finaliseOnce();
-    expect(status).toBe(201);
+    const { status, document, publicKeyPem } = await finalised();
+    expect(status, document).toBe(201);
+    const key = await api('/v1/sla/public-key', null);
     const result = verifySignedDocument(document, publicKeyPem);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    expect(result.fingerprint).toBe(fingerprint);
+    expect(result.fingerprint).toBe(key.headers.get('x-citymesh-key-fingerprint'));
     const signed = result.report as SlaReport;
     expect(signed).toMatchObject({ month: M.month, status: 'final', source: 'rollup', finalised: { by: 'noc' } });
     expect(link(signed, 'bravo~charlie').verdict).toBe('breach');
@@ -439,10 +445,12 @@ describe('finalised, signed reports and amendments', () => {
     const response = await api(`/v1/sla/months/${current}/finalise`, t.operatorToken, { method: 'POST' });
     expect(response.status).toBe(409);
     expect(await response.json()).toMatchObject({ error: 'month_not_over' });
+    // The service itself (which the cron job runs too) refuses with a domain error; only the route makes it a 409.
+    await expect(server.sla.finalise(current, 'cron')).rejects.toMatchObject({ name: 'SlaRefusal', reason: 'month_not_over' });
   });
 
   it('a late sample never changes the signed report: it is exposed, then recorded as a signed amendment', async () => {
-    const { document, publicKeyPem } = await finaliseOnce();
+    const { document, publicKeyPem } = await finalised();
     // One minute of alfa~delta's missing day arrives after finalisation.
     await insertTrains(server.store.client, [train('alfa', 'delta', at(40_500), 700), train('delta', 'alfa', at(40_500), 700)], 'late-sample');
     const view = await json<SlaMonthResponse>(`/v1/sla/months/${M.month}`);

@@ -14,7 +14,7 @@ import { parseDurationMs } from '../../../topology/index.js';
 import type { AlertService } from '../../alerts/service.js';
 import { SilenceInputError } from '../../alerts/service.js';
 import type { AuthEnv } from '../../auth.js';
-import type { AlertEventsResponse, SilencesResponse } from '../../contract.js';
+import type { ApiRoutes } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
@@ -52,7 +52,7 @@ export function alertRoutes(deps: ApiDeps, alerts: AlertService) {
   const who = (c: Context<AuthEnv>) => c.get('principal')?.name ?? 'operator';
 
   return new Hono<AuthEnv>()
-    .get('/', async (c) => c.json(await alerts.snapshot()))
+    .get('/', async (c) => c.json((await alerts.snapshot()) satisfies ApiRoutes['GET /v1/alerts']))
     .get('/events', async (c) => {
       const q = parseQuery(eventsQuery, c);
       const toMs = q.to ? Date.parse(q.to) : Date.now();
@@ -65,14 +65,14 @@ export function alertRoutes(deps: ApiDeps, alerts: AlertService) {
         if (!l) throw new ApiError(404, 'not_found', `link: no link "${q.link}" in the topology`);
         link = l.id;
       }
-      const body: AlertEventsResponse = {
+      const body = {
         from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), link,
         events: await alerts.events({ fromMs, toMs, link, limit: q.limit }),
-      };
+      } satisfies ApiRoutes['GET /v1/alerts/events'];
       return c.json(body);
     })
     .get('/silences', async (c) => {
-      const body: SilencesResponse = { silences: await alerts.silences() };
+      const body = { silences: await alerts.silences() } satisfies ApiRoutes['GET /v1/alerts/silences'];
       return c.json(body);
     })
     .post('/silences', async (c) => {
@@ -104,7 +104,7 @@ export function alertRoutes(deps: ApiDeps, alerts: AlertService) {
         const silence = await alerts.createSilence(
           { matchers: body.matchers, startsAtMs, endsAtMs, comment: body.comment }, who(c), nowMs,
         );
-        return c.json(silence, 201);
+        return c.json(silence satisfies ApiRoutes['POST /v1/alerts/silences'], 201);
       } catch (error) {
         if (error instanceof SilenceInputError) throw new ApiError(400, 'bad_request', error.message);
         throw error;
@@ -115,6 +115,6 @@ export function alertRoutes(deps: ApiDeps, alerts: AlertService) {
       if (!/^[0-9a-f-]{36}$/.test(id)) throw new ApiError(400, 'bad_request', `id: "${id}" is not a silence id (a UUID)`);
       const silence = await alerts.expireSilence(id, who(c));
       if (!silence) throw new ApiError(404, 'not_found', `no silence "${id}"`);
-      return c.json(silence);
+      return c.json(silence satisfies ApiRoutes['DELETE /v1/alerts/silences/:id']);
     });
 }

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Link } from '../../../topology/index.js';
 import { latestNicStates, latestThroughputTests, throughputHistory, utilisationSeries, type LinkNicState, type ThroughputTest } from '../../../sql/index.js';
-import type { CapacityResponse, CapacityVerdict, LinkCapacity, ThroughputHistoryResponse, ThroughputTestStatus, UtilisationResponse } from '../../contract.js';
+import type { ApiRoutes, CapacityVerdict, LinkCapacity } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
@@ -35,17 +35,17 @@ export function capacityRoutes(deps: ApiDeps) {
   return new Hono()
     .get('/capacity', async (c) => {
       const [nics, tests] = await Promise.all([latestNicStates(deps.store.client), latestThroughputTests(deps.store.client)]);
-      const body: CapacityResponse = {
+      const body = {
         generatedAt: new Date().toISOString(),
         links: topology.links.map((l) => linkCapacity(l, nics, tests)),
-      };
+      } satisfies ApiRoutes['GET /v1/capacity'];
       return c.json(body);
     })
     .get('/links/:src/:dst/throughput', async (c) => {
       const l = link(c.req.param('src'), c.req.param('dst'));
       const { fromUs, toUs } = range(parseQuery(historyQuery, c), 7 * 86_400e6);
       const tests = await throughputHistory(deps.store.client, l.a, l.b, fromUs, toUs);
-      const body: ThroughputHistoryResponse = {
+      const body = {
         a: l.a, b: l.b, floorGbps: l.throughputFloorGbps, committedGbps: l.capacityGbps,
         tests: tests.map((t) => {
           const { ab, ba } = oriented(t, l.a);
@@ -54,7 +54,7 @@ export function capacityRoutes(deps: ApiDeps) {
             direction: t.direction, streams: t.streams, ok: t.ok, error: t.error, abGbps: gbps(ab), baGbps: gbps(ba),
           };
         }),
-      };
+      } satisfies ApiRoutes['GET /v1/links/:src/:dst/throughput'];
       return c.json(body);
     })
     .get('/links/:src/:dst/utilisation', async (c) => {
@@ -64,10 +64,10 @@ export function capacityRoutes(deps: ApiDeps) {
       const q = parseQuery(rangeQuery, c);
       const { fromUs, toUs } = range(q, 3 * 3600e6);
       const s = await utilisationSeries(deps.store.client, src, dst, fromUs, toUs, q.points);
-      const body: UtilisationResponse = {
+      const body = {
         centre: src, peer: dst, stepS: s.stepS, t: s.t, peak: s.peak, mean: s.mean,
         rxGbps: s.rxBps.map(gbps), txGbps: s.txBps.map(gbps),
-      };
+      } satisfies ApiRoutes['GET /v1/links/:src/:dst/utilisation'];
       return c.json(body);
     })
     .post('/links/:src/:dst/throughput-tests', (c) => {
@@ -77,13 +77,13 @@ export function capacityRoutes(deps: ApiDeps) {
         throw new ApiError(409, 'disabled', 'throughput testing is disabled in the topology (probing.throughput.enabled)');
       }
       // A link already queued or under test returns that test rather than loading the link twice.
-      const status: ThroughputTestStatus = deps.collector.throughput.request(l.a, l.b, 'operator');
-      return c.json(status, status.state === 'queued' || status.state === 'running' ? 202 : 200);
+      const status = deps.collector.throughput.request(l.a, l.b, 'operator');
+      return c.json(status satisfies ApiRoutes['POST /v1/links/:src/:dst/throughput-tests'], status.state === 'queued' || status.state === 'running' ? 202 : 200);
     })
     .get('/throughput-tests/:id', (c) => {
-      const status: ThroughputTestStatus | undefined = deps.collector?.throughput.status(c.req.param('id'));
+      const status = deps.collector?.throughput.status(c.req.param('id'));
       if (!status) throw new ApiError(404, 'not_found', `no throughput test "${c.req.param('id')}" (finished tests are kept for the last 1000)`);
-      return c.json(status);
+      return c.json(status satisfies ApiRoutes['GET /v1/throughput-tests/:id']);
     });
 }
 

@@ -19,9 +19,7 @@ import {
   diagnosticRequest, diagnosticRuns, diagnosticRunsById, insertDiagnosticRequest, loadWindowsBetween, maintenanceWindows, pathChanges,
   type DiagnosticRun, type MaintenanceWindow,
 } from '../../../sql/index.js';
-import type {
-  Annotation, AnnotationsResponse, DiagnosticRunView, DiagnosticsAnnotation, DiagnosticsDetailResponse, DiagnosticsRequestResponse,
-} from '../../contract.js';
+import type { Annotation, ApiRoutes, DiagnosticRunView, DiagnosticsAnnotation } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
@@ -55,10 +53,10 @@ export function diagnosticsRoutes(deps: ApiDeps) {
         requestId: `dr-${randomUUID()}`, a: l.a, b: l.b, requestedBy: principalName(c), requestedAtUs: Date.now() * 1000,
       };
       await insertDiagnosticRequest(deps.store.client, request);
-      const body: DiagnosticsRequestResponse = {
+      const body = {
         requestId: request.requestId, a: l.a, b: l.b, requestedAt: new Date(request.requestedAtUs / 1000).toISOString(),
         requestedBy: request.requestedBy, centres: [l.a, l.b],
-      };
+      } satisfies ApiRoutes['POST /v1/links/:a/:b/diagnostics'];
       return c.json(body, 202);
     })
     .get('/links/:a/:b/diagnostics/:id', async (c) => {
@@ -71,11 +69,11 @@ export function diagnosticsRoutes(deps: ApiDeps) {
       ]);
       if (request && (request.a !== l.a || request.b !== l.b)) throw new ApiError(404, 'not_found', `request "${id}" is for the link ${request.a}~${request.b}`);
       if (runs.length === 0 && !request) throw new ApiError(404, 'not_found', `no diagnostics run or request "${id}" on the link ${l.id}`);
-      const body: DiagnosticsDetailResponse = {
+      const body = {
         id, a: l.a, b: l.b, requestId: request ? request.requestId : (runs[0]?.requestId ?? null),
         runs: runs.map(runView),
         pending: request ? [l.a, l.b].filter((centre) => !runs.some((r) => r.src === centre)) : [],
-      };
+      } satisfies ApiRoutes['GET /v1/links/:a/:b/diagnostics/:id'];
       return c.json(body);
     })
     .get('/links/:a/:b/annotations', async (c) => {
@@ -111,7 +109,7 @@ export function diagnosticsRoutes(deps: ApiDeps) {
       // Time order; at one instant a window first, then the run, then the path change it revealed.
       const rank = { maintenance: 0, self_load: 0, diagnostics: 1, path_change: 2 } as const;
       annotations.sort((x, y) => x.t - y.t || rank[x.kind] - rank[y.kind]);
-      const body: AnnotationsResponse = { a: l.a, b: l.b, from: iso(fromUs), to: iso(toUs), annotations };
+      const body = { a: l.a, b: l.b, from: iso(fromUs), to: iso(toUs), annotations } satisfies ApiRoutes['GET /v1/links/:a/:b/annotations'];
       return c.json(body);
     });
 }

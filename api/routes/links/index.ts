@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { ENGINES } from '../../../protocol/index.js';
 import { linkSeries, trainsBetween } from '../../../sql/index.js';
-import type { SeriesResponse } from '../../contract.js';
+import type { ApiRoutes } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
 
@@ -10,7 +11,7 @@ const seriesQuery = z.object({
   from: isoTimeParam.optional(),
   to: isoTimeParam.optional(),
   points: z.coerce.number().int().min(1).max(5000).default(600),
-  engine: z.enum(['stamp', 'icmp']).default('stamp'),
+  engine: z.enum(ENGINES).default('stamp'),
 });
 
 const trainsQuery = z.object({
@@ -46,12 +47,12 @@ export function linkRoutes(deps: ApiDeps) {
       const { fromUs, toUs } = range(q.from, q.to, 15 * 60e6);
       const s = await linkSeries(deps.store.client, { src, dst, engine: q.engine, fromUs, toUs, points: q.points });
       const ms = (v: number | null) => (v === null ? null : v / 1000);
-      const body: SeriesResponse = {
+      const body = {
         src, dst, engine: q.engine, source: s.source, stepS: s.stepS,
         from: new Date(fromUs / 1000).toISOString(), to: new Date(toUs / 1000).toISOString(),
         t: s.t, minMs: s.minUs.map(ms), p50Ms: s.p50Us.map(ms), p99Ms: s.p99Us.map(ms), maxMs: s.maxUs.map(ms),
         jitterMs: s.jitterUs.map(ms), lossRatio: s.lossRatio, packets: s.packets,
-      };
+      } satisfies ApiRoutes['GET /v1/links/:src/:dst/series'];
       return c.json(body);
     })
     .get('/:src/:dst/trains', async (c) => {
@@ -59,6 +60,6 @@ export function linkRoutes(deps: ApiDeps) {
       const q = parseQuery(trainsQuery, c);
       const { fromUs, toUs } = range(q.from, q.to, 5 * 60e6);
       const trains = await trainsBetween(deps.store.client, { src, dst, fromUs, toUs, limit: q.limit });
-      return c.json({ src, dst, from: new Date(fromUs / 1000).toISOString(), to: new Date(toUs / 1000).toISOString(), trains });
+      return c.json({ src, dst, from: new Date(fromUs / 1000).toISOString(), to: new Date(toUs / 1000).toISOString(), trains } satisfies ApiRoutes['GET /v1/links/:src/:dst/trains']);
     });
 }

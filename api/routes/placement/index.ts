@@ -9,7 +9,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { placementEvidence } from '../../../sql/index.js';
-import type { PlacementCandidate, PlacementResponse } from '../../contract.js';
+import type { ApiRoutes, PlacementCandidate } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 import { ApiError, parseQuery } from '../../errors.js';
 
@@ -31,10 +31,8 @@ export function placementRoutes(deps: ApiDeps) {
     const evidence = await placementEvidence(deps.store.client, {
       centre: q.from, peers, windowS: q.window_s, testMaxAgeS: TEST_MAX_AGE_S, engine: topology.sla.engine,
     });
-    const body: PlacementResponse = {
-      from: q.from, maxRttMs: q.max_rtt_ms, minGbps: q.min_gbps, windowS: q.window_s, generatedAt: new Date().toISOString(),
-      candidates: [], excluded: [],
-    };
+    const candidates: PlacementCandidate[] = [];
+    const excluded: ApiRoutes['GET /v1/placement']['excluded'] = [];
     for (const e of evidence) {
       const link = topology.linkBetween(q.from, e.peer)!;
       const candidate: PlacementCandidate = {
@@ -56,9 +54,12 @@ export function placementRoutes(deps: ApiDeps) {
               : candidate.capacityGbps < q.min_gbps
                 ? `tested ${candidate.capacityGbps} Gb/s < ${q.min_gbps} Gb/s`
                 : null;
-      if (reason) body.excluded.push({ ...candidate, reason });
-      else body.candidates.push(candidate);
+      if (reason) excluded.push({ ...candidate, reason });
+      else candidates.push(candidate);
     }
-    return c.json(body);
+    return c.json({
+      from: q.from, maxRttMs: q.max_rtt_ms, minGbps: q.min_gbps, windowS: q.window_s, generatedAt: new Date().toISOString(),
+      candidates, excluded,
+    } satisfies ApiRoutes['GET /v1/placement']);
   });
 }

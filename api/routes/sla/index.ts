@@ -13,14 +13,12 @@ import { selfLoadGuardMs } from '../../../collector/index.js';
 import { type Link } from '../../../topology/index.js';
 import { insertMaintenance, maintenanceWindows, slaLinkMinutes, slaLinkTimeline, throughputHistory } from '../../../sql/index.js';
 import { requireRole } from '../../auth.js';
-import type {
-  SlaBreachRun, SlaLinkDetailResponse, SlaMaintenanceView, SlaMinutesResponse, SlaMonthsResponse,
-} from '../../contract.js';
+import type { ApiRoutes, SlaBreachRun, SlaMaintenanceView } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
-import { ApiError, isoTimeParam, parseQuery } from '../../errors.js';
+import { ApiError, isoTimeParam, onError, parseQuery } from '../../errors.js';
 import { minutesCsv, monthsCsv, reportCsv, timelineCsv } from '../../sla-csv.js';
-import { iso, linkInput, maintenanceView, monthPeriod, monthProblem } from '../../sla-report.js';
-import type { SlaService } from '../../sla-service.js';
+import { iso, linkInput, maintenanceView, MonthNotStartedError, monthPeriod, monthProblem } from '../../sla-report.js';
+import { SlaRefusal, type SlaRefusalReason, type SlaService } from '../../sla-service.js';
 
 const formatQuery = z.object({ format: z.enum(['json', 'csv']).optional() });
 const monthQuery = formatQuery.extend({ source: z.enum(['stored', 'rollup', 'raw']).default('stored') });
@@ -42,6 +40,25 @@ const maintenanceBody = z
     reason: z.string().min(1).max(500),
   })
   .strict();
+
+/** The HTTP answer to each refusal of the SLA service (which the cron job also runs, where these mean nothing). */
+const REFUSAL_STATUS: Record<SlaRefusalReason, { status: 404 | 409 | 503; error: string }> = {
+  no_signing_key: { status: 503, error: 'unavailable' },
+  already_finalised: { status: 409, error: 'already_finalised' },
+  month_not_over: { status: 409, error: 'month_not_over' },
+  not_finalised: { status: 409, error: 'not_finalised' },
+  link_not_in_report: { status: 404, error: 'not_found' },
+};
+
+/** The service's domain errors as HTTP errors; anything else is left to the app's handler (logged, 500). */
+function httpErrorOf(error: Error): Error {
+  if (error instanceof SlaRefusal) {
+    const { status, error: code } = REFUSAL_STATUS[error.reason];
+    return new ApiError(status, code, error.message);
+  }
+  if (error instanceof MonthNotStartedError) return new ApiError(404, 'not_found', error.message);
+  return error;
+}
 
 function wantsCsv(c: Context, format: 'json' | 'csv' | undefined): boolean {
   if (format) return format === 'csv';
@@ -78,6 +95,11 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
     w.scope === 'network' || (w.scope === 'centre' && (w.target === l.a || w.target === l.b)) || (w.scope === 'link' && w.target === l.id);
 
   return new Hono()
+    .onError((error, c) => {
+      const mapped = httpErrorOf(error);
+      if (mapped instanceof ApiError) return onError(mapped, c);
+      throw mapped; // the app's handler logs it
+    })
     .get('/public-key', (c) => {
       if (!sla.signer) throw new ApiError(503, 'unavailable', 'this server has no report signing key');
       return c.body(sla.signer.publicKeyPem, 200, {
@@ -89,7 +111,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       const { format } = parseQuery(formatQuery, c);
       const months = await sla.months();
       if (wantsCsv(c, format)) return csvResponse(c, monthsCsv(months), 'citymesh-sla-months.csv');
-      const body: SlaMonthsResponse = { timezone: topology.sla.timezone, months };
+      const body = { timezone: topology.sla.timezone, months } satisfies ApiRoutes['GET /v1/sla/months'];
       return c.json(body);
     })
     .get('/months/:month', async (c) => {
@@ -97,7 +119,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       const q = parseQuery(monthQuery, c);
       const body = await sla.month(m, q.source === 'stored' ? {} : { recompute: q.source });
       if (wantsCsv(c, q.format)) return csvResponse(c, reportCsv(body.report, body.state), `citymesh-sla-${m}.csv`);
-      return c.json(body);
+      return c.json(body satisfies ApiRoutes['GET /v1/sla/months/:month']);
     })
     .get('/months/:month/report', async (c) => {
       const m = month(c);
@@ -114,12 +136,12 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       return c.body(row.document, 201, { 'content-type': 'application/json' });
     })
     .get('/months/:month/amendments', async (c) => {
-      return c.json(await sla.amendments(month(c)));
+      return c.json((await sla.amendments(month(c))) satisfies ApiRoutes['GET /v1/sla/months/:month/amendments']);
     })
     .post('/months/:month/amendments', operator, async (c) => {
       const m = month(c);
       const row = await sla.recordAmendment(m, principalName(c));
-      if (!row) return c.json({ month: m, recorded: false, reason: 'a recomputation now gives the stored figures' });
+      if (!row) return c.json({ month: m, recorded: false, reason: 'a recomputation now gives the stored figures' } satisfies ApiRoutes['POST /v1/sla/months/:month/amendments']);
       return c.body(row.document, 201, { 'content-type': 'application/json' });
     })
     .get('/months/:month/amendments/:seq', async (c) => {
@@ -155,7 +177,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       };
       if (wantsCsv(c, format)) return csvResponse(c, timelineCsv(m, l.id, timeline), `citymesh-sla-${m}-${l.a}-${l.b}-breaches.csv`);
       const gbps = (v: number | null) => (v === null ? null : v / 1e9);
-      const body: SlaLinkDetailResponse = {
+      const body = {
         month: m, state: view.state, link: scope, timeline,
         tests: tests.map((t) => {
           const [ab, ba] = t.src === l.a ? [t.forwardBps, t.reverseBps] : [t.reverseBps, t.forwardBps];
@@ -163,7 +185,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         }),
         maintenance: view.report.maintenance.filter((w) => affects(w, l)),
         selfLoad: (view.report.selfLoad ?? []).filter((w) => w.link === l.id),
-      };
+      } satisfies ApiRoutes['GET /v1/sla/months/:month/links/:a/:b'];
       return c.json(body);
     })
     .get('/months/:month/links/:a/:b/minutes', async (c) => {
@@ -177,13 +199,13 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         loadGuardMs: selfLoadGuardMs(topology.probing),
       });
       const ms = (v: number | null) => (v === null ? null : v / 1000);
-      const body: SlaMinutesResponse = {
+      const body = {
         month: m, link: l.id, a: l.a, b: l.b, percentile: l.sla.percentile, rttTargetMs: l.sla.rttTargetMs,
         t: cols.t, excluded: cols.excluded, abTrains: cols.abTrains, abSent: cols.abSent, abLost: cols.abLost, abRttMs: cols.abPUs.map(ms),
         baTrains: cols.baTrains, baSent: cols.baSent, baLost: cols.baLost, baRttMs: cols.baPUs.map(ms),
         provisionedGbps: cols.speedMbps.map(ms), covered: cols.covered, available: cols.available,
         latencyBreach: cols.latencyBreach, lossBreach: cols.lossBreach, selfLoad: cols.selfLoad,
-      };
+      } satisfies ApiRoutes['GET /v1/sla/months/:month/links/:a/:b/minutes'];
       if (wantsCsv(c, format)) return csvResponse(c, minutesCsv(body), `citymesh-sla-${m}-${l.a}-${l.b}-minutes.csv`);
       return c.json(body);
     })
@@ -201,7 +223,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
         if (fromS >= toS) throw new ApiError(400, 'bad_request', 'from: must be before to');
       }
       const windows = await maintenanceWindows(deps.store.client, fromS, toS);
-      return c.json({ from: iso(fromS), to: iso(toS), windows: windows.map(maintenanceView) });
+      return c.json({ from: iso(fromS), to: iso(toS), windows: windows.map(maintenanceView) } satisfies ApiRoutes['GET /v1/sla/maintenance']);
     })
     .post('/maintenance', operator, async (c) => {
       let raw: unknown;
@@ -244,7 +266,7 @@ export function slaRoutes(deps: ApiDeps, sla: SlaService) {
       return c.json(
         view.declaredLate
           ? { ...view, warning: 'declared at or after its start: it is listed in the report as declared late and does not change any verdict' }
-          : view,
+          : view satisfies ApiRoutes['POST /v1/sla/maintenance'],
         201,
       );
     });

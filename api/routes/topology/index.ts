@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { CentreView, LinkView } from '../../contract.js';
+import type { ApiRoutes, CentreView, LinkView } from '../../contract.js';
 import type { ApiDeps } from '../../deps.js';
 
 export function topologyRoutes(deps: ApiDeps) {
@@ -10,6 +10,6 @@ export function topologyRoutes(deps: ApiDeps) {
     id: l.id, a: l.a, b: l.b, capacityGbps: l.capacityGbps, rttTargetMs: l.rttTargetMs,
   }));
   return new Hono()
-    .get('/centres', (c) => c.json({ name: deps.topology.name, centres }))
-    .get('/links', (c) => c.json({ links }));
+    .get('/centres', (c) => c.json({ name: deps.topology.name, centres } satisfies ApiRoutes['GET /v1/centres']))
+    .get('/links', (c) => c.json({ links } satisfies ApiRoutes['GET /v1/links']));
 }

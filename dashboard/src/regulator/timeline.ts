@@ -13,6 +13,7 @@
 import uPlot from 'uplot';
 import type { SlaBreachRun, SlaLinkDetailResponse, SlaMinutesResponse } from '../../../api/contract.js';
 import { fmtGbps, fmtMs } from '../format.js';
+import { PALETTE } from '../palette.js';
 import { fmtMinutes, fmtRatio, type Zoned } from './sla-format.js';
 import { drawTargetLine } from '../target-line.js';
 
@@ -26,26 +27,26 @@ interface Lane {
 }
 
 const LANES: readonly Lane[] = [
-  { key: 'latency', label: 'latency', colour: '#f85149' },
-  { key: 'loss', label: 'loss', colour: '#f69d50' },
+  { key: 'latency', label: 'latency', colour: PALETTE.bad },
+  { key: 'loss', label: 'loss', colour: PALETTE.orange },
   { key: 'availability', label: 'availability', colour: '#db61a2' },
-  { key: 'capacity_provisioned', label: 'provisioned', colour: '#d2a8ff' },
-  { key: 'capacity_tested', label: 'tests', colour: '#3fb950' },
+  { key: 'capacity_provisioned', label: 'provisioned', colour: PALETTE.violet },
+  { key: 'capacity_tested', label: 'tests', colour: PALETTE.ok },
   { key: 'maintenance', label: 'maintenance', colour: '#6e7681' },
   { key: 'nodata', label: 'no data', colour: '#d29922' },
 ];
 const RUN_CRITERIA: readonly RunCriterion[] = ['latency', 'loss', 'availability', 'capacity_provisioned'];
 
 const C = {
-  axis: '#8b949e',
-  grid: 'rgba(240, 246, 252, 0.07)',
+  axis: PALETTE.axis,
+  grid: PALETTE.grid,
   lane: 'rgba(240, 246, 252, 0.025)',
-  rtt: '#6cb6ff',
-  loss: '#f69d50',
-  target: '#f47067',
+  rtt: PALETTE.blue,
+  loss: PALETTE.orange,
+  target: PALETTE.target,
   excluded: 'rgba(110, 118, 129, 0.18)',
-  ok: '#3fb950',
-  bad: '#f85149',
+  ok: PALETTE.ok,
+  bad: PALETTE.bad,
 };
 
 const SYNC_KEY = 'citymesh-sla';
