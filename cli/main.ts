@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
 import { version } from '../api/version.js';
+import type { ProbeEngineName } from '../protocol/index.js';
 
 /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once. Returns the trigger. */
 function onSignals(stop: () => Promise<void>, logger: Logger): (signal: NodeJS.Signals) => void {
@@ -206,7 +207,7 @@ program
     onSignals(() => server.stop(), createLogger('info'));
   });
 
-async function runMeasure(engine: 'stamp' | 'icmp', flags: Record<string, string | boolean | undefined>): Promise<void> {
+async function runMeasure(engine: ProbeEngineName, flags: Record<string, string | boolean | undefined>): Promise<void> {
   const { measure: run, formatResults } = await import('../probes/measure.js');
   const f = flags as unknown as import('../probes/measure.js').MeasureFlags;
   const results = await run(engine, f);

@@ -5,6 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { formatDateTime64, parseDateTime64 } from './time.js';
+import type { ProbeEngineName } from '../protocol/index.js';
 
 /**
  * Claim `slot` of `job` for `holder`. Every contender inserts its own row
@@ -48,7 +49,7 @@ export interface LiveTrainRow {
   trainId: string;
   src: string;
   dst: string;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   flow: number;
   startedAtUs: number;
   sent: number;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { hashToken } from './principals.js';
-import { unstorableText } from '../protocol/index.js';
+import { unstorableText, type ProbeEngineName } from '../protocol/index.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 
@@ -69,7 +69,7 @@ export interface SlaPolicy {
   percentile: number;
   latencyMinutesMin: number;
   availabilityMin: number;
-  engine: 'stamp' | 'icmp';
+  engine: ProbeEngineName;
   finaliseGraceHours: number;
   autoFinalise: boolean;
 }
