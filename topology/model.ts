@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { hashToken } from './principals.js';
-import { unstorableText, type ProbeEngineName } from '../protocol/index.js';
+import { unstorableText } from '../protocol/index.js';
+import { camelKeys, type CamelKeys } from './camel-keys.js';
 import { topologySchema, type TopologyDocument } from './schema.js';
 import { buildAlertsPolicy, type AlertsPolicy } from './alerts.js';
 
@@ -58,38 +59,11 @@ export interface LinkSlaPolicy {
   throughputFloorGbps: number;
 }
 
-export interface SlaPolicy {
-  rttP99TargetMs: number;
-  oneWayTargetMs: number;
-  lossRatioMax: number;
-  capacityMinGbps: number;
-  throughputFloorGbps: number;
-  coverageMin: number;
-  timezone: string;
-  percentile: number;
-  latencyMinutesMin: number;
-  availabilityMin: number;
-  engine: ProbeEngineName;
-  finaliseGraceHours: number;
-  autoFinalise: boolean;
-}
+/** The `sla:` section as the schema says it (defaults applied), camelCased. */
+export type SlaPolicy = CamelKeys<TopologyDocument['sla']>;
 
-export interface ProbingPolicy {
-  stamp: {
-    schedule: string; count: number; intervalMs: number; timeoutMs: number; flows: number; dscp: number;
-    reflector: { answer: 'peers' | 'any'; allow: string[]; rateLimitPps: number; burst: number };
-  };
-  icmp: { enabled: boolean; schedule: string; count: number; intervalMs: number; timeoutMs: number; dscp: number };
-  throughput: {
-    enabled: boolean; schedule: string; spreadS: number; seconds: number; omitSeconds: number; streams: number;
-    direction: 'forward' | 'reverse' | 'bidir'; engine: 'iperf3' | 'native' | 'auto'; port: number;
-  };
-  nic: { enabled: boolean; intervalS: number };
-  diagnostics: {
-    enabled: boolean; breachTrains: number; minIntervalS: number; maxHops: number; fastTrainCount: number; fastTrainIntervalMs: number;
-  };
-  batchIntervalMs: number;
-}
+/** The `probing:` section as the schema says it (defaults applied), camelCased. */
+export type ProbingPolicy = CamelKeys<TopologyDocument['probing']>;
 
 export interface Person {
   name: string;
@@ -301,46 +275,8 @@ function build(doc: TopologyDocument, file: string, env: NodeJS.ProcessEnv, requ
   return {
     file,
     name: doc.name,
-    sla: {
-      rttP99TargetMs: s.rtt_p99_target_ms,
-      oneWayTargetMs: s.one_way_target_ms,
-      lossRatioMax: s.loss_ratio_max,
-      capacityMinGbps: s.capacity_min_gbps,
-      throughputFloorGbps: s.throughput_floor_gbps,
-      coverageMin: s.coverage_min,
-      timezone: s.timezone,
-      percentile: s.percentile,
-      latencyMinutesMin: s.latency_minutes_min,
-      availabilityMin: s.availability_min,
-      engine: s.engine,
-      finaliseGraceHours: s.finalise_grace_hours,
-      autoFinalise: s.auto_finalise,
-    },
-    probing: {
-      stamp: {
-        schedule: p.stamp.schedule, count: p.stamp.count, intervalMs: p.stamp.interval_ms,
-        timeoutMs: p.stamp.timeout_ms, flows: p.stamp.flows, dscp: p.stamp.dscp,
-        reflector: {
-          answer: p.stamp.reflector.answer, allow: p.stamp.reflector.allow,
-          rateLimitPps: p.stamp.reflector.rate_limit_pps, burst: p.stamp.reflector.burst,
-        },
-      },
-      icmp: {
-        enabled: p.icmp.enabled, schedule: p.icmp.schedule, count: p.icmp.count,
-        intervalMs: p.icmp.interval_ms, timeoutMs: p.icmp.timeout_ms, dscp: p.icmp.dscp,
-      },
-      throughput: {
-        enabled: p.throughput.enabled, schedule: p.throughput.schedule, spreadS: p.throughput.spread_s,
-        seconds: p.throughput.seconds, omitSeconds: p.throughput.omit_seconds, streams: p.throughput.streams,
-        direction: p.throughput.direction, engine: p.throughput.engine, port: p.throughput.port,
-      },
-      nic: { enabled: p.nic.enabled, intervalS: p.nic.interval_s },
-      diagnostics: {
-        enabled: p.diagnostics.enabled, breachTrains: p.diagnostics.breach_trains, minIntervalS: p.diagnostics.min_interval_s,
-        maxHops: p.diagnostics.max_hops, fastTrainCount: p.diagnostics.fast_train_count, fastTrainIntervalMs: p.diagnostics.fast_train_interval_ms,
-      },
-      batchIntervalMs: p.batch_interval_ms,
-    },
+    sla: camelKeys(s),
+    probing: camelKeys(p),
     centres,
     links,
     access: {

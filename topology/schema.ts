@@ -7,6 +7,7 @@ import nodeCron from 'node-cron';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { alertsSchema } from './alerts.js';
+import { ENGINES } from '../protocol/index.js';
 
 const id = z
   .string()
@@ -75,7 +76,7 @@ export const slaPolicySchema = z
     /** Share of covered minutes in which the link must carry probe traffic both ways. */
     availability_min: z.number().min(0).max(1).default(0.999),
     /** Which probe engine's trains are SLA evidence (STAMP: reflector time removed, DSCP-marked). */
-    engine: z.enum(['stamp', 'icmp']).default('stamp'),
+    engine: z.enum(ENGINES).default('stamp'),
     /** Monthly reports are finalised (frozen and signed) automatically this long after the month ends. */
     finalise_grace_hours: z.number().min(0).max(24 * 31).default(72),
     auto_finalise: z.boolean().default(true),
