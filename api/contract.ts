@@ -7,19 +7,12 @@
 import type { TestStatus } from '../collector/index.js';
 import type { ProbeEngineName } from '../protocol/index.js';
 import type { SlaVerdictCode, TrainRow } from '../sql/index.js';
-import type { LinkSlaPolicy } from '../topology/index.js';
+import type { Centre, LinkSlaPolicy } from '../topology/index.js';
 
 export type { ProbeEngineName };
 
-export interface CentreView {
-  id: string;
-  name: string;
-  /** The name in the local language (topology `name_local`), or null. */
-  nameLocal: string | null;
-  district: string;
-  lat: number | null;
-  lon: number | null;
-}
+/** A centre as the topology holds it, without its probe's addresses and token hashes. */
+export type CentreView = Pick<Centre, 'id' | 'name' | 'nameLocal' | 'district' | 'lat' | 'lon'>;
 
 export interface LinkView {
   /** `${a}~${b}` with a < b. */

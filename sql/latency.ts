@@ -354,8 +354,19 @@ export interface BatchRecordIds {
   toUs: number;
 }
 
+/** What is already stored of one batch: the content hashes under its id, and which of its records are stored. */
+export interface BatchLookup {
+  contentHashes: string[];
+  stored: Set<string>;
+}
+
 /**
- * Which of a batch's records are already stored. Deduplication by token
+ * The batch ledger's content hashes under a batch's id, and which of its
+ * records are already stored, in one query (one round trip per batch, on the
+ * way to the live feed: the collector publishes once this has said what will
+ * be stored). `ids` null: a batch without records in time.
+ *
+ * Records are looked up, not only deduplicated by token: deduplication by token
  * covers the last N inserted blocks only (the tables' deduplication window:
  * hours on a busy fleet); a batch replayed after a longer outage, whose ack
  * was lost, would otherwise be stored twice; and a train id sent in two
@@ -363,41 +374,6 @@ export interface BatchRecordIds {
  * asks this for every batch, for its own centre's records only (ids are the
  * probe's, unique within a centre). Partition pruning by the batch's time span
  * and the sort key's leading src keep it cheap.
- */
-export async function storedRecordIds(client: ClickHouseClient, ids: BatchRecordIds): Promise<Set<string>> {
-  const result = await client.query({
-    query: `
-SELECT train_id AS id FROM latency_trains
-WHERE src = {centre:String} AND train_id IN {trains:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
-UNION ALL
-SELECT sample_id FROM nic_samples
-WHERE centre = {centre:String} AND sample_id IN {nic:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
-UNION ALL
-SELECT test_id FROM throughput_tests
-WHERE src = {centre:String} AND test_id IN {throughput:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}
-UNION ALL
-SELECT run_id FROM diagnostics
-WHERE src = {centre:String} AND run_id IN {diagnostics:Array(String)} AND ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}`,
-    query_params: {
-      centre: ids.centre, trains: ids.trains, nic: ids.nic, throughput: ids.throughput, diagnostics: ids.diagnostics,
-      from: formatDateTime64(ids.fromUs), to: formatDateTime64(ids.toUs),
-    },
-    format: 'JSONEachRow',
-  });
-  return new Set((await result.json<{ id: string }>()).map((r) => r.id));
-}
-
-/** What is already stored of one batch: the content hashes under its id, and which of its records are stored (see storedRecordIds). */
-export interface BatchLookup {
-  contentHashes: string[];
-  stored: Set<string>;
-}
-
-/**
- * batchContentHashes and storedRecordIds in one query: one round trip to
- * the engine per batch instead of two, on the way to the live feed (the
- * collector publishes once this has said what will be stored). `ids` null:
- * a batch without records in time (nothing to look up but its id).
  */
 export async function lookUpBatch(client: ClickHouseClient, centre: string, batchId: string, ids: BatchRecordIds | null): Promise<BatchLookup> {
   const ledger = "SELECT 'ledger' AS kind, content_sha256 AS id FROM batch_ledger WHERE centre = {centre:String} AND batch_id = {batch:String}";
@@ -426,16 +402,6 @@ SELECT 'record', run_id FROM diagnostics WHERE src = {centre:String} AND run_id 
   const stored = new Set<string>();
   for (const r of await result.json<{ kind: string; id: string }>()) (r.kind === 'ledger' ? hashes : stored).add(r.id);
   return { contentHashes: [...hashes], stored };
-}
-
-/** The content hashes stored under one batch id of one centre (none: a new id; several only after a race between servers). */
-export async function batchContentHashes(client: ClickHouseClient, centre: string, batchId: string): Promise<string[]> {
-  const result = await client.query({
-    query: 'SELECT content_sha256 AS sha FROM batch_ledger WHERE centre = {centre:String} AND batch_id = {batch:String} LIMIT 100',
-    query_params: { centre, batch: batchId },
-    format: 'JSONEachRow',
-  });
-  return [...new Set((await result.json<{ sha: string }>()).map((r) => r.sha))];
 }
 
 const LEDGER_COLUMNS = ['centre', 'batch_id', 'content_sha256', 'stored_at'] as const;
