@@ -9,10 +9,13 @@ export function rawLength(data: RawData): number {
   return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
+const HEAD_BYTES = 256;
+
 /** The first bytes of a message, as text: enough to hold a batch's type and id. */
 export function rawHead(data: RawData): string {
-  const first = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
-  return first.toString('latin1', 0, Math.min(first.length, 256));
+  // Only the head is copied out of a fragmented message (the whole of it is copied once, if it is parsed).
+  const first = Array.isArray(data) ? Buffer.concat(data, Math.min(HEAD_BYTES, rawLength(data))) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
+  return first.toString('latin1', 0, Math.min(first.length, HEAD_BYTES));
 }
 
 /**
@@ -23,7 +26,7 @@ export function rawHead(data: RawData): string {
  */
 const BATCH_HEAD = /^\s*\{\s*"type"\s*:\s*"batch"\s*,\s*"batchId"\s*:\s*"([A-Za-z0-9._:-]{1,128})"/;
 export function peekBatchId(head: string): string | undefined {
-  return BATCH_HEAD.exec(head.slice(0, 256))?.[1];
+  return BATCH_HEAD.exec(head.slice(0, HEAD_BYTES))?.[1];
 }
 
 export function rawText(data: RawData): string {
