@@ -1,144 +1,178 @@
 import { describe, expect, it } from 'vitest';
-import { StoreQueue } from '../../collector/store-queue.js';
+import { StoreQueue, type QueuedBatch } from '../../collector/store-queue.js';
 
-/** A unit of store work the test finishes by hand. */
-function job(): { work: () => Promise<string>; finish: () => void; started: () => boolean } {
-  let started = false;
-  let finish: () => void = () => undefined;
-  const done = new Promise<string>((resolve) => {
-    finish = () => resolve('stored');
-  });
-  return { work: () => ((started = true), done), finish: () => finish(), started: () => started };
+interface Batch extends QueuedBatch {
+  name: string;
+}
+
+/** A queue whose store turns the test finishes by hand: `groups` lists each turn's batches as it starts. */
+function queue(options: { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; now?: () => number }) {
+  const groups: string[][] = [];
+  const finishers: (() => void)[] = [];
+  const q = new StoreQueue<Batch>(
+    { maxGroupTrains: 10_000, maxGroupBytes: 1e9, ...options },
+    (group) => {
+      groups.push(group.map((b) => b.name));
+      return new Promise<void>((resolve) => finishers.push(resolve));
+    },
+  );
+  /** Finishes the `i`th turn started (0: the first). */
+  const finish = (i: number) => finishers[i]!();
+  /** Admits and enqueues a batch, as the ingest does; returns the refusal, or null once queued. */
+  const offer = (name: string, trains: number, bytes = 0) => {
+    const refused = q.admit(trains);
+    if (!refused) q.enqueue({ name, trains, bytes });
+    return refused;
+  };
+  /** Queues a batch without asking admission (for tests of how groups are formed). */
+  const enqueue = (name: string, trains: number, bytes = 0) => q.enqueue({ name, trains, bytes });
+  return { q, groups, finish, offer, enqueue };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('StoreQueue', () => {
-  it('stores at most `concurrency` batches at once, the others in arrival order', async () => {
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 1 });
-    const jobs = [job(), job(), job(), job()];
-    const results = jobs.map((j) => queue.run(10, j.work));
+describe('StoreQueue (group commit)', () => {
+  it('stores at most `concurrency` groups at once; batches ready meanwhile go together in the next turn, in arrival order', async () => {
+    const { groups, finish, offer } = queue({ concurrency: 2, maxWaitS: 1 });
+    for (const name of ['a', 'b', 'c', 'd', 'e']) expect(offer(name, 10)).toBeNull();
+    expect(groups).toEqual([['a'], ['b']]);
+    finish(1);
     await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, false, false]);
-    jobs[1]!.finish();
+    expect(groups).toEqual([['a'], ['b'], ['c', 'd', 'e']]);
+    expect(offer('f', 10)).toBeNull();
+    finish(0);
     await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, true, false]);
-    jobs[0]!.finish();
+    expect(groups).toEqual([['a'], ['b'], ['c', 'd', 'e'], ['f']]);
+    finish(2);
+    finish(3);
     await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, true, true]);
-    jobs[2]!.finish();
-    jobs[3]!.finish();
-    expect(await Promise.all(results)).toEqual(jobs.map(() => ({ admitted: true, value: 'stored' })));
   });
 
-  it('before any rate is measured, refuses once `concurrency` batches wait', async () => {
-    const queue = new StoreQueue({ concurrency: 1, maxWaitS: 1 });
-    const running = job();
-    const waiting = job();
-    const first = queue.run(10, running.work);
-    const second = queue.run(10, waiting.work);
-    expect(await queue.run(10, job().work)).toEqual({ admitted: false, expectedS: null });
-    running.finish();
-    waiting.finish();
-    expect(await first).toMatchObject({ admitted: true });
-    expect(await second).toMatchObject({ admitted: true });
-  });
-
-  it('measures the rate only while saturated, then refuses a batch expected to take longer than maxWaitS', async () => {
-    let clock = 0;
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 2.5, now: () => clock });
-    // Unsaturated completions (nothing waiting) teach nothing.
-    const alone = job();
-    const lone = queue.run(100, alone.work);
-    clock += 5000;
-    alone.finish();
-    await lone;
-    expect(queue.measuredRate()).toBeNull();
-    // Saturated (two storing, two waiting): 1,000 trains complete per second of the test's clock.
-    const jobs = Array.from({ length: 4 }, () => job());
-    const runs = jobs.map((j) => queue.run(1000, j.work));
-    for (const j of jobs.slice(0, 2)) {
+  it('bounds a group by records and by bytes; a batch larger than either alone is stored alone', async () => {
+    const { groups, finish, enqueue } = queue({ concurrency: 1, maxWaitS: 1000, maxGroupTrains: 100, maxGroupBytes: 1000 });
+    enqueue('running', 1);
+    enqueue('a', 60);
+    enqueue('b', 60); // a + b: 120 records, over 100
+    enqueue('c', 10, 900);
+    enqueue('d', 10, 200); // b + c + d: 1,100 bytes, over 1,000
+    enqueue('huge', 500);
+    enqueue('e', 1);
+    for (let turn = 0; turn < 6; turn++) {
+      finish(turn);
       await settle();
-      clock += 1000;
-      j.finish();
     }
+    expect(groups).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+  });
+
+  it('before any rate is measured, refuses once a group\'s worth of records waits', async () => {
+    const { groups, finish, offer } = queue({ concurrency: 1, maxWaitS: 1, maxGroupTrains: 100 });
+    expect(offer('running', 50)).toBeNull();
+    expect(offer('waits', 60)).toBeNull();
+    expect(offer('fits', 40)).toBeNull();
+    expect(offer('over', 1)).toEqual({ expectedS: null });
+    finish(0);
     await settle();
-    expect(queue.measuredRate()).toBeCloseTo(1000, 6);
-    // 2,000 trains storing: a small batch is expected to be done in 2.01 s and waits; a large one (3 s) is refused.
-    expect(await queue.run(1000, job().work)).toEqual({ admitted: false, expectedS: 3 });
-    const small = job();
-    const fits = queue.run(10, small.work);
-    jobs[2]!.finish();
+    expect(groups).toEqual([['running'], ['waits', 'fits']]);
+    finish(1);
     await settle();
-    small.finish();
-    jobs[3]!.finish();
-    expect(await fits).toMatchObject({ admitted: true });
-    expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
+  });
+
+  it('measures the rate in records, only while saturated, then refuses a batch expected to take longer than maxWaitS', async () => {
+    let clock = 0;
+    const { q, finish, offer } = queue({ concurrency: 1, maxWaitS: 2.5, now: () => clock });
+    // Unsaturated completions (nothing waiting) teach nothing.
+    offer('alone', 100);
+    clock += 5000;
+    finish(0);
+    await settle();
+    expect(q.measuredRate()).toBeNull();
+    // Saturated: a turn storing, batches waiting; 1,000 records complete per second of the test's clock.
+    offer('s1', 1000);
+    offer('s2', 1000);
+    clock += 1000;
+    finish(1); // first saturated completion: opens the window
+    await settle();
+    offer('s3', 1000);
+    clock += 1000;
+    finish(2); // s2 done, s3 waiting: 1,000 records in 1 s
+    await settle();
+    expect(q.measuredRate()).toBeCloseTo(1000, 6);
+    // s3 storing (1,000 records): a batch of 1,000 is expected to be done in 2 s and waits; then one of 1,000 more (3 s) is refused.
+    expect(offer('fits', 1000)).toBeNull();
+    expect(offer('refused', 1000)).toEqual({ expectedS: 3 });
+    // Before a batch is read it is judged by the size of recent ones (an average drawn towards 1,000): refused too.
+    expect(q.overloaded()?.expectedS).toBeGreaterThan(2.5);
+    finish(3);
+    await settle();
+    finish(4);
+    await settle();
+    expect(q.depth()).toEqual({ waiting: 0, storing: 0 });
   });
 
   it('says it is overloaded, before a batch is read, when one the size of recent batches would be refused', async () => {
     let clock = 0;
-    const queue = new StoreQueue({ concurrency: 1, maxWaitS: 2.5, now: () => clock });
-    expect(queue.overloaded()).toBeNull();
-    const jobs = Array.from({ length: 4 }, () => job());
-    const runs = [queue.run(500, jobs[0]!.work)];
+    const { q, finish, offer } = queue({ concurrency: 1, maxWaitS: 2.5, maxGroupTrains: 900, now: () => clock });
+    expect(q.overloaded()).toBeNull();
+    offer('a', 500);
     // One storing, none waiting: room.
-    expect(queue.overloaded()).toBeNull();
-    runs.push(queue.run(500, jobs[1]!.work));
-    // Unmeasured: full once `concurrency` wait.
-    expect(queue.overloaded()).toEqual({ expectedS: null });
-    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: null });
-    // Measured at saturation: 500 trains per second of the test's clock.
-    await settle();
+    expect(q.overloaded()).toBeNull();
+    offer('b', 500);
+    // Unmeasured: 500 waiting, another of 500 would exceed a group's worth.
+    expect(q.overloaded()).toEqual({ expectedS: null });
+    expect(offer('c', 500)).toEqual({ expectedS: null });
+    // Measured at saturation: 500 records per second of the test's clock.
     clock += 1000;
-    jobs[0]!.finish();
+    finish(0);
     await settle();
-    runs.push(queue.run(500, jobs[2]!.work));
+    offer('c', 500);
     clock += 1000;
-    jobs[1]!.finish();
+    finish(1);
     await settle();
-    expect(queue.measuredRate()).toBeCloseTo(500, 6);
+    expect(q.measuredRate()).toBeCloseTo(500, 6);
     // 500 storing, batches of 500 lately: another would be done in 2 s, within 2.5 s.
-    expect(queue.overloaded()).toBeNull();
-    runs.push(queue.run(500, jobs[3]!.work));
+    expect(q.overloaded()).toBeNull();
+    offer('d', 500);
     // 1,000 admitted: the next one of 500 would take 3 s.
-    expect(queue.overloaded()).toEqual({ expectedS: 3 });
-    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: 3 });
-    jobs[2]!.finish();
+    expect(q.overloaded()).toEqual({ expectedS: 3 });
+    expect(offer('e', 500)).toEqual({ expectedS: 3 });
+    finish(2);
     await settle();
-    jobs[3]!.finish();
-    expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
-    expect(queue.overloaded()).toBeNull();
+    finish(3);
+    await settle();
+    expect(q.overloaded()).toBeNull();
   });
 
   it('forgets a rate measured during a burst once the queue has stood empty, so later light traffic is not refused on it', async () => {
     let clock = 0;
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 2, now: () => clock });
-    // A slow burst (two storing, two waiting): 100 trains per second of the test's clock.
-    const burst = Array.from({ length: 4 }, () => job());
-    const runs = burst.map((j) => queue.run(100, j.work));
-    for (const j of burst) {
-      await settle();
-      clock += 1000;
-      j.finish();
-    }
-    await Promise.all(runs);
-    expect(queue.measuredRate()).toBeCloseTo(100, 6);
-    // Traffic at once after it is judged by that rate: two storing, one of 300 would take 5 s.
-    const light = [job(), job()];
-    const lightRuns = light.map((j) => queue.run(100, j.work));
-    expect(await queue.run(300, job().work)).toEqual({ admitted: false, expectedS: 5 });
-    for (const j of light) j.finish();
-    await Promise.all(lightRuns);
+    const { q, finish, offer, groups } = queue({ concurrency: 1, maxWaitS: 2, now: () => clock });
+    // A slow burst: 100 records per second of the test's clock.
+    offer('b1', 100);
+    offer('b2', 100);
+    clock += 1000;
+    finish(0);
+    await settle();
+    offer('b3', 100);
+    clock += 1000;
+    finish(1);
+    await settle();
+    expect(groups).toEqual([['b1'], ['b2'], ['b3']]);
+    expect(q.measuredRate()).toBeCloseTo(100, 6);
+    // Traffic at once after it is judged by that rate: b3 storing, light waiting, one of 300 more would take 5 s.
+    expect(offer('light', 100)).toBeNull();
+    expect(offer('heavy', 300)).toEqual({ expectedS: 5 });
+    finish(2);
+    await settle();
+    finish(3);
+    await settle();
     // The queue has stood unsaturated for longer than a rate is kept: it no longer judges by it.
     clock += 5000;
-    const later = [job(), job(), job()];
-    const laterRuns = later.map((j, i) => queue.run(i === 2 ? 300 : 100, j.work));
-    expect(queue.measuredRate()).toBeNull();
-    for (const j of later) {
-      await settle();
-      j.finish();
-    }
-    expect((await Promise.all(laterRuns)).every((r) => r.admitted)).toBe(true);
+    expect(offer('later', 100)).toBeNull();
+    expect(offer('heavy again', 300)).toBeNull();
+    expect(q.measuredRate()).toBeNull();
+    finish(4);
+    await settle();
+    finish(5);
+    await settle();
+    expect(groups.slice(4)).toEqual([['later'], ['heavy again']]);
   });
 });
