@@ -1,9 +1,10 @@
 /**
  * Storing validated batches: the checks that need the centre's links, a
  * turn at the store shared with every batch ready meanwhile (group commit,
- * store-queue.ts), one lookup of what is already stored for the whole group,
- * one deduplicated INSERT per table carrying the whole group's rows, the live
- * feed published while it runs (retracted if it fails), and the acks.
+ * store-queue.ts): one lookup of what is already stored for the whole group,
+ * after which its trains are published live; then one deduplicated INSERT
+ * per table carrying the rows of every batch looked up meanwhile (retracted
+ * from the live feed if it fails), and the acks.
  * Nothing is acknowledged that the store has not accepted; two batches
  * holding the same record are never stored side by side; a batch refused for
  * its own fault is refused alone.
@@ -63,6 +64,10 @@ interface ReadyBatch {
   bytes: number;
   /** Answers the probe; called once. */
   settle(outcome: IngestOutcome): void;
+  /** Once looked up: whether the ledger holds this batch's content already, and its trains on the live feed. */
+  known: boolean;
+  published: LiveTrain[];
+  answered: boolean;
 }
 
 /**
@@ -104,7 +109,7 @@ export class BatchIngest {
     this.storeQueue = new StoreQueue<ReadyBatch>({
       concurrency: deps.limits.maxConcurrentStores, maxWaitS: deps.limits.maxStoreWaitS,
       maxGroupTrains: deps.limits.maxGroupTrains, maxGroupBytes: deps.limits.maxGroupBytes,
-    }, (group) => this.storeGroup(group));
+    }, { lookUp: (group) => this.lookUpGroup(group), insert: (group) => this.insertGroup(group) });
   }
 
   /** Whether a batch arriving now would be refused by the store queue, judged before it is read (store-queue.ts). */
@@ -192,60 +197,59 @@ export class BatchIngest {
     const sha = batchContentSha256(batch);
     return {
       centre, batch, log, key, sha, token: `${key}/${sha.slice(0, 16)}`, claims, rows, nicRows, throughputRows, loadRows, diagnosticsRows,
-      trains: records, bytes, settle,
+      trains: records, bytes, settle, known: false, published: [], answered: false,
     };
   }
 
-  /**
-   * One store turn for a group: one lookup, one INSERT per table, one ledger
-   * INSERT. Every member is answered here, exactly once, and its claims
-   * released, whatever happens.
-   */
-  private async storeGroup(group: ReadyBatch[]): Promise<void> {
-    this.deps.metrics.storeGroupBatches.observe(group.length);
-    const answered = new Set<ReadyBatch>();
-    /** Each member's trains on the live feed (published once its lookup is done). */
-    const published = new Map<ReadyBatch, LiveTrain[]>();
-    const answer = (member: ReadyBatch, outcome: IngestOutcome) => {
-      if (answered.has(member)) return;
-      answered.add(member);
-      for (const c of member.claims) this.recordsInFlight.delete(c);
-      member.settle(outcome);
-    };
-    const refuse = (member: ReadyBatch, code: 'busy' | 'store_unavailable', error: string) => {
-      if (!answered.has(member)) answer(member, refusal(this.deps.metrics, member.log, code, error, undefined, member.batch.batchId));
-    };
+  /** Answers a batch (once) and releases its claims. */
+  private answer(member: ReadyBatch, outcome: IngestOutcome): void {
+    if (member.answered) return;
+    member.answered = true;
+    for (const c of member.claims) this.recordsInFlight.delete(c);
+    member.settle(outcome);
+  }
+
+  private refuse(member: ReadyBatch, code: 'busy' | 'store_unavailable', error: string): void {
+    if (!member.answered) this.answer(member, refusal(this.deps.metrics, member.log, code, error, undefined, member.batch.batchId));
+  }
+
+  /** Runs a stage as work close() waits for (the store is closed only after it); a batch it left unanswered is refused. */
+  private async stage<T>(group: ReadyBatch[], what: string, run: () => Promise<T>, fallback: T): Promise<T> {
+    const work = run();
+    this.deps.inflight.add(work);
     try {
-      if (this.deps.isClosing()) {
-        for (const m of group) refuse(m, 'busy', 'server shutting down; retry later');
-        return;
-      }
-      // The whole turn, lookup included, is work close() waits for: the store is closed only after it.
-      const turn = this.storeMembers(group, answer, refuse, published);
-      this.deps.inflight.add(turn);
-      try {
-        await turn;
-      } finally {
-        this.deps.inflight.delete(turn);
-      }
+      return await work;
     } catch (error) {
-      // Defence in depth: storeMembers answers every member itself; one it did not is not left waiting.
+      // Defence in depth: each stage answers the batches it drops itself.
       this.deps.metrics.storeErrors.inc();
-      group[0]?.log.error({ err: (error as Error).message, batches: group.length }, 'storing a group of batches failed');
-    } finally {
+      group[0]?.log.error({ err: (error as Error).message, batches: group.length }, `${what} failed`);
       for (const m of group) {
-        if (answered.has(m)) continue;
+        if (m.answered) continue;
         // Never a train on the live feed whose batch was not acked.
-        this.deps.hub.retract(published.get(m) ?? []);
-        refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
+        this.deps.hub.retract(m.published);
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
+      return fallback;
+    } finally {
+      this.deps.inflight.delete(work);
     }
   }
 
-  private async storeMembers(
-    group: ReadyBatch[], answer: (member: ReadyBatch, outcome: IngestOutcome) => void,
-    refuse: (member: ReadyBatch, code: 'busy' | 'store_unavailable', error: string) => void, published: Map<ReadyBatch, LiveTrain[]>,
-  ): Promise<void> {
+  /**
+   * The first stage of a group's turn: one lookup for the whole group; each
+   * batch refused for its own fault (a conflicting id) is answered alone; the
+   * others' records already stored are dropped and the rest published live.
+   * Resolves to the batches to insert.
+   */
+  private lookUpGroup(group: ReadyBatch[]): Promise<ReadyBatch[]> {
+    return this.stage(group, 'looking up a group of batches', () => this.lookUpMembers(group), []);
+  }
+
+  private async lookUpMembers(group: ReadyBatch[]): Promise<ReadyBatch[]> {
+    if (this.deps.isClosing()) {
+      for (const m of group) this.refuse(m, 'busy', 'server shutting down; retry later');
+      return [];
+    }
     const client = this.deps.store.client;
     let lookups: Awaited<ReturnType<typeof lookUpBatches>>;
     try {
@@ -269,23 +273,19 @@ export class BatchIngest {
       this.deps.metrics.storeErrors.inc();
       for (const m of group) {
         m.log.error({ err: (error as Error).message, batchId: m.batch.batchId }, 'looking up a batch before storing it failed');
-        refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
-      return;
+      return [];
     }
-    const storing: { member: ReadyBatch; known: boolean }[] = [];
+    const kept: ReadyBatch[] = [];
     for (const [i, m] of group.entries()) {
       const { contentHashes: known, stored } = lookups[i]!;
       // A batch id is bound to its content: the same id with other content is refused (alone), never acked and dropped.
       if (known.length > 0 && !known.includes(m.sha)) {
         this.deps.metrics.batchConflicts.inc({ centre: m.centre });
-        answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
+        this.answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
           `batch id "${m.batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
           'batchId', m.batch.batchId));
-        continue;
-      }
-      if (this.deps.isClosing()) {
-        refuse(m, 'busy', 'server shutting down; retry later');
         continue;
       }
       const before = m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length;
@@ -296,42 +296,61 @@ export class BatchIngest {
       m.diagnosticsRows = m.diagnosticsRows.filter((r) => !stored.has(r.run_id));
       const replayed = before - (m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length);
       if (replayed > 0) m.log.info({ batchId: m.batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
-      // Published now, while the INSERT runs: what is left after the lookups is exactly what this INSERT stores
+      m.known = known.includes(m.sha);
+      // Published now, before the INSERT: what is left after the lookups is exactly what the INSERT stores
       // (a conflicting id was refused above, records already stored were removed), so the only way a published
-      // train ends up not stored is the INSERT failing, and then it is retracted (below).
-      published.set(m, this.publishLive(m.centre, m.batch, m.rows));
-      storing.push({ member: m, known: known.includes(m.sha) });
+      // train ends up not stored is the INSERT failing, and then it is retracted (insertMembers).
+      m.published = this.publishLive(m.centre, m.batch, m.rows);
+      kept.push(m);
     }
-    if (storing.length === 0) return;
+    return kept;
+  }
+
+  /**
+   * The second stage: one INSERT per table carrying every row of the batches
+   * looked up meanwhile, then one ledger INSERT; each batch acked once they
+   * all returned, or every one refused (and retracted) if any failed.
+   */
+  private insertGroup(group: ReadyBatch[]): Promise<void> {
+    this.deps.metrics.storeGroupBatches.observe(group.length);
+    return this.stage(group, 'storing a group of batches', () => this.insertMembers(group), undefined);
+  }
+
+  private async insertMembers(members: ReadyBatch[]): Promise<void> {
+    if (this.deps.isClosing()) {
+      for (const m of members) {
+        this.deps.hub.retract(m.published);
+        this.refuse(m, 'busy', 'server shutting down; retry later');
+      }
+      return;
+    }
+    const client = this.deps.store.client;
     // One INSERT per table for the whole group, deduplicated by the group's token (groupToken: why a retry in
     // another group is still stored once); then one ledger INSERT, for the batches whose id it does not hold yet.
-    const token = groupToken(storing.map((s) => s.member.token));
+    const token = groupToken(members.map((m) => m.token));
     const storedAt = formatDateTime64(Date.now() * 1000).slice(0, 23);
-    const ledger: BatchLedgerRow[] = storing.filter((s) => !s.known)
-      .map(({ member: m }) => ({ centre: m.centre, batch_id: m.batch.batchId, content_sha256: m.sha, stored_at: storedAt }));
-    const members = storing.map((s) => s.member);
+    const ledger: BatchLedgerRow[] = members.filter((m) => !m.known)
+      .map((m) => ({ centre: m.centre, batch_id: m.batch.batchId, content_sha256: m.sha, stored_at: storedAt }));
     // Every table's INSERT is awaited, failed or not, before any member is answered: a member's claims are
     // released only then, so its resend is never looked up while part of this group is still being written.
-    const work = Promise.allSettled([
+    const tables = await Promise.allSettled([
       insertTrains(client, members.flatMap((m) => m.rows), token),
       insertNic(client, members.flatMap((m) => m.nicRows), token),
       insertThroughput(client, members.flatMap((m) => m.throughputRows), token),
       insertLoadWindows(client, members.flatMap((m) => m.loadRows), token),
       insertDiagnostics(client, members.flatMap((m) => m.diagnosticsRows), token),
-    ]).then((tables) => {
+    ]);
+    try {
       const failed = tables.find((t) => t.status === 'rejected');
       if (failed) throw failed.reason;
-      return insertBatchLedger(client, ledger, token);
-    });
-    try {
-      await work;
+      await insertBatchLedger(client, ledger, token);
     } catch (error) {
       this.deps.metrics.storeErrors.inc();
-      for (const { member: m } of storing) {
+      for (const m of members) {
         // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.deps.hub.retract(published.get(m) ?? []);
-        m.log.error({ err: (error as Error).message, batchId: m.batch.batchId, group: storing.length }, 'storing batch failed');
-        refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
+        this.deps.hub.retract(m.published);
+        m.log.error({ err: (error as Error).message, batchId: m.batch.batchId, group: members.length }, 'storing batch failed');
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
       return;
     }
@@ -340,7 +359,7 @@ export class BatchIngest {
       this.afterStored(m.centre, m.key, m.batch, m.rows);
       if (m.batch.throughput?.length) this.deps.throughputStored(m.centre, m.batch.throughput.map((t) => t.testId));
       const b = m.batch;
-      answer(m, { ok: true, ack: { type: 'ack', batchId: b.batchId, stored: b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) } });
+      this.answer(m, { ok: true, ack: { type: 'ack', batchId: b.batchId, stored: b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) } });
     }
   }
 

@@ -39,7 +39,7 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
     }),
     storeGroupBatches: new Histogram({
       name: 'citymesh_store_group_batches',
-      help: 'Batches stored together in one store turn (one lookup, one INSERT per table)',
+      help: 'Batches stored together by one INSERT per table (group commit)',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128],
       registers,
     }),

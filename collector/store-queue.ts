@@ -3,10 +3,11 @@
  * costs about the same whether it carries one small batch or many (a lookup
  * round trip, then one INSERT per table, each a new part and a pass through
  * the views): batches that become ready while the turns are taken wait here,
- * in arrival order, and the next free turn stores all of them together, up to
- * `maxGroupTrains` records and `maxGroupBytes` bytes so one INSERT stays
- * bounded (a batch larger than either alone is a group of its own). At most
- * `concurrency` groups are being stored at once.
+ * in arrival order, and are stored together, up to `maxGroupTrains` records
+ * and `maxGroupBytes` bytes so one INSERT stays bounded (a batch larger than
+ * either alone is a group of its own). A turn has two stages (StoreStages):
+ * one lookup at a time, which the live feed waits for, and up to
+ * `concurrency` INSERTs at once, which only the acks wait for.
  *
  * A batch whose time in the server would exceed `maxWaitS`, judged by the
  * store's measured rate in records (trains, NIC samples, tests, runs: a
@@ -45,11 +46,29 @@ const RATE_WINDOW_MS = 1000;
 /** A measured rate older than this, with the queue drained since, no longer says what the store can do. */
 const RATE_FORGET_MS = 5000;
 
+/**
+ * The two stages of a group's turn. Looking up is what the live feed waits
+ * for, so it never waits behind an INSERT: one group is looked up at a time,
+ * while up to `concurrency` others are being inserted, and the batches
+ * looked up while every INSERT is taken are inserted together in the next one.
+ * Neither may reject: each answers the batches it drops itself.
+ */
+export interface StoreStages<B> {
+  /** Looks a group up; resolves to those of its batches still to be inserted (it answered the others). */
+  lookUp(group: B[]): Promise<B[]>;
+  /** Inserts these batches together and answers each. */
+  insert(group: B[]): Promise<void>;
+}
+
 export class StoreQueue<B extends QueuedBatch> {
-  private running = 0;
-  private runningTrains = 0;
+  /** Admitted, waiting to be looked up. */
   private readonly waiting: B[] = [];
-  private waitingTrains = 0;
+  private lookingUp: B[] | null = null;
+  /** Looked up, waiting for an INSERT. */
+  private readonly lookedUp: B[] = [];
+  private inserting = 0;
+  /** Records admitted and not yet answered, at every stage: what a batch admitted now waits behind. */
+  private admittedTrains = 0;
   /** Records per second the store completes when saturated (exponentially weighted); null until measured. */
   private rate: number | null = null;
   private windowStart: number | null = null;
@@ -63,11 +82,7 @@ export class StoreQueue<B extends QueuedBatch> {
 
   private readonly now: () => number;
 
-  /**
-   * `storeGroup` stores one group and answers each of its batches itself; it
-   * must not reject (a rejection is taken as the group done).
-   */
-  constructor(private readonly options: StoreQueueOptions, private readonly storeGroup: (group: B[]) => Promise<void>) {
+  constructor(private readonly options: StoreQueueOptions, private readonly stages: StoreStages<B>) {
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -82,12 +97,11 @@ export class StoreQueue<B extends QueuedBatch> {
     return this.refusal(trains);
   }
 
-  /** Queues an admitted batch; it is stored in the next free turn, with whatever else waits then. */
+  /** Queues an admitted batch: looked up with whatever else waits then, inserted with whatever else is looked up. */
   enqueue(batch: B): void {
     this.waiting.push(batch);
-    this.waitingTrains += batch.trains;
-    if (this.running < this.options.concurrency) this.startGroup();
-    else this.drainedAt = null;
+    this.admittedTrains += batch.trains;
+    this.pump();
   }
 
   /**
@@ -106,45 +120,88 @@ export class StoreQueue<B extends QueuedBatch> {
     return this.rate;
   }
 
-  /** Batches waiting for a turn, and groups being stored (for tests and metrics). */
-  depth(): { waiting: number; storing: number } {
-    return { waiting: this.waiting.length, storing: this.running };
+  /** Batches waiting for their lookup or their INSERT, and groups being inserted (for tests and metrics). */
+  depth(): { waiting: number; lookedUp: number; inserting: number } {
+    return { waiting: this.waiting.length, lookedUp: this.lookedUp.length, inserting: this.inserting };
+  }
+
+  /** Batches queue here only while every INSERT is taken: until then there is room. */
+  private saturated(): boolean {
+    return this.waiting.length > 0 || this.lookedUp.length > 0;
   }
 
   private refusal(trains: number): { expectedS: number | null } | null {
-    if (this.running < this.options.concurrency && this.waiting.length === 0) return null;
+    if (this.inserting < this.options.concurrency && !this.saturated()) return null;
     if (this.rate === null) {
-      // Unmeasured: one group's worth may wait (it goes in the next turn); beyond that the wait is unknown.
-      return this.waiting.length > 0 && this.waitingTrains + trains > this.options.maxGroupTrains ? { expectedS: null } : null;
+      // Unmeasured: a group's worth may wait (it goes in the next turn); beyond that the wait is unknown.
+      const queued = this.sum(this.waiting) + this.sum(this.lookedUp);
+      return queued > 0 && queued + trains > this.options.maxGroupTrains ? { expectedS: null } : null;
     }
     // Admission alone never lets what is admitted exceed maxWaitS.
-    const expectedS = (this.runningTrains + this.waitingTrains + trains) / this.rate;
+    const expectedS = (this.admittedTrains + trains) / this.rate;
     return expectedS > this.options.maxWaitS ? { expectedS } : null;
   }
 
-  /** Takes the waiting batches, oldest first, while the group stays within its bounds, and stores them. */
-  private startGroup(): void {
+  private sum(batches: readonly B[]): number {
+    let trains = 0;
+    for (const b of batches) trains += b.trains;
+    return trains;
+  }
+
+  /**
+   * Starts what can start: an INSERT for each free slot (the looked-up batches, oldest first), and the next
+   * lookup, unless one is running or a group's worth already waits looked up (looking further ahead would only
+   * publish trains long before they are stored).
+   */
+  private pump(): void {
+    while (this.inserting < this.options.concurrency && this.lookedUp.length > 0) this.startInsert(this.take(this.lookedUp));
+    if (this.lookingUp === null && this.waiting.length > 0 && this.sum(this.lookedUp) < this.options.maxGroupTrains) {
+      this.startLookup(this.take(this.waiting));
+    }
+  }
+
+  /** The oldest batches of `queue` while the group stays within its bounds (a batch larger than a bound goes alone). */
+  private take(queue: B[]): B[] {
     const group: B[] = [];
     let trains = 0;
     let bytes = 0;
-    while (this.waiting.length > 0) {
-      const next = this.waiting[0]!;
+    while (queue.length > 0) {
+      const next = queue[0]!;
       if (group.length > 0 && (trains + next.trains > this.options.maxGroupTrains || bytes + next.bytes > this.options.maxGroupBytes)) break;
-      this.waiting.shift();
+      queue.shift();
       group.push(next);
       trains += next.trains;
       bytes += next.bytes;
     }
-    if (group.length === 0) return;
-    this.waitingTrains -= trains;
-    this.running++;
-    this.runningTrains += trains;
-    void this.storeGroup(group).catch(() => undefined).finally(() => {
-      this.running--;
-      this.runningTrains -= trains;
-      this.completed(trains);
-      if (this.waiting.length > 0 && this.running < this.options.concurrency) this.startGroup();
+    return group;
+  }
+
+  private startLookup(group: B[]): void {
+    this.lookingUp = group;
+    void this.stages.lookUp(group).catch(() => [] as B[]).then((kept) => {
+      this.lookingUp = null;
+      // Those dropped were answered at the lookup: no longer waited behind.
+      const keptSet = new Set(kept);
+      for (const b of group) if (!keptSet.has(b)) this.admittedTrains -= b.trains;
+      this.lookedUp.push(...kept);
+      if (!this.saturated() && this.inserting === 0 && kept.length === 0) this.markDrained();
+      this.pump();
     });
+  }
+
+  private startInsert(group: B[]): void {
+    const trains = this.sum(group);
+    this.inserting++;
+    void this.stages.insert(group).catch(() => undefined).finally(() => {
+      this.inserting--;
+      this.admittedTrains -= trains;
+      this.completed(trains);
+      this.pump();
+    });
+  }
+
+  private markDrained(): void {
+    if (this.drainedAt === null) this.drainedAt = this.now();
   }
 
   private forgetStaleRate(): void {
@@ -155,11 +212,11 @@ export class StoreQueue<B extends QueuedBatch> {
 
   private completed(trains: number): void {
     const now = this.now();
-    if (this.waiting.length === 0) {
+    if (!this.saturated()) {
       // Not saturated: what completes now says nothing about capacity.
       this.windowStart = null;
       this.windowTrains = 0;
-      if (this.running === 0 && this.drainedAt === null) this.drainedAt = now;
+      if (this.inserting === 0 && this.lookingUp === null) this.markDrained();
       return;
     }
     this.drainedAt = null;

@@ -5,19 +5,39 @@ interface Batch extends QueuedBatch {
   name: string;
 }
 
-/** A queue whose store turns the test finishes by hand: `groups` lists each turn's batches as it starts. */
-function queue(options: { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; now?: () => number }) {
-  const groups: string[][] = [];
-  const finishers: (() => void)[] = [];
-  const q = new StoreQueue<Batch>(
-    { maxGroupTrains: 10_000, maxGroupBytes: 1e9, ...options },
-    (group) => {
-      groups.push(group.map((b) => b.name));
-      return new Promise<void>((resolve) => finishers.push(resolve));
+interface QueueOptions { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; now?: () => number }
+
+/**
+ * A queue whose stages the test finishes by hand: `lookups` and `inserts` list each group as its stage starts.
+ * `autoLookUp`: lookups keep every batch and finish at once (for tests of admission and rate).
+ */
+function queue(options: QueueOptions, autoLookUp = false) {
+  const lookups: string[][] = [];
+  const inserts: string[][] = [];
+  const lookupDone: ((kept: Batch[]) => void)[] = [];
+  const lookupGroups: Batch[][] = [];
+  const insertDone: (() => void)[] = [];
+  const q = new StoreQueue<Batch>({ maxGroupTrains: 10_000, maxGroupBytes: 1e9, ...options }, {
+    lookUp: (group) => {
+      lookups.push(group.map((b) => b.name));
+      if (autoLookUp) return Promise.resolve(group);
+      lookupGroups.push(group);
+      return new Promise<Batch[]>((resolve) => lookupDone.push(resolve));
     },
-  );
-  /** Finishes the `i`th turn started (0: the first). */
-  const finish = (i: number) => finishers[i]!();
+    insert: (group) => {
+      inserts.push(group.map((b) => b.name));
+      return new Promise<void>((resolve) => insertDone.push(resolve));
+    },
+  });
+  /** Finishes the `i`th lookup started, keeping its batches but those named in `drop`. */
+  const finishLookup = async (i: number, drop: string[] = []) => {
+    lookupDone[i]!(lookupGroups[i]!.filter((b) => !drop.includes(b.name)));
+    await settle();
+  };
+  const finishInsert = async (i: number) => {
+    insertDone[i]!();
+    await settle();
+  };
   /** Admits and enqueues a batch, as the ingest does; returns the refusal, or null once queued. */
   const offer = (name: string, trains: number, bytes = 0) => {
     const refused = q.admit(trains);
@@ -26,30 +46,52 @@ function queue(options: { concurrency: number; maxWaitS: number; maxGroupTrains?
   };
   /** Queues a batch without asking admission (for tests of how groups are formed). */
   const enqueue = (name: string, trains: number, bytes = 0) => q.enqueue({ name, trains, bytes });
-  return { q, groups, finish, offer, enqueue };
+  return { q, lookups, inserts, finishLookup, finishInsert, offer, enqueue };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('StoreQueue (group commit)', () => {
-  it('stores at most `concurrency` groups at once; batches ready meanwhile go together in the next turn, in arrival order', async () => {
-    const { groups, finish, offer } = queue({ concurrency: 2, maxWaitS: 1 });
-    for (const name of ['a', 'b', 'c', 'd', 'e']) expect(offer(name, 10)).toBeNull();
-    expect(groups).toEqual([['a'], ['b']]);
-    finish(1);
-    await settle();
-    expect(groups).toEqual([['a'], ['b'], ['c', 'd', 'e']]);
-    expect(offer('f', 10)).toBeNull();
-    finish(0);
-    await settle();
-    expect(groups).toEqual([['a'], ['b'], ['c', 'd', 'e'], ['f']]);
-    finish(2);
-    finish(3);
-    await settle();
+  it('looks one group up at a time while up to `concurrency` are inserted; batches ready meanwhile go together', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 2, maxWaitS: 1 });
+    for (const name of ['a', 'b', 'c']) expect(offer(name, 10)).toBeNull();
+    expect(lookups).toEqual([['a']]);
+    await finishLookup(0);
+    // a is inserted; b and c, ready while a was looked up, are looked up together, without waiting for a's INSERT.
+    expect(inserts).toEqual([['a']]);
+    expect(lookups).toEqual([['a'], ['b', 'c']]);
+    offer('d', 10);
+    offer('e', 10);
+    await finishLookup(1);
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    expect(lookups).toEqual([['a'], ['b', 'c'], ['d', 'e']]);
+    await finishLookup(2);
+    // Both INSERTs taken: d and e wait, looked up, for the next.
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    await finishInsert(0);
+    expect(inserts).toEqual([['a'], ['b', 'c'], ['d', 'e']]);
+    await finishInsert(1);
+    await finishInsert(2);
   });
 
-  it('bounds a group by records and by bytes; a batch larger than either alone is stored alone', async () => {
-    const { groups, finish, enqueue } = queue({ concurrency: 1, maxWaitS: 1000, maxGroupTrains: 100, maxGroupBytes: 1000 });
+  it('inserts together the batches of several lookups that finished while the INSERTs were taken; a batch the lookup dropped is not inserted', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 1 });
+    offer('a', 10);
+    offer('b', 10);
+    offer('refused', 10);
+    await finishLookup(0);
+    await finishLookup(1, ['refused']);
+    offer('c', 10);
+    await finishLookup(2);
+    expect(lookups).toEqual([['a'], ['b', 'refused'], ['c']]);
+    expect(inserts).toEqual([['a']]);
+    await finishInsert(0);
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    await finishInsert(1);
+  });
+
+  it('bounds a group by records and by bytes; a batch larger than either alone is a group alone', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, enqueue } = queue({ concurrency: 1, maxWaitS: 1000, maxGroupTrains: 100, maxGroupBytes: 1000 });
     enqueue('running', 1);
     enqueue('a', 60);
     enqueue('b', 60); // a + b: 120 records, over 100
@@ -57,77 +99,90 @@ describe('StoreQueue (group commit)', () => {
     enqueue('d', 10, 200); // b + c + d: 1,100 bytes, over 1,000
     enqueue('huge', 500);
     enqueue('e', 1);
-    for (let turn = 0; turn < 6; turn++) {
-      finish(turn);
-      await settle();
-    }
-    expect(groups).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+    await finishLookup(0);
+    await finishLookup(1);
+    await finishLookup(2);
+    // A group's worth looked up ahead (a, b, c: 130 records): no further lookup until an INSERT takes some.
+    expect(lookups).toEqual([['running'], ['a'], ['b', 'c']]);
+    await finishInsert(0);
+    await finishLookup(3);
+    await finishLookup(4);
+    await finishInsert(1);
+    await finishInsert(2);
+    await finishInsert(3);
+    await finishLookup(5);
+    await finishInsert(4);
+    expect(lookups).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+    expect(inserts).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+    await finishInsert(5);
   });
 
   it('before any rate is measured, refuses once a group\'s worth of records waits', async () => {
-    const { groups, finish, offer } = queue({ concurrency: 1, maxWaitS: 1, maxGroupTrains: 100 });
+    const { lookups, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 1, maxGroupTrains: 100 });
     expect(offer('running', 50)).toBeNull();
     expect(offer('waits', 60)).toBeNull();
     expect(offer('fits', 40)).toBeNull();
     expect(offer('over', 1)).toEqual({ expectedS: null });
-    finish(0);
-    await settle();
-    expect(groups).toEqual([['running'], ['waits', 'fits']]);
-    finish(1);
-    await settle();
+    await finishLookup(0);
+    expect(lookups).toEqual([['running'], ['waits', 'fits']]);
+    await finishLookup(1);
+    await finishInsert(0);
+    await finishInsert(1);
   });
 
   it('measures the rate in records, only while saturated, then refuses a batch expected to take longer than maxWaitS', async () => {
     let clock = 0;
-    const { q, finish, offer } = queue({ concurrency: 1, maxWaitS: 2.5, now: () => clock });
+    const { q, inserts, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2.5, now: () => clock }, true);
     // Unsaturated completions (nothing waiting) teach nothing.
     offer('alone', 100);
+    await settle();
     clock += 5000;
-    finish(0);
-    await settle();
+    await finishInsert(0);
     expect(q.measuredRate()).toBeNull();
-    // Saturated: a turn storing, batches waiting; 1,000 records complete per second of the test's clock.
+    // Saturated: an INSERT running, batches waiting; 1,000 records complete per second of the test's clock.
     offer('s1', 1000);
+    await settle();
     offer('s2', 1000);
-    clock += 1000;
-    finish(1); // first saturated completion: opens the window
     await settle();
+    clock += 1000;
+    await finishInsert(1); // first saturated completion: opens the window
     offer('s3', 1000);
-    clock += 1000;
-    finish(2); // s2 done, s3 waiting: 1,000 records in 1 s
     await settle();
+    clock += 1000;
+    await finishInsert(2); // s2 done, s3 waiting: 1,000 records in 1 s
+    expect(inserts).toEqual([['alone'], ['s1'], ['s2'], ['s3']]);
     expect(q.measuredRate()).toBeCloseTo(1000, 6);
-    // s3 storing (1,000 records): a batch of 1,000 is expected to be done in 2 s and waits; then one of 1,000 more (3 s) is refused.
+    // s3 storing (1,000 records): a batch of 1,000 is expected to be done in 2 s and waits; one of 1,000 more (3 s) is refused.
     expect(offer('fits', 1000)).toBeNull();
     expect(offer('refused', 1000)).toEqual({ expectedS: 3 });
     // Before a batch is read it is judged by the size of recent ones (an average drawn towards 1,000): refused too.
     expect(q.overloaded()?.expectedS).toBeGreaterThan(2.5);
-    finish(3);
     await settle();
-    finish(4);
-    await settle();
-    expect(q.depth()).toEqual({ waiting: 0, storing: 0 });
+    await finishInsert(3);
+    await finishInsert(4);
+    expect(q.depth()).toEqual({ waiting: 0, lookedUp: 0, inserting: 0 });
   });
 
   it('says it is overloaded, before a batch is read, when one the size of recent batches would be refused', async () => {
     let clock = 0;
-    const { q, finish, offer } = queue({ concurrency: 1, maxWaitS: 2.5, maxGroupTrains: 900, now: () => clock });
+    const { q, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2.5, maxGroupTrains: 900, now: () => clock }, true);
     expect(q.overloaded()).toBeNull();
     offer('a', 500);
+    await settle();
     // One storing, none waiting: room.
     expect(q.overloaded()).toBeNull();
     offer('b', 500);
+    await settle();
     // Unmeasured: 500 waiting, another of 500 would exceed a group's worth.
     expect(q.overloaded()).toEqual({ expectedS: null });
     expect(offer('c', 500)).toEqual({ expectedS: null });
     // Measured at saturation: 500 records per second of the test's clock.
     clock += 1000;
-    finish(0);
-    await settle();
+    await finishInsert(0);
     offer('c', 500);
-    clock += 1000;
-    finish(1);
     await settle();
+    clock += 1000;
+    await finishInsert(1);
     expect(q.measuredRate()).toBeCloseTo(500, 6);
     // 500 storing, batches of 500 lately: another would be done in 2 s, within 2.5 s.
     expect(q.overloaded()).toBeNull();
@@ -135,44 +190,42 @@ describe('StoreQueue (group commit)', () => {
     // 1,000 admitted: the next one of 500 would take 3 s.
     expect(q.overloaded()).toEqual({ expectedS: 3 });
     expect(offer('e', 500)).toEqual({ expectedS: 3 });
-    finish(2);
     await settle();
-    finish(3);
-    await settle();
+    await finishInsert(2);
+    await finishInsert(3);
     expect(q.overloaded()).toBeNull();
   });
 
   it('forgets a rate measured during a burst once the queue has stood empty, so later light traffic is not refused on it', async () => {
     let clock = 0;
-    const { q, finish, offer, groups } = queue({ concurrency: 1, maxWaitS: 2, now: () => clock });
+    const { q, inserts, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2, now: () => clock }, true);
     // A slow burst: 100 records per second of the test's clock.
     offer('b1', 100);
+    await settle();
     offer('b2', 100);
-    clock += 1000;
-    finish(0);
     await settle();
+    clock += 1000;
+    await finishInsert(0);
     offer('b3', 100);
-    clock += 1000;
-    finish(1);
     await settle();
-    expect(groups).toEqual([['b1'], ['b2'], ['b3']]);
+    clock += 1000;
+    await finishInsert(1);
+    expect(inserts).toEqual([['b1'], ['b2'], ['b3']]);
     expect(q.measuredRate()).toBeCloseTo(100, 6);
     // Traffic at once after it is judged by that rate: b3 storing, light waiting, one of 300 more would take 5 s.
     expect(offer('light', 100)).toBeNull();
     expect(offer('heavy', 300)).toEqual({ expectedS: 5 });
-    finish(2);
     await settle();
-    finish(3);
-    await settle();
+    await finishInsert(2);
+    await finishInsert(3);
     // The queue has stood unsaturated for longer than a rate is kept: it no longer judges by it.
     clock += 5000;
     expect(offer('later', 100)).toBeNull();
     expect(offer('heavy again', 300)).toBeNull();
     expect(q.measuredRate()).toBeNull();
-    finish(4);
     await settle();
-    finish(5);
-    await settle();
-    expect(groups.slice(4)).toEqual([['later'], ['heavy again']]);
+    await finishInsert(4);
+    await finishInsert(5);
+    expect(inserts.slice(4)).toEqual([['later'], ['heavy again']]);
   });
 });
