@@ -197,6 +197,10 @@ describe.skipIf(skip)('dashboard in Chromium: one-way delay and local names from
       for (const dir of ['charlie>alfa', 'bravo>charlie', 'charlie>bravo']) {
         expect(line(dir), dir).toEqual(['nodata', '', 'one-way p99 — · one-way target ≤ 1.00 ms: no data (last 60 s)']);
       }
+      // A direction over the one-way target carries a corner mark though its round trip is within target; the others none.
+      const mark = (src: string, dst: string) =>
+        page.evaluate<string>(`getComputedStyle(document.querySelector('#matrix td[data-src="${src}"][data-dst="${dst}"]'), '::after').content`);
+      expect([await mark('alfa', 'charlie'), await mark('alfa', 'bravo'), await mark('bravo', 'alfa')]).toEqual(['""', 'none', 'none']);
 
       // The first direction with data is selected: its line above the charts, with the engine.
       expect(shown.selected).toBe('alfa>bravo');
