@@ -36,6 +36,8 @@ export interface TopologyOverrides {
   probeExtra?: (id: string) => string;
   /** Extra YAML lines under `sla:` (indented two spaces). */
   slaExtra?: string;
+  /** Local-script names (`name_local`) by centre id; written as quoted YAML, so any text goes. */
+  nameLocal?: Record<string, string>;
 }
 
 export function testTopology(ids: string[], subnet: string, overrides: TopologyOverrides = {}): TestTopology {
@@ -46,7 +48,7 @@ export function testTopology(ids: string[], subnet: string, overrides: TopologyO
     tokens[id] = `test-token-${id}-${Math.random().toString(36).slice(2)}`;
     addresses[id] = `${subnet}.${i + 2}`;
     return `  - id: ${id}
-    name: Centre ${id}
+    name: Centre ${id}${overrides.nameLocal?.[id] !== undefined ? `\n    name_local: ${JSON.stringify(overrides.nameLocal[id])}` : ''}
     district: Test district ${i}
     probe:
       host: ${addresses[id]}
