@@ -110,7 +110,7 @@ describe('throughput test done once stored', () => {
   });
 
   it('fails a test whose probe went away and whose row never comes, after its guard and the row wait, storing no failure row', async () => {
-    vi.useFakeTimers({ toFake: TIMERS });
+    vi.useFakeTimers({ toFake: [...TIMERS] });
     const { c, failuresStored, storeFailures } = coordinator();
     const test = c.request('alfa', 'bravo', 'operator');
     c.disconnected('alfa');
@@ -128,7 +128,7 @@ describe('throughput test done once stored', () => {
   });
 
   it('expires a connected probe that stays silent, storing that failure', async () => {
-    vi.useFakeTimers({ toFake: TIMERS });
+    vi.useFakeTimers({ toFake: [...TIMERS] });
     const { c, failuresStored, storeFailures } = coordinator();
     const test = c.request('alfa', 'bravo', 'operator');
     vi.advanceTimersByTime((1 + 1) * 1000 + 30_000);
