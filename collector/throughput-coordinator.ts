@@ -158,6 +158,8 @@ export class ThroughputCoordinator {
   /** Rows stored before their probe reported (a batch sent between the record and the report). */
   private readonly rowsStoredEarly = new Set<string>();
   private schedule: ScheduledTask | null = null;
+  /** Set by close(): a store lookup answering after it ends nothing. */
+  private closed = false;
 
   constructor(
     private readonly topology: Topology,
@@ -302,6 +304,7 @@ export class ThroughputCoordinator {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.schedule?.destroy();
     for (const t of [...this.spreadTimers, ...this.guards.values()]) clearTimeout(t);
     for (const wait of this.waiting.values()) clearInterval(wait.timer);
@@ -382,7 +385,7 @@ export class ThroughputCoordinator {
     wait.checking ??= Promise.resolve().then(() => lookUpRow(test)).then(
       (row) => {
         wait.storeError = null;
-        if (row && this.waiting.get(test.testId) === wait) this.finishAsStored(test, row);
+        if (row && !this.closed && this.waiting.get(test.testId) === wait) this.finishAsStored(test, row);
       },
       (error: Error) => {
         wait.storeError = error.message;
@@ -403,7 +406,7 @@ export class ThroughputCoordinator {
     const wait = this.waiting.get(test.testId);
     if (!wait) return;
     if (this.lookUpRow) await this.checkStore(test);
-    if (this.waiting.get(test.testId) !== wait) return; // the row came meanwhile
+    if (this.closed || this.waiting.get(test.testId) !== wait) return; // the row came meanwhile
     const seconds = ROW_WAIT_MS / 1000;
     this.finish(test, 'failed', wait.storeError === null
       ? `${wait.reason}, but its row was not stored within ${seconds} s`
@@ -423,8 +426,13 @@ export class ThroughputCoordinator {
     } catch (e) {
       storeError = (e as Error).message;
     }
-    // A report or a disconnect that came during the lookup decides from here on.
-    if (test.state !== 'running' || this.waiting.has(test.testId)) return;
+    if (this.closed || test.state !== 'running') return;
+    const wait = this.waiting.get(test.testId);
+    if (wait) {
+      // A report that came during the lookup set its own wait; a disconnect gives the row its wait from now.
+      if (!wait.report) this.setGuard(test, ROW_WAIT_MS, () => void this.endRowWait(test));
+      return;
+    }
     if (row) this.finishAsStored(test, row);
     else this.failByServer(test, 'expired', storeError === null ? error : `${error} (the store could not be read to look for its row: ${storeError})`);
   }
