@@ -427,7 +427,12 @@ export class Collector {
    */
   private async storedThroughputRow(test: TestStatus): Promise<StoredResult | null> {
     const startedMs = Date.parse(test.startedAt ?? test.requestedAt);
-    return throughputTestById(this.options.store.client, test.client, test.server, test.testId, (startedMs - PROBE_CLOCK_MARGIN_MS) * 1000);
+    try {
+      return await throughputTestById(this.options.store.client, test.client, test.server, test.testId, (startedMs - PROBE_CLOCK_MARGIN_MS) * 1000);
+    } catch (error) {
+      this.options.metrics.storeErrors.inc(); // the coordinator logs it and asks again
+      throw error;
+    }
   }
 
   /** A test that failed without a probe result (absent, expired) is still a stored failure. */
