@@ -467,7 +467,7 @@ export class ThroughputCoordinator {
   }
 
   /**
-   * The server ends a test (probe absent, gone, silent): its centres are
+   * The server ends a test (probe absent, or silent while connected): its centres are
    * free at once, and the test shows its end once the failure row is stored.
    */
   private failByServer(test: TestStatus, state: 'failed' | 'expired', error: string): void {
