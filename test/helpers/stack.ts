@@ -130,6 +130,28 @@ export async function startTestServer(
   };
 }
 
+/** The refusals after which the probe protocol says: keep the batch and send it again. */
+const RETRY_CODES = new Set(['busy', 'store_unavailable']);
+
+/**
+ * POST a batch to /v1/ingest as a probe does: a `busy` or `store_unavailable`
+ * answer (503) means keep the batch and retry, so it is retried with back-off
+ * until it is answered otherwise (a loaded host makes the store fall behind;
+ * that is the server working, not the test's concern). Any other answer,
+ * refusals included, is returned as it came.
+ */
+export async function ingestFetch(url: string, init: RequestInit, boundMs = 180_000): Promise<Response> {
+  const deadline = Date.now() + boundMs;
+  for (let delayMs = 100; ; delayMs = Math.min(2000, delayMs * 2)) {
+    const response = await fetch(url, init);
+    if (response.status !== 503 || Date.now() > deadline) return response;
+    const body = (await response.clone().json().catch(() => null)) as { code?: string } | null;
+    if (!body?.code || !RETRY_CODES.has(body.code)) return response;
+    await response.arrayBuffer();
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
+}
+
 /** Poll until `check` returns a value (not undefined/false) or the bound expires. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, boundMs = 30_000): Promise<T> {
   const deadline = Date.now() + boundMs;
