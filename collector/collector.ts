@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatDateTime64, insertLoadWindows, insertThroughput, type Store, type ThroughputRow } from '../sql/index.js';
+import { formatDateTime64, insertLoadWindows, insertThroughput, throughputTestById, type Store, type ThroughputRow } from '../sql/index.js';
 import { findCentreByToken, tokenMatches } from '../topology/index.js';
 import type { FailedAuthLimiter } from './auth-limits.js';
 import type { LiveHub } from './live-hub.js';
@@ -22,7 +22,7 @@ import type { CollectorMetrics } from './metrics.js';
 import { planFor } from './plan.js';
 import { MAX_MESSAGE_BYTES, parseProbeMessage, type CollectorMessage, type ErrorCode, type ThroughputRun } from '../protocol/index.js';
 import { SelfLoadMarker } from './self-load.js';
-import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type TestStatus } from './throughput-coordinator.js';
+import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type StoredResult, type TestStatus } from './throughput-coordinator.js';
 import { DiagnosticsDispatcher } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from '../protocol/index.js';
@@ -113,6 +113,8 @@ const CLOSE_HELLO_TIMEOUT = 4408;
 const CLOSE_TOO_MANY = 4429;
 /** RFC 6455: a message too big to process. */
 const CLOSE_TOO_BIG = 1009;
+/** How far before the server's start of a test its probe's clock may put the row (storedThroughputRow). */
+const PROBE_CLOCK_MARGIN_MS = 24 * 3600 * 1000;
 
 
 export class Collector {
@@ -150,6 +152,7 @@ export class Collector {
         return stored;
       },
       (record) => this.track(this.storeLoad(record)),
+      (test) => this.storedThroughputRow(test),
     );
     this.diagnostics = new DiagnosticsDispatcher({
       store: options.store, send: (centre, message) => this.sendTo(centre, message), logger: options.logger.child({ part: 'diagnostics' }),
@@ -426,7 +429,23 @@ export class Collector {
     }
   }
 
-  /** A test that failed without a probe result (absent, disconnected, expired) is still a stored failure. */
+  /**
+   * A test's row, stored by whichever server its probe delivered it to. The
+   * row's time is the probe's start by the probe's clock: a day's margin
+   * before the server's start keeps a probe with a wrong clock findable
+   * while the read stays within the link's recent parts.
+   */
+  private async storedThroughputRow(test: TestStatus): Promise<StoredResult | null> {
+    const startedMs = Date.parse(test.startedAt ?? test.requestedAt);
+    try {
+      return await throughputTestById(this.options.store.client, test.client, test.server, test.testId, (startedMs - PROBE_CLOCK_MARGIN_MS) * 1000);
+    } catch (error) {
+      this.options.metrics.storeErrors.inc(); // the coordinator logs it and asks again
+      throw error;
+    }
+  }
+
+  /** A test that failed without a probe result (absent, expired) is still a stored failure. */
   private async storeServerFailure(test: TestStatus): Promise<void> {
     const policy = this.options.topology.probing.throughput;
     const row: ThroughputRow = {

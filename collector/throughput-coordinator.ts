@@ -17,6 +17,14 @@
  * the row, so until the collector reports that batch stored (`stored`) the
  * test stays `running`, and whoever reads `done` finds the row in the history.
  * A failure the server decides shows once its failure row is stored, too.
+ *
+ * Several servers share one store, and a probe may move to another of them
+ * at any time (the one it used restarts, or its connection drops): the row
+ * then comes in through that server, and this one never hears of it from its
+ * own ingest. So while a test waits for its row, the store is asked too
+ * (`lookUpRow`, by test id): every ROW_CHECK_MS, on each status read
+ * (`statusNow`), and once more before the test is failed for a missing row.
+ * A row found there ends the test as the row says.
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -47,6 +55,20 @@ export interface TestStatus {
  * is the test as it ended. The test shows that end once this settles.
  */
 export type ServerFailureSink = (ended: TestStatus) => Promise<void> | void;
+
+/** What the store holds of a test's result. */
+export interface StoredResult {
+  ok: boolean;
+  error: string | null;
+  forwardBps: number | null;
+  reverseBps: number | null;
+}
+
+/**
+ * The test's row in the store, whichever server stored it; null when none is
+ * stored yet. Rejects when the store cannot be read.
+ */
+export type StoredRowLookup = (test: TestStatus) => Promise<StoredResult | null>;
 
 /** Sends a message to a centre's connected probe; false when it is not connected. */
 export type ProbeSender = (centre: string, message: ThroughputRun) => boolean;
@@ -94,6 +116,12 @@ const KEEP_FINISHED = 1000;
  * to spare. Past it the test is failed, saying the row never came.
  */
 export const ROW_WAIT_MS = 60_000;
+/**
+ * How often the store is asked for the row of a test waiting for it: about
+ * as often as a probe sends batches, so a row stored through another server
+ * ends the test here soon after, and the centres it holds are freed.
+ */
+export const ROW_CHECK_MS = 5_000;
 /** Test ids whose rows were stored before the probe's report arrived, kept for this many tests. */
 const KEEP_EARLY_ROWS = 1000;
 
@@ -105,17 +133,33 @@ interface Reported {
   reverseBps: number | null;
 }
 
+/** A running test whose row is awaited: its probe reported here, or went away before it could. */
+interface RowWait {
+  /** What the probe reported here; null when it went away before reporting. */
+  report: Reported | null;
+  /** Why the row is awaited, the start of the failure message should it not come. */
+  reason: string;
+  /** The periodic store check. */
+  timer: NodeJS.Timeout;
+  /** A store check in flight (one at a time per test). */
+  checking: Promise<void> | null;
+  /** The error of the newest store check, null once a check was answered. */
+  storeError: string | null;
+}
+
 export class ThroughputCoordinator {
   private readonly queue: TestStatus[] = [];
   private readonly tests = new Map<string, TestStatus>();
   private readonly busy = new Set<string>();
   private readonly guards = new Map<string, NodeJS.Timeout>();
   private readonly spreadTimers = new Set<NodeJS.Timeout>();
-  /** Running tests whose probe has reported, waiting for their row to be stored. */
-  private readonly reported = new Map<string, Reported>();
+  /** Running tests waiting for their row to be stored. */
+  private readonly waiting = new Map<string, RowWait>();
   /** Rows stored before their probe reported (a batch sent between the record and the report). */
   private readonly rowsStoredEarly = new Set<string>();
   private schedule: ScheduledTask | null = null;
+  /** Set by close(): a store lookup answering after it ends nothing. */
+  private closed = false;
 
   constructor(
     private readonly topology: Topology,
@@ -123,6 +167,8 @@ export class ThroughputCoordinator {
     private readonly logger: Logger,
     private readonly onServerFailure: ServerFailureSink = () => undefined,
     private readonly recordLoad: LoadRecorder = () => undefined,
+    /** Without it only this server's own ingest (`stored`) can end a test. */
+    private readonly lookUpRow: StoredRowLookup | null = null,
   ) {}
 
   /**
@@ -152,39 +198,46 @@ export class ThroughputCoordinator {
     return this.tests.get(testId);
   }
 
+  /**
+   * The test's status, the store asked first when the test waits for its
+   * row (it may have come in through another server). A store that cannot
+   * be read leaves the status as it was.
+   */
+  async statusNow(testId: string): Promise<TestStatus | undefined> {
+    const test = this.tests.get(testId);
+    if (test && this.waiting.has(testId)) await this.checkStore(test);
+    return test;
+  }
+
   list(): TestStatus[] {
     return [...this.tests.values()];
   }
 
   /**
    * The client probe finished a test it was asked to run. The test stays
-   * `running` until its row is stored (`stored`), or fails after ROW_WAIT_MS.
+   * `running` until its row is stored (`stored`, or found in the store), or
+   * fails after ROW_WAIT_MS.
    */
   done(centre: string, message: ThroughputDone): void {
     const test = this.tests.get(message.testId);
-    if (!test || test.client !== centre || test.state !== 'running' || this.reported.has(test.testId)) return;
+    if (!test || test.client !== centre || test.state !== 'running' || this.waiting.get(test.testId)?.report) return;
     this.recordLoad({
       testId: test.testId, client: test.client, server: test.server, trigger: test.trigger,
       startMs: Date.parse(test.startedAt!), endMs: Date.now(), source: 'finished',
     });
-    this.reported.set(test.testId, {
+    const report: Reported = {
       state: message.ok ? 'done' : 'failed',
       error: message.ok ? null : (message.error ?? 'the probe reported a failure'),
       forwardBps: message.forwardBps ?? null,
       reverseBps: message.reverseBps ?? null,
-    });
+    };
     if (this.rowsStoredEarly.delete(test.testId)) {
-      this.settle(test);
+      this.finishAsReported(test, report);
       return;
     }
-    // The probe-silence guard is replaced by the wait for the row. No failure row is stored when it
-    // runs out: the probe still holds its own row and may yet deliver it (two rows would contradict).
-    this.setGuard(test, ROW_WAIT_MS, () => {
-      const report = this.reported.get(test.testId)!;
-      this.reported.delete(test.testId);
-      const what = report.state === 'done' ? 'the probe reported a result' : report.error;
-      this.finish(test, 'failed', `${what}, but its row was not stored within ${ROW_WAIT_MS / 1000} s`);
-    });
+    // The probe-silence guard is replaced by the wait for the row.
+    this.awaitRow(test, report, report.state === 'done' ? 'the probe reported a result' : report.error!);
+    this.setGuard(test, ROW_WAIT_MS, () => void this.endRowWait(test));
   }
 
   /** The collector stored a batch carrying these tests' rows (also when they were stored before: a replay). */
@@ -192,32 +245,41 @@ export class ThroughputCoordinator {
     for (const id of testIds) {
       const test = this.tests.get(id);
       if (!test || test.client !== centre || test.state !== 'running') continue;
-      if (this.reported.has(id)) this.settle(test);
-      else {
-        this.rowsStoredEarly.add(id);
-        if (this.rowsStoredEarly.size > KEEP_EARLY_ROWS) this.rowsStoredEarly.delete(this.rowsStoredEarly.values().next().value!);
+      const wait = this.waiting.get(id);
+      if (wait?.report) {
+        this.finishAsReported(test, wait.report);
+        continue;
       }
+      this.rowsStoredEarly.add(id);
+      if (this.rowsStoredEarly.size > KEEP_EARLY_ROWS) this.rowsStoredEarly.delete(this.rowsStoredEarly.values().next().value!);
+      // Its probe went away and came back with the row, its report lost: the stored row says how the test ended.
+      if (wait) void this.checkStore(test);
     }
   }
 
-  /** The row of a reported test is stored: it takes the state the probe reported. */
-  private settle(test: TestStatus): void {
-    const report = this.reported.get(test.testId)!;
-    this.reported.delete(test.testId);
-    test.forwardBps = report.forwardBps;
-    test.reverseBps = report.reverseBps;
-    this.finish(test, report.state, report.error);
-  }
-
   /**
-   * A probe went away: its running test cannot report; free both ends. A test
-   * already reported is left to wait for its row (the probe keeps it in its
-   * spool and sends it on reconnecting; a failure row now would be a second).
+   * A probe went away (its connection to this server closed). A running test
+   * is not failed for it: the probe's test does not stop with its connection
+   * (probes/engines/throughput/registration.ts runs it to its end, or kills it
+   * at its planned length plus THROUGHPUT_KILL_SLACK_MS), spools the row and
+   * sends it to whichever server it reaches next; only its `throughput_done`
+   * is lost if no connection is up when it finishes. Failing the test now
+   * would be a wrong verdict, and its failure row would stand in the store
+   * for the probe's real one (the ingest drops a test id already stored). So
+   * the test keeps its centres (the link may still be loaded) and waits for
+   * its row: the store is checked from now on, and past the probe-silence
+   * guard the row has ROW_WAIT_MS more; if it never comes the test ends
+   * `failed` saying so, with no failure row (the probe may still deliver its
+   * own). A test the probe aborted ends as its row says (ok = 0 and why).
+   *
+   * The test's server end going away needs nothing: the client still runs
+   * and reports, and if the server end's probe really died, the client
+   * reports the test failed (connection refused or cut).
    */
   disconnected(centre: string): void {
     for (const test of this.tests.values()) {
-      if (test.state === 'running' && !this.reported.has(test.testId) && (test.client === centre || test.server === centre)) {
-        this.failByServer(test, 'failed', `probe "${centre}" disconnected during the test`);
+      if (test.state === 'running' && test.client === centre && !this.waiting.has(test.testId)) {
+        this.awaitRow(test, null, `probe "${centre}" disconnected during the test`);
       }
     }
   }
@@ -242,10 +304,13 @@ export class ThroughputCoordinator {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.schedule?.destroy();
     for (const t of [...this.spreadTimers, ...this.guards.values()]) clearTimeout(t);
+    for (const wait of this.waiting.values()) clearInterval(wait.timer);
     this.spreadTimers.clear();
     this.guards.clear();
+    this.waiting.clear();
   }
 
   private pump(): void {
@@ -287,8 +352,103 @@ export class ThroughputCoordinator {
     this.busy.add(test.client);
     this.busy.add(test.server);
     const guardMs = (policy.seconds + policy.omitSeconds) * 1000 + GUARD_SLACK_MS;
-    this.setGuard(test, guardMs, () => this.failByServer(test, 'expired', `no result within ${guardMs / 1000} s`));
+    this.setGuard(test, guardMs, () => {
+      // A probe that went away mid-test may still deliver its row, through any server: it gets the row's wait.
+      if (this.waiting.has(test.testId)) this.setGuard(test, ROW_WAIT_MS, () => void this.endRowWait(test));
+      else void this.expire(test, `no result within ${guardMs / 1000} s`);
+    });
     this.logger.info({ testId: test.testId, client: test.client, server: test.server, trigger: test.trigger }, 'throughput test started');
+  }
+
+  /** The test waits for its row from now on; the store is asked for it every ROW_CHECK_MS meanwhile. */
+  private awaitRow(test: TestStatus, report: Reported | null, reason: string): void {
+    const wait = this.waiting.get(test.testId);
+    if (wait) {
+      // Its probe went away, came back here and reported after all.
+      Object.assign(wait, { report, reason });
+      return;
+    }
+    const timer = setInterval(() => void this.checkStore(test), ROW_CHECK_MS);
+    timer.unref();
+    this.waiting.set(test.testId, { report, reason, timer, checking: null, storeError: null });
+  }
+
+  /**
+   * Asks the store for the row of a waiting test, and ends the test as the
+   * row says if it is there. One check at a time per test; a store error is
+   * kept for the verdict at the end of the wait and never ends the test.
+   */
+  private checkStore(test: TestStatus): Promise<void> {
+    const wait = this.waiting.get(test.testId);
+    if (!wait || !this.lookUpRow) return Promise.resolve();
+    const lookUpRow = this.lookUpRow;
+    wait.checking ??= Promise.resolve().then(() => lookUpRow(test)).then(
+      (row) => {
+        wait.storeError = null;
+        if (row && !this.closed && this.waiting.get(test.testId) === wait) this.finishAsStored(test, row);
+      },
+      (error: Error) => {
+        wait.storeError = error.message;
+        this.logger.warn({ testId: test.testId, err: error.message }, 'looking up a throughput test\'s row failed; asking again');
+      },
+    ).finally(() => {
+      wait.checking = null;
+    });
+    return wait.checking;
+  }
+
+  /**
+   * The wait for the row ran out: the store is asked a last time, then the
+   * test is failed. No failure row is stored: the probe still holds its own
+   * row and may yet deliver it (two rows would contradict).
+   */
+  private async endRowWait(test: TestStatus): Promise<void> {
+    const wait = this.waiting.get(test.testId);
+    if (!wait) return;
+    if (this.lookUpRow) await this.checkStore(test);
+    if (this.closed || this.waiting.get(test.testId) !== wait) return; // the row came meanwhile
+    const seconds = ROW_WAIT_MS / 1000;
+    this.finish(test, 'failed', wait.storeError === null
+      ? `${wait.reason}, but its row was not stored within ${seconds} s`
+      : `${wait.reason}, and whether its row was stored is unknown: the store could not be read (${wait.storeError})`);
+  }
+
+  /**
+   * The probe stayed silent past the guard while connected: unless its row
+   * is in the store after all (its report lost), the test expired, and the
+   * server stores that as its failure.
+   */
+  private async expire(test: TestStatus, error: string): Promise<void> {
+    let row: StoredResult | null = null;
+    let storeError: string | null = null;
+    try {
+      row = this.lookUpRow ? await this.lookUpRow(test) : null;
+    } catch (e) {
+      storeError = (e as Error).message;
+    }
+    if (this.closed || test.state !== 'running') return;
+    const wait = this.waiting.get(test.testId);
+    if (wait) {
+      // A report that came during the lookup set its own wait; a disconnect gives the row its wait from now.
+      if (!wait.report) this.setGuard(test, ROW_WAIT_MS, () => void this.endRowWait(test));
+      return;
+    }
+    if (row) this.finishAsStored(test, row);
+    else this.failByServer(test, 'expired', storeError === null ? error : `${error} (the store could not be read to look for its row: ${storeError})`);
+  }
+
+  /** The row of a reported test is stored: it takes the state the probe reported. */
+  private finishAsReported(test: TestStatus, report: Reported): void {
+    test.forwardBps = report.forwardBps;
+    test.reverseBps = report.reverseBps;
+    this.finish(test, report.state, report.error);
+  }
+
+  /** The test's row was found in the store: it ends as the row says, whatever (if anything) was reported here. */
+  private finishAsStored(test: TestStatus, row: StoredResult): void {
+    test.forwardBps = row.forwardBps;
+    test.reverseBps = row.reverseBps;
+    this.finish(test, row.ok ? 'done' : 'failed', row.ok ? null : (row.error ?? 'the probe reported a failure'));
   }
 
   /** Replaces the test's guard timer. */
@@ -307,7 +467,7 @@ export class ThroughputCoordinator {
   }
 
   /**
-   * The server ends a test (probe absent, gone, silent): its centres are
+   * The server ends a test (probe absent, or silent while connected): its centres are
    * free at once, and the test shows its end once the failure row is stored.
    */
   private failByServer(test: TestStatus, state: 'failed' | 'expired', error: string): void {
@@ -325,7 +485,8 @@ export class ThroughputCoordinator {
   private release(test: TestStatus): void {
     clearTimeout(this.guards.get(test.testId));
     this.guards.delete(test.testId);
-    this.reported.delete(test.testId);
+    clearInterval(this.waiting.get(test.testId)?.timer);
+    this.waiting.delete(test.testId);
     // A test that never started holds nothing (another test may hold its centres).
     if (test.startedAt !== null) {
       this.busy.delete(test.client);

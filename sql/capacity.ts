@@ -75,6 +75,20 @@ export interface ThroughputTest {
   retransmits: number | null;
 }
 
+/** A throughput_tests row as the test queries select it. */
+type ThroughputTestRow = {
+  ts_text: string; src: string; dst: string; test_id: string; trigger: string; engine: string; direction: string; streams: number;
+  seconds: number | null; ok: boolean; error: string; forward_bps: number | null; reverse_bps: number | null; retransmits: number | null;
+};
+
+function toThroughputTest(r: ThroughputTestRow): ThroughputTest {
+  return {
+    tsUs: parseDateTime64(r.ts_text), src: r.src, dst: r.dst, testId: r.test_id, trigger: r.trigger, engine: r.engine,
+    direction: r.direction, streams: Number(r.streams), seconds: r.seconds, ok: Boolean(r.ok), error: r.error || null,
+    forwardBps: r.forward_bps, reverseBps: r.reverse_bps, retransmits: r.retransmits === null ? null : Number(r.retransmits),
+  };
+}
+
 /** Tests on the link between a and b (either end as client), oldest first. */
 export async function throughputHistory(client: ClickHouseClient, a: string, b: string, fromUs: number, toUs: number, limit = 1000): Promise<ThroughputTest[]> {
   const result = await client.query({
@@ -88,16 +102,33 @@ LIMIT {limit:UInt32}`,
     query_params: { a, b, from: formatDateTime64(fromUs).slice(0, 23), to: formatDateTime64(toUs).slice(0, 23), limit },
     format: 'JSONEachRow',
   });
-  const rows = await result.json<{
-    ts_text: string; src: string; dst: string; test_id: string; trigger: string; engine: string; direction: string; streams: number;
-    seconds: number | null; ok: boolean; error: string; forward_bps: number | null; reverse_bps: number | null; retransmits: number | null;
-  }>();
+  const rows = await result.json<ThroughputTestRow>();
   // The newest `limit` tests, returned oldest first.
-  return rows.reverse().map((r) => ({
-    tsUs: parseDateTime64(r.ts_text), src: r.src, dst: r.dst, testId: r.test_id, trigger: r.trigger, engine: r.engine,
-    direction: r.direction, streams: Number(r.streams), seconds: r.seconds, ok: Boolean(r.ok), error: r.error || null,
-    forwardBps: r.forward_bps, reverseBps: r.reverse_bps, retransmits: r.retransmits === null ? null : Number(r.retransmits),
-  }));
+  return rows.reverse().map(toThroughputTest);
+}
+
+/**
+ * One test's stored row, by its id, or null when none is stored (yet). The
+ * server that asked for the test looks here when its row may have come in
+ * through another server over the same store. `src`/`dst` are the test's
+ * client and server (the sort key's lead) and `fromUs` a bound below its
+ * start: the row's ts is the probe's start time by the probe's clock, so
+ * callers leave room for clock error. Were a test ever stored twice, the
+ * first stored row is the one that counts (the ingest keeps the first).
+ */
+export async function throughputTestById(client: ClickHouseClient, src: string, dst: string, testId: string, fromUs: number): Promise<ThroughputTest | null> {
+  const result = await client.query({
+    query: `
+SELECT toString(ts) AS ts_text, src, dst, test_id, trigger, engine, direction, streams, seconds, ok, error, forward_bps, reverse_bps, retransmits
+FROM throughput_tests
+WHERE src = {src:String} AND dst = {dst:String} AND ts >= {from:DateTime64(3)} AND test_id = {test_id:String}
+ORDER BY inserted_at, batch_id
+LIMIT 1`,
+    query_params: { src, dst, test_id: testId, from: formatDateTime64(fromUs).slice(0, 23) },
+    format: 'JSONEachRow',
+  });
+  const [r] = await result.json<ThroughputTestRow>();
+  return r ? toThroughputTest(r) : null;
 }
 
 export interface LinkNicState {
@@ -148,15 +179,8 @@ WHERE (least(src, dst), greatest(src, dst), ts) IN (
 ORDER BY src, dst, test_id`,
     format: 'JSONEachRow',
   });
-  const rows = await result.json<{
-    ts_text: string; src: string; dst: string; test_id: string; trigger: string; engine: string; direction: string; streams: number;
-    seconds: number | null; ok: boolean; error: string; forward_bps: number | null; reverse_bps: number | null; retransmits: number | null;
-  }>();
-  return rows.map((r) => ({
-    tsUs: parseDateTime64(r.ts_text), src: r.src, dst: r.dst, testId: r.test_id, trigger: r.trigger, engine: r.engine,
-    direction: r.direction, streams: Number(r.streams), seconds: r.seconds, ok: Boolean(r.ok), error: r.error || null,
-    forwardBps: r.forward_bps, reverseBps: r.reverse_bps, retransmits: r.retransmits === null ? null : Number(r.retransmits),
-  }));
+  const rows = await result.json<ThroughputTestRow>();
+  return rows.map(toThroughputTest);
 }
 
 export interface UtilisationColumns {

@@ -9,7 +9,7 @@ export { formatDateTime64, parseDateTime64 } from './time.js';
 export { pathTotals, pathWindows, RTT_BUCKET_BOUNDS_S, RTT_BUCKET_BOUNDS_US, type PathCounts, type PathWindow } from './network-metrics.js';
 export { insertProbeReport, latestProbeReports, type ProbeReportRow } from './probe-reports.js';
 export {
-  insertThroughput, insertNic, throughputHistory, latestThroughputTests, latestNicStates, utilisationSeries,
+  insertThroughput, insertNic, throughputHistory, throughputTestById, latestThroughputTests, latestNicStates, utilisationSeries,
   type ThroughputRow, type NicRow, type ThroughputTest, type LinkNicState, type UtilisationColumns,
 } from './capacity.js';
 export {

@@ -8,6 +8,7 @@ import { AnnotationLayer } from './annotations.js';
 import { LinkCharts, WINDOW_S } from './charts.js';
 import { LiveFeed, liveUrl } from './live.js';
 import { LatencyMatrix, type Direction, type MatrixView } from './matrix.js';
+import { renderOneWay } from './one-way.js';
 import { ErrorBanner, Header } from './ui.js';
 import { AlertsPanel } from './alerts.js';
 
@@ -62,9 +63,16 @@ let selected: Direction | null = null;
 
 const sameDirection = (x: Direction | null, y: Direction | null): boolean => x?.src === y?.src && x?.dst === y?.dst;
 
+/** The selected direction's one-way delay against its target, above its charts. */
+function renderSelectedOneWay(): void {
+  const known = selected ? matrix.oneWayOf(selected) : null;
+  renderOneWay(byId('one-way'), known?.oneWay ?? null, known?.engine ?? 'stamp', known?.windowS ?? 0);
+}
+
 function select(d: Direction): void {
   selected = d;
   matrix.select(d);
+  renderSelectedOneWay();
   if (view === 'latency') {
     void charts.show(d, matrix.targetMs(d.src, d.dst));
     annotations.show(d);
@@ -192,6 +200,7 @@ async function loadTopology(): Promise<boolean> {
       byId('topology-name').textContent = c.name;
       matrix.setTopology(c.centres, l);
       if (status) matrix.applyStatus(status);
+      renderSelectedOneWay();
       renderSummary();
     }
     return true;
@@ -208,6 +217,7 @@ async function refreshStatus(): Promise<void> {
     banner.set('status', null);
     status = s;
     matrix.applyStatus(s);
+    renderSelectedOneWay();
     banner.set('measurement', measurementNotice(s));
     header.touch(Date.parse(s.generatedAt));
     header.renderUpdated();

@@ -1,13 +1,18 @@
 // The centre-by-centre matrix: rows = source, columns = destination. Two views
 // of the same cells:
 // - latency: the latest p99 RTT of each direction, coloured by its state
-//   (`data-state` on the cell);
+//   (`data-state` on the cell); its one-way delay against the one-way target
+//   is in the tooltip (`data-one-way`, `data-one-way-basis`);
 // - capacity: the link's verdict colour (`data-verdict`), the tested throughput
 //   (the slower direction of the newest test) and the provisioned speed.
 // Each cell carries only the attribute of the view shown.
-import type { CapacityResponse, CapacityVerdict, CentreView, LinkCapacity, LinkView, PathState, PathStatus, ProbeEngineName, StatusResponse } from '../../api/contract.js';
+import type {
+  CapacityResponse, CapacityVerdict, CentreView, LinkCapacity, LinkView, OneWayVerdict, PathState, PathStatus, ProbeEngineName, StatusResponse,
+} from '../../api/contract.js';
 import { TrainAggregate, type TrainMessage } from './aggregate.js';
+import { centreLabel, centreNameNodes } from './centre-name.js';
 import { fmtCellMs, fmtGbps, fmtMs, fmtPct, fmtTime, fmtWhen } from './format.js';
+import { oneWayText } from './one-way.js';
 
 export type Direction = { src: string; dst: string };
 export type MatrixView = 'latency' | 'capacity';
@@ -28,6 +33,8 @@ interface CellView {
   timestamping?: { sender: string; reflector: string } | null;
   /** Why the source probe cannot run ICMP, when it cannot. */
   icmpUnavailable?: string | null;
+  /** The one-way delay against the city's one-way target, over the status window (from /v1/status). */
+  oneWay: OneWayVerdict | null;
 }
 
 interface Cell {
@@ -201,6 +208,7 @@ export class LatencyMatrix {
             origin: `status: ${p.trains} train${p.trains === 1 ? '' : 's'} in ${status.windowS} s`,
             timestamping: p.timestamping,
             icmpUnavailable: icmpMissing.get(key) ?? null,
+            oneWay: p.oneWay,
           }
         : null;
       this.render(cell);
@@ -231,6 +239,8 @@ export class LatencyMatrix {
       // The live feed does not carry them: keep what the last status said.
       timestamping: cell.view?.timestamping ?? null,
       icmpUnavailable: cell.view?.icmpUnavailable ?? null,
+      // A verdict over the whole status window: one train does not change it.
+      oneWay: cell.view?.oneWay ?? null,
     };
     if (this.view !== 'latency') return; // drawn when the latency view comes back
     // Cells are redrawn once per frame, however many flows arrive.
@@ -257,8 +267,16 @@ export class LatencyMatrix {
     return c?.view?.targetMs ?? c?.link?.rttTargetMs ?? null;
   }
 
+  /** The one-way verdict of a direction and the engine behind it, as the last status gave them. */
+  oneWayOf(d: Direction): { oneWay: OneWayVerdict; engine: ProbeEngineName; windowS: number } | null {
+    const v = this.cells.get(dirKey(d.src, d.dst))?.view;
+    return v?.oneWay ? { oneWay: v.oneWay, engine: v.engine, windowS: this.statusWindowS } : null;
+  }
+
+  /** The centre's name for running text, with its local-script name beside it ("Shanghai (上海)"). */
   centreName(id: string): string {
-    return this.centres.find((c) => c.id === id)?.name ?? id;
+    const c = this.centres.find((x) => x.id === id);
+    return c ? centreLabel(c) : id;
   }
 
   /** Default selection: first measured direction with data, else the first link. */
@@ -304,8 +322,9 @@ export class LatencyMatrix {
         `p50 ${fmtMs(v.p50Ms)} · p99 ${fmtMs(v.p99Ms)}`,
         `jitter ${fmtMs(v.jitterMs)} · loss ${fmtPct(v.lossRatio == null ? null : v.lossRatio * 100)}`,
         `target p99 ≤ ${fmtMs(v.targetMs)} · ${state}`,
-        `last ${v.lastMs ? fmtTime(v.lastMs) : '—'} (${v.origin})`,
       );
+      if (v.oneWay) lines.push(`${oneWayText(v.oneWay, v.engine)} (last ${this.statusWindowS || '?'} s)`);
+      lines.push(`last ${v.lastMs ? fmtTime(v.lastMs) : '—'} (${v.origin})`);
       if (v.timestamping) lines.push(`timestamps: sender ${v.timestamping.sender} · reflector ${v.timestamping.reflector}`);
     }
     if (v?.icmpUnavailable) lines.push(`ICMP: engine unavailable — ${v.icmpUnavailable}`);
@@ -313,6 +332,13 @@ export class LatencyMatrix {
     else delete td.dataset.timestamping;
     if (v?.icmpUnavailable) td.dataset.icmp = 'unavailable';
     else delete td.dataset.icmp;
+    if (v?.oneWay) {
+      td.dataset.oneWay = v.oneWay.state;
+      td.dataset.oneWayBasis = v.oneWay.p99Ms === null ? '' : (v.oneWay.basis ?? '');
+    } else {
+      delete td.dataset.oneWay;
+      delete td.dataset.oneWayBasis;
+    }
     td.title = lines.join('\n');
   }
 
@@ -320,6 +346,8 @@ export class LatencyMatrix {
     const { td } = cell;
     const cap = this.capacity.get(dirKey(cell.src, cell.dst));
     delete td.dataset.state;
+    delete td.dataset.oneWay;
+    delete td.dataset.oneWayBasis;
     cell.loss.textContent = '';
     td.classList.toggle('no-link', !cell.link && !cap);
     if (!cap) {
@@ -387,7 +415,7 @@ export function verdictText(v: CapacityVerdict): string {
 function headerCell(c: CentreView, scope: 'row' | 'col'): HTMLTableCellElement {
   const th = document.createElement('th');
   th.scope = scope;
-  th.textContent = c.name;
-  th.title = `${c.name} (${c.id})${c.district ? ` — ${c.district}` : ''}`;
+  th.append(...centreNameNodes(c));
+  th.title = `${centreLabel(c)} (${c.id})${c.district ? ` — ${c.district}` : ''}`;
   return th;
 }

@@ -605,8 +605,14 @@ static void finish_train(train_t *t) {
   napi_release_threadsafe_function(tsfn, napi_tsfn_release);
 }
 
-/* Send what is due, finish what is over; returns the next deadline (CLOCK_MONOTONIC ns) or 0. */
-static int64_t run_schedule(void) {
+/*
+ * Send what is due, finish what is over; returns the next deadline (CLOCK_MONOTONIC ns) or 0.
+ * replies_read_at: when the lazy sockets were last read. A train is judged against that moment, not
+ * against the clock now: if the thread lost the CPU after the read, replies that came in meanwhile are
+ * unread, and judging "now" would count them lost. Such a train's verdict waits for the next wake-up
+ * (its deadline is already due), which reads them first.
+ */
+static int64_t run_schedule(int64_t replies_read_at) {
   int64_t next = 0;
   for (int i = 0; i < slots_hi; i++) {
     sock_t *s = &socks[i];
@@ -625,7 +631,7 @@ static int64_t run_schedule(void) {
           t->end_mono = from_send - scheduled > 1000000LL ? from_send : scheduled;
         }
       }
-      if (t->next == t->count && now >= t->end_mono) {
+      if (t->next == t->count && replies_read_at >= t->end_mono) {
         finish_train(t);
       } else {
         int64_t due = t->next < t->count ? t->start_mono + (int64_t)t->next * t->interval_ns : t->end_mono;
@@ -650,10 +656,12 @@ static void *worker_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&lock);
     /* Replies and transmit stamps that arrived since the last wake-up, before any train is finished. */
+    int64_t replies_read_at = clock_ns(CLOCK_MONOTONIC);
     int lazy_n = epoll_wait(lazyfd, events, 64, 0);
     handle_events(events, lazy_n);
-    int64_t next = run_schedule();
-    /* A deadline already armed is still pending (run_schedule only returns future ones): no syscall. */
+    int64_t next = run_schedule(replies_read_at);
+    /* A deadline already armed is still pending (run_schedule only returns deadlines after replies_read_at,
+       and an expiry consumed in this wake-up lies before it): no syscall. */
     if (next != armed) {
       struct itimerspec its = {0};
       if (next > 0) {

@@ -13,7 +13,7 @@ import type { SilencesResponse } from '../../api/contract.js';
 import { parseTopology } from '../../topology/index.js';
 import { closeChromium, launchChromium, cspViolations } from '../helpers/browser.js';
 import { missingChromium, skipReason } from '../helpers/requirements.js';
-import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { getJson, startTestServer, testTopology, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const outputDir = join('test-output', 'browser');
 const skip = skipReason(missingChromium());
@@ -36,7 +36,7 @@ describe.skipIf(skip)('alerts panel in Chromium', () => {
           jitterUs: 0, rttsUs: Array(10).fill(9000), synced: false, errorEstimateUs: 1000, fwdUs: [], revUs: [],
         });
       }
-      const response = await fetch(`${server.url}/v1/ingest`, {
+      const response = await ingestFetch(`${server.url}/v1/ingest`, {
         method: 'POST',
         headers: { authorization: `Bearer ${base.tokens[src]}`, 'content-type': 'application/json' },
         body: JSON.stringify({ type: 'batch', batchId: `browser-${src}-${nowMs}`, samples }),

@@ -48,7 +48,9 @@ function buildMonth(): { trains: TrainRow[]; nics: NicRow[]; tests: ThroughputRo
 }
 
 describe.skipIf(skip)('regulator page in Chromium', () => {
-  const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.17', { slaExtra: '  auto_finalise: false' });
+  // Local-script names: one of them hostile, to show it stays text.
+  const hostile = '<img src=x onerror="window.__pwned=1">';
+  const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.17', { slaExtra: '  auto_finalise: false', nameLocal: { alfa: '上海', bravo: hostile } });
   let server: TestServer;
   let browser: BrowserContext;
   const problems: string[] = [];
@@ -134,6 +136,19 @@ describe.skipIf(skip)('regulator page in Chromium', () => {
       ['bravo', 'insufficient_data'],
       ['charlie', 'breach'],
     ]);
+    // Each centre's local-script name beside its name (from the topology), the hostile one as text.
+    await waitInPage(page, "document.querySelectorAll('#sla-summary .name-local').length === 2", 30_000);
+    const names = await page.$$eval('#sla-summary tbody tr', (trs) =>
+      trs.map((tr) => [tr.getAttribute('data-id'), tr.querySelector('th .name')?.textContent ?? null, tr.querySelector('th .name-local')?.textContent ?? null]),
+    );
+    expect(names).toEqual([
+      ['network', 'test topology', null],
+      ['alfa', 'Centre alfa', '上海'],
+      ['bravo', 'Centre bravo', hostile],
+      ['charlie', 'Centre charlie', null],
+    ]);
+    expect(await page.evaluate('document.querySelectorAll("img").length')).toBe(0);
+    expect(await page.evaluate('"__pwned" in window')).toBe(false);
     expect(await page.isDisabled('#dl-signed')).toBe(true);
 
     // A breaching link: its runs are drawn on the timeline, the minute evidence below.

@@ -36,6 +36,8 @@ export interface TopologyOverrides {
   probeExtra?: (id: string) => string;
   /** Extra YAML lines under `sla:` (indented two spaces). */
   slaExtra?: string;
+  /** Local-script names (`name_local`) by centre id; written as quoted YAML, so any text goes. */
+  nameLocal?: Record<string, string>;
 }
 
 export function testTopology(ids: string[], subnet: string, overrides: TopologyOverrides = {}): TestTopology {
@@ -46,7 +48,7 @@ export function testTopology(ids: string[], subnet: string, overrides: TopologyO
     tokens[id] = `test-token-${id}-${Math.random().toString(36).slice(2)}`;
     addresses[id] = `${subnet}.${i + 2}`;
     return `  - id: ${id}
-    name: Centre ${id}
+    name: Centre ${id}${overrides.nameLocal?.[id] !== undefined ? `\n    name_local: ${JSON.stringify(overrides.nameLocal[id])}` : ''}
     district: Test district ${i}
     probe:
       host: ${addresses[id]}
@@ -126,6 +128,28 @@ export async function startTestServer(
       rmSync(`${dataDir}-keys`, { recursive: true, force: true }); // the report-signing key lives beside the data
     },
   };
+}
+
+/** The refusals after which the probe protocol says: keep the batch and send it again. */
+const RETRY_CODES = new Set(['busy', 'store_unavailable']);
+
+/**
+ * POST a batch to /v1/ingest as a probe does: a `busy` or `store_unavailable`
+ * answer (503) means keep the batch and retry, so it is retried with back-off
+ * until it is answered otherwise (a loaded host makes the store fall behind;
+ * that is the server working, not the test's concern). Any other answer,
+ * refusals included, is returned as it came.
+ */
+export async function ingestFetch(url: string, init: RequestInit, boundMs = 180_000): Promise<Response> {
+  const deadline = Date.now() + boundMs;
+  for (let delayMs = 100; ; delayMs = Math.min(2000, delayMs * 2)) {
+    const response = await fetch(url, init);
+    if (response.status !== 503 || Date.now() > deadline) return response;
+    const body = (await response.clone().json().catch(() => null)) as { code?: string } | null;
+    if (!body?.code || !RETRY_CODES.has(body.code)) return response;
+    await response.arrayBuffer();
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
 }
 
 /** Poll until `check` returns a value (not undefined/false) or the bound expires. */

@@ -20,7 +20,7 @@ import { parseTopology } from '../../topology/index.js';
 import { missingAlertmanager, startAlertmanager, type RunningTool } from '../helpers/prometheus.js';
 import { freePort, removeTempDirs } from '../helpers/processes.js';
 import { skipReason } from '../helpers/requirements.js';
-import { startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { startTestServer, testTopology, waitFor, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const skip = skipReason(missingAlertmanager());
 const base = testTopology(['alfa', 'bravo', 'charlie'], '127.0.76');
@@ -57,7 +57,7 @@ async function ingest(fromMs: number, toMs: number, rttUs: (link: string) => num
         });
       }
     }
-    const response = await fetch(`${server.url}/v1/ingest`, {
+    const response = await ingestFetch(`${server.url}/v1/ingest`, {
       method: 'POST',
       headers: { authorization: `Bearer ${base.tokens[src]}`, 'content-type': 'application/json' },
       body: JSON.stringify({ type: 'batch', batchId: `am-${src}-${++batch}`, samples }),

@@ -21,7 +21,7 @@ import type { WebhookMessage } from '../../api/alerts/payload.js';
 import { AlertService, type EvaluationReport, type FiringAlert } from '../../api/alerts/service.js';
 import type { AlertEventsResponse } from '../../api/contract.js';
 import { parseTopology, type Topology } from '../../topology/index.js';
-import { getJson, quietLogger, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { getJson, quietLogger, startTestServer, testTopology, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const base = testTopology(['alfa', 'bravo', 'charlie'], '127.0.71');
 const hookToken = `hook-${Math.random().toString(36).slice(2)}`;
@@ -78,7 +78,7 @@ async function ingestUntil(untilS: number): Promise<void> {
       }
     }
     if (samples.length === 0) continue;
-    const response = await fetch(`${server.url}/v1/ingest`, {
+    const response = await ingestFetch(`${server.url}/v1/ingest`, {
       method: 'POST',
       headers: { authorization: `Bearer ${base.tokens[src]}`, 'content-type': 'application/json' },
       body: JSON.stringify({ type: 'batch', batchId: `alerts-${src}-${++batchSeq}`, samples }),

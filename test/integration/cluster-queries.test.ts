@@ -50,7 +50,7 @@ import {
   jobSlotHolder, latestAlertEpisodes, latestNicStates, latestPathStatus, latestThroughputTests, linkSeries, liveTrainsSince,
   maintenanceWindows, migrate, notificationStates, openStore, pathChanges, placementEvidence, renderClusterSchema, samplesStoredSince,
   schemaMigrations, silences, slaCompliance, slaLinkMinutes, slaLinkTimeline, slaMonthBounds, slaMonthOf, slaMonthsWithData,
-  slaReportDocuments, slaReportIndex, throughputHistory, trainsBetween, utilisationSeries,
+  slaReportDocuments, slaReportIndex, throughputHistory, throughputTestById, trainsBetween, utilisationSeries,
   type DiagnosticsRow, type LinkRunKind, type NicRow, type SlaLinkInput, type SlaQuery, type Store, type ThroughputRow, type TrainRow,
 } from '../../sql/index.js';
 import { createWithoutCluster } from '../helpers/cluster-schema.js';
@@ -313,8 +313,12 @@ describe('latency (sql/latency.ts)', () => {
 });
 
 describe('capacity (sql/capacity.ts)', () => {
-  it('throughputHistory, latestThroughputTests, latestNicStates, utilisationSeries', async () => {
-    expect(await same('throughputHistory', (c) => throughputHistory(c, 'bravo', 'alfa', minuteUs(0), minuteUs(DATA_MINUTES)))).toHaveLength(5);
+  it('throughputHistory, throughputTestById, latestThroughputTests, latestNicStates, utilisationSeries', async () => {
+    const history = await same('throughputHistory', (c) => throughputHistory(c, 'bravo', 'alfa', minuteUs(0), minuteUs(DATA_MINUTES)));
+    expect(history).toHaveLength(5);
+    const one = history[2]!;
+    expect(await same('throughputTestById', (c) => throughputTestById(c, one.src, one.dst, one.testId, one.tsUs - 1e6))).toEqual(one);
+    expect(await same('throughputTestById, none stored', (c) => throughputTestById(c, one.src, one.dst, `${one.testId}-not-stored`, one.tsUs - 1e6))).toBeNull();
     const latest = await same('latestThroughputTests', latestThroughputTests);
     expect(latest.length).toBeGreaterThanOrEqual(5);
     expect(await same('latestNicStates', latestNicStates)).toHaveLength(12);

@@ -31,7 +31,7 @@ import type { DiagnosticSampleRecord } from '../../protocol/index.js';
 import { runDiagnostics } from '../../probes/engines/diagnostics/index.js';
 import { netnsUnavailable, run, runOk } from '../helpers/netns.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
-import { getJson, startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { getJson, startTestServer, testTopology, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const unavailable = netnsUnavailable() ?? missingCommand('traceroute', 'traceroute') ?? missingCommand('tracepath', 'iputils-tracepath');
 const bench = (x: number, y: number) => [198, 18, x, y].join('.');
@@ -69,7 +69,7 @@ async function diagnoseAtoB(): Promise<DiagnosticSampleRecord> {
     trigger: 'breach', requestId: null, reason: 'netns test', commandPrefix: ['ip', 'netns', 'exec', ns.a],
   });
   // Stored as A's probe would send it: a batch through the probe protocol (HTTPS fallback).
-  const response = await fetch(`${server.url}/v1/ingest`, {
+  const response = await ingestFetch(`${server.url}/v1/ingest`, {
     method: 'POST', headers: { authorization: `Bearer ${topo.tokens.west}`, 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'batch', batchId: `west.netns-${runs.length}-${tag}`, samples: [], diagnostics: [result] }),
   });

@@ -11,7 +11,11 @@
  * - a link whose RTT target (0.001 ms) every train breaches gets diagnostics
  *   from both of its probes on their own, once per rate-limit window, not once
  *   per train (other links may breach too when a loaded host drops a packet:
- *   their runs are theirs, not counted here).
+ *   their runs are theirs, not counted here). The probes start one after the
+ *   other and each measures as soon as it has its plan, so the first trains
+ *   towards a probe still starting are lost, which is a breach too: a run that
+ *   began before its peer's reflector listened may find no reflector to answer
+ *   its fast train (on a loaded host that happened: 0 of 50, honestly).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
@@ -21,7 +25,7 @@ import { parseTopology } from '../../topology/index.js';
 import { type DiagnosticSampleRecord } from '../../protocol/index.js';
 import type { ProbeAgent } from '../../probes/agent.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
-import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startAgents, startTestServer, testTopology, waitFor, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const missing = missingCommand('traceroute', 'traceroute') ?? missingCommand('tracepath', 'iputils-tracepath');
 
@@ -41,6 +45,8 @@ const topo = { ...base, yaml, topology: parseTopology(yaml, 'diagnostics-topolog
 
 let server: TestServer;
 const agents: ProbeAgent[] = [];
+/** When each probe's start() resolved: its plan applied, so its reflector listening (Unix ms). */
+const listeningSince: Record<string, number> = {};
 
 async function rows<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   const result = await server.store.client.query({ query, query_params: params, format: 'JSONEachRow' });
@@ -48,10 +54,12 @@ async function rows<T>(query: string, params: Record<string, unknown> = {}): Pro
 }
 
 async function request<T>(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${server.url}${path}`, {
+  const init = {
     method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
-  });
+  };
+  // A batch is sent as a probe sends it: again after `busy` (the store falling behind on a loaded host).
+  const response = path === '/v1/ingest' ? await ingestFetch(`${server.url}${path}`, init) : await fetch(`${server.url}${path}`, init);
   return { status: response.status, body: (await response.json()) as T };
 }
 
@@ -69,7 +77,10 @@ function diagnosticsRecord(runId: string, reason: string): DiagnosticSampleRecor
 describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => {
   beforeAll(async () => {
     server = await startTestServer(topo.topology);
-    agents.push(...(await startAgents(server, topo, ['alfa', 'bravo', 'charlie'])));
+    for (const centre of ['alfa', 'bravo', 'charlie']) {
+      agents.push(...(await startAgents(server, topo, [centre])));
+      listeningSince[centre] = Date.now();
+    }
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));
@@ -85,7 +96,7 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
     const detail = await waitFor('both ends to report', async () => {
       const { body } = await getJson<DiagnosticsDetailResponse>(`${server.url}/v1/links/alfa/bravo/diagnostics/${id}`, topo.operatorToken);
       return body.pending.length === 0 ? body : undefined;
-    }, 60_000);
+    }, 150_000);
     expect(detail.runs.map((r) => `${r.src}>${r.dst}`).sort()).toEqual(['alfa>bravo', 'bravo>alfa']);
     for (const run of detail.runs) {
       expect(run).toMatchObject({ requestId: id, trigger: 'operator', reason: 'requested by test operator' });
@@ -114,9 +125,10 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
     await waitFor('the fresh request to be stored from both ends', async () => {
       const { body } = await getJson<DiagnosticsDetailResponse>(`${server.url}/v1/links/alfa/bravo/diagnostics/${fresh.body.requestId}`, topo.operatorToken);
       return body.pending.length === 0 && body.runs.length === 2;
-    }, 60_000);
+    }, 150_000);
     const sentByThen = agents.map((a) => a.stats().batchesSent);
-    await waitFor('every batch sent by then to be acknowledged', () => agents.every((a, i) => a.stats().batchesAcked >= sentByThen[i]!));
+    // Bounded for a loaded host: a busy store makes the agents back off and resend.
+    await waitFor('every batch sent by then to be acknowledged', () => agents.every((a, i) => a.stats().batchesAcked >= sentByThen[i]!), 180_000);
     const stored = await rows<{ src: string; n: number }>(
       'SELECT src, toUInt32(count()) AS n FROM diagnostics WHERE request_id = {id:String} GROUP BY src ORDER BY src', { id },
     );
@@ -125,7 +137,7 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
     const run = detail.runs[0]!;
     const byRun = await getJson<DiagnosticsDetailResponse>(`${server.url}/v1/links/alfa/bravo/diagnostics/${run.runId}`, topo.operatorToken);
     expect(byRun.body.runs).toEqual([run]);
-  });
+  }, 540_000); // waits on real events (up to 150 s, 150 s and 180 s): a loaded host makes the store fall behind and the probes resend
 
   it('stores a batch sent twice once, and refuses a bad record naming the field', async () => {
     const record = diagnosticsRecord(`dg-replayed-${Date.now()}`, 'hand-made: replayed from the spool');
@@ -175,8 +187,15 @@ describe.skipIf(skipReason(missing))('diagnostics on breach, end to end', () => 
       if (a.kind !== 'diagnostics') continue;
       // Every train misses 0.001 ms; on a loaded host one may also lose a packet (then both are named).
       expect(a.reason).toMatch(/^2 consecutive trains beyond the link's targets \(last: (p99 RTT [\d.]+ ms > 0\.001 ms)?(, )?(loss [\d.]+ % > [\d.]+ %)?\)$/);
-      expect(a).toMatchObject({ hops: 1, reached: true, pmtu: 65535, problems: [] });
-      expect(a.fastP99Ms).toBeGreaterThan(0);
+      expect(a).toMatchObject({ hops: 1, reached: true, pmtu: 65535 });
+      if (Date.parse(a.at) >= listeningSince[a.dst]!) {
+        expect(a.problems).toEqual([]);
+        expect(a.fastP99Ms).toBeGreaterThan(0);
+      } else {
+        // Begun while the peer was still starting: its fast train may have gone out before the reflector listened.
+        const noReflectorYet = `fast train: no reply from the STAMP reflector at ${topo.addresses[a.dst]}:${topo.stampPort} (50 packets sent)`;
+        expect(a.problems.filter((p) => p !== noReflectorYet)).toEqual([]);
+      }
     }
     // The same one-hop path every time: no path change on loopback.
     expect(body.annotations.filter((a) => a.kind === 'path_change')).toEqual([]);

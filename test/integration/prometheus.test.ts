@@ -18,7 +18,7 @@ import { dashboardQueries } from '../helpers/grafana.js';
 import { promQuery, missingPrometheus, startPrometheus, type RunningTool } from '../helpers/prometheus.js';
 import { removeTempDirs } from '../helpers/processes.js';
 import { skipReason } from '../helpers/requirements.js';
-import { getJson, startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { getJson, startTestServer, testTopology, waitFor, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const skip = skipReason(missingPrometheus());
 const topo = testTopology(['alfa', 'bravo', 'charlie'], '127.0.75');
@@ -91,7 +91,7 @@ function makeTrains(nowMs: number): void {
 }
 
 async function ingest(batch: { src: string; body: string }): Promise<number> {
-  const response = await fetch(`${server.url}/v1/ingest`, {
+  const response = await ingestFetch(`${server.url}/v1/ingest`, {
     method: 'POST', headers: { authorization: `Bearer ${topo.tokens[batch.src]}`, 'content-type': 'application/json' }, body: batch.body,
   });
   expect(response.status, await response.clone().text()).toBe(200);

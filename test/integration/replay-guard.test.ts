@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toRow } from '../../collector/index.js';
 import { type TrainSample } from '../../protocol/index.js';
 import { duplicateTrainIds, insertTrains } from '../../sql/index.js';
-import { startTestServer, testTopology, type TestServer } from '../helpers/stack.js';
+import { startTestServer, testTopology, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const topo = testTopology(['alpha', 'beta'], '127.0.74');
 let server: TestServer;
@@ -28,7 +28,7 @@ function sample(startedAtUs: number): TrainSample {
 /** As a probe sends a batch from its spool: createdAtUs is the time of sending, also on a replay. */
 async function post(batchId: string, samples: TrainSample[]): Promise<void> {
   const createdAtUs = Date.now() * 1000;
-  const response = await fetch(`${server.url}/v1/ingest`, {
+  const response = await ingestFetch(`${server.url}/v1/ingest`, {
     method: 'POST',
     headers: { authorization: `Bearer ${topo.tokens.alpha}`, 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'batch', batchId, createdAtUs, samples }),

@@ -28,7 +28,7 @@ import { monthData, probeBatch } from '../helpers/cluster-data.js';
 import { killAll, probeProcess, removeTempDirs, tempDir } from '../helpers/processes.js';
 import { skipReason } from '../helpers/requirements.js';
 import { insertAll, recentThirtyDayMonth, slaTopology } from '../helpers/sla-month.js';
-import { startTestServer, testTopology, waitFor, type TestServer } from '../helpers/stack.js';
+import { startTestServer, testTopology, waitFor, type TestServer, ingestFetch } from '../helpers/stack.js';
 
 const CLUSTER = 'two_shards';
 const DATABASE = 'citymesh';
@@ -68,7 +68,7 @@ async function migrateDatabase(database: string): Promise<void> {
 }
 
 async function ingest(server: TestServer, centre: string, batch: string): Promise<void> {
-  const response = await fetch(`${server.url}/v1/ingest`, {
+  const response = await ingestFetch(`${server.url}/v1/ingest`, {
     method: 'POST', headers: { authorization: `Bearer ${probeToken}-${centre}`, 'content-type': 'application/json' }, body: batch,
   });
   expect(response.status, `${centre} batch on ${server.url}: ${await response.clone().text()}`).toBe(200);

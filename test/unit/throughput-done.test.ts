@@ -32,6 +32,8 @@ function coordinator(connected = true) {
 }
 
 const result = { ok: true, forwardBps: 2e9, reverseBps: 1e9 };
+/** The coordinator's timers only: storeFailures() lets the held INSERTs settle on a real setImmediate. */
+const TIMERS = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] as const;
 
 afterEach(() => {
   vi.useRealTimers();
@@ -81,17 +83,58 @@ describe('throughput test done once stored', () => {
     const reported = c.request('alfa', 'bravo', 'operator');
     c.done('alfa', { type: 'throughput_done', testId: reported.testId, ...result });
     c.disconnected('alfa');
+    await storeFailures();
     expect(c.status(reported.testId)!.state).toBe('running');
     expect(failuresStored).toEqual([]);
     c.stored('alfa', [reported.testId]); // the probe reconnected and sent its batch
     expect(c.status(reported.testId)!.state).toBe('done');
-    // A test not yet reported fails with the disconnect, shown once that failure is stored.
-    const unreported = c.request('alfa', 'bravo', 'operator');
-    c.disconnected('bravo');
-    expect(c.status(unreported.testId)!.state).toBe('running');
+    await c.close();
+  });
+
+  it('keeps a test whose probe disconnects before reporting: it runs on, and its row and report may still come', async () => {
+    const { c, failuresStored, storeFailures } = coordinator();
+    const test = c.request('alfa', 'bravo', 'operator');
+    c.disconnected('alfa');
+    c.disconnected('bravo'); // the server end going away changes nothing either
     await storeFailures();
-    expect(failuresStored).toEqual([`${unreported.testId} failed`]);
-    expect(c.status(unreported.testId)).toMatchObject({ state: 'failed', error: 'probe "bravo" disconnected during the test' });
+    expect(c.status(test.testId)).toMatchObject({ state: 'running', error: null });
+    expect(failuresStored).toEqual([]);
+    // The link may still be loaded: it is not tested again meanwhile.
+    expect(c.request('bravo', 'alfa', 'operator').testId).toBe(test.testId);
+    // The probe came back to this server: its batch and then its report end the test as reported.
+    c.stored('alfa', [test.testId]);
+    c.done('alfa', { type: 'throughput_done', testId: test.testId, ok: false, error: 'iperf3: connection reset by peer' });
+    expect(c.status(test.testId)).toMatchObject({ state: 'failed', error: 'iperf3: connection reset by peer' });
+    expect(failuresStored).toEqual([]);
+    await c.close();
+  });
+
+  it('fails a test whose probe went away and whose row never comes, after its guard and the row wait, storing no failure row', async () => {
+    vi.useFakeTimers({ toFake: [...TIMERS] });
+    const { c, failuresStored, storeFailures } = coordinator();
+    const test = c.request('alfa', 'bravo', 'operator');
+    c.disconnected('alfa');
+    const guardMs = (1 + 1) * 1000 + 30_000; // seconds + omit_seconds of capacityOverrides, and the guard's slack
+    vi.advanceTimersByTime(guardMs + ROW_WAIT_MS - 1);
+    expect(c.status(test.testId)!.state).toBe('running');
+    vi.advanceTimersByTime(1);
+    await storeFailures();
+    expect(c.status(test.testId)).toMatchObject({
+      state: 'failed', error: 'probe "alfa" disconnected during the test, but its row was not stored within 60 s',
+    });
+    expect(failuresStored).toEqual([]);
+    expect(c.request('alfa', 'bravo', 'operator').testId).not.toBe(test.testId);
+    await c.close();
+  });
+
+  it('expires a connected probe that stays silent, storing that failure', async () => {
+    vi.useFakeTimers({ toFake: [...TIMERS] });
+    const { c, failuresStored, storeFailures } = coordinator();
+    const test = c.request('alfa', 'bravo', 'operator');
+    vi.advanceTimersByTime((1 + 1) * 1000 + 30_000);
+    await storeFailures();
+    expect(failuresStored).toEqual([`${test.testId} expired`]);
+    expect(c.status(test.testId)).toMatchObject({ state: 'expired', error: 'no result within 32 s' });
     await c.close();
   });
 

@@ -80,8 +80,9 @@ export function capacityRoutes(deps: ApiDeps) {
       const status = deps.collector.throughput.request(l.a, l.b, 'operator');
       return c.json(status satisfies ApiRoutes['POST /v1/links/:src/:dst/throughput-tests'], status.state === 'queued' || status.state === 'running' ? 202 : 200);
     })
-    .get('/throughput-tests/:id', (c) => {
-      const status = deps.collector?.throughput.status(c.req.param('id'));
+    .get('/throughput-tests/:id', async (c) => {
+      // A test waiting for its row looks in the store too: the row may have come in through another server.
+      const status = await deps.collector?.throughput.statusNow(c.req.param('id'));
       if (!status) throw new ApiError(404, 'not_found', `no throughput test "${c.req.param('id')}" (finished tests are kept for the last 1000)`);
       return c.json(status satisfies ApiRoutes['GET /v1/throughput-tests/:id']);
     });

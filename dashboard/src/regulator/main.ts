@@ -17,6 +17,7 @@ import type { SlaLinkDetailResponse, SlaMonthEntry, SlaMonthResponse, SlaMonthsR
 import {
   ApiError,
   SLA_PUBLIC_KEY_URL,
+  fetchCentres,
   fetchFile,
   fetchSlaAmendments,
   fetchSlaLink,
@@ -29,6 +30,7 @@ import {
   slaMonthUrl,
   slaReportUrl,
 } from '../api.js';
+import { localName } from '../centre-name.js';
 import { fmtGbps, fmtMs } from '../format.js';
 import { ErrorBanner } from '../ui.js';
 import { VERDICT_TEXT, Zoned, fmtCount, fmtMinutes, fmtRatio, fmtShare } from './sla-format.js';
@@ -82,6 +84,8 @@ let monthAbort: AbortController | null = null;
 let linkAbort: AbortController | null = null;
 /** Downloads in flight, by button. */
 const busy = new Set<HTMLButtonElement>();
+/** Local-script names of the centres, by id (from /v1/centres; empty until it answers). */
+let localNames = new Map<string, string>();
 
 const timeline = new LinkTimeline(
   byId('timeline'),
@@ -185,7 +189,7 @@ async function selectMonth(m: string, link: string | null): Promise<void> {
     report = r;
     zone = new Zoned(r.report.timezone);
     byId('tz-name').textContent = r.report.timezone;
-    renderSummary(summary, r.report);
+    renderSummary(summary, r.report, localNames);
     renderLinks(table, r.report);
     byId<HTMLTableElement>('maintenance').tBodies[0]!.replaceChildren(...maintenanceRows(r.report.maintenance, zone, true));
     byId<HTMLTableElement>('self-load').tBodies[0]!.replaceChildren(...selfLoadRows(r.report.selfLoad, zone));
@@ -586,8 +590,31 @@ monthSelect.addEventListener('change', () => {
 
 // ---------------------------------------------------------------------------
 
+/**
+ * The centres' local-script names, shown beside the report's names. The page
+ * works without them: until they load, the names are left out and the
+ * banner says why, and they are asked for again every RETRY_MS.
+ */
+async function loadLocalNames(): Promise<void> {
+  try {
+    const { centres } = await fetchCentres();
+    banner.set('centres', null);
+    localNames = new Map(centres.flatMap((c) => {
+      const local = localName(c);
+      return local ? [[c.id, local] as const] : [];
+    }));
+    if (report) renderSummary(summary, report.report, localNames);
+  } catch (err) {
+    // A token that may not read the topology may not read the reports either: that failure already says why.
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return;
+    banner.set('centres', `Local centre names are not shown: ${describe(err)}`);
+    setTimeout(() => void loadLocalNames(), RETRY_MS);
+  }
+}
+
 async function start(): Promise<void> {
   void loadKeyFingerprint();
+  void loadLocalNames();
   refreshButtons();
   for (;;) {
     const got = await loadMonths();

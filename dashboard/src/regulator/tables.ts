@@ -96,12 +96,14 @@ function coverageCell(s: SlaScopeReport): HTMLTableCellElement {
   return td;
 }
 
-function scopeRow(s: SlaScopeReport): HTMLTableRowElement {
+/** `localName`: the centre's local-script name from the topology, shown beside the report's name. */
+function scopeRow(s: SlaScopeReport, localName?: string): HTMLTableRowElement {
   const tr = document.createElement('tr');
   tr.dataset.verdict = s.verdict;
   const th = el('th');
   th.scope = 'row';
   th.append(el('span', 'name', s.name));
+  if (localName) th.append(' ', el('span', 'name-local', localName));
   if (s.name !== s.id) th.append(el('span', 'id', s.id));
   const verdict = document.createElement('td');
   verdict.className = 'overall';
@@ -115,11 +117,14 @@ function cellsFor(s: SlaScopeReport): HTMLTableCellElement[] {
   return [...CRITERIA.map((c) => criterionCell(s.criteria.find((x) => x.criterion === c))), coverageCell(s)];
 }
 
-/** #sla-summary: the network first, then each centre. */
-export function renderSummary(table: HTMLTableElement, report: SlaReport): void {
+/**
+ * #sla-summary: the network first, then each centre, with its local-script
+ * name (by centre id, from the topology: the report itself names centres once).
+ */
+export function renderSummary(table: HTMLTableElement, report: SlaReport, localNames: ReadonlyMap<string, string> = new Map()): void {
   table.tHead!.replaceChildren(headerRow('Scope', ['Verdict', 'Links']));
   const rows = [report.total, ...report.centres].map((s) => {
-    const tr = scopeRow(s);
+    const tr = scopeRow(s, s.scope === 'centre' ? localNames.get(s.id) : undefined);
     tr.dataset.scope = s.scope;
     tr.dataset.id = s.id;
     const links = document.createElement('td');
