@@ -1,15 +1,19 @@
 /**
- * Storing one validated batch: its turn at the store (store-queue.ts), the
- * checks that need the centre's links, one lookup of what is already stored,
- * one deduplicated INSERT per table, the live feed published while it runs
- * (retracted if it fails), and the ack. Nothing is acknowledged that the
- * store has not accepted; two batches holding the same record are never
- * stored side by side.
+ * Storing validated batches: the checks that need the centre's links, a
+ * turn at the store shared with every batch ready meanwhile (group commit,
+ * store-queue.ts): one lookup of what is already stored for the whole group,
+ * after which its trains are published live; then one deduplicated INSERT
+ * per table carrying the rows of every batch looked up meanwhile (retracted
+ * from the live feed if it fails), and the acks.
+ * Nothing is acknowledged that the store has not accepted; two batches
+ * holding the same record are never stored side by side; a batch refused for
+ * its own fault is refused alone.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatch,
-  type Store, type TrainRow,
+  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatches,
+  type BatchLedgerRow, type DiagnosticsRow, type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
 } from '../sql/index.js';
 import { batchTimeSpanUs, outOfWindow, type ProbeBatch } from '../protocol/index.js';
 import type { Topology } from '../topology/index.js';
@@ -30,7 +34,7 @@ export interface BatchIngestDeps {
   metrics: CollectorMetrics;
   reports: ProbeReports;
   selfLoad: SelfLoadMarker;
-  limits: { maxConcurrentStores: number; maxStoreWaitS: number; maxInflightTotal: number };
+  limits: { maxConcurrentStores: number; maxStoreWaitS: number; maxInflightTotal: number; maxGroupTrains: number; maxGroupBytes: number };
   /** Work the collector's close() waits for (shared with its other background work: maxInflightTotal counts both). */
   inflight: Set<Promise<unknown>>;
   track(work: Promise<void>): void;
@@ -39,14 +43,73 @@ export interface BatchIngestDeps {
   throughputStored(centre: string, testIds: string[]): void;
 }
 
+/** A validated batch holding its claims, waiting for its group's turn at the store. */
+interface ReadyBatch {
+  centre: string;
+  batch: ProbeBatch;
+  log: Logger;
+  /** centre/batchId */
+  key: string;
+  sha: string;
+  /** This batch's own deduplication token, bound to its content. */
+  token: string;
+  claims: string[];
+  rows: TrainRow[];
+  nicRows: NicRow[];
+  throughputRows: ThroughputRow[];
+  loadRows: LoadWindowRow[];
+  diagnosticsRows: DiagnosticsRow[];
+  /** Records held (the store queue counts these) and message bytes (it bounds a group by these). */
+  trains: number;
+  bytes: number;
+  /** Answers the probe; called once. */
+  settle(outcome: IngestOutcome): void;
+  /** Once looked up: whether the ledger holds this batch's content already, and its trains on the live feed. */
+  known: boolean;
+  published: LiveTrain[];
+  answered: boolean;
+}
+
+/**
+ * The deduplication token of a group's INSERTs: a group of one keeps its
+ * batch's own token (so a lone batch is deduplicated exactly as before, also
+ * against a second server storing the same batch at the same time); a larger
+ * group's is a hash of its members' tokens, sorted, so the same members give
+ * the same token whatever order they arrived in.
+ *
+ * Why exactly-once still holds when a retry lands in a different group (under
+ * another token): every batch is looked up before it is stored (lookUpBatches:
+ * each of its records, in its time span, for its centre), and records found
+ * are removed from the rows to insert; the lookup sees every INSERT that
+ * returned (they are synchronous), and no other batch holding one of its
+ * records is stored by this server meanwhile (the claims). So a retry only
+ * inserts what no earlier attempt stored, in whatever group. The token is what
+ * makes the same group sent again (same members, same contents) a no-op for a
+ * table its first attempt did store: the rows left after the lookup are then
+ * a subset of what that attempt stored, found by the lookup, so none remain.
+ * What tokens alone guarded before and groups weaken: two servers storing the
+ * same batch at the very same time (a probe failing over while its first
+ * server's INSERT still runs) dedup by token only when both store it in a
+ * group of one; otherwise the window is one INSERT's duration.
+ */
+export function groupToken(memberTokens: readonly string[]): string {
+  if (memberTokens.length === 1) return memberTokens[0]!;
+  const hash = createHash('sha256');
+  for (const token of [...memberTokens].sort()) hash.update(`${token}\n`);
+  return `group/${memberTokens.length}/${hash.digest('hex').slice(0, 32)}`;
+}
+
 export class BatchIngest {
-  /** Record ids (per centre) and batch keys of batches being stored now: a second batch holding one waits (busy). */
+  /** Record ids (per centre) and batch keys of batches waiting or being stored now: a second batch holding one waits (busy). */
   private readonly recordsInFlight = new Set<string>();
   private readonly recentBatches = new Map<string, true>();
-  private readonly storeQueue: StoreQueue;
+  private readonly storeQueue: StoreQueue<ReadyBatch>;
 
   constructor(private readonly deps: BatchIngestDeps) {
-    this.storeQueue = new StoreQueue({ concurrency: deps.limits.maxConcurrentStores, maxWaitS: deps.limits.maxStoreWaitS });
+    this.storeQueue = new StoreQueue<ReadyBatch>({
+      concurrency: deps.limits.maxConcurrentStores, maxWaitS: deps.limits.maxStoreWaitS,
+      maxGroupTrains: deps.limits.maxGroupTrains, maxGroupBytes: deps.limits.maxGroupBytes,
+    }, { lookUp: (group) => this.lookUpGroup(group), insert: (group) => this.insertGroup(group) });
   }
 
   /** Whether a batch arriving now would be refused by the store queue, judged before it is read (store-queue.ts). */
@@ -59,18 +122,27 @@ export class BatchIngest {
       `more than ${this.deps.limits.maxStoreWaitS} s); keep the batch and retry`;
   }
 
-  async ingest(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
-    if (this.deps.isClosing()) return refusal(this.deps.metrics, log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
+  /** `bytes`: the message's size as received (bounds a group's INSERT); 0 when unknown. */
+  ingest(centre: string, batch: ProbeBatch, log: Logger, bytes = 0): Promise<IngestOutcome> {
+    if (this.deps.isClosing()) return Promise.resolve(refusal(this.deps.metrics, log, 'busy', 'server shutting down; retry later', undefined, batch.batchId));
     if (this.deps.inflight.size >= this.deps.limits.maxInflightTotal) {
-      return refusal(this.deps.metrics, log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId);
+      return Promise.resolve(refusal(this.deps.metrics, log, 'busy', 'collector at capacity; retry later', undefined, batch.batchId));
     }
     const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
-    const turn = await this.storeQueue.run(records, () => this.validateAndStore(centre, batch, log));
-    if (turn.admitted) return turn.value;
-    return refusal(this.deps.metrics, log, 'busy', this.behind(turn.expectedS), undefined, batch.batchId);
+    const refused = this.storeQueue.admit(records);
+    if (refused) return Promise.resolve(refusal(this.deps.metrics, log, 'busy', this.behind(refused.expectedS), undefined, batch.batchId));
+    // Admission, validation and enqueueing happen in one go (nothing awaited): what was admitted is what waits.
+    return new Promise<IngestOutcome>((resolve) => {
+      const ready = this.validate(centre, batch, log, records, bytes, resolve);
+      if ('ok' in ready) resolve(ready);
+      else this.storeQueue.enqueue(ready);
+    });
   }
 
-  private async validateAndStore(centre: string, batch: ProbeBatch, log: Logger): Promise<IngestOutcome> {
+  /** A batch's own faults (refused alone, before it joins a group), then its rows and its claims. */
+  private validate(
+    centre: string, batch: ProbeBatch, log: Logger, records: number, bytes: number, settle: (outcome: IngestOutcome) => void,
+  ): ReadyBatch | IngestOutcome {
     const window = outOfWindow(batch, Date.now() * 1000);
     if (window) return refusal(this.deps.metrics, log, 'bad_message', window.error, window.field, batch.batchId);
     const peers = new Set(this.deps.topology.peersOf(centre));
@@ -107,93 +179,188 @@ export class BatchIngest {
     }
     if (batch.report) this.deps.track(this.deps.reports.update(centre, batch.report));
     // A plan peer's reflector timestamping is what that peer's probe reports (the sender cannot know it).
-    let rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
+    const rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
       ? { ...s, reflectorTimestamping: this.deps.reports.reflectorTimestamping(s.dst) } : s));
-    let nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
-    let throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
-    let loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
-    let diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
+    const nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
+    const throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
+    const loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
+    const diagnosticsRows = (batch.diagnostics ?? []).map((d) => toDiagnosticsRow(centre, batch.batchId, d));
     const key = `${centre}/${batch.batchId}`;
-    const client = this.deps.store.client;
-    // Two batches of one centre holding the same record (or the same batch twice) are never stored side by side:
-    // the second is deferred, and on its retry the lookup below finds what the first stored.
+    // Two batches of one centre holding the same record (or the same batch twice) are never stored side by side
+    // (nor in one group): the second is deferred, and on its retry the lookup finds what the first stored.
     const claims = [`batch:${key}`, ...[...rows.map((r) => r.train_id), ...nicRows.map((r) => r.sample_id),
       ...throughputRows.map((r) => r.test_id), ...diagnosticsRows.map((r) => r.run_id)].map((id) => `${centre}/${id}`)];
     if (claims.some((c) => this.recordsInFlight.has(c))) {
       return refusal(this.deps.metrics, log, 'busy', 'a batch holding some of these records is being stored now; retry', undefined, batch.batchId);
     }
     for (const c of claims) this.recordsInFlight.add(c);
+    const sha = batchContentSha256(batch);
+    return {
+      centre, batch, log, key, sha, token: `${key}/${sha.slice(0, 16)}`, claims, rows, nicRows, throughputRows, loadRows, diagnosticsRows,
+      trains: records, bytes, settle, known: false, published: [], answered: false,
+    };
+  }
+
+  /** Answers a batch (once) and releases its claims. */
+  private answer(member: ReadyBatch, outcome: IngestOutcome): void {
+    if (member.answered) return;
+    member.answered = true;
+    for (const c of member.claims) this.recordsInFlight.delete(c);
+    member.settle(outcome);
+  }
+
+  private refuse(member: ReadyBatch, code: 'busy' | 'store_unavailable', error: string): void {
+    if (!member.answered) this.answer(member, refusal(this.deps.metrics, member.log, code, error, undefined, member.batch.batchId));
+  }
+
+  /** Runs a stage as work close() waits for (the store is closed only after it); a batch it left unanswered is refused. */
+  private async stage<T>(group: ReadyBatch[], what: string, run: () => Promise<T>, fallback: T): Promise<T> {
+    const work = run();
+    this.deps.inflight.add(work);
     try {
-      const sha = batchContentSha256(batch);
-      // A batch id is bound to its content: the same id with other content is refused, never acked and dropped.
-      // Every record is looked up, for this centre only: a replay older than the deduplication window, or a
-      // train id sent in two batches, is stored once. Judged by the records' own times (createdAtUs changes on resend).
-      const span = batchTimeSpanUs(batch);
-      let known: string[];
-      let stored: Set<string>;
-      try {
-        // One query for both (the ledger and the records): one round trip on the way to the live feed.
-        ({ contentHashes: known, stored } = await lookUpBatch(client, centre, batch.batchId, span
-          ? {
-              centre, trains: rows.map((r) => r.train_id), nic: nicRows.map((r) => r.sample_id), throughput: throughputRows.map((r) => r.test_id),
-              diagnostics: diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
-            }
-          : null));
-        // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts).
-        rows = await this.deps.selfLoad.mark(rows, loadRows);
-      } catch (error) {
-        this.deps.metrics.storeErrors.inc();
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'looking up a batch before storing it failed');
-        return refusal(this.deps.metrics, log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
+      return await work;
+    } catch (error) {
+      // Defence in depth: each stage answers the batches it drops itself.
+      this.deps.metrics.storeErrors.inc();
+      group[0]?.log.error({ err: (error as Error).message, batches: group.length }, `${what} failed`);
+      for (const m of group) {
+        if (m.answered) continue;
+        // Never a train on the live feed whose batch was not acked.
+        this.deps.hub.retract(m.published);
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
-      if (known.length > 0 && !known.includes(sha)) {
-        this.deps.metrics.batchConflicts.inc({ centre });
-        return refusal(this.deps.metrics, log, 'batch_conflict',
-          `batch id "${batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
-          'batchId', batch.batchId);
-      }
-      if (this.deps.isClosing()) return refusal(this.deps.metrics, log, 'busy', 'server shutting down; retry later', undefined, batch.batchId);
-      const before = rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length;
-      rows = rows.filter((r) => !stored.has(r.train_id));
-      nicRows = nicRows.filter((r) => !stored.has(r.sample_id));
-      throughputRows = throughputRows.filter((r) => !stored.has(r.test_id));
-      loadRows = loadRows.filter((r) => !stored.has(r.windowId));
-      diagnosticsRows = diagnosticsRows.filter((r) => !stored.has(r.run_id));
-      const replayed = before - (rows.length + nicRows.length + throughputRows.length + diagnosticsRows.length);
-      if (replayed > 0) log.info({ batchId: batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
-      // One INSERT per table, each deduplicated by a token bound to the batch's content: a retry after a partial
-      // failure stores only what is missing; other content under the same id (a race between servers) is not dropped.
-      const token = `${key}/${sha.slice(0, 16)}`;
-      // Published now, while the INSERT runs: what is left after the lookups is exactly what this INSERT stores
-      // (a conflicting id was refused above, records already stored were removed), so the only way a published
-      // train ends up not stored is the INSERT failing, and then it is retracted (below).
-      const published = this.publishLive(centre, batch, rows);
-      const work = Promise.all([
-        insertTrains(client, rows, token),
-        insertNic(client, nicRows, token),
-        insertThroughput(client, throughputRows, token),
-        insertLoadWindows(client, loadRows, token),
-        insertDiagnostics(client, diagnosticsRows, token),
-      ]).then(() => insertBatchLedger(client, { centre, batch_id: batch.batchId, content_sha256: sha, stored_at: formatDateTime64(Date.now() * 1000).slice(0, 23) }, token));
-      this.deps.inflight.add(work);
-      try {
-        await work;
-      } catch (error) {
-        this.deps.metrics.storeErrors.inc();
-        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.deps.hub.retract(published);
-        log.error({ err: (error as Error).message, batchId: batch.batchId }, 'storing batch failed');
-        return refusal(this.deps.metrics, log, 'store_unavailable', 'storage failed; keep the batch and retry', undefined, batch.batchId);
-      } finally {
-        this.deps.inflight.delete(work);
-      }
-      if (loadRows.length > 0) this.deps.selfLoad.invalidate();
-      this.afterStored(centre, key, batch, rows);
-      if (batch.throughput?.length) this.deps.throughputStored(centre, batch.throughput.map((t) => t.testId));
+      return fallback;
     } finally {
-      for (const c of claims) this.recordsInFlight.delete(c);
+      this.deps.inflight.delete(work);
     }
-    return { ok: true, ack: { type: 'ack', batchId: batch.batchId, stored: batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0) } };
+  }
+
+  /**
+   * The first stage of a group's turn: one lookup for the whole group; each
+   * batch refused for its own fault (a conflicting id) is answered alone; the
+   * others' records already stored are dropped and the rest published live.
+   * Resolves to the batches to insert.
+   */
+  private lookUpGroup(group: ReadyBatch[]): Promise<ReadyBatch[]> {
+    return this.stage(group, 'looking up a group of batches', () => this.lookUpMembers(group), []);
+  }
+
+  private async lookUpMembers(group: ReadyBatch[]): Promise<ReadyBatch[]> {
+    if (this.deps.isClosing()) {
+      for (const m of group) this.refuse(m, 'busy', 'server shutting down; retry later');
+      return [];
+    }
+    const client = this.deps.store.client;
+    let lookups: Awaited<ReturnType<typeof lookUpBatches>>;
+    try {
+      // One query for the whole group (the ledger and the records): one round trip on the way to the live feed.
+      // Every record is looked up, for its own centre only: a replay older than the deduplication window, a train
+      // id sent in two batches, or a retry in another group, is stored once. Judged by the records' own times
+      // (createdAtUs changes on resend).
+      lookups = await lookUpBatches(client, group.map((m) => {
+        const span = batchTimeSpanUs(m.batch);
+        return {
+          centre: m.centre, batchId: m.batch.batchId,
+          ids: span ? {
+            trains: m.rows.map((r) => r.train_id), nic: m.nicRows.map((r) => r.sample_id), throughput: m.throughputRows.map((r) => r.test_id),
+            diagnostics: m.diagnosticsRows.map((r) => r.run_id), fromUs: span.oldestUs - 1e6, toUs: span.newestUs + 1e6,
+          } : null,
+        };
+      }));
+      // Which trains our own throughput tests loaded: decided now, for the counters (collector/self-load.ts); in place.
+      await this.deps.selfLoad.mark(group.flatMap((m) => m.rows), group.flatMap((m) => m.loadRows));
+    } catch (error) {
+      this.deps.metrics.storeErrors.inc();
+      for (const m of group) {
+        m.log.error({ err: (error as Error).message, batchId: m.batch.batchId }, 'looking up a batch before storing it failed');
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
+      }
+      return [];
+    }
+    const kept: ReadyBatch[] = [];
+    for (const [i, m] of group.entries()) {
+      const { contentHashes: known, stored } = lookups[i]!;
+      // A batch id is bound to its content: the same id with other content is refused (alone), never acked and dropped.
+      if (known.length > 0 && !known.includes(m.sha)) {
+        this.deps.metrics.batchConflicts.inc({ centre: m.centre });
+        this.answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
+          `batch id "${m.batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
+          'batchId', m.batch.batchId));
+        continue;
+      }
+      const before = m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length;
+      m.rows = m.rows.filter((r) => !stored.has(r.train_id));
+      m.nicRows = m.nicRows.filter((r) => !stored.has(r.sample_id));
+      m.throughputRows = m.throughputRows.filter((r) => !stored.has(r.test_id));
+      m.loadRows = m.loadRows.filter((r) => !stored.has(r.windowId));
+      m.diagnosticsRows = m.diagnosticsRows.filter((r) => !stored.has(r.run_id));
+      const replayed = before - (m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length);
+      if (replayed > 0) m.log.info({ batchId: m.batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
+      m.known = known.includes(m.sha);
+      // Published now, before the INSERT: what is left after the lookups is exactly what the INSERT stores
+      // (a conflicting id was refused above, records already stored were removed), so the only way a published
+      // train ends up not stored is the INSERT failing, and then it is retracted (insertMembers).
+      m.published = this.publishLive(m.centre, m.batch, m.rows);
+      kept.push(m);
+    }
+    return kept;
+  }
+
+  /**
+   * The second stage: one INSERT per table carrying every row of the batches
+   * looked up meanwhile, then one ledger INSERT; each batch acked once they
+   * all returned, or every one refused (and retracted) if any failed.
+   */
+  private insertGroup(group: ReadyBatch[]): Promise<void> {
+    this.deps.metrics.storeGroupBatches.observe(group.length);
+    return this.stage(group, 'storing a group of batches', () => this.insertMembers(group), undefined);
+  }
+
+  private async insertMembers(members: ReadyBatch[]): Promise<void> {
+    if (this.deps.isClosing()) {
+      for (const m of members) {
+        this.deps.hub.retract(m.published);
+        this.refuse(m, 'busy', 'server shutting down; retry later');
+      }
+      return;
+    }
+    const client = this.deps.store.client;
+    // One INSERT per table for the whole group, deduplicated by the group's token (groupToken: why a retry in
+    // another group is still stored once); then one ledger INSERT, for the batches whose id it does not hold yet.
+    const token = groupToken(members.map((m) => m.token));
+    const storedAt = formatDateTime64(Date.now() * 1000).slice(0, 23);
+    const ledger: BatchLedgerRow[] = members.filter((m) => !m.known)
+      .map((m) => ({ centre: m.centre, batch_id: m.batch.batchId, content_sha256: m.sha, stored_at: storedAt }));
+    // Every table's INSERT is awaited, failed or not, before any member is answered: a member's claims are
+    // released only then, so its resend is never looked up while part of this group is still being written.
+    const tables = await Promise.allSettled([
+      insertTrains(client, members.flatMap((m) => m.rows), token),
+      insertNic(client, members.flatMap((m) => m.nicRows), token),
+      insertThroughput(client, members.flatMap((m) => m.throughputRows), token),
+      insertLoadWindows(client, members.flatMap((m) => m.loadRows), token),
+      insertDiagnostics(client, members.flatMap((m) => m.diagnosticsRows), token),
+    ]);
+    try {
+      const failed = tables.find((t) => t.status === 'rejected');
+      if (failed) throw failed.reason;
+      await insertBatchLedger(client, ledger, token);
+    } catch (error) {
+      this.deps.metrics.storeErrors.inc();
+      for (const m of members) {
+        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
+        this.deps.hub.retract(m.published);
+        m.log.error({ err: (error as Error).message, batchId: m.batch.batchId, group: members.length }, 'storing batch failed');
+        this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
+      }
+      return;
+    }
+    if (members.some((m) => m.loadRows.length > 0)) this.deps.selfLoad.invalidate();
+    for (const m of members) {
+      this.afterStored(m.centre, m.key, m.batch, m.rows);
+      if (m.batch.throughput?.length) this.deps.throughputStored(m.centre, m.batch.throughput.map((t) => t.testId));
+      const b = m.batch;
+      this.answer(m, { ok: true, ack: { type: 'ack', batchId: b.batchId, stored: b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) } });
+    }
   }
 
   /** The trains this batch stores, to the live feed; returns those the hub published (it drops any it published before). */

@@ -1,8 +1,9 @@
 /**
  * Accepts probe connections (WebSocket) and HTTP batches, authenticates them,
  * holds each connection to its limits, reads and validates every message and
- * hands batches to the ingest (batch-ingest.ts: one deduplicated INSERT per
- * table, acknowledged only once stored, published live meanwhile).
+ * hands batches to the ingest (batch-ingest.ts: batches ready together are
+ * stored together, one deduplicated INSERT per table, each acknowledged only
+ * once stored, published live meanwhile).
  *
  * Under pressure it refuses rather than queues: inserts in flight are bounded
  * per connection and in total, an overloaded server refuses a batch before
@@ -40,8 +41,15 @@ export interface CollectorLimits {
   maxInflightPerConnection: number;
   /** Batches being stored across all probes at once. */
   maxInflightTotal: number;
-  /** Batches stored (looked up and inserted) at once; the others wait their turn (store-queue.ts). */
+  /**
+   * Store turns at once; batches ready while every turn is taken wait and are
+   * stored together in the next one (group commit, store-queue.ts).
+   */
   maxConcurrentStores: number;
+  /** Records (trains, NIC samples, tests, runs) one store turn may carry: one INSERT stays bounded. */
+  maxGroupTrains: number;
+  /** Message bytes one store turn may carry (a batch larger alone is stored alone). */
+  maxGroupBytes: number;
   /**
    * Longest time a batch may be expected to spend in the server, by the
    * store's measured rate; a batch expected to take longer is refused (busy):
@@ -64,6 +72,8 @@ export const defaultCollectorLimits: CollectorLimits = {
   maxInflightPerConnection: 8,
   maxInflightTotal: 64,
   maxConcurrentStores: 4,
+  maxGroupTrains: 5000,
+  maxGroupBytes: 8 * 1024 * 1024,
   maxStoreWaitS: 1.5,
   messagesPerSecond: 50,
   messageBurst: 200,
@@ -219,7 +229,7 @@ export class Collector {
     if (parsed.message.type !== 'batch') {
       return this.refuse(this.options.logger, 'unknown_type', 'HTTP ingest takes batch messages only; say hello over WebSocket', 'type');
     }
-    return this.batches.ingest(centre, parsed.message, this.options.logger);
+    return this.batches.ingest(centre, parsed.message, this.options.logger, Buffer.byteLength(text));
   }
 
   /** Stop accepting, let in-flight inserts finish, then close every probe connection. */
@@ -287,7 +297,7 @@ export class Collector {
         }
       }
       try {
-        this.onMessage(ws, session, log, rawText(data));
+        this.onMessage(ws, session, log, rawText(data), rawLength(data));
       } catch (error) {
         // Defence in depth: validation never throws by design; if it ever does, this message fails, not the server.
         log.error({ err: (error as Error).message }, 'probe message handling failed');
@@ -296,7 +306,7 @@ export class Collector {
     });
   }
 
-  private onMessage(ws: WebSocket, session: Session, log: Logger, text: string): void {
+  private onMessage(ws: WebSocket, session: Session, log: Logger, text: string, bytes: number): void {
     const parsed = parseProbeMessage(text);
     if (!parsed.ok) {
       this.send(ws, this.refuse(log, parsed.code, parsed.error, parsed.field, parsed.batchId).error);
@@ -367,7 +377,7 @@ export class Collector {
     }
     session.inflight++;
     const centre = session.centre;
-    void this.batches.ingest(centre, message, log).then((outcome) => {
+    void this.batches.ingest(centre, message, log, bytes).then((outcome) => {
       session.inflight--;
       this.send(ws, outcome.ok ? outcome.ack : outcome.error);
     });

@@ -11,6 +11,7 @@ export interface CollectorMetrics {
   storeErrors: Counter;
   batchConflicts: Counter<'centre'>;
   ackLag: Histogram;
+  storeGroupBatches: Histogram;
   probeConnections: Gauge<'centre'>;
   spoolBatches: Gauge<'centre'>;
   spoolBytes: Gauge<'centre'>;
@@ -34,6 +35,12 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
       name: 'citymesh_ack_lag_seconds',
       help: 'From a probe sealing a batch to its acknowledgement',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    }),
+    storeGroupBatches: new Histogram({
+      name: 'citymesh_store_group_batches',
+      help: 'Batches stored together by one INSERT per table (group commit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
       registers,
     }),
     probeConnections: new Gauge({ name: 'citymesh_probe_connections', help: 'Authenticated probe connections', labelNames: ['centre'], registers }),

@@ -1,24 +1,44 @@
 /**
- * Batches take turns at the store. At most `concurrency` are being stored at
- * once (enough to keep the engine's threads busy; more only makes every one
- * of them slower); the others wait here in arrival order. A batch whose time
- * in the server would exceed `maxWaitS`, judged by the store's measured rate,
- * is not admitted: the probe keeps it (busy) instead of a queue growing here,
- * so the server's share of a batch's lag stays bounded whatever is offered.
+ * Batches take turns at the store, in groups (group commit). A store turn
+ * costs about the same whether it carries one small batch or many (a lookup
+ * round trip, then one INSERT per table, each a new part and a pass through
+ * the views): batches that become ready while the turns are taken wait here,
+ * in arrival order, and are stored together, up to `maxGroupTrains` records
+ * and `maxGroupBytes` bytes so one INSERT stays bounded (a batch larger than
+ * either alone is a group of its own). A turn has two stages (StoreStages):
+ * one lookup at a time, which the live feed waits for, and up to
+ * `concurrency` INSERTs at once, which only the acks wait for.
  *
- * The rate is measured only while the store is saturated (every slot taken
- * and batches waiting): then completions per second are what the store can
- * do, not what probes happen to send. Until first measured, at most
- * `concurrency` batches wait. A rate is forgotten once the queue has been
+ * A batch whose time in the server would exceed `maxWaitS`, judged by the
+ * store's measured rate in records (trains, NIC samples, tests, runs: a
+ * batch counts by what it holds, not as one), is not admitted: the probe
+ * keeps it (busy) instead of a queue growing here, so the server's share of
+ * a batch's lag stays bounded whatever is offered.
+ *
+ * The rate is measured only while the store is saturated (every turn taken
+ * and batches waiting): then records completed per second are what the store
+ * can do, not what probes happen to send. Until first measured, at most one
+ * group's worth of records waits. A rate is forgotten once the queue has been
  * empty and unsaturated for RATE_FORGET_MS: a store that was slow during a
  * burst (a merge, a busy host) is not held to that rate later, when light
  * traffic would otherwise be refused on a stale figure.
  */
 export interface StoreQueueOptions {
+  /** Groups stored at once. */
   concurrency: number;
   maxWaitS: number;
+  /** Records (trains and the batch's other records) one group may carry. */
+  maxGroupTrains: number;
+  /** Message bytes one group may carry. */
+  maxGroupBytes: number;
   /** Monotonic milliseconds (tests drive their own clock). */
   now?: () => number;
+}
+
+/** What the queue needs to know of a batch: how many records it holds, and its size. */
+export interface QueuedBatch {
+  trains: number;
+  bytes: number;
 }
 
 /** Rate samples are taken over at least this long, so one completion's timing does not swing the estimate. */
@@ -26,16 +46,34 @@ const RATE_WINDOW_MS = 1000;
 /** A measured rate older than this, with the queue drained since, no longer says what the store can do. */
 const RATE_FORGET_MS = 5000;
 
-export class StoreQueue {
-  private running = 0;
-  private runningTrains = 0;
-  private readonly waiting: { trains: number; start: () => void }[] = [];
-  private waitingTrains = 0;
-  /** Trains per second the store completes when saturated (exponentially weighted); null until measured. */
+/**
+ * The two stages of a group's turn. Looking up is what the live feed waits
+ * for, so it never waits behind an INSERT: one group is looked up at a time,
+ * while up to `concurrency` others are being inserted, and the batches
+ * looked up while every INSERT is taken are inserted together in the next one.
+ * Neither may reject: each answers the batches it drops itself.
+ */
+export interface StoreStages<B> {
+  /** Looks a group up; resolves to those of its batches still to be inserted (it answered the others). */
+  lookUp(group: B[]): Promise<B[]>;
+  /** Inserts these batches together and answers each. */
+  insert(group: B[]): Promise<void>;
+}
+
+export class StoreQueue<B extends QueuedBatch> {
+  /** Admitted, waiting to be looked up. */
+  private readonly waiting: B[] = [];
+  private lookingUp: B[] | null = null;
+  /** Looked up, waiting for an INSERT. */
+  private readonly lookedUp: B[] = [];
+  private inserting = 0;
+  /** Records admitted and not yet answered, at every stage: what a batch admitted now waits behind. */
+  private admittedTrains = 0;
+  /** Records per second the store completes when saturated (exponentially weighted); null until measured. */
   private rate: number | null = null;
   private windowStart: number | null = null;
   private windowTrains = 0;
-  /** Trains per batch offered lately (exponentially weighted): the size overloaded() judges an unread batch by. */
+  /** Records per batch offered lately (exponentially weighted): the size overloaded() judges an unread batch by. */
   private typicalTrains: number | null = null;
   /** When the last saturated rate sample was taken. */
   private rateAt = 0;
@@ -44,59 +82,126 @@ export class StoreQueue {
 
   private readonly now: () => number;
 
-  constructor(private readonly options: StoreQueueOptions) {
+  constructor(private readonly options: StoreQueueOptions, private readonly stages: StoreStages<B>) {
     this.now = options.now ?? (() => performance.now());
   }
 
   /**
-   * Runs `work` in its turn, or returns `{ admitted: false }` at once when the
-   * batch would spend longer than maxWaitS in the server.
+   * Whether a batch of `trains` records arriving now would spend longer than
+   * maxWaitS in the server: null when it may be enqueued, else the expected
+   * wait (null: the rate is not yet measured and a group's worth already waits).
    */
-  async run<T>(trains: number, work: () => Promise<T>): Promise<{ admitted: true; value: T } | { admitted: false; expectedS: number | null }> {
+  admit(trains: number): { expectedS: number | null } | null {
     this.forgetStaleRate();
     this.typicalTrains = this.typicalTrains === null ? trains : 0.8 * this.typicalTrains + 0.2 * trains;
-    if (this.running >= this.options.concurrency || this.waiting.length > 0) {
-      const expectedS = this.rate ? (this.runningTrains + this.waitingTrains + trains) / this.rate : null;
-      const full = expectedS === null ? this.waiting.length >= this.options.concurrency : expectedS > this.options.maxWaitS;
-      if (full) return { admitted: false, expectedS };
-      this.drainedAt = null;
-      this.waitingTrains += trains;
-      await new Promise<void>((start) => this.waiting.push({ trains, start }));
-      this.waitingTrains -= trains;
-    }
-    this.running++;
-    this.runningTrains += trains;
-    try {
-      return { admitted: true, value: await work() };
-    } finally {
-      this.running--;
-      this.runningTrains -= trains;
-      this.completed(trains);
-      const next = this.waiting.shift();
-      if (next) next.start();
-    }
+    return this.refusal(trains);
+  }
+
+  /** Queues an admitted batch: looked up with whatever else waits then, inserted with whatever else is looked up. */
+  enqueue(batch: B): void {
+    this.waiting.push(batch);
+    this.admittedTrains += batch.trains;
+    this.pump();
   }
 
   /**
    * Whether a batch arriving now would be refused, judged before it is read
-   * (its size unknown: taken as that of recent batches): the queue is full by
-   * count (rate not yet measured), or the trains already admitted plus such a
-   * batch would take longer than maxWaitS. Costs nothing, so the
-   * collector asks before it reads a message: an overloaded server sheds a
-   * batch without parsing it.
+   * (its size unknown: taken as that of recent batches). Costs nothing, so
+   * the collector asks before it reads a message: an overloaded server sheds
+   * a batch without parsing it.
    */
   overloaded(): { expectedS: number | null } | null {
-    if (this.running < this.options.concurrency && this.waiting.length === 0) return null;
     this.forgetStaleRate();
-    if (this.rate === null) return this.waiting.length >= this.options.concurrency ? { expectedS: null } : null;
-    // Judged for a batch the size of recent ones: admission alone never lets what is admitted exceed maxWaitS.
-    const expectedS = (this.runningTrains + this.waitingTrains + (this.typicalTrains ?? 0)) / this.rate;
+    return this.refusal(this.typicalTrains ?? 0);
+  }
+
+  /** Records per second measured at saturation, or null. */
+  measuredRate(): number | null {
+    return this.rate;
+  }
+
+  /** Batches waiting for their lookup or their INSERT, and groups being inserted (for tests and metrics). */
+  depth(): { waiting: number; lookedUp: number; inserting: number } {
+    return { waiting: this.waiting.length, lookedUp: this.lookedUp.length, inserting: this.inserting };
+  }
+
+  /** Batches queue here only while every INSERT is taken: until then there is room. */
+  private saturated(): boolean {
+    return this.waiting.length > 0 || this.lookedUp.length > 0;
+  }
+
+  private refusal(trains: number): { expectedS: number | null } | null {
+    if (this.inserting < this.options.concurrency && !this.saturated()) return null;
+    if (this.rate === null) {
+      // Unmeasured: a group's worth may wait (it goes in the next turn); beyond that the wait is unknown.
+      const queued = this.sum(this.waiting) + this.sum(this.lookedUp);
+      return queued > 0 && queued + trains > this.options.maxGroupTrains ? { expectedS: null } : null;
+    }
+    // Admission alone never lets what is admitted exceed maxWaitS.
+    const expectedS = (this.admittedTrains + trains) / this.rate;
     return expectedS > this.options.maxWaitS ? { expectedS } : null;
   }
 
-  /** Trains per second measured at saturation, or null. */
-  measuredRate(): number | null {
-    return this.rate;
+  private sum(batches: readonly B[]): number {
+    let trains = 0;
+    for (const b of batches) trains += b.trains;
+    return trains;
+  }
+
+  /**
+   * Starts what can start: an INSERT for each free slot (the looked-up batches, oldest first), and the next
+   * lookup, unless one is running or a group's worth already waits looked up (looking further ahead would only
+   * publish trains long before they are stored).
+   */
+  private pump(): void {
+    while (this.inserting < this.options.concurrency && this.lookedUp.length > 0) this.startInsert(this.take(this.lookedUp));
+    if (this.lookingUp === null && this.waiting.length > 0 && this.sum(this.lookedUp) < this.options.maxGroupTrains) {
+      this.startLookup(this.take(this.waiting));
+    }
+  }
+
+  /** The oldest batches of `queue` while the group stays within its bounds (a batch larger than a bound goes alone). */
+  private take(queue: B[]): B[] {
+    const group: B[] = [];
+    let trains = 0;
+    let bytes = 0;
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      if (group.length > 0 && (trains + next.trains > this.options.maxGroupTrains || bytes + next.bytes > this.options.maxGroupBytes)) break;
+      queue.shift();
+      group.push(next);
+      trains += next.trains;
+      bytes += next.bytes;
+    }
+    return group;
+  }
+
+  private startLookup(group: B[]): void {
+    this.lookingUp = group;
+    void this.stages.lookUp(group).catch(() => [] as B[]).then((kept) => {
+      this.lookingUp = null;
+      // Those dropped were answered at the lookup: no longer waited behind.
+      const keptSet = new Set(kept);
+      for (const b of group) if (!keptSet.has(b)) this.admittedTrains -= b.trains;
+      this.lookedUp.push(...kept);
+      if (!this.saturated() && this.inserting === 0 && kept.length === 0) this.markDrained();
+      this.pump();
+    });
+  }
+
+  private startInsert(group: B[]): void {
+    const trains = this.sum(group);
+    this.inserting++;
+    void this.stages.insert(group).catch(() => undefined).finally(() => {
+      this.inserting--;
+      this.admittedTrains -= trains;
+      this.completed(trains);
+      this.pump();
+    });
+  }
+
+  private markDrained(): void {
+    if (this.drainedAt === null) this.drainedAt = this.now();
   }
 
   private forgetStaleRate(): void {
@@ -107,11 +212,11 @@ export class StoreQueue {
 
   private completed(trains: number): void {
     const now = this.now();
-    if (this.waiting.length === 0) {
+    if (!this.saturated()) {
       // Not saturated: what completes now says nothing about capacity.
       this.windowStart = null;
       this.windowTrains = 0;
-      if (this.running === 0 && this.drainedAt === null) this.drainedAt = now;
+      if (this.inserting === 0 && this.lookingUp === null) this.markDrained();
       return;
     }
     this.drainedAt = null;

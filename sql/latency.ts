@@ -344,8 +344,6 @@ export async function countTrains(client: ClickHouseClient, src?: string): Promi
 
 /** Ids of one probe batch's records, by kind, and the time span they cover (µs). */
 export interface BatchRecordIds {
-  /** The source centre: record ids are the probe's, unique only within its centre. */
-  centre: string;
   trains: string[];
   nic: string[];
   throughput: string[];
@@ -360,69 +358,115 @@ export interface BatchLookup {
   stored: Set<string>;
 }
 
+/** One batch to look up: its centre, its id, and its records (null: a batch without records in time). */
+export interface BatchLookupRequest {
+  centre: string;
+  batchId: string;
+  ids: BatchRecordIds | null;
+}
+
+/** The tables a batch's records go to, with the column naming their centre and the record's id. */
+const RECORD_TABLES = [
+  { table: 'latency_trains', centre: 'src', id: 'train_id', ids: (r: BatchRecordIds) => r.trains },
+  { table: 'nic_samples', centre: 'centre', id: 'sample_id', ids: (r: BatchRecordIds) => r.nic },
+  { table: 'throughput_tests', centre: 'src', id: 'test_id', ids: (r: BatchRecordIds) => r.throughput },
+  { table: 'diagnostics', centre: 'src', id: 'run_id', ids: (r: BatchRecordIds) => r.diagnostics },
+] as const;
+
 /**
- * The batch ledger's content hashes under a batch's id, and which of its
- * records are already stored, in one query (one round trip per batch, on the
- * way to the live feed: the collector publishes once this has said what will
- * be stored). `ids` null: a batch without records in time.
+ * For several batches at once (a group the collector stores together), in
+ * one query: the batch ledger's content hashes under each batch's id, and
+ * which of each batch's records are already stored (one round trip per group,
+ * on the way to the live feed: the collector publishes once this has said
+ * what will be stored). Answers in the order asked.
  *
  * Records are looked up, not only deduplicated by token: deduplication by token
  * covers the last N inserted blocks only (the tables' deduplication window:
  * hours on a busy fleet); a batch replayed after a longer outage, whose ack
- * was lost, would otherwise be stored twice; and a train id sent in two
- * different batches would be stored twice whatever the window. The collector
- * asks this for every batch, for its own centre's records only (ids are the
- * probe's, unique within a centre). Partition pruning by the batch's time span
- * and the sort key's leading src keep it cheap.
+ * was lost, would otherwise be stored twice; a train id sent in two
+ * different batches would be stored twice whatever the window; and a batch
+ * stored in a group is retried, after a failure, in whatever group it lands
+ * in, under another token. The collector asks this for every batch, for its
+ * own centre's records only (ids are the probe's, unique within a centre).
+ * Each batch is looked for within its own time span (partition pruning, and
+ * the sort key's leading centre, keep it cheap), not the group's: one
+ * replayed batch does not make the others scan its months.
  */
-export async function lookUpBatch(client: ClickHouseClient, centre: string, batchId: string, ids: BatchRecordIds | null): Promise<BatchLookup> {
-  const ledger = "SELECT 'ledger' AS kind, content_sha256 AS id FROM batch_ledger WHERE centre = {centre:String} AND batch_id = {batch:String}";
-  const inSpan = "ts >= {from:DateTime64(6, 'UTC')} AND ts <= {to:DateTime64(6, 'UTC')}";
-  const records = ids ? `
-UNION ALL
-SELECT 'record', train_id FROM latency_trains WHERE src = {centre:String} AND train_id IN {trains:Array(String)} AND ${inSpan}
-UNION ALL
-SELECT 'record', sample_id FROM nic_samples WHERE centre = {centre:String} AND sample_id IN {nic:Array(String)} AND ${inSpan}
-UNION ALL
-SELECT 'record', test_id FROM throughput_tests WHERE src = {centre:String} AND test_id IN {throughput:Array(String)} AND ${inSpan}
-UNION ALL
-SELECT 'record', run_id FROM diagnostics WHERE src = {centre:String} AND run_id IN {diagnostics:Array(String)} AND ${inSpan}` : '';
-  const result = await client.query({
-    query: ledger + records,
-    query_params: {
-      centre, batch: batchId,
-      ...(ids ? {
-        trains: ids.trains, nic: ids.nic, throughput: ids.throughput, diagnostics: ids.diagnostics,
-        from: formatDateTime64(ids.fromUs), to: formatDateTime64(ids.toUs),
-      } : {}),
-    },
-    format: 'JSONEachRow',
-  });
-  const hashes = new Set<string>();
-  const stored = new Set<string>();
-  for (const r of await result.json<{ kind: string; id: string }>()) (r.kind === 'ledger' ? hashes : stored).add(r.id);
-  return { contentHashes: [...hashes], stored };
+export async function lookUpBatches(client: ClickHouseClient, requests: readonly BatchLookupRequest[]): Promise<BatchLookup[]> {
+  if (requests.length === 0) return [];
+  const params: Record<string, unknown> = {
+    ledger_centres: [...new Set(requests.map((r) => r.centre))],
+    ledger_batches: [...new Set(requests.map((r) => r.batchId))],
+  };
+  // Centre and id matched separately (two sets, exact pairs picked below): a pair the sets over-match costs a row, not a miss.
+  const parts = ["SELECT 'ledger' AS kind, centre, batch_id AS batch, content_sha256 AS id FROM batch_ledger " +
+    'WHERE centre IN {ledger_centres:Array(String)} AND batch_id IN {ledger_batches:Array(String)}'];
+  const withIds = requests.flatMap((r, i) => (r.ids ? [{ i, centre: r.centre, ids: r.ids }] : []));
+  for (const { i, centre, ids } of withIds) {
+    params[`centre_${i}`] = centre;
+    params[`from_${i}`] = formatDateTime64(ids.fromUs);
+    params[`to_${i}`] = formatDateTime64(ids.toUs);
+  }
+  /** Each batch's own centre and time span, on a table whose centre column is `column`. */
+  const inSpans = (column: string) => withIds
+    .map(({ i }) => `(${column} = {centre_${i}:String} AND ts >= {from_${i}:DateTime64(6, 'UTC')} AND ts <= {to_${i}:DateTime64(6, 'UTC')})`)
+    .join(' OR ');
+  if (withIds.length > 0) {
+    params.record_centres = [...new Set(withIds.map((r) => r.centre))];
+    for (const [t, spec] of RECORD_TABLES.entries()) {
+      const ids = withIds.flatMap((r) => spec.ids(r.ids));
+      if (ids.length === 0) continue;
+      params[`ids_${t}`] = ids;
+      parts.push(`SELECT 'record', ${spec.centre}, '', ${spec.id} FROM ${spec.table} WHERE ${spec.centre} IN {record_centres:Array(String)} ` +
+        `AND ${spec.id} IN {ids_${t}:Array(String)} AND (${inSpans(spec.centre)})`);
+    }
+  }
+  const result = await client.query({ query: parts.join('\nUNION ALL\n'), query_params: params, format: 'JSONEachRow' });
+  const hashes = new Map<string, Set<string>>();
+  const stored = new Map<string, Set<string>>();
+  const add = (map: Map<string, Set<string>>, key: string, id: string) => {
+    const set = map.get(key);
+    if (set) set.add(id);
+    else map.set(key, new Set([id]));
+  };
+  for (const row of await result.json<{ kind: string; centre: string; batch: string; id: string }>()) {
+    if (row.kind === 'ledger') add(hashes, JSON.stringify([row.centre, row.batch]), row.id);
+    else add(stored, row.centre, row.id);
+  }
+  // Records of one centre: its batches in the group hold different records (the collector never stores two holding one at once).
+  return requests.map((r) => ({
+    contentHashes: [...(hashes.get(JSON.stringify([r.centre, r.batchId])) ?? [])],
+    stored: r.ids ? stored.get(r.centre) ?? new Set() : new Set(),
+  }));
 }
 
 const LEDGER_COLUMNS = ['centre', 'batch_id', 'content_sha256', 'stored_at'] as const;
 
-/** Record a stored batch's content hash, after its rows are stored; deduplicated by the batch's own token. */
-export async function insertBatchLedger(
-  client: ClickHouseClient, row: { centre: string; batch_id: string; content_sha256: string; stored_at: string }, dedupToken: string,
-): Promise<void> {
+/** One row of the batch ledger: a stored batch's content hash under its id. */
+export interface BatchLedgerRow {
+  centre: string;
+  batch_id: string;
+  content_sha256: string;
+  stored_at: string;
+}
+
+/** Record stored batches' content hashes (a group's, in one INSERT), after their rows are stored; deduplicated by the token. */
+export async function insertBatchLedger(client: ClickHouseClient, rows: readonly BatchLedgerRow[], dedupToken: string): Promise<void> {
+  if (rows.length === 0) return;
   const raw = rawInsertOf(client);
   if (raw) {
     // The embedded engine's own insert, as for the trains: the client's path adds SET statements and string copies per batch.
+    let body = '';
+    for (const row of rows) body += `${JSON.stringify([row.centre, row.batch_id, row.content_sha256, row.stored_at])}\n`;
     await raw({
-      table: 'batch_ledger', columns: LEDGER_COLUMNS, format: 'JSONCompactEachRow',
-      body: Buffer.from(`${JSON.stringify([row.centre, row.batch_id, row.content_sha256, row.stored_at])}\n`),
+      table: 'batch_ledger', columns: LEDGER_COLUMNS, format: 'JSONCompactEachRow', body: Buffer.from(body),
       settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
     });
     return;
   }
   await client.insert({
     table: 'batch_ledger',
-    values: [row],
+    values: [...rows],
     format: 'JSONEachRow',
     clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
   });

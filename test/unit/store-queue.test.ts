@@ -1,144 +1,231 @@
 import { describe, expect, it } from 'vitest';
-import { StoreQueue } from '../../collector/store-queue.js';
+import { StoreQueue, type QueuedBatch } from '../../collector/store-queue.js';
 
-/** A unit of store work the test finishes by hand. */
-function job(): { work: () => Promise<string>; finish: () => void; started: () => boolean } {
-  let started = false;
-  let finish: () => void = () => undefined;
-  const done = new Promise<string>((resolve) => {
-    finish = () => resolve('stored');
+interface Batch extends QueuedBatch {
+  name: string;
+}
+
+interface QueueOptions { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; now?: () => number }
+
+/**
+ * A queue whose stages the test finishes by hand: `lookups` and `inserts` list each group as its stage starts.
+ * `autoLookUp`: lookups keep every batch and finish at once (for tests of admission and rate).
+ */
+function queue(options: QueueOptions, autoLookUp = false) {
+  const lookups: string[][] = [];
+  const inserts: string[][] = [];
+  const lookupDone: ((kept: Batch[]) => void)[] = [];
+  const lookupGroups: Batch[][] = [];
+  const insertDone: (() => void)[] = [];
+  const q = new StoreQueue<Batch>({ maxGroupTrains: 10_000, maxGroupBytes: 1e9, ...options }, {
+    lookUp: (group) => {
+      lookups.push(group.map((b) => b.name));
+      if (autoLookUp) return Promise.resolve(group);
+      lookupGroups.push(group);
+      return new Promise<Batch[]>((resolve) => lookupDone.push(resolve));
+    },
+    insert: (group) => {
+      inserts.push(group.map((b) => b.name));
+      return new Promise<void>((resolve) => insertDone.push(resolve));
+    },
   });
-  return { work: () => ((started = true), done), finish: () => finish(), started: () => started };
+  /** Finishes the `i`th lookup started, keeping its batches but those named in `drop`. */
+  const finishLookup = async (i: number, drop: string[] = []) => {
+    lookupDone[i]!(lookupGroups[i]!.filter((b) => !drop.includes(b.name)));
+    await settle();
+  };
+  const finishInsert = async (i: number) => {
+    insertDone[i]!();
+    await settle();
+  };
+  /** Admits and enqueues a batch, as the ingest does; returns the refusal, or null once queued. */
+  const offer = (name: string, trains: number, bytes = 0) => {
+    const refused = q.admit(trains);
+    if (!refused) q.enqueue({ name, trains, bytes });
+    return refused;
+  };
+  /** Queues a batch without asking admission (for tests of how groups are formed). */
+  const enqueue = (name: string, trains: number, bytes = 0) => q.enqueue({ name, trains, bytes });
+  return { q, lookups, inserts, finishLookup, finishInsert, offer, enqueue };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('StoreQueue', () => {
-  it('stores at most `concurrency` batches at once, the others in arrival order', async () => {
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 1 });
-    const jobs = [job(), job(), job(), job()];
-    const results = jobs.map((j) => queue.run(10, j.work));
-    await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, false, false]);
-    jobs[1]!.finish();
-    await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, true, false]);
-    jobs[0]!.finish();
-    await settle();
-    expect(jobs.map((j) => j.started())).toEqual([true, true, true, true]);
-    jobs[2]!.finish();
-    jobs[3]!.finish();
-    expect(await Promise.all(results)).toEqual(jobs.map(() => ({ admitted: true, value: 'stored' })));
+describe('StoreQueue (group commit)', () => {
+  it('looks one group up at a time while up to `concurrency` are inserted; batches ready meanwhile go together', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 2, maxWaitS: 1 });
+    for (const name of ['a', 'b', 'c']) expect(offer(name, 10)).toBeNull();
+    expect(lookups).toEqual([['a']]);
+    await finishLookup(0);
+    // a is inserted; b and c, ready while a was looked up, are looked up together, without waiting for a's INSERT.
+    expect(inserts).toEqual([['a']]);
+    expect(lookups).toEqual([['a'], ['b', 'c']]);
+    offer('d', 10);
+    offer('e', 10);
+    await finishLookup(1);
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    expect(lookups).toEqual([['a'], ['b', 'c'], ['d', 'e']]);
+    await finishLookup(2);
+    // Both INSERTs taken: d and e wait, looked up, for the next.
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    await finishInsert(0);
+    expect(inserts).toEqual([['a'], ['b', 'c'], ['d', 'e']]);
+    await finishInsert(1);
+    await finishInsert(2);
   });
 
-  it('before any rate is measured, refuses once `concurrency` batches wait', async () => {
-    const queue = new StoreQueue({ concurrency: 1, maxWaitS: 1 });
-    const running = job();
-    const waiting = job();
-    const first = queue.run(10, running.work);
-    const second = queue.run(10, waiting.work);
-    expect(await queue.run(10, job().work)).toEqual({ admitted: false, expectedS: null });
-    running.finish();
-    waiting.finish();
-    expect(await first).toMatchObject({ admitted: true });
-    expect(await second).toMatchObject({ admitted: true });
+  it('inserts together the batches of several lookups that finished while the INSERTs were taken; a batch the lookup dropped is not inserted', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 1 });
+    offer('a', 10);
+    offer('b', 10);
+    offer('refused', 10);
+    await finishLookup(0);
+    await finishLookup(1, ['refused']);
+    offer('c', 10);
+    await finishLookup(2);
+    expect(lookups).toEqual([['a'], ['b', 'refused'], ['c']]);
+    expect(inserts).toEqual([['a']]);
+    await finishInsert(0);
+    expect(inserts).toEqual([['a'], ['b', 'c']]);
+    await finishInsert(1);
   });
 
-  it('measures the rate only while saturated, then refuses a batch expected to take longer than maxWaitS', async () => {
+  it('bounds a group by records and by bytes; a batch larger than either alone is a group alone', async () => {
+    const { lookups, inserts, finishLookup, finishInsert, enqueue } = queue({ concurrency: 1, maxWaitS: 1000, maxGroupTrains: 100, maxGroupBytes: 1000 });
+    enqueue('running', 1);
+    enqueue('a', 60);
+    enqueue('b', 60); // a + b: 120 records, over 100
+    enqueue('c', 10, 900);
+    enqueue('d', 10, 200); // b + c + d: 1,100 bytes, over 1,000
+    enqueue('huge', 500);
+    enqueue('e', 1);
+    await finishLookup(0);
+    await finishLookup(1);
+    await finishLookup(2);
+    // A group's worth looked up ahead (a, b, c: 130 records): no further lookup until an INSERT takes some.
+    expect(lookups).toEqual([['running'], ['a'], ['b', 'c']]);
+    await finishInsert(0);
+    await finishLookup(3);
+    await finishLookup(4);
+    await finishInsert(1);
+    await finishInsert(2);
+    await finishInsert(3);
+    await finishLookup(5);
+    await finishInsert(4);
+    expect(lookups).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+    expect(inserts).toEqual([['running'], ['a'], ['b', 'c'], ['d'], ['huge'], ['e']]);
+    await finishInsert(5);
+  });
+
+  it('before any rate is measured, refuses once a group\'s worth of records waits', async () => {
+    const { lookups, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 1, maxGroupTrains: 100 });
+    expect(offer('running', 50)).toBeNull();
+    expect(offer('waits', 60)).toBeNull();
+    expect(offer('fits', 40)).toBeNull();
+    expect(offer('over', 1)).toEqual({ expectedS: null });
+    await finishLookup(0);
+    expect(lookups).toEqual([['running'], ['waits', 'fits']]);
+    await finishLookup(1);
+    await finishInsert(0);
+    await finishInsert(1);
+  });
+
+  it('measures the rate in records, only while saturated, then refuses a batch expected to take longer than maxWaitS', async () => {
     let clock = 0;
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 2.5, now: () => clock });
+    const { q, inserts, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2.5, now: () => clock }, true);
     // Unsaturated completions (nothing waiting) teach nothing.
-    const alone = job();
-    const lone = queue.run(100, alone.work);
+    offer('alone', 100);
+    await settle();
     clock += 5000;
-    alone.finish();
-    await lone;
-    expect(queue.measuredRate()).toBeNull();
-    // Saturated (two storing, two waiting): 1,000 trains complete per second of the test's clock.
-    const jobs = Array.from({ length: 4 }, () => job());
-    const runs = jobs.map((j) => queue.run(1000, j.work));
-    for (const j of jobs.slice(0, 2)) {
-      await settle();
-      clock += 1000;
-      j.finish();
-    }
+    await finishInsert(0);
+    expect(q.measuredRate()).toBeNull();
+    // Saturated: an INSERT running, batches waiting; 1,000 records complete per second of the test's clock.
+    offer('s1', 1000);
     await settle();
-    expect(queue.measuredRate()).toBeCloseTo(1000, 6);
-    // 2,000 trains storing: a small batch is expected to be done in 2.01 s and waits; a large one (3 s) is refused.
-    expect(await queue.run(1000, job().work)).toEqual({ admitted: false, expectedS: 3 });
-    const small = job();
-    const fits = queue.run(10, small.work);
-    jobs[2]!.finish();
+    offer('s2', 1000);
     await settle();
-    small.finish();
-    jobs[3]!.finish();
-    expect(await fits).toMatchObject({ admitted: true });
-    expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
+    clock += 1000;
+    await finishInsert(1); // first saturated completion: opens the window
+    offer('s3', 1000);
+    await settle();
+    clock += 1000;
+    await finishInsert(2); // s2 done, s3 waiting: 1,000 records in 1 s
+    expect(inserts).toEqual([['alone'], ['s1'], ['s2'], ['s3']]);
+    expect(q.measuredRate()).toBeCloseTo(1000, 6);
+    // s3 storing (1,000 records): a batch of 1,000 is expected to be done in 2 s and waits; one of 1,000 more (3 s) is refused.
+    expect(offer('fits', 1000)).toBeNull();
+    expect(offer('refused', 1000)).toEqual({ expectedS: 3 });
+    // Before a batch is read it is judged by the size of recent ones (an average drawn towards 1,000): refused too.
+    expect(q.overloaded()?.expectedS).toBeGreaterThan(2.5);
+    await settle();
+    await finishInsert(3);
+    await finishInsert(4);
+    expect(q.depth()).toEqual({ waiting: 0, lookedUp: 0, inserting: 0 });
   });
 
   it('says it is overloaded, before a batch is read, when one the size of recent batches would be refused', async () => {
     let clock = 0;
-    const queue = new StoreQueue({ concurrency: 1, maxWaitS: 2.5, now: () => clock });
-    expect(queue.overloaded()).toBeNull();
-    const jobs = Array.from({ length: 4 }, () => job());
-    const runs = [queue.run(500, jobs[0]!.work)];
+    const { q, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2.5, maxGroupTrains: 900, now: () => clock }, true);
+    expect(q.overloaded()).toBeNull();
+    offer('a', 500);
+    await settle();
     // One storing, none waiting: room.
-    expect(queue.overloaded()).toBeNull();
-    runs.push(queue.run(500, jobs[1]!.work));
-    // Unmeasured: full once `concurrency` wait.
-    expect(queue.overloaded()).toEqual({ expectedS: null });
-    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: null });
-    // Measured at saturation: 500 trains per second of the test's clock.
+    expect(q.overloaded()).toBeNull();
+    offer('b', 500);
+    await settle();
+    // Unmeasured: 500 waiting, another of 500 would exceed a group's worth.
+    expect(q.overloaded()).toEqual({ expectedS: null });
+    expect(offer('c', 500)).toEqual({ expectedS: null });
+    // Measured at saturation: 500 records per second of the test's clock.
+    clock += 1000;
+    await finishInsert(0);
+    offer('c', 500);
     await settle();
     clock += 1000;
-    jobs[0]!.finish();
-    await settle();
-    runs.push(queue.run(500, jobs[2]!.work));
-    clock += 1000;
-    jobs[1]!.finish();
-    await settle();
-    expect(queue.measuredRate()).toBeCloseTo(500, 6);
+    await finishInsert(1);
+    expect(q.measuredRate()).toBeCloseTo(500, 6);
     // 500 storing, batches of 500 lately: another would be done in 2 s, within 2.5 s.
-    expect(queue.overloaded()).toBeNull();
-    runs.push(queue.run(500, jobs[3]!.work));
+    expect(q.overloaded()).toBeNull();
+    offer('d', 500);
     // 1,000 admitted: the next one of 500 would take 3 s.
-    expect(queue.overloaded()).toEqual({ expectedS: 3 });
-    expect(await queue.run(500, job().work)).toEqual({ admitted: false, expectedS: 3 });
-    jobs[2]!.finish();
+    expect(q.overloaded()).toEqual({ expectedS: 3 });
+    expect(offer('e', 500)).toEqual({ expectedS: 3 });
     await settle();
-    jobs[3]!.finish();
-    expect((await Promise.all(runs)).every((r) => r.admitted)).toBe(true);
-    expect(queue.overloaded()).toBeNull();
+    await finishInsert(2);
+    await finishInsert(3);
+    expect(q.overloaded()).toBeNull();
   });
 
   it('forgets a rate measured during a burst once the queue has stood empty, so later light traffic is not refused on it', async () => {
     let clock = 0;
-    const queue = new StoreQueue({ concurrency: 2, maxWaitS: 2, now: () => clock });
-    // A slow burst (two storing, two waiting): 100 trains per second of the test's clock.
-    const burst = Array.from({ length: 4 }, () => job());
-    const runs = burst.map((j) => queue.run(100, j.work));
-    for (const j of burst) {
-      await settle();
-      clock += 1000;
-      j.finish();
-    }
-    await Promise.all(runs);
-    expect(queue.measuredRate()).toBeCloseTo(100, 6);
-    // Traffic at once after it is judged by that rate: two storing, one of 300 would take 5 s.
-    const light = [job(), job()];
-    const lightRuns = light.map((j) => queue.run(100, j.work));
-    expect(await queue.run(300, job().work)).toEqual({ admitted: false, expectedS: 5 });
-    for (const j of light) j.finish();
-    await Promise.all(lightRuns);
+    const { q, inserts, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 2, now: () => clock }, true);
+    // A slow burst: 100 records per second of the test's clock.
+    offer('b1', 100);
+    await settle();
+    offer('b2', 100);
+    await settle();
+    clock += 1000;
+    await finishInsert(0);
+    offer('b3', 100);
+    await settle();
+    clock += 1000;
+    await finishInsert(1);
+    expect(inserts).toEqual([['b1'], ['b2'], ['b3']]);
+    expect(q.measuredRate()).toBeCloseTo(100, 6);
+    // Traffic at once after it is judged by that rate: b3 storing, light waiting, one of 300 more would take 5 s.
+    expect(offer('light', 100)).toBeNull();
+    expect(offer('heavy', 300)).toEqual({ expectedS: 5 });
+    await settle();
+    await finishInsert(2);
+    await finishInsert(3);
     // The queue has stood unsaturated for longer than a rate is kept: it no longer judges by it.
     clock += 5000;
-    const later = [job(), job(), job()];
-    const laterRuns = later.map((j, i) => queue.run(i === 2 ? 300 : 100, j.work));
-    expect(queue.measuredRate()).toBeNull();
-    for (const j of later) {
-      await settle();
-      j.finish();
-    }
-    expect((await Promise.all(laterRuns)).every((r) => r.admitted)).toBe(true);
+    expect(offer('later', 100)).toBeNull();
+    expect(offer('heavy again', 300)).toBeNull();
+    expect(q.measuredRate()).toBeNull();
+    await settle();
+    await finishInsert(4);
+    await finishInsert(5);
+    expect(inserts.slice(4)).toEqual([['later'], ['heavy again']]);
   });
 });
