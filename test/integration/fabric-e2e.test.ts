@@ -126,7 +126,7 @@ describe.skipIf(skip)('the city fabric: three Shanghai centres in network namesp
       const { body } = await fabric.api<StatusResponse>('GET', '/v1/status');
       const stamp = body.paths.filter((p) => p.engine === 'stamp');
       return stamp.length === 6 && stamp.every((p) => p.lastTs && Date.parse(p.lastTs) >= untilMs) ? true : undefined;
-    }, 20_000);
+    }, 120_000); // a loaded host makes the store fall behind: the probes back off and resend
   }
 
   const directions = () => fabric.plan.links.flatMap((l) => [[l.a.centre, l.b.centre, l] as const, [l.b.centre, l.a.centre, l] as const]);
@@ -272,7 +272,7 @@ describe.skipIf(skip)('the city fabric: three Shanghai centres in network namesp
       // Nothing injected: at most a reply later than the 300 ms timeout on a starved CPU.
       expect(rows.get(l.id)!.lossMeasured!).toBeLessThan(0.005);
     }
-  }, 90_000);
+  }, 240_000);
 
   /**
    * The outage, scheduled once by whichever test comes first (the relays take absolute times):
@@ -404,7 +404,7 @@ describe.skipIf(skip)('the city fabric: three Shanghai centres in network namesp
       const other = await fabric.api<{ timeline: { availability: unknown[] } }>('GET', `/v1/sla/months/${month}/links/${l.a.centre}/${l.b.centre}`);
       expect(other.body.timeline.availability).toEqual([]);
     }
-  }, 240_000); // run alone it first waits up to 80 s for the outage it schedules
+  }, 360_000); // run alone it first waits up to 80 s for the outage it schedules; a loaded host stretches the rest
 
   it('keeps every probe packet inside the fabric: nothing of it reaches the root namespace', async () => {
     const report = await fabric.isolation();
