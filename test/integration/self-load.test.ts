@@ -69,10 +69,12 @@ describe('a throughput test marks the link it loads', () => {
     const fromMs = window.t * 1000 - guardMs;
     const toMs = window.tEnd * 1000 + guardMs;
     const client = server.store.client;
-    // Trains of both directions of the tested link and of a link not under test ran during the window.
+    // Trains of both directions of the tested link and of a link not under test ran during the window, and
+    // after it, within the span the unguarded alert query below reads (from the first whole second after the window).
+    const afterFromUs = (Math.floor(toMs / 1000) + 1) * 1e6;
     await waitFor('trains stored past the window in every direction', async () => {
       const counts = await Promise.all([['alfa', 'bravo'], ['bravo', 'alfa'], ['bravo', 'charlie'], ['charlie', 'bravo']].map(async ([src, dst]) =>
-        (await trainsBetween(client, { src: src!, dst: dst!, fromUs: toMs * 1000, toUs: (toMs + 60_000) * 1000, limit: 10 })).length));
+        (await trainsBetween(client, { src: src!, dst: dst!, fromUs: afterFromUs, toUs: (toMs + 60_000) * 1000, limit: 10 })).length));
       return counts.every((n) => n > 0);
     }, 90_000);
     for (const [src, dst] of [['alfa', 'bravo'], ['bravo', 'alfa'], ['bravo', 'charlie']]) {
