@@ -183,21 +183,29 @@ describe('fabric delay relay (loopback)', () => {
     await control({ op: 'set', peer: 'there', loss: 0 });
   });
 
-  it('black-holes a window: the packets sent inside it are lost, those outside it are not (20 ms margin at the edges)', async () => {
+  it('black-holes a window: what it loses is one run of packets, all dropped by the black-hole, none sent after the window', async () => {
+    // The relay judges each datagram by its kernel receive time (CLOCK_REALTIME), never earlier than the
+    // wall time this process stamped before sending it. So what holds whatever the load: a packet stamped
+    // at or after the window's end is not lost (neither its request nor its reply can cross inside), and
+    // everything lost was dropped by the black-hole, as one run of sequence numbers. How tightly the run
+    // fits the window depends on when this process gets a CPU: that is a figure, printed here and
+    // measured by `npm run bench relay`, not an assertion.
     await control({ op: 'reset' });
     const start = Date.now();
     const from = start + 200;
-    const to = start + 500;
+    const to = start + 800;
     await control({ op: 'blackhole', peer: 'there', fromMs: from, toMs: to });
     const sent: number[] = [];
-    const rtts = await udpTrain(client, ports.relayUdp, 160, 5, accounted, sent);
-    const inside = sent.map((t, i) => [t, rtts[i]] as const).filter(([t]) => t >= from + 20 && t < to - 20);
-    const outside = sent.map((t, i) => [t, rtts[i]] as const).filter(([t]) => t < from - 20 || t >= to + 20);
-    const lostAt = sent.filter((_, i) => rtts[i] === null);
-    process.stdout.write(`relay loopback: 300 ms black-hole -> ${lostAt.length} packets lost, sent over ${lostAt.length ? lostAt[lostAt.length - 1]! - lostAt[0]! : 0} ms\n`);
-    expect(inside.length).toBeGreaterThan(30);
-    expect(inside.filter(([, rtt]) => rtt !== null)).toEqual([]);
-    expect(outside.filter(([, rtt]) => rtt === null)).toEqual([]);
+    const rtts = await udpTrain(client, ports.relayUdp, 300, 5, accounted, sent);
+    const c = await counters();
+    const lost = rtts.flatMap((rtt, i) => (rtt === null ? [i] : []));
+    const lostAt = lost.map((i) => sent[i]!);
+    process.stdout.write(`relay loopback: 600 ms black-hole -> ${lost.length} packets lost, sent from ${lostAt.length ? lostAt[0]! - from : '-'} ms to ${lostAt.length ? lostAt.at(-1)! - to : '-'} ms of the window's edges\n`);
+    expect(lost.length).toBeGreaterThan(0);
+    expect(c.in.droppedBlackhole + c.out.droppedBlackhole).toBe(lost.length);
+    expect(c.in.droppedLoss + c.out.droppedLoss).toBe(0);
+    expect(lost.at(-1)! - lost[0]! + 1, 'one run of sequence numbers').toBe(lost.length);
+    expect(lost.filter((i) => sent[i]! >= to), 'sent after the window, yet lost').toEqual([]);
   });
 
   it('ignores sources that are not a link peer', async () => {
