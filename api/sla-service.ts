@@ -194,6 +194,12 @@ export class SlaService {
         publicKey: this.signer.publicKeyPem, createdAtMs: nowMs, createdBy: by,
       });
       const stored = (await slaReportDocuments(this.client, month)).find((r) => r.seq === 0)!;
+      // Another server finalising the same month at the same moment (the in-process lock does not reach it):
+      // the store keeps the first document only (one deduplication token per month and seq), so a server whose
+      // document is not the stored one did not finalise the month and must not say it did.
+      if (stored.document !== document) {
+        throw new SlaRefusal('already_finalised', `${month} was finalised at ${new Date(stored.createdAtMs).toISOString()} by ${stored.createdBy} (another server, at the same time); later changes are recorded as amendments`);
+      }
       this.checkedUpTo.set(month, nowMs);
       this.logger.info({ month, by, reportSha256: stored.reportSha256, verdict: report.total.verdict }, 'SLA report finalised');
       return stored;
@@ -243,8 +249,11 @@ export class SlaService {
         month, seq, kind: 'amendment', document, reportSha256, publicKeyFingerprint: this.signer.fingerprint,
         publicKey: this.signer.publicKeyPem, createdAtMs: nowMs, createdBy: by,
       });
+      const stored = (await slaReportDocuments(this.client, month)).find((r) => r.seq === seq)!;
+      // As in finalise(): another server recorded this amendment at the same moment and its document is the one stored.
+      if (stored.document !== document) return null;
       this.logger.warn({ month, seq, changes: changes.length }, 'SLA amendment recorded: a finalised month changed');
-      return (await slaReportDocuments(this.client, month)).find((r) => r.seq === seq)!;
+      return stored;
     });
   }
 
@@ -271,7 +280,11 @@ export class SlaService {
           if (await this.recordAmendment(entry.month, 'cron')) done.amended.push(entry.month);
         }
       } catch (error) {
-        this.logger.error({ err: error, month: entry.month }, 'SLA job failed for a month');
+        if (error instanceof SlaRefusal && error.reason === 'already_finalised') {
+          this.logger.info({ month: entry.month, reason: error.message }, 'SLA month finalised by another server meanwhile');
+        } else {
+          this.logger.error({ err: error, month: entry.month }, 'SLA job failed for a month');
+        }
       }
     }
     return done;

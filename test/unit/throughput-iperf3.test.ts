@@ -4,7 +4,7 @@
  * that must come back as errors, never as zero.
  */
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Iperf3Server, detectIperf3, runIperf3 } from '../../probes/engines/throughput/iperf3.js';
 import type { ThroughputResult } from '../../probes/engines/throughput/types.js';
 import { missingCommand, skipReason } from '../helpers/requirements.js';
@@ -58,6 +58,11 @@ describe.skipIf(skipReason(missingCommand('iperf3', 'iperf3')))('iperf3 engine o
   });
   afterAll(async () => {
     await server?.stop();
+  });
+  // iperf3 serves one test at a time, and a starved host can still be tearing the last one down when the
+  // next test starts ("the server is busy"): each test starts once the server says it is idle again.
+  beforeEach(async () => {
+    await server.waitForState('idle', 60_000);
   });
 
   it('detects the installed iperf3 and its version', async () => {
