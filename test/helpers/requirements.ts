@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { datapathStatus } from '../../probes/engines/stamp/native.js';
 
 /** Why a test cannot run here, or null when it can. Used with `it.skipIf`/`describe.skipIf`. */
 export function missingCommand(command: string, debianPackage: string): string | null {
@@ -27,3 +28,18 @@ export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
 ] as const;
+
+/**
+ * Why the native STAMP datapath cannot run here, or null: asked with any
+ * CITYMESH_STAMP_DATAPATH override set aside (a test of the native path must
+ * not skip because the environment chose the Node one).
+ */
+export function nativeDatapathMissing(): string | null {
+  const saved = process.env.CITYMESH_STAMP_DATAPATH;
+  delete process.env.CITYMESH_STAMP_DATAPATH;
+  try {
+    return datapathStatus().reason;
+  } finally {
+    if (saved !== undefined) process.env.CITYMESH_STAMP_DATAPATH = saved;
+  }
+}

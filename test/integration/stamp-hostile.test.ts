@@ -11,11 +11,10 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSenderPacket } from '../../probes/engines/stamp/codec.js';
-import { datapathStatus } from '../../probes/engines/stamp/native.js';
 import { StampReflector, type ReflectorStats } from '../../probes/engines/stamp/reflector.js';
 import { repoRoot } from '../helpers/netns.js';
 import { CitymeshProcess, killAll } from '../helpers/processes.js';
-import { missingCommand, skipReason } from '../helpers/requirements.js';
+import { missingCommand, skipReason, nativeDatapathMissing } from '../helpers/requirements.js';
 import { waitFor } from '../helpers/stack.js';
 
 const A = '127.0.31.1';
@@ -25,13 +24,7 @@ const RAW = join(repoRoot, 'test', 'interop', 'raw_udp.py');
 
 const notRoot = process.getuid?.() === 0 ? null : 'raw sockets need root';
 const noPython = missingCommand('python3', 'python3');
-const nativeMissing = (() => {
-  const saved = process.env.CITYMESH_STAMP_DATAPATH;
-  delete process.env.CITYMESH_STAMP_DATAPATH;
-  const reason = datapathStatus().reason;
-  if (saved !== undefined) process.env.CITYMESH_STAMP_DATAPATH = saved;
-  return reason;
-})();
+const nativeMissing = nativeDatapathMissing();
 
 interface RawKind {
   src: string; sport: number; dst: string; dport: number; size?: number; fill?: 'zero' | 'random' | 'sender'; hex?: string; count?: number;

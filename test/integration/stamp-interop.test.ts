@@ -7,22 +7,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datapathStatus } from '../../probes/engines/stamp/native.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
 import { StampReflector } from '../../probes/engines/stamp/reflector.js';
 import { repoRoot } from '../helpers/netns.js';
-import { missingCommand, skipReason } from '../helpers/requirements.js';
+import { missingCommand, skipReason, nativeDatapathMissing } from '../helpers/requirements.js';
 
 const PEER = join(repoRoot, 'test', 'interop', 'stamp_peer.py');
 const HOST = '127.0.0.1';
 const noPython = missingCommand('python3', 'python3');
-const nativeMissing = (() => {
-  const saved = process.env.CITYMESH_STAMP_DATAPATH;
-  delete process.env.CITYMESH_STAMP_DATAPATH;
-  const reason = datapathStatus().reason;
-  if (saved !== undefined) process.env.CITYMESH_STAMP_DATAPATH = saved;
-  return reason;
-})();
+const nativeMissing = nativeDatapathMissing();
 
 interface PeerSendResult {
   sent: number;

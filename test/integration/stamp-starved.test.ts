@@ -21,21 +21,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainResult, TrainTask } from '../../probes/engines/types.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
-import { datapathStatus } from '../../probes/engines/stamp/native.js';
 import { StampReflector } from '../../probes/engines/stamp/reflector.js';
-import { missingCommand, skipReason } from '../helpers/requirements.js';
+import { missingCommand, skipReason, nativeDatapathMissing } from '../helpers/requirements.js';
 
 const HOST = '127.0.33.1';
 /** Longer than the fast train's reply timeout, so a stop spans it. */
 const STOPPED_MS = 1300;
 
-const nativeMissing = (() => {
-  const saved = process.env.CITYMESH_STAMP_DATAPATH;
-  delete process.env.CITYMESH_STAMP_DATAPATH;
-  const reason = datapathStatus().reason;
-  if (saved !== undefined) process.env.CITYMESH_STAMP_DATAPATH = saved;
-  return reason;
-})();
+const nativeMissing = nativeDatapathMissing();
 const missing = nativeMissing ?? missingCommand('chrt', 'util-linux') ?? missingCommand('taskset', 'util-linux');
 
 /** The native datapath's thread in this process (named by stamp.c), once it runs. */

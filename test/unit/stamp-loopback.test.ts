@@ -12,8 +12,7 @@ import {
 } from '../../probes/engines/stamp/codec.js';
 import { StampEngine } from '../../probes/engines/stamp/index.js';
 import { StampReflector } from '../../probes/engines/stamp/reflector.js';
-import { datapathStatus } from '../../probes/engines/stamp/native.js';
-import { skipReason } from '../helpers/requirements.js';
+import { nativeDatapathMissing, skipReason } from '../helpers/requirements.js';
 
 const HOST = '127.0.0.1';
 
@@ -31,13 +30,7 @@ async function udp(): Promise<Socket> {
 const fakeClock = (sync: Omit<ClockSync, 'detail'>) => new ClockSyncCache({ read: async () => ({ ...sync, detail: 'test' }) });
 
 // Every test runs on both datapaths: the native one (when built) and the JavaScript fallback.
-const nativeMissing = (() => {
-  const saved = process.env.CITYMESH_STAMP_DATAPATH;
-  delete process.env.CITYMESH_STAMP_DATAPATH;
-  const status = datapathStatus();
-  if (saved !== undefined) process.env.CITYMESH_STAMP_DATAPATH = saved;
-  return status.reason;
-})();
+const nativeMissing = nativeDatapathMissing();
 
 describe.each(['native', 'js'] as const)('%s datapath', (datapath) => {
 const skip = datapath === 'native' && skipReason(nativeMissing);
