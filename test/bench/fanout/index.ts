@@ -3,9 +3,9 @@
  * ?access_token=) while 380 links update once a second through the real
  * collector. Delay = a train's arrival at the collector (its batch written to
  * the loopback socket, stamped by the feeder) → delivery at each client; it
- * includes validation and the lookups that decide what of the batch will be
- * stored (batch ledger, stored records), not the INSERT, which runs while
- * the trains are on their way (collector.ts).
+ * includes reading and validating the batch, not its lookup (batch ledger,
+ * stored records) or its INSERT, which run while the trains are on their way
+ * (collector/batch-ingest.ts: publishAtValidation).
  * CPU per 1,000 deliveries is the server process's CPU (all threads) beyond
  * what the same ingest costs with no client connected.
  *
@@ -164,7 +164,8 @@ export async function run(): Promise<void> {
       }]);
       lookups.push(performance.now() - t);
     }
-    note(B, `one 19-train lookup (lookUpBatches, idle server): p50 ${percentile(lookups, 0.5)?.toFixed(1)} ms, p99 ${percentile(lookups, 0.99)?.toFixed(1)} ms`);
+    note(B, `one 19-train lookup (lookUpBatches, idle server): p50 ${percentile(lookups, 0.5)?.toFixed(1)} ms, p99 ${percentile(lookups, 0.99)?.toFixed(1)} ms: ` +
+      'not in a delivery\'s delay either');
 
     // How much of the delay is the INSERT itself: one probe's batch (19 trains) stored directly, idle server.
     const inserts: number[] = [];
@@ -177,7 +178,7 @@ export async function run(): Promise<void> {
       inserts.push(performance.now() - t);
     }
     note(B, `one 19-train INSERT (insertTrains, idle server): p50 ${percentile(inserts, 0.5)?.toFixed(1)} ms, p99 ${percentile(inserts, 0.99)?.toFixed(1)} ms: ` +
-      'no longer in a delivery\'s delay (the live feed publishes once the lookups have said what will be stored, while the INSERT runs)');
+      'not in a delivery\'s delay (the live feed publishes at validation, while the lookup and the INSERT run)');
 
     // Ceiling: bare broadcast to the same number of clients (no cap there).
     const bare = await bareBroadcaster();
@@ -196,7 +197,7 @@ export async function run(): Promise<void> {
     const fanCpu = live.serverCpuS - baseCpuPerS * live.seconds;
     emit({ name: 'fanout.delay_p50', value: live.p50, unit: 'ms', better: 'lower', ceiling: ceiling.p50 });
     emit({ name: 'fanout.delay_p99', value: live.p99, unit: 'ms', better: 'lower', ceiling: ceiling.p99, target: { op: '<', value: 50 },
-      note: `${conn.connected} clients; validation and the batch's lookups included, its INSERT runs meanwhile; ceiling = bare ws broadcast of the same frames to ${bareConn.connected} clients` });
+      note: `${conn.connected} clients; validation included, the batch's lookup and INSERT run meanwhile; ceiling = bare ws broadcast of the same frames to ${bareConn.connected} clients` });
     emit({ name: 'fanout.cpu_per_1000_deliveries', value: perK(fanCpu, live.deliveries), unit: 'ms CPU', better: 'lower', ceiling: perK(ceiling.serverCpuS, ceiling.deliveries),
       note: `server process CPU beyond the same ingest with no client (${perK(live.serverCpuS, live.deliveries)?.toFixed(2)} ms including ingest)` });
   } finally {
