@@ -73,7 +73,7 @@ async function measure(req: MeasureRequest): Promise<{ histogram: ReturnType<His
  * What the feeder did: batches acknowledged, sends refused (by code), and
  * batches still held (refused, not yet acknowledged) when it stopped.
  */
-export interface FeedResult { batches: number; refused: Record<string, number>; resent: number; unacked: number }
+export interface FeedResult { batches: number; refused: Record<string, number>; resent: number; unacked: number; deferredIds: string[] }
 
 /** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
 const RETRY_MIN_MS = 500;
@@ -84,6 +84,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
   let resent = 0;
   let unacked = 0;
   const refused: Record<string, number> = {};
+  const deferredIds = new Set<string>();
   const stopAt = wallMs() + req.durationMs;
   await Promise.all(
     req.centres.map(
@@ -146,6 +147,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
                 // one that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/agent.ts).
                 held.unshift(text);
                 resent++;
+                deferredIds.add(m.batchId!);
                 if (!retry) {
                   retry = setTimeout(() => {
                     retry = undefined;
@@ -166,7 +168,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
         }),
     ),
   );
-  return { batches, refused, resent, unacked };
+  return { batches, refused, resent, unacked, deferredIds: [...deferredIds] };
 }
 
 serveHelper(async (m) => {

@@ -132,10 +132,15 @@ export async function run(): Promise<void> {
     // lookup, then the feed's send to every client, which runs inside publish), measured in this process; the rest of
     // a delivery's delay is the way through the sockets into the clients' process.
     const toPublished = new Histogram(0.05, 10_000);
+    /** Batch id and delay to the publish, per train: batches the collector deferred (busy) are told apart once the feed ends. */
+    const publishedDelays: { batchId: string; ms: number }[] = [];
     const groupsBefore = await storeGroups(server);
     const unsubscribe = server.hub.subscribe((trains) => {
       const now = wallMs();
-      for (const t of trains) toPublished.add(now - t.startedAtUs / 1000);
+      for (const t of trains) {
+        toPublished.add(now - t.startedAtUs / 1000);
+        publishedDelays.push({ batchId: t.trainId!.slice(0, t.trainId!.lastIndexOf('.')), ms: now - t.startedAtUs / 1000 });
+      }
     });
     const live = await measureWith(clients, MEASURE_MS);
     unsubscribe();
@@ -149,6 +154,10 @@ export async function run(): Promise<void> {
       `${fedResult.resent} resent after a deferral (held like a probe holds them; a resent train's delay includes its hold), ${fedResult.unacked} never acked`);
 
     const turns = groupsAfter.turns - groupsBefore.turns;
+    const deferred = new Set(fedResult.deferredIds);
+    const firstSends = publishedDelays.filter((d) => !deferred.has(d.batchId)).map((d) => d.ms);
+    note(B, `arrival → published for the trains of batches accepted at their first send (${firstSends.length} of ${publishedDelays.length}; ` +
+      `a deferred batch's delay includes the probe's hold): p50 ${percentile(firstSends, 0.5)?.toFixed(1)} ms, p99 ${percentile(firstSends, 0.99)?.toFixed(1)} ms`);
     note(B, `stages: arrival → published and sent by the server p50 ${toPublished.quantile(0.5)?.toFixed(1)} ms, p99 ${toPublished.quantile(0.99)?.toFixed(1)} ms ` +
       `(${toPublished.count} trains); the rest of a delivery's delay (p50 ${live.p50?.toFixed(1)}, p99 ${live.p99?.toFixed(1)} ms) is sockets and the clients' process; ` +
       `store turns while measured: ${turns}, ${turns > 0 ? ((groupsAfter.batches - groupsBefore.batches) / turns).toFixed(2) : '-'} batches a turn`);
