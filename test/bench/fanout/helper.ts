@@ -73,7 +73,14 @@ async function measure(req: MeasureRequest): Promise<{ histogram: ReturnType<His
  * What the feeder did: batches acknowledged, sends refused (by code), and
  * batches still held (refused, not yet acknowledged) when it stopped.
  */
-export interface FeedResult { batches: number; refused: Record<string, number>; resent: number; unacked: number; deferredIds: string[] }
+export interface FeedResult {
+  batches: number;
+  refused: Record<string, number>;
+  resent: number;
+  unacked: number;
+  /** Batches not sent at once, or sent again: deferred by the collector, or sealed while the probe held deferred ones. */
+  deferredIds: string[];
+}
 
 /** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
 const RETRY_MIN_MS = 500;
@@ -121,8 +128,12 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
             const samples = centre.peers.map((peer, i) => sampleJson(`${id}.${i}`, peer, nowUs, 0));
             const text = batchJson(id, samples, nowUs);
             unackedBatches.set(id, text);
-            if (retry) held.push(text);
-            else ws.send(text);
+            if (retry) {
+              held.push(text);
+              deferredIds.add(id);
+            } else {
+              ws.send(text);
+            }
           };
           ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', centre: centre.id, token: centre.token, version: 'bench' })));
           ws.on('message', (data) => {
