@@ -265,3 +265,49 @@ describe('the live feed shows a batch once it is validated, takes back what is n
     }
   });
 });
+
+describe('the /v1/live send path', () => {
+  /** citymesh_live_skipped_messages: frames skipped for clients too far behind. */
+  async function skipped(): Promise<number> {
+    const metric = await server.registry.getSingleMetric('citymesh_live_skipped_messages')!.get();
+    return metric.values[0]?.value ?? 0;
+  }
+
+  it('a client that stops reading has frames skipped; another client meanwhile receives every frame', async () => {
+    const url = `${server.url.replace(/^http/, 'ws')}/v1/live?access_token=${topo.operatorToken}`;
+    const open = async () => {
+      const ws = new WebSocket(url);
+      let trainsFrames = 0;
+      ws.on('message', (data: Buffer) => {
+        if (data.subarray(0, 16).toString() === '{"type":"trains"') trainsFrames++;
+      });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      return { ws, frames: () => trainsFrames };
+    };
+    const slow = await open();
+    const fast = await open();
+    // The slow one stops reading: the kernel's buffers fill, then the server's queue for it.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const before = await skipped();
+    let published = 0;
+    try {
+      // Large frames (2,000 trains, about half a MiB each), published through the real hub, until the server skips
+      // one for the slow client (bounded: at most 400 frames).
+      while ((await skipped()) === before && published < 400) {
+        const trains = Array.from({ length: 2000 }, (_, i) => ({
+          trainId: `lp-send-${process.pid}-${published}-${i}`, src: 'alpha', dst: 'beta', engine: 'stamp' as const, flow: i % 8,
+          startedAtUs: Date.now() * 1000, sent: 4, received: 4, rttMinUs: 300, rttMedianUs: 310, rttP99Us: 320, rttMaxUs: 320, jitterUs: 5,
+        }));
+        expect(server.hub.publish(trains)).toHaveLength(2000);
+        published++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(await skipped()).toBeGreaterThan(before);
+      await waitFor('every frame at the client that reads', () => fast.frames() === published);
+      expect(slow.frames()).toBeLessThan(published);
+    } finally {
+      slow.ws.terminate();
+      fast.ws.close();
+    }
+  });
+});
