@@ -347,14 +347,10 @@ export class BatchIngest {
     const kept: ReadyBatch[] = [];
     for (const [i, m] of group.entries()) {
       const { contentHashes: known, stored } = lookups[i]!;
-      // Trains published at validation and found stored: this server never showed them (publishAtValidation), they
-      // are stored, so they stay shown whatever becomes of this batch.
-      if (m.published.some((t) => stored.has(t.trainId))) {
-        this.deps.hub.settled(m.published.filter((t) => stored.has(t.trainId)));
-        m.published = m.published.filter((t) => !stored.has(t.trainId));
-      }
       // A batch id is bound to its content: the same id with other content is refused (alone), never acked and dropped.
       if (known.length > 0 && !known.includes(m.sha)) {
+        // Everything it showed is taken back, trains found stored too: what is stored under their ids may be the
+        // other content (a dashboard redraws from the store on a retraction).
         this.deps.hub.retract(m.published);
         this.deps.metrics.batchConflicts.inc({ centre: m.centre });
         this.answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
@@ -371,6 +367,12 @@ export class BatchIngest {
       const replayed = before - (m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length);
       if (replayed > 0) m.log.info({ batchId: m.batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
       m.known = known.includes(m.sha);
+      // Trains published at validation and found stored: this server never showed them (publishAtValidation), they
+      // are stored, so they stay shown whatever becomes of this batch.
+      if (m.published.some((t) => stored.has(t.trainId))) {
+        this.deps.hub.settled(m.published.filter((t) => stored.has(t.trainId)));
+        m.published = m.published.filter((t) => !stored.has(t.trainId));
+      }
       // Trains withheld at validation that the INSERT will store: published now, before it (tentatively: retracted if
       // it fails). Those found stored stay unshown: this server may have shown them before and forgotten it.
       if (m.withheld.length > 0) {
