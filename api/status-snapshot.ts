@@ -89,6 +89,8 @@ export class StatusSnapshots {
   private current: StatusSnapshot | null = null;
   private failure: StatusUnavailableError | null = null;
   private inFlight: Promise<void> | null = null;
+  /** The refresh a cold read started, which every reader until it ends waits for. */
+  private cold: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastReadMs = -Infinity;
   private stopped = false;
@@ -121,12 +123,22 @@ export class StatusSnapshots {
    * second first. Throws StatusUnavailableError while the newest refresh failed.
    */
   async read(): Promise<StatusSnapshot> {
-    if (this.stopped) throw new Error('status snapshots stopped (the server is closing)');
     const nowMs = this.now();
-    this.lastReadMs = nowMs;
     const due = asOfAt(nowMs, this.settleMs);
-    if (!this.refreshing) await this.refresh(due); // cold: judge this second now
-    else if (!this.current && !this.failure) await this.inFlight; // the first judgement is under way
+    if (this.stopped) throw new StatusUnavailableError(due, new Error('the server is closing'));
+    this.lastReadMs = nowMs;
+    if (!this.refreshing) {
+      // Cold: judge this second now; readers arriving meanwhile wait for the same judgement, not the second before the pause.
+      const cold = this.refresh(due).finally(() => {
+        if (this.cold === cold) this.cold = null;
+      });
+      this.cold = cold;
+      await cold;
+    } else if (this.cold) {
+      await this.cold;
+    } else if (this.inFlight && !this.failure && (!this.current || due - this.current.asOfMs > this.maxLagMs)) {
+      await this.inFlight; // nothing recent enough to serve: wait for the judgement under way
+    }
     if (this.failure) throw this.failure;
     const snapshot = this.current!;
     if (due - snapshot.asOfMs > this.maxLagMs) {

@@ -162,7 +162,7 @@ describe('status snapshot', () => {
     }
   });
 
-  it('stops refreshing when nobody reads: the next read judges its own second', async () => {
+  it('stops refreshing when nobody reads: the next readers get one judgement of their own second', async () => {
     const snapshots = new StatusSnapshots({ store, topology, idleMs: 200 });
     try {
       await snapshots.read();
@@ -173,9 +173,11 @@ describe('status snapshot', () => {
       await waitFor('a new second to be due', () => asOfAt(Date.now()) > judged, 30_000);
       expect(snapshots.stats.refreshes).toBe(refreshes);
       const before = Date.now();
-      const snap = await snapshots.read();
+      // Readers arriving together after the pause: one refresh, and every one of them gets it, not the old second.
+      const snaps = await Promise.all(Array.from({ length: 5 }, () => snapshots.read()));
       expect(snapshots.stats.refreshes).toBe(refreshes + 1);
-      expect(snap.asOfMs).toBeGreaterThanOrEqual(asOfAt(before)); // this second's judgement, not the last one before the pause
+      for (const snap of snaps) expect(snap).toBe(snaps[0]);
+      expect(snaps[0]!.asOfMs).toBeGreaterThanOrEqual(asOfAt(before)); // this second's judgement, not the last one before the pause
     } finally {
       await snapshots.stop();
     }
