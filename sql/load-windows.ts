@@ -93,7 +93,9 @@ export function loadedBucketsSql(fromS: string, toS: string, stepS: string): str
  * windows are read once, as a scalar subquery). The live figures (status
  * verdict, the network metrics' window) judge trains, not minutes or buckets,
  * so a train is ours when it began inside the guarded span, the rule the
- * collector applies when it marks latency_trains.self_load.
+ * collector applies when it marks latency_trains.self_load. (The status
+ * verdict, read once a second, binds guardedLoadSpans' result into its query
+ * instead: sql/latency.ts latestPathStatus.)
  */
 export function inLoadWindowSql(fromS: string, toS: string): string {
   return `arrayExists(w -> w.1 = least(src, dst) AND w.2 = greatest(src, dst)
