@@ -264,10 +264,18 @@ export class BatchIngest {
     return { published: this.deps.hub.publishTentative(fresh), withheld };
   }
 
-  /** Answers a batch (once) and releases its claims. */
+  /**
+   * Answers a batch (once) and releases its claims. What it showed on the live
+   * feed and had not settled yet is settled with it: kept when acked (stored),
+   * retracted when refused, whatever the refusal (the one place every answer
+   * after validation passes, so no refusal can leave a train shown).
+   */
   private answer(member: ReadyBatch, outcome: IngestOutcome): void {
     if (member.answered) return;
     member.answered = true;
+    if (outcome.ok) this.deps.hub.settled(member.published);
+    else this.deps.hub.retract(member.published);
+    member.published = [];
     for (const c of member.claims) this.recordsInFlight.delete(c);
     member.settle(outcome);
   }
@@ -288,8 +296,6 @@ export class BatchIngest {
       group[0]?.log.error({ err: (error as Error).message, batches: group.length }, `${what} failed`);
       for (const m of group) {
         if (m.answered) continue;
-        // Never a train on the live feed whose batch was not acked.
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
       return fallback;
@@ -311,7 +317,6 @@ export class BatchIngest {
   private async lookUpMembers(group: ReadyBatch[]): Promise<ReadyBatch[]> {
     if (this.deps.isClosing()) {
       for (const m of group) {
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'busy', 'server shutting down; retry later');
       }
       return [];
@@ -339,7 +344,6 @@ export class BatchIngest {
       this.deps.metrics.storeErrors.inc();
       for (const m of group) {
         m.log.error({ err: (error as Error).message, batchId: m.batch.batchId }, 'looking up a batch before storing it failed');
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
       return [];
@@ -349,9 +353,8 @@ export class BatchIngest {
       const { contentHashes: known, stored } = lookups[i]!;
       // A batch id is bound to its content: the same id with other content is refused (alone), never acked and dropped.
       if (known.length > 0 && !known.includes(m.sha)) {
-        // Everything it showed is taken back, trains found stored too: what is stored under their ids may be the
-        // other content (a dashboard redraws from the store on a retraction).
-        this.deps.hub.retract(m.published);
+        // Everything it showed is taken back (answer()), trains found stored too: what is stored under their ids may
+        // be the other content (a dashboard redraws from the store on a retraction).
         this.deps.metrics.batchConflicts.inc({ centre: m.centre });
         this.answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
           `batch id "${m.batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
@@ -397,7 +400,6 @@ export class BatchIngest {
   private async insertMembers(members: ReadyBatch[]): Promise<void> {
     if (this.deps.isClosing()) {
       for (const m of members) {
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'busy', 'server shutting down; retry later');
       }
       return;
@@ -425,8 +427,8 @@ export class BatchIngest {
     } catch (error) {
       this.deps.metrics.storeErrors.inc();
       for (const m of members) {
-        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.deps.hub.retract(m.published);
+        // The probe keeps the batch and sends it again; answer() retracts what it showed and the hub forgets those
+        // ids, so that resend publishes them anew.
         m.log.error({ err: (error as Error).message, batchId: m.batch.batchId, group: members.length }, 'storing batch failed');
         this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
@@ -434,8 +436,6 @@ export class BatchIngest {
     }
     if (members.some((m) => m.loadRows.length > 0)) this.deps.selfLoad.invalidate();
     for (const m of members) {
-      this.deps.hub.settled(m.published);
-      m.published = [];
       this.afterStored(m.centre, m.key, m.batch, m.rows);
       if (m.batch.throughput?.length) this.deps.throughputStored(m.centre, m.batch.throughput.map((t) => t.testId));
       const b = m.batch;
