@@ -3,7 +3,7 @@
  * they call these named functions, which bind every value server-side.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { guardedLoadSpans } from './load-windows.js';
+import { guardedLoadSpans, inSpansSql } from './load-windows.js';
 import { rawInsertOf } from './raw-insert.js';
 import { formatDateTime64, parseDateTime64 } from './time.js';
 
@@ -132,12 +132,7 @@ export interface PathStatusRow {
 export async function latestPathStatus(client: ClickHouseClient, windowS: number, loadGuardMs = 0, asOfUs = Date.now() * 1000): Promise<PathStatusRow[]> {
   const asOfS = Math.floor(asOfUs / 1e6);
   const spans = await guardedLoadSpans(client, { fromMs: (asOfS - windowS - 1) * 1000, toMs: (asOfS + 1) * 1000, guardMs: loadGuardMs });
-  // With no load window near the instant (nearly always), a train is ours only by the collector's mark.
-  const ours = spans.length === 0
-    ? 'self_load = 1'
-    : `self_load = 1 OR arrayExists((a, b, start_ms, end_ms) -> a = least(src, dst) AND b = greatest(src, dst)
-             AND toUnixTimestamp64Milli(ts) >= start_ms AND toUnixTimestamp64Milli(ts) < end_ms,
-         {load_a:Array(String)}, {load_b:Array(String)}, {load_start_ms:Array(Int64)}, {load_end_ms:Array(Int64)})`;
+  const inSpans = inSpansSql(spans);
   const result = await client.query({
     query: `
 WITH
@@ -149,7 +144,7 @@ recent AS
            countIf(synced AND NOT ours) AS synced_trains, quantileExactArrayIf(0.99)(fwd_us, synced AND NOT ours) AS fwd_p99
     FROM
     (
-        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us, ${ours} AS ours
+        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us, self_load = 1 OR ${inSpans.sql} AS ours
         -- the last hour of trains ordered by time (migration 0017): the window is one range at its end
         FROM path_recent
         WHERE ts > {as_of:DateTime64(6)} - toIntervalSecond({window:UInt32}) AND ts <= {as_of:DateTime64(6)}
@@ -173,12 +168,7 @@ SELECT
 FROM day
 LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
-    query_params: {
-      window: windowS, as_of: formatDateTime64(asOfUs),
-      ...(spans.length === 0 ? {} : {
-        load_a: spans.map((w) => w.a), load_b: spans.map((w) => w.b), load_start_ms: spans.map((w) => w.startMs), load_end_ms: spans.map((w) => w.endMs),
-      }),
-    },
+    query_params: { window: windowS, as_of: formatDateTime64(asOfUs), ...inSpans.params },
     format: 'JSONEachRow',
   });
   const rows = await result.json<{

@@ -11,7 +11,7 @@
  * alerts judge it.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { inLoadWindowSql } from './load-windows.js';
+import { guardedLoadSpans, inSpansSql } from './load-windows.js';
 import { RTT_BUCKET_BOUNDS_US, RTT_BUCKET_NEGATED_BOUNDS } from './migrations/0012_latency_totals.js';
 
 export { RTT_BUCKET_BOUNDS_S, RTT_BUCKET_BOUNDS_US } from './migrations/0012_latency_totals.js';
@@ -116,8 +116,9 @@ GROUP BY src, dst, engine`,
 export async function pathWindows(client: ClickHouseClient, windowS: number, nowMs: number, loadGuardMs = 0): Promise<PathWindow[]> {
   const window = `ts > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC') - toIntervalSecond({window:UInt32})
   AND ts <= fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')`;
-  const ours = inLoadWindowSql('toUInt32(intDiv({now_ms:Int64}, 1000) - {window:UInt32} - 1)', 'toUInt32(intDiv({now_ms:Int64}, 1000) + 1)');
-  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [...RTT_BUCKET_NEGATED_BOUNDS], load_guard_ms: Math.round(loadGuardMs) };
+  const nowS = Math.floor(nowMs / 1000);
+  const inSpans = inSpansSql(await guardedLoadSpans(client, { fromMs: (nowS - windowS - 1) * 1000, toMs: (nowS + 1) * 1000, guardMs: loadGuardMs }));
+  const params = { window: windowS, now_ms: Math.round(nowMs), negated: [...RTT_BUCKET_NEGATED_BOUNDS], ...inSpans.params };
   // One query, so the histogram's count and its buckets are taken from the same
   // rows (two queries could each see a different set of inserted parts). Each
   // packet goes to the smallest bound at or above it, as in the totals view
@@ -128,7 +129,7 @@ SELECT src, dst, engine, countIf(NOT ours) AS trains, sumIf(sent, NOT ours) AS s
        sumIf(lost, NOT ours) AS lost, sumIf(length(rtts_us), NOT ours) AS rtt_count, sumIf(arraySum(rtts_us), NOT ours) AS rtt_sum_us,
        sumMapIf(arrayMap(rtt -> toUInt32(-roundDown(-toFloat64(rtt), {negated:Array(Float64)})), rtts_us), arrayMap(rtt -> toUInt64(1), rtts_us), NOT ours) AS rtt_le,
        avgIf(jitter_us, jitter_us IS NOT NULL AND NOT ours) AS jitter_us, toUnixTimestamp64Milli(max(ts)) AS last_ms
-FROM (SELECT src, dst, engine, ts, sent, received, lost, rtts_us, jitter_us, self_load = 1 OR ${ours} AS ours FROM path_recent WHERE ${window})
+FROM (SELECT src, dst, engine, ts, sent, received, lost, rtts_us, jitter_us, self_load = 1 OR ${inSpans.sql} AS ours FROM path_recent WHERE ${window})
 GROUP BY src, dst, engine
 ORDER BY src, dst, engine`,
     query_params: params,
