@@ -218,8 +218,7 @@ export class Fabric {
   }
 
   private async shapeEnd(ns: string, dev: string, rateMbit: number): Promise<void> {
-    const rateBytes = (rateMbit * 1e6) / 8;
-    const burst = Math.round(Math.max(64 * 1024, rateBytes * 0.002));
+    const burst = burstBytesFor(rateMbit);
     await runOk(['ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', String(burst), 'latency', '50ms']);
   }
 
@@ -229,6 +228,18 @@ export class Fabric {
     l.rateMbit = rateMbit;
     await this.shapeEnd(l.a.ns, l.a.dev, rateMbit);
     await this.shapeEnd(l.b.ns, l.b.dev, rateMbit);
+  }
+
+  /**
+   * Bytes the tbf on `centre`'s end of its link to `peer` has sent (its egress, counted at dequeue,
+   * so at most the shaped rate over any interval plus one bucket), and the bucket it was given.
+   */
+  async shapedSent(centre: string, peer: string): Promise<{ bytes: number; burstBytes: number }> {
+    const l = this.link(centre, peer);
+    const end = l.a.centre === centre ? l.a : l.b;
+    const q = (JSON.parse(await runOk(['ip', 'netns', 'exec', end.ns, 'tc', '-s', '-j', 'qdisc', 'show', 'dev', end.dev, 'root'])) as { kind: string; bytes: number }[])[0];
+    if (q?.kind !== 'tbf') throw new Error(`${centre}->${peer}: root qdisc is ${q?.kind ?? 'missing'}, not tbf`);
+    return { bytes: q.bytes, burstBytes: burstBytesFor(l.rateMbit) };
   }
 
   /** The tbf on one end, as tc prints it. */
@@ -606,4 +617,9 @@ export function rootCounters(): Map<string, { rx: number; tx: number }> {
     }
   }
   return out;
+}
+
+/** The tbf bucket of a link shaped to `rateMbit`: max(64 KiB, 2 ms at the rate). */
+function burstBytesFor(rateMbit: number): number {
+  return Math.round(Math.max(64 * 1024, (rateMbit * 1e6) / 8 * 0.002));
 }
