@@ -99,20 +99,33 @@ async function measure(variants: Record<string, (i: number) => Promise<unknown>>
 }
 
 /**
- * Two variants alternated request by request for `durationMs`: thousands of
- * samples, so a p99 is a p99 and not the worst of 50. Nothing heavier runs
- * between them (measure() interleaves the SQL variants, whose engine work
- * competes for the same cores): what a dashboard sees from a server that only
- * serves, its snapshot refreshing once a second meanwhile.
+ * Several variants alternated request by request for `durationMs`: thousands
+ * of samples each, so a p99 is a p99 and not the worst of 50. Meanwhile the
+ * server does what a server does (its status snapshot refreshing once a
+ * second, its jobs), and `beside` (if given) runs in a loop concurrently: the
+ * same figures while other work shares the two cores.
  */
-async function sustained(durationMs: number, served: () => Promise<unknown>, ceiling: () => Promise<unknown>): Promise<[Timing & { n: number }, Timing & { n: number }]> {
-  const samples: [number[], number[]] = [[], []];
+async function sustained(durationMs: number, variants: Record<string, () => Promise<unknown>>, beside?: () => Promise<unknown>): Promise<(Timing & { n: number })[]> {
+  const fns = Object.values(variants);
+  const samples: number[][] = fns.map(() => []);
   const end = performance.now() + durationMs;
-  while (performance.now() < end) {
-    samples[0].push(await time(served));
-    samples[1].push(await time(ceiling));
-  }
-  return samples.map((xs) => ({ p50: percentile(xs, 0.5)!, p99: percentile(xs, 0.99)!, n: xs.length })) as [Timing & { n: number }, Timing & { n: number }];
+  let besideRuns = 0;
+  const loop = beside
+    ? (async () => {
+        while (performance.now() < end) {
+          await beside();
+          besideRuns++;
+        }
+      })()
+    : Promise.resolve();
+  while (performance.now() < end) for (const [k, fn] of fns.entries()) samples[k]!.push(await time(fn));
+  await loop;
+  return Object.keys(variants).map((name, k) => {
+    const xs = samples[k]!;
+    const t = { p50: percentile(xs, 0.5)!, p99: percentile(xs, 0.99)!, n: xs.length };
+    note(B, `${name}: p50 ${t.p50.toFixed(1)} ms, p99 ${t.p99.toFixed(1)} ms over ${t.n} requests in ${(durationMs / 1000).toFixed(0)} s${beside ? `, beside ${besideRuns} runs of the concurrent work` : ''}`);
+    return t;
+  });
 }
 
 /** Wait (bounded) until background merges settle, as they would have with data arriving over 30 days. */
@@ -203,23 +216,30 @@ async function statusAndMatrixFigures(store: Store, topology: Topology, get: (pa
   const judge = new StatusSnapshots({ store, topology });
   const guardMs = selfLoadGuardMs(topology.probing);
   try {
-    const [bareStatus, statusApi, bareMatrix, matrixApi, refresh, refreshSql, rawStatus] = (await measure({
+    // The targets' figures: request by request for 20 s, thousands of samples, the server refreshing its snapshot meanwhile.
+    const httpVariants = {
       'bare Hono route, the same status body (ceiling)': () => bare.get('/v1/status'),
       'GET /v1/status (from the status snapshot)': () => get('/v1/status'),
       'bare Hono routes, the matrix\'s three bodies in parallel (ceiling)': () => Promise.all([bare.get('/v1/centres'), bare.get('/v1/links'), bare.get('/v1/status')]),
       'matrix: GET /v1/centres + /v1/links + /v1/status together': () => Promise.all([get('/v1/centres'), get('/v1/links'), get('/v1/status')]),
+    };
+    const [bareStatus, statusApi, bareMatrix, matrixApi] = await sustained(size(20_000, 1_000), httpVariants);
+    emitTiming('queries.status', statusApi!, bareStatus!, 20,
+      `GET /v1/status, 380 directions, 30 days stored, answered from the status snapshot (refreshed once a second meanwhile); ${statusApi!.n} requests over ${size(20, 1)} s, alternated with the other three; ceiling = a bare Hono route returning the same body precomputed, measured the same way`);
+    emitTiming('queries.matrix', matrixApi!, bareMatrix!, 20,
+      `the three requests the dashboard makes to draw the matrix, in parallel; ${matrixApi!.n} times over ${size(20, 1)} s; ceiling = bare Hono routes returning the same three bodies, measured the same way`);
+    // The same requests while heavy SQL shares the two cores (the status query as it was before migration 0015, in a loop).
+    const [bareBeside, statusBeside] = await sustained(size(10_000, 1_000), {
+      'bare Hono route beside heavy SQL (ceiling)': () => bare.get('/v1/status'),
+      'GET /v1/status beside heavy SQL': () => get('/v1/status'),
+    }, () => rawStatusQuery(client));
+    emitTiming('queries.status_beside_sql', statusBeside!, bareBeside!, null,
+      `GET /v1/status as above while the pre-0015 status query runs in a loop on the same engine and cores (${statusBeside!.n} requests over ${size(10, 1)} s); ceiling = the bare route measured the same way beside the same work`);
+    const [refresh, refreshSql, rawStatus] = (await measure({
       'status refresh: one second judged (window query, probes, verdicts, JSON)': () => judge.judge(asOfAt(Date.now())),
       'latestPathStatus() at one second (the refresh\'s query)': () => latestPathStatus(client, 60, guardMs, asOfAt(Date.now()) * 1000),
       'before: directions listed from a day of latency_1m (before migration 0015)': () => rawStatusQuery(client),
-    })) as Timing[] as [Timing, Timing, Timing, Timing, Timing, Timing, Timing];
-    emitTiming('queries.status', statusApi, bareStatus, 20,
-      'GET /v1/status, 380 directions, 30 days stored, answered from the status snapshot; ceiling = a bare Hono route returning the same body precomputed');
-    emitTiming('queries.matrix', matrixApi, bareMatrix, 20,
-      'the three requests the dashboard makes to draw the matrix, in parallel; ceiling = bare Hono routes returning the same three bodies');
-    const [held, heldCeiling] = await sustained(size(20_000, 1_000), () => get('/v1/status'), () => bare.get('/v1/status'));
-    note(B, `GET /v1/status sustained: ${held.n} requests alternated with ${heldCeiling.n} to the bare route over ${size(20, 1)} s, nothing else running in the bench`);
-    emitTiming('queries.status_sustained', held, heldCeiling, null,
-      `GET /v1/status, 380 directions, alternated request by request with the bare route for ${size(20, 1)} s (${held.n} requests, the snapshot refreshing once a second): the p99 of thousands, not of 50 interleaved with SQL; ceiling = the bare route measured the same way`);
+    })) as Timing[] as [Timing, Timing, Timing];
     emitTiming('queries.status_refresh', refresh, refreshSql, null,
       'one refresh of the status snapshot (once a second while somebody reads, never otherwise), 380 directions; ceiling = its window query alone');
     emitTiming('queries.status_raw_before', rawStatus, refreshSql, null,
