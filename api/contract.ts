@@ -79,7 +79,10 @@ export interface ProbeStatus {
 }
 
 export interface StatusResponse {
-  /** When this response was sent. */
+  /**
+   * When this answer was built: the server's snapshot of asOf, serialised once and sent as is to
+   * every reader of that second (so not the instant of this request; at most about a second older).
+   */
   generatedAt: string;
   /**
    * The instant judged (a whole second, a little behind generatedAt): the window is

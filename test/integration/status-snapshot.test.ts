@@ -12,6 +12,8 @@
  *   second), never answered with an older judgement presented as current,
  *   and the refresh stops when nobody reads.
  */
+import { request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorResponse, StatusResponse } from '../../api/contract.js';
 import { judgedPathStatuses, probeStatuses } from '../../api/path-status.js';
@@ -113,8 +115,10 @@ describe('status snapshot', () => {
       expect([path('alfa', 'charlie').state, path('alfa', 'charlie').trains]).toEqual(['stale', 0]);
       expect([path('charlie', 'alfa').state, path('charlie', 'alfa').lastTs]).toEqual(['stale', new Date(T - 90_000).toISOString()]);
       expect([path('bravo', 'charlie').state, path('charlie', 'bravo').state]).toEqual(['nodata', 'nodata']);
-      // The body served is this snapshot, and says which second it judged.
-      const body = JSON.parse(StatusSnapshots.responseBody(snap, Date.now())) as StatusResponse;
+      // The body served is this snapshot, and says which second it judged; gzipped, the same bytes.
+      const body = JSON.parse(snap.body.toString('utf8')) as StatusResponse;
+      expect(gunzipSync(snap.gzipped).equals(snap.body)).toBe(true);
+      expect(snap.gzipped.length).toBeLessThan(snap.body.length);
       expect(body.asOf).toBe(new Date(T).toISOString());
       expect(body.paths).toEqual(snap.paths);
       expect([body.windowS, body.staleAfterS]).toEqual([60, 60]);
@@ -129,7 +133,10 @@ describe('status snapshot', () => {
     try {
       const [a, b] = [await first.snapshots.read(), await second.snapshots.read()];
       expect(b.asOfMs).toBe(a.asOfMs);
-      expect(b.bodyJson).toBe(a.bodyJson);
+      // Byte for byte but for when each server built its answer.
+      const judged = (snap: typeof a) => snap.body.toString('utf8').replace(/^\{"generatedAt":"[^"]+",/, '{');
+      expect(judged(b)).toBe(judged(a));
+      expect(judged(a)).toMatch(/^\{"asOf":/);
     } finally {
       await Promise.all([first.snapshots.stop(), second.snapshots.stop()]);
     }
@@ -145,7 +152,7 @@ describe('status snapshot', () => {
         const batch = await Promise.all(Array.from({ length: 20 }, () => snapshots.read()));
         for (const snap of batch) {
           expect(Object.isFrozen(snap) && Object.isFrozen(snap.paths)).toBe(true);
-          const body = JSON.parse(snap.bodyJson) as Omit<StatusResponse, 'generatedAt'>;
+          const body = JSON.parse(snap.body.toString('utf8')) as StatusResponse;
           expect(body.asOf).toBe(new Date(snap.asOfMs).toISOString());
           expect(body.paths).toEqual(snap.paths);
           expect(snap.paths).toHaveLength(6); // 3 links × 2 directions, stamp (icmp has no data)
@@ -218,6 +225,21 @@ describe('status snapshot', () => {
       expect(Date.parse(body.asOf) % 1000).toBe(0);
       expect(Date.parse(body.generatedAt)).toBeGreaterThanOrEqual(Date.parse(body.asOf));
       expect(body.paths.filter((p) => p.src !== 'alfa' && p.dst !== 'alfa').map((p) => [`${p.src}>${p.dst}`, p.trains])).toEqual([['bravo>charlie', 1], ['charlie>bravo', 1]]);
+      // Content coding: gzip to a client that accepts it (the snapshot's bytes, compressed once), identity otherwise,
+      // whatever the header says, hostile or not.
+      for (const [acceptEncoding, coded] of [
+        ['gzip, deflate, br', true], ['br;q=1.0, gzip;q=0.5', true], ['*', true], ['*;q=0.1, gzip;q=0', false],
+        ['gzip;q=0', false], ['identity', false], [undefined, false], ['gzip;q=2', false], ['gzip;q=', false],
+        [`${'x,'.repeat(5000)}gzip;q=nan`, false], ['\tGZIP ; Q=0.001', true], [';;;,,,=;q', false],
+      ] as const) {
+        const r = await rawGet(`${server.url}/v1/status`, { authorization: `Bearer ${operatorToken}`, ...(acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding }) });
+        expect(r.status, String(acceptEncoding)).toBe(200);
+        expect(r.headers['content-encoding'], String(acceptEncoding)).toBe(coded ? 'gzip' : undefined);
+        expect(r.headers.vary).toMatch(/Accept-Encoding/i);
+        const served = JSON.parse((coded ? gunzipSync(r.body) : r.body).toString('utf8')) as StatusResponse;
+        expect(Date.parse(served.asOf)).toBeGreaterThanOrEqual(Date.parse(body.asOf));
+        expect(served.paths.length).toBe(body.paths.length);
+      }
       await server.store.suspend();
       const refused = await waitFor('503 while the store is down', async () => {
         const r = await getJson<ErrorResponse>(`${server.url}/v1/status`, operatorToken);
@@ -232,3 +254,17 @@ describe('status snapshot', () => {
     }
   });
 });
+
+/** A GET with exactly these headers (fetch would add its own Accept-Encoding and decode the body). */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -20,6 +20,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { selfLoadGuardMs } from '../../../collector/index.js';
 import { statusRoutes } from '../../../api/routes/status/index.js';
 import { StatusSnapshots, asOfAt } from '../../../api/status-snapshot.js';
@@ -74,6 +75,20 @@ FROM
     query_params: { end: formatDateTime64(endUs), step: stepUs, ids, flows, tag, rtts, dirs, peers: ids.length - 1, rows },
   });
   return rows;
+}
+
+/** A status body as the server's snapshot serves it to fetch: gzipped (level 6, as api/status-snapshot.ts). */
+function gzipStatus(text: string): Buffer<ArrayBuffer> {
+  return gzipSync(text, { level: 6 }) as Buffer<ArrayBuffer>;
+}
+
+/** What gzip levels 1, 6 (zlib's default, the snapshot's) and 9 cost and yield on one body, timed here once each. */
+function gzipCost(body: Buffer): string {
+  return [1, 6, 9].map((level) => {
+    const t = performance.now();
+    const out = gzipSync(body, { level });
+    return `level ${level}: ${(out.length / 1024).toFixed(0)} KiB in ${(performance.now() - t).toFixed(1)} ms`;
+  }).join(', ');
 }
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
@@ -180,13 +195,18 @@ function emitTiming(name: string, m: Timing, ceiling: Timing | null, target: num
 }
 
 /**
- * A bare Hono app on loopback: `routes` maps a path to a body served as is
- * (precomputed JSON), or to a Hono app mounted under /v1. The ceiling of a
+ * A bare Hono app on loopback: `bodies` maps a path to a body served as is
+ * (precomputed JSON; a Buffer is gzipped JSON, served as such, as the status
+ * snapshot serves fetch, which accepts gzip), or a Hono app mounted under /v1. The ceiling of a
  * route answering from memory.
  */
-async function serveBare(bodies: Record<string, string>, mount?: Hono): Promise<{ get(path: string): Promise<unknown>; close(): Promise<void> }> {
+async function serveBare(bodies: Record<string, string | Buffer<ArrayBuffer>>, mount?: Hono): Promise<{ get(path: string): Promise<unknown>; close(): Promise<void> }> {
   const app = new Hono();
-  for (const [path, body] of Object.entries(bodies)) app.get(path, (c) => c.body(body, 200, { 'Content-Type': 'application/json' }));
+  for (const [path, body] of Object.entries(bodies)) {
+    app.get(path, (c) => typeof body === 'string'
+      ? c.body(body, 200, { 'Content-Type': 'application/json' })
+      : c.body(body, 200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }));
+  }
   if (mount) app.route('/v1', mount);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
@@ -211,7 +231,7 @@ async function serveBare(bodies: Record<string, string>, mount?: Hono): Promise<
  */
 async function statusAndMatrixFigures(store: Store, topology: Topology, get: (path: string) => Promise<unknown>, url: string, headers: Record<string, string>): Promise<void> {
   const text = async (path: string) => (await fetch(`${url}${path}`, { headers })).text();
-  const bare = await serveBare({ '/v1/status': await text('/v1/status'), '/v1/centres': await text('/v1/centres'), '/v1/links': await text('/v1/links') });
+  const bare = await serveBare({ '/v1/status': gzipStatus(await text('/v1/status')), '/v1/centres': await text('/v1/centres'), '/v1/links': await text('/v1/links') });
   const client = store.client;
   const judge = new StatusSnapshots({ store, topology });
   const guardMs = selfLoadGuardMs(topology.probing);
@@ -300,19 +320,19 @@ async function statusAgainstDirections(store: Store, n: number, topology: Topolo
   const snapshots = new StatusSnapshots({ store, topology });
   const served = await serveBare({}, new Hono().route('/', statusRoutes({ statusSnapshots: snapshots })));
   const first = await snapshots.read();
-  const bare = await serveBare({ '/v1/status': StatusSnapshots.responseBody(first, Date.now()) });
+  const bare = await serveBare({ '/v1/status': first.gzipped });
   try {
     const [refresh, sqlOnly, request, ceiling] = (await measure({
       [`status refresh with ${dirs} directions`]: () => snapshots.judge(asOfAt(Date.now())),
       [`latestPathStatus() with ${dirs} directions`]: () => latestPathStatus(client, 60, selfLoadGuardMs(topology.probing), asOfAt(Date.now()) * 1000),
       [`GET /v1/status with ${dirs} directions (from the snapshot)`]: () => served.get('/v1/status'),
-      [`bare Hono route, the same ${(first.bodyJson.length / 1024).toFixed(0)} KiB body (ceiling)`]: () => bare.get('/v1/status'),
+      [`bare Hono route, the same ${(first.body.length / 1024).toFixed(0)} KiB body gzipped to ${(first.gzipped.length / 1024).toFixed(0)} KiB (ceiling)`]: () => bare.get('/v1/status'),
     })) as [Timing, Timing, Timing, Timing];
     emitTiming(`queries.status_refresh_${dirs}_paths`, refresh, sqlOnly, null,
       `one refresh of the status snapshot, ${dirs} directions with trains in the window (once a second while read); ceiling = its window query alone`);
     emitTiming(`queries.status_${dirs}_paths`, request, ceiling, null,
       `GET /v1/status answered from the snapshot, ${dirs} directions (route alone, no authentication); ceiling = a bare Hono route returning the same body`);
-    note(B, `status with ${dirs} directions: ${snapshots.stats.refreshes} background refreshes during the measurement, the snapshot body ${(first.bodyJson.length / 1024).toFixed(0)} KiB`);
+    note(B, `status with ${dirs} directions: ${snapshots.stats.refreshes} background refreshes during the measurement, the snapshot body ${(first.body.length / 1024).toFixed(0)} KiB, gzipped once per refresh to ${(first.gzipped.length / 1024).toFixed(0)} KiB (${gzipCost(first.body)})`);
   } finally {
     await snapshots.stop();
     await Promise.all([served.close(), bare.close()]);
