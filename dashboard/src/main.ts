@@ -216,7 +216,10 @@ async function refreshStatus(): Promise<void> {
     const s = await fetchStatus();
     banner.set('status', null);
     status = s;
+    // User Timing (devtools, and the dashboard bench): what applying one status to the matrix costs.
+    const applying = performance.now();
     matrix.applyStatus(s);
+    performance.measure('citymesh:matrix.applyStatus', { start: applying, detail: { paths: s.paths.length } });
     renderSelectedOneWay();
     banner.set('measurement', measurementNotice(s));
     header.touch(Date.parse(s.generatedAt));

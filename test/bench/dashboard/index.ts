@@ -3,6 +3,8 @@
  *
  * - first matrix paint: navigation start → the first frame in which all 380
  *   cells of a 20-centre matrix show data (fresh browser context each time);
+ *   the same for a 100-centre city (9,900 cells), with the status response's
+ *   size on the wire and decoded;
  * - chart render: the dashboard's own chart path (three x-synced uPlot
  *   charts) given a series of 86,400 points (the series request is answered
  *   by the benchmark), from the parsed response to the drawn charts. Ceiling:
@@ -138,6 +140,79 @@ async function uplotAlone(browser: Browser, oneSeries: boolean, width: number): 
   return ms;
 }
 
+/**
+ * Trains for every direction of `ids` in the last seconds, so every cell of the matrix has a value:
+ * three rounds, each one INSERT of every source's trains (a 100-centre city stored one source at a
+ * time takes longer than the 60 s status window on a busy machine).
+ */
+async function fillMatrix(client: Parameters<typeof insertTrains>[0], ids: string[]): Promise<void> {
+  const nowUs = Math.round(wallMs() * 1000);
+  for (let k = 0; k < 3; k++) {
+    const rows = ids.flatMap((src) => {
+      const id = `dash-${src}-${k}`;
+      const samples = ids.filter((d) => d !== src).map((dst, i) => sampleJson(`${id}.${i}`, dst, nowUs - (3 - k) * 2e6, 0));
+      return rowsFor(src, id, samples);
+    });
+    await insertTrains(client, rows, `dash-round-${k}`);
+  }
+}
+
+/**
+ * The matrix of a bigger city: cold loads until every cell of an n-centre
+ * matrix shows data (its own server and trains). Also how long the /v1/status
+ * response took to arrive and its size on the wire (gzipped) and decoded.
+ */
+async function bigMatrixPaint(browser: Browser, n: number): Promise<void> {
+  const ids = Array.from({ length: n }, (_, i) => `c${String(i).padStart(3, '0')}`);
+  const topo = testTopology(ids, '127.0.21');
+  const server = await startTestServer(topo.topology);
+  try {
+    const filling = performance.now();
+    await fillMatrix(server.store.client, ids);
+    const cells = n * (n - 1);
+    const status = (await (await fetch(`${server.url}/v1/status`, { headers: { authorization: `Bearer ${topo.operatorToken}` } })).json()) as { paths: { state: string; rttP99Ms: number | null }[] };
+    note(B, `${n} centres: ${cells.toLocaleString('en')} directions' trains stored in ${((performance.now() - filling) / 1000).toFixed(0)} s; /v1/status has ${status.paths.filter((p) => p.rttP99Ms !== null).length} directions with an RTT`);
+    const paints: number[] = [];
+    const statusDone: number[] = [];
+    const applies: number[] = [];
+    const applyStarts: number[] = [];
+    let sizes = { wire: 0, decoded: 0 };
+    for (let r = 0; r < RUNS; r++) {
+      const context = await browser.newContext({ viewport: VIEWPORT });
+      await context.addInitScript({ content: INSTRUMENT(cells, POINTS) });
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(e.message));
+      await page.goto(`${server.url}/#token=${topo.operatorToken}`);
+      await waitInPage(page, 'window.__matrixPaint !== undefined', 120_000).catch(async (error: Error) => {
+        throw new Error(`${error.message}; ${String(await page.evaluate('document.querySelectorAll("#matrix td.has-data").length'))} of ${cells} cells filled; ${String(await page.evaluate(`JSON.stringify({ rows: document.querySelectorAll("#matrix tr").length, tds: document.querySelectorAll("#matrix td").length, banner: document.body.innerText.slice(0, 600) })`))}; page errors: ${problems.join('; ') || 'none'}`);
+      });
+      const m = (await page.evaluate(`(() => {
+        const status = performance.getEntriesByType('resource').find((e) => e.name.includes('/v1/status'));
+        const apply = performance.getEntriesByName('citymesh:matrix.applyStatus')[0];
+        return { paint: window.__matrixPaint, status: status ? status.responseEnd : NaN, wire: status ? status.encodedBodySize : 0, decoded: status ? status.decodedBodySize : 0,
+          applyStart: apply ? apply.startTime : NaN, apply: apply ? apply.duration : NaN };
+      })()`)) as { paint: number; status: number; wire: number; decoded: number; applyStart: number; apply: number };
+      applies.push(m.apply);
+      applyStarts.push(m.applyStart);
+      if (problems.length) note(B, `page errors (${n} centres): ${problems.join('; ')}`);
+      paints.push(m.paint);
+      statusDone.push(m.status);
+      sizes = { wire: m.wire, decoded: m.decoded };
+      await context.close();
+    }
+    note(B, `first matrix paint, ${n} centres (${cells.toLocaleString('en')} cells), ${RUNS} cold loads: median ${median(paints)?.toFixed(0)} ms after navigation start; ` +
+      `/v1/status answered at ${median(statusDone)?.toFixed(0)} ms, ${(sizes.wire / 1024).toFixed(0)} KiB on the wire (gzip), ${(sizes.decoded / 1024).toFixed(0)} KiB decoded; ` +
+      `applied to the matrix from ${median(applyStarts)?.toFixed(0)} ms, taking ${median(applies)?.toFixed(0)} ms of script`);
+    emit({ name: `dashboard.first_matrix_paint_${n}c`, value: median(paints), unit: 'ms', better: 'lower',
+      note: `navigation start → first frame with all ${cells.toLocaleString('en')} cells of a ${n}-centre matrix filled; no numeric target in the issue` });
+    emit({ name: `dashboard.matrix_apply_status_${n}c`, value: median(applies), unit: 'ms', better: 'lower',
+      note: `script time of applying one /v1/status (${cells.toLocaleString('en')} directions) to the matrix's cells (User Timing mark in dashboard/src/main.ts); the browser's style, layout and paint come after it` });
+  } finally {
+    await server.stop();
+  }
+}
+
 export async function run(): Promise<void> {
   const missing = missingChromium();
   if (missing) {
@@ -149,15 +224,7 @@ export async function run(): Promise<void> {
   const server = await startTestServer(topo.topology);
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   try {
-    // Every direction measured in the last seconds, so every cell has a value.
-    const nowUs = Math.round(wallMs() * 1000);
-    for (const src of ids) {
-      for (let k = 0; k < 3; k++) {
-        const id = `dash-${src}-${k}`;
-        const samples = ids.filter((d) => d !== src).map((dst, i) => sampleJson(`${id}.${i}`, dst, nowUs - (3 - k) * 2e6, 0));
-        await insertTrains(server.store.client, rowsFor(src, id, samples), `${src}/${id}`);
-      }
-    }
+    await fillMatrix(server.store.client, ids);
     const cells = CENTRES * (CENTRES - 1);
     const url = `${server.url}/#token=${topo.operatorToken}`;
 
@@ -212,7 +279,11 @@ export async function run(): Promise<void> {
     emit({ name: 'dashboard.uplot_one_series_86400', value: median(one), unit: 'ms', better: 'lower',
       note: 'uPlot alone, one line of 86,400 points: compare uPlot README, 166,650 points in 25 ms' });
   } finally {
+    await server.stop(); // one data directory per process: the bigger city gets the engine next
+  }
+  try {
+    await bigMatrixPaint(browser, size(100, 30));
+  } finally {
     await browser.close();
-    await server.stop();
   }
 }
