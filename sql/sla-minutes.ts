@@ -53,10 +53,12 @@ LIMIT {limit:UInt32}`,
 }
 
 /**
- * Merge the given link-hours (one engine at a time) into sla_minutes, then
- * mark each with the trains its minutes came from. Minutes first: a run cut
- * short between the two leaves hours unmarked, which are read from latency_1m
- * and merged again by the next run (the rewrite replaces the same rows).
+ * Merge the given link-hours (one engine at a time) into sla_minutes,
+ * summarise each into sla_link_hours, then mark each with the trains its
+ * minutes came from. Minutes and summaries first: a run cut short before the
+ * mark leaves hours unmarked, which are read from latency_1m and merged
+ * again by the next run (the rewrite replaces the same rows); a month only
+ * takes the summary of the version the mark names.
  */
 export async function materialiseSlaHours(client: ClickHouseClient, hours: SlaHour[]): Promise<void> {
   const engines = [...new Set(hours.map((h) => h.engine))];
@@ -71,6 +73,8 @@ export async function materialiseSlaHours(client: ClickHouseClient, hours: SlaHo
       hb: mine.map((h) => h.b),
       hs: mine.map((h) => h.hourS),
     };
+    const todoHours = `engine = {engine:String} AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+      AND (a, b, toUInt32(toStartOfHour(minute))) IN (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))`;
     const todo = `(least(src, dst), greatest(src, dst), toUInt32(toStartOfHour(minute))) IN
         (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))`;
     await client.command({
@@ -84,6 +88,7 @@ FROM (${pairDirections(directionMinutes('rollup', todo))}
 )`,
       query_params: params,
     });
+    await client.command({ query: summariseLinkHoursSql(todoHours), query_params: params });
     await client.command({
       query: `
 INSERT INTO sla_hours (engine, a, b, hour, trains, finalised_trains)
@@ -95,6 +100,52 @@ GROUP BY engine, a, b, hour`,
       query_params: params,
     });
   }
+}
+
+/**
+ * INSERT … SELECT of the link-hour summaries (migration 0019) of the
+ * sla_minutes rows matching `where` (SQL over engine, a, b, link, minute),
+ * each link-hour from its newest version. A link-hour whose minutes are
+ * stored twice at that version (two runs merged it at once) is left out:
+ * the month reads its minutes instead.
+ */
+export function summariseLinkHoursSql(where: string): string {
+  const available = 'dirs = 2 AND rx_dirs = 2';
+  const level = (i: number) => `maxIf(toFloat64(arrayElement(m_q_us, ${i})), ${available})`;
+  return `
+INSERT INTO sla_link_hours (engine, a, b, link, hour, hour_trains, minutes, covered, available, sent, lost, max_loss_ratio, max_q_us,
+                            minute_offsets, m_dirs, m_rx_dirs, m_sent, m_lost, m_q_us)
+SELECT engine, a, b, link, hour, hour_trains, minutes, covered, available, sent, lost, max_loss_ratio, max_q_us,
+       arrayMap(x -> x.1, by_minute), arrayMap(x -> x.2, by_minute), arrayMap(x -> x.3, by_minute),
+       arrayMap(x -> x.4, by_minute), arrayMap(x -> x.5, by_minute), arrayMap(x -> x.6, by_minute)
+FROM (
+    SELECT engine, a, b, link, toStartOfHour(minute) AS hour, hour_trains,
+           count() AS minutes, countIf(dirs = 2) AS covered, countIf(${available}) AS available,
+           sumIf(toUInt64(ab_sent) + ba_sent, ${available}) AS sent,
+           sumIf(toUInt64(ab_lost) + ba_lost, ${available}) AS lost,
+           maxIf((toUInt64(ab_lost) + ba_lost) / (toUInt64(ab_sent) + ba_sent), ${available}) AS max_loss_ratio,
+           [${[1, 2, 3, 4].map(level).join(', ')}] AS max_q_us,
+           arraySort(x -> x.1, groupArray((toUInt8(toMinute(minute)), dirs, rx_dirs, toUInt64(ab_sent) + ba_sent, toUInt64(ab_lost) + ba_lost, m_q_us))) AS by_minute
+    FROM sla_minutes
+    WHERE ${where}
+      AND (engine, link, toStartOfHour(minute), hour_trains) IN
+          (SELECT engine, link, toStartOfHour(minute), max(hour_trains) FROM sla_minutes WHERE ${where} GROUP BY engine, link, toStartOfHour(minute))
+    GROUP BY engine, a, b, link, hour, hour_trains
+    HAVING count() = uniqExact(minute)
+)`;
+}
+
+/**
+ * Summarise every materialised link-hour of `engine` in [startS, endS) again
+ * (for minutes written by other means than the materialiser, as the
+ * benchmark generates them). Rows of a version already summarised are
+ * replaced by merges and read once.
+ */
+export async function summariseSlaLinkHours(client: ClickHouseClient, engine: string, startS: number, endS: number): Promise<void> {
+  await client.command({
+    query: summariseLinkHoursSql(`engine = {engine:String} AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')`),
+    query_params: { engine, start: startS, end: endS },
+  });
 }
 
 /** One run of the job: the newest `limit` link-hours that need it. Returns how many were merged. */

@@ -53,6 +53,12 @@ export interface SlaQuery {
   links: SlaLinkInput[];
   /** Guard added around each of our throughput tests' load windows, ms (collector's selfLoadGuardMs). */
   loadGuardMs: number;
+  /**
+   * false: read every settled link-hour's minutes from sla_minutes, never a
+   * link-hour summary (migration 0019), as the month was computed before
+   * them. The figures are the same either way (tested); summaries are faster.
+   */
+  linkHours?: boolean;
 }
 
 /** Start and end (exclusive) of a calendar month in a time zone, computed by ClickHouse. */
@@ -119,6 +125,7 @@ function linkParams(q: SlaQuery): Record<string, unknown> {
     committed_mbps: q.links.map((l) => l.committedMbps),
     floor_bps: q.links.map((l) => l.floorBps),
     load_guard_ms: Math.round(q.loadGuardMs),
+    link_hours: q.linkHours === false ? 0 : 1,
   };
 }
 
@@ -166,29 +173,38 @@ export function pairDirections(directions: string): string {
 }
 
 /**
- * Link-hours of the period (engine {engine}) whose materialised minutes are
- * missing or older than the trains latency_1m holds: read from latency_1m.
+ * Link-hours of the period (engine {engine}) as sla_hours counts them.
+ * stale: materialised minutes missing or older than the trains latency_1m
+ * holds, read from latency_1m. settled: materialised from every train
+ * latency_1m holds; `version` is the trains its minutes (sla_minutes) and
+ * summary (sla_link_hours) came from, which picks their current rows
+ * without FINAL (older versions carry fewer trains).
  */
-const STALE_HOURS = `
-stale AS (
-    SELECT a, b, hour FROM sla_hours
+const HOUR_STATE_ONLY = `
+hour_state AS (
+    SELECT a, b, hour, sum(trains) AS h_trains, max(finalised_trains) AS h_finalised FROM sla_hours
     WHERE engine = {engine:String} AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
     GROUP BY a, b, hour
-    HAVING sum(trains) != max(finalised_trains)
 )`;
+const HOUR_STATE = `${HOUR_STATE_ONLY},
+stale AS (SELECT a, b, hour FROM hour_state WHERE h_trains != h_finalised),
+settled AS (SELECT a, b, hour, h_finalised AS version FROM hour_state WHERE h_trains = h_finalised)`;
+
+/** sla_minutes rows of the current version of the settled link-hours in \`hours\` (a CTE of a, b, hour, version), once each. */
+const settledMinutes = (hours: string) => `(a, b, toStartOfHour(minute), hour_trains) IN (SELECT a, b, hour, version FROM ${hours})`;
 
 /** latency_1m rows of stale link-hours only; the time bounds let the primary key skip the rest. */
 const IN_STALE = `minute >= (SELECT min(hour) FROM stale) AND minute < (SELECT max(hour) FROM stale) + 3600
         AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale)`;
 
-/** Rows of sla_minutes outside stale link-hours (the set lookup runs only for minutes in a stale hour). */
-const NOT_STALE = `NOT (toStartOfHour(minute) IN (SELECT hour FROM stale) AND (a, b, toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale))`;
 
 /**
  * One row per link-minute with data: minute, la, lb, link ('a~b'), dirs,
  * rx_dirs, m_sent, m_lost, m_qs. From the rollup: the materialised minutes
- * where they are current, latency_1m for the stale link-hours (the same
- * figures either way); from the raw trains: computed now.
+ * of settled link-hours not taken whole (from their summary's minute
+ * arrays, or from sla_minutes where there is no summary), latency_1m for
+ * the stale ones (the same figures either way); from the raw trains:
+ * computed now.
  */
 function linkMinutes(source: SlaSource): string {
   if (source === 'raw') {
@@ -198,9 +214,30 @@ function linkMinutes(source: SlaSource): string {
     )`;
   }
   return `
-    SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
-    FROM sla_minutes FINAL
-    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND ${NOT_STALE}
+    SELECT * FROM (
+        SELECT addMinutes(hour, h_offset) AS minute, a AS la, b AS lb, link, h_dirs AS dirs, h_rx_dirs AS rx_dirs,
+               h_sent AS m_sent, h_lost AS m_lost, h_qs AS m_qs
+        FROM (
+            -- the sort key (engine, link, hour) finds these rows: a few granules of 64 link-hours each
+            SELECT link, a, b, hour, minute_offsets, m_dirs, m_rx_dirs, m_sent, m_lost, m_q_us
+            FROM sla_link_hours
+            WHERE engine = {engine:String} AND (link, hour, hour_trains) IN (SELECT link, hour, hour_trains FROM summary_minute_hours)
+            LIMIT 1 BY link, hour
+        )
+        ARRAY JOIN minute_offsets AS h_offset, m_dirs AS h_dirs, m_rx_dirs AS h_rx_dirs, m_sent AS h_sent, m_lost AS h_lost, m_q_us AS h_qs
+        WHERE minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
+    )
+    UNION ALL
+    SELECT * FROM (
+        SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
+        FROM sla_minutes
+        WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
+          -- bounds on the sort key (engine, link, minute) first: where (nearly) every hour is summarised, few granules are read
+          AND link IN (SELECT link FROM table_minute_hours)
+          AND minute >= (SELECT min(hour) FROM table_minute_hours) AND minute < (SELECT max(hour) FROM table_minute_hours) + 3600
+          AND ${settledMinutes('table_minute_hours')}
+        LIMIT 1 BY link, minute
+    )
     UNION ALL
     SELECT minute, la, lb, concat(la, '~', lb) AS link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${pairDirections(directionMinutes('rollup', IN_STALE))}
@@ -211,12 +248,15 @@ function linkMinutes(source: SlaSource): string {
 function oneLinkDirectionMinutes(source: SlaSource): string {
   if (source === 'raw') return `SELECT * FROM (${directionMinutes('raw')}) WHERE la = {a:String} AND lb = {b:String}`;
   return `
-    SELECT minute, a AS la, b AS lb, d.1 AS dir_src, toUInt64(d.2) AS d_trains, toUInt64(d.3) AS d_sent, toUInt64(d.4) AS d_received,
-           toUInt64(d.5) AS d_lost, d.6 AS d_qs
-    FROM sla_minutes FINAL
-    ARRAY JOIN [(a, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us), (b, ba_trains, ba_sent, ba_received, ba_lost, ba_q_us)] AS d
-    WHERE engine = {engine:String} AND link = concat({a:String}, '~', {b:String})
-      AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND d.2 > 0 AND ${NOT_STALE}
+    SELECT * FROM (
+        SELECT minute, a AS la, b AS lb, d.1 AS dir_src, toUInt64(d.2) AS d_trains, toUInt64(d.3) AS d_sent, toUInt64(d.4) AS d_received,
+               toUInt64(d.5) AS d_lost, d.6 AS d_qs
+        FROM sla_minutes
+        ARRAY JOIN [(a, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us), (b, ba_trains, ba_sent, ba_received, ba_lost, ba_q_us)] AS d
+        WHERE engine = {engine:String} AND link = concat({a:String}, '~', {b:String})
+          AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND d.2 > 0 AND ${settledMinutes('settled')}
+        LIMIT 1 BY minute, dir_src
+    )
     UNION ALL
     SELECT minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
     FROM (${directionMinutes('rollup', `src IN ({a:String}, {b:String}) AND dst IN ({a:String}, {b:String}) AND ${IN_STALE}`)}
@@ -277,7 +317,53 @@ excluded AS (
     UNION ALL
     SELECT a, b, minute, 'self_load' AS kind FROM self_load
 ),
-${STALE_HOURS},
+${HOUR_STATE_ONLY},
+hour_plan AS (
+    -- each link-hour of the period, how it is read: 'stale' (latency_1m), 'table' (sla_minutes: no summary of its
+    -- version), 'whole' (its summary's totals: wholly in the period, none of its minutes breaches the link's policy
+    -- or is excluded, so no breach run starts, ends or passes through it), 'summary' (its summary's minute arrays)
+    SELECT multiIf(hs.h_trains != hs.h_finalised, 'stale', lh.link = '', 'table',
+                   hs.hour >= toDateTime({start:UInt32}) AND toUInt32(hs.hour) + 3600 <= {end:UInt32}
+                   AND lh.covered = lh.available
+                   AND arrayElement(lh.max_q_us, links.q_index) <= links.rtt_target_us
+                   -- a ratio under the ceiling by more than rounding: lost <= loss_max * sent holds in every minute
+                   AND ((lh.max_loss_ratio = 0 AND links.loss_max >= 0) OR links.loss_max > lh.max_loss_ratio * (1 + 1e-9))
+                   AND (hs.a, hs.b, hs.hour) NOT IN (SELECT a, b, toStartOfHour(minute) FROM excluded), 'whole',
+                   'summary') AS kind,
+           hs.a AS a, hs.b AS b, links.link AS link, hs.hour AS hour, hs.h_finalised AS version,
+           lh.covered AS covered, lh.available AS available, lh.sent AS sent, lh.lost AS lost,
+           arrayElement(lh.max_q_us, links.q_index) AS worst_p_us
+    FROM hour_state AS hs
+    INNER JOIN links ON hs.a = links.a AND hs.b = links.b
+    LEFT JOIN (
+        SELECT link, a, b, hour, hour_trains, covered, available, sent, lost, max_loss_ratio, max_q_us
+        FROM sla_link_hours
+        WHERE {link_hours:UInt8} AND engine = {engine:String}
+          AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
+        LIMIT 1 BY link, hour, hour_trains
+    ) AS lh ON lh.a = hs.a AND lh.b = hs.b AND lh.hour = hs.hour AND lh.hour_trains = hs.h_finalised
+    WHERE ${source === 'rollup' ? '1' : '0'}
+),
+(
+    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst))
+    FROM (
+        SELECT kind, a, b, link, if(kind = 'whole', toDateTime(0, 'UTC'), hour) AS p_hour, any(version) AS p_version,
+               sum(covered) AS p_covered, sum(available) AS p_available, sum(sent) AS p_sent, sum(lost) AS p_lost, max(worst_p_us) AS p_worst
+        FROM hour_plan
+        GROUP BY kind, a, b, link, p_hour
+    )
+) AS plan,
+plan_items AS (
+    -- the plan computed once (a scalar subquery is evaluated once per query; a CTE once per reference): whole
+    -- link-hours as one total per link, every other link-hour on its own
+    SELECT p.1 AS kind, p.2 AS a, p.3 AS b, p.4 AS link, p.5 AS hour, p.6 AS version, p.7 AS covered, p.8 AS available,
+           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us
+    FROM (SELECT arrayJoin(plan) AS p)
+),
+stale AS (SELECT a, b, hour FROM plan_items WHERE kind = 'stale'),
+summary_minute_hours AS (SELECT link, hour, version AS hour_trains FROM plan_items WHERE kind = 'summary'),
+table_minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'table'),
+whole_hours AS (SELECT link, a, b, covered, available, sent, lost, worst_p_us FROM plan_items WHERE kind = 'whole'),
 lm AS (
     SELECT minute, la, lb, link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${linkMinutes(source)}
@@ -297,7 +383,7 @@ ev AS (
            if(available, lm.m_lost, 0) AS lost_av
     FROM lm INNER JOIN links ON lm.link = links.link
 ),
-lat AS (
+lat_minutes AS (
     -- one key (the link), not (a, b): grouping millions of link-minutes by two LowCardinality columns is several times slower
     SELECT link, any(link_a) AS a, any(link_b) AS b,
            countIf(covered) AS covered_minutes,
@@ -311,6 +397,25 @@ lat AS (
            sum(sent_av) AS sent, sum(lost_av) AS lost,
            maxIf(p_us, available) AS worst_p_us
     FROM ev
+    GROUP BY link
+),
+lat AS (
+    -- whole hours add counts and sums only: by their choice they hold no breach minute
+    SELECT link, any(a) AS a, any(b) AS b,
+           sum(covered_minutes) AS covered_minutes, sum(available_minutes) AS available_minutes,
+           sum(latency_breach_minutes) AS latency_breach_minutes, sum(loss_breach_minutes) AS loss_breach_minutes,
+           sum(availability_breach_minutes) AS availability_breach_minutes,
+           arraySort(groupArrayArray(latency_idx)) AS latency_idx, arraySort(groupArrayArray(loss_idx)) AS loss_idx,
+           arraySort(groupArrayArray(availability_idx)) AS availability_idx,
+           sum(sent) AS sent, sum(lost) AS lost, max(worst_p_us) AS worst_p_us
+    FROM (
+        SELECT * FROM lat_minutes
+        UNION ALL
+        SELECT link, any(a), any(b), sum(covered), sum(available), toUInt64(0), toUInt64(0), toUInt64(0),
+               CAST([], 'Array(UInt32)'), CAST([], 'Array(UInt32)'), CAST([], 'Array(UInt32)'), sum(sent), sum(lost), max(worst_p_us)
+        FROM whole_hours
+        GROUP BY link
+    )
     GROUP BY link
 ),
 cap AS (
@@ -555,7 +660,7 @@ self_load AS (
     )
     WHERE a = {a:String} AND b = {b:String} AND minute NOT IN (SELECT minute FROM excluded)
 ),
-${STALE_HOURS},
+${HOUR_STATE},
 dir AS (
     SELECT minute, dir_src, d_trains, d_sent, d_received, d_lost, toFloat64(arrayElement(d_qs, {qi:UInt8})) AS d_p
     FROM (${oneLinkDirectionMinutes(q.source)}
