@@ -335,12 +335,12 @@ hour_plan AS (
            arrayElement(lh.max_q_us, links.q_index) AS worst_p_us
     FROM hour_state AS hs
     INNER JOIN links ON hs.a = links.a AND hs.b = links.b
-    LEFT JOIN (
+    -- ANY: one summary row per link-hour and version (two copies of one version are the same row)
+    ANY LEFT JOIN (
         SELECT link, a, b, hour, hour_trains, covered, available, sent, lost, max_loss_ratio, max_q_us
         FROM sla_link_hours
         WHERE {link_hours:UInt8} AND engine = {engine:String}
           AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
-        LIMIT 1 BY link, hour, hour_trains
     ) AS lh ON lh.a = hs.a AND lh.b = hs.b AND lh.hour = hs.hour AND lh.hour_trains = hs.h_finalised
     WHERE ${source === 'rollup' ? '1' : '0'}
 ),
