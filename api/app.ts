@@ -17,6 +17,7 @@ import { ingestRoutes } from './routes/ingest/index.js';
 import { linkRoutes } from './routes/links/index.js';
 import { metricsRoutes } from './routes/metrics/index.js';
 import { statusRoutes } from './routes/status/index.js';
+import { StatusSnapshots } from './status-snapshot.js';
 import { topologyRoutes } from './routes/topology/index.js';
 import { placementRoutes } from './routes/placement/index.js';
 import { diagnosticsRoutes } from './routes/diagnostics/index.js';
@@ -29,6 +30,7 @@ import { alertRoutes } from './routes/alerts/index.js';
 /** The SLA service (signing key, cron) is built by the server; without one, reports can be read but not finalised. */
 export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertService; authLimiter?: FailedAuthLimiter }) {
   const { topology } = deps;
+  const statusSnapshots = deps.statusSnapshots ?? new StatusSnapshots({ store: deps.store, topology, logger: deps.logger });
   const sla = deps.sla ?? new SlaService({ store: deps.store, topology, signer: null, logger: deps.logger });
   // Without the server's service (timer, metrics), alerts can still be read and silenced.
   const alerts = deps.alerts ?? new AlertService({ store: deps.store, topology, logger: deps.logger });
@@ -51,7 +53,7 @@ export function createApp(deps: ApiDeps & { sla?: SlaService; alerts?: AlertServ
     .use('/alerts', operator)
     .use('/alerts/*', operator)
     .route('/', topologyRoutes(deps))
-    .route('/', statusRoutes(deps))
+    .route('/', statusRoutes({ ...deps, statusSnapshots }))
     .route('/links', linkRoutes(deps))
     .route('/', capacityRoutes(deps))
     .route('/', ingestRoutes(deps))

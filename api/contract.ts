@@ -79,7 +79,13 @@ export interface ProbeStatus {
 }
 
 export interface StatusResponse {
+  /** When this response was sent. */
   generatedAt: string;
+  /**
+   * The instant judged (a whole second, a little behind generatedAt): the window is
+   * (asOf − windowS, asOf]. Two servers' answers with the same asOf are the same judgement.
+   */
+  asOf: string;
   windowS: number;
   staleAfterS: number;
   paths: PathStatus[];

@@ -1,7 +1,16 @@
 /**
  * The /v1/live WebSocket: every stored train, as a compact message, to every
- * browser. A client that cannot keep up skips messages instead of growing the
- * server's memory.
+ * browser, as soon as its batch is validated (a retraction follows in the
+ * rare case it is not stored after all: collector/batch-ingest.ts).
+ *
+ * Sending costs the server one JSON encoding per batch, shared by every
+ * client: the frame is encoded once into a Buffer and that Buffer handed to
+ * each socket (ws then only adds a frame header; given a string it would
+ * measure and copy the text once per client). A send never waits for a
+ * client: ws queues what the socket cannot take at once; a client whose
+ * queue holds more than MAX_BUFFERED_BYTES (a slow link, a frozen tab) skips
+ * frames instead of growing the server's memory, and the others are not
+ * delayed by it.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -37,14 +46,14 @@ export class LiveFeed {
 
   private broadcast(message: LiveMessage): void {
     if (this.wss.clients.size === 0) return;
-    const frame = JSON.stringify(message);
+    const frame = Buffer.from(JSON.stringify(message));
     for (const ws of this.wss.clients) {
       if (ws.readyState !== ws.OPEN) continue;
       if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
         this.dropped++;
         continue;
       }
-      ws.send(frame);
+      ws.send(frame, { binary: false });
     }
   }
 

@@ -25,11 +25,24 @@ export async function probeStatuses(store: Store, topology: Topology): Promise<P
 
 /**
  * Every direction of every link (stamp always; icmp where it has data, or where the
- * probe says its engine is unavailable), judged at `nowUs`.
+ * probe says its engine is unavailable), judged at `nowUs`: the window is
+ * (nowUs − STATUS_WINDOW_S, nowUs]. /v1/status reads these through
+ * StatusSnapshots (status-snapshot.ts), a whole second at a time; the network
+ * metrics judge their scrape's instant.
  */
-export async function pathStatuses(store: Store, topology: Topology, nowUs: number, probes?: ProbeStatus[]): Promise<PathStatus[]> {
-  const [rows, reported] = await Promise.all([latestPathStatus(store.client, STATUS_WINDOW_S, selfLoadGuardMs(topology.probing)), probes ?? probeStatuses(store, topology)]);
-  const unavailable = (centre: string, engine: string) => reported.find((p) => p.centre === centre)?.enginesUnavailable[engine] ?? null;
+export async function judgedPathStatuses(store: Store, topology: Topology, nowUs: number, probes?: ProbeStatus[]): Promise<PathStatus[]> {
+  const [rows, reported] = await Promise.all([
+    latestPathStatus(store.client, STATUS_WINDOW_S, selfLoadGuardMs(topology.probing), nowUs), probes ?? probeStatuses(store, topology),
+  ]);
+  return judgePaths(topology, rows, reported, nowUs);
+}
+
+/** The verdict of every direction from the window's rows (sql latestPathStatus at `nowUs`) and the probes' reports. */
+export function judgePaths(topology: Topology, rows: readonly PathStatusRow[], reported: readonly ProbeStatus[], nowUs: number): PathStatus[] {
+  // The first report of a centre, as a search through the list would find it.
+  const unavailableBy = new Map<string, Record<string, string>>();
+  for (const p of reported) if (!unavailableBy.has(p.centre)) unavailableBy.set(p.centre, p.enginesUnavailable);
+  const unavailable = (centre: string, engine: string) => unavailableBy.get(centre)?.[engine] ?? null;
   const byKey = new Map(rows.map((r) => [`${r.src}>${r.dst}>${r.engine}`, r]));
   const paths: PathStatus[] = [];
   for (const link of topology.links) {

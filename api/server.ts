@@ -16,6 +16,7 @@ import { Collector, createCollectorMetrics, FailedAuthLimiter, LiveHub, LiveTail
 import { loadTopology, type Topology } from '../topology/index.js';
 import { checkClusterSchema, insertDiagnosticRequest, migrate, openStore, UNREPLICATED, type Store } from '../sql/index.js';
 import { createApp } from './app.js';
+import { StatusSnapshots } from './status-snapshot.js';
 import { authRefusalReason, principalOfUpgrade } from './auth.js';
 import { ClickHouseRunCoordinator, serverInstanceId } from './jobs.js';
 import { LiveFeed } from './live.js';
@@ -149,8 +150,9 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
       return work;
     },
   });
+  const statusSnapshots = new StatusSnapshots({ store, topology: topo, logger: logger.child({ part: 'status' }) });
   const app = createApp({
-    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla, alerts, authLimiter,
+    store, topology: topo, hub, collector, logger, registry, ready: () => ready, sla, alerts, authLimiter, statusSnapshots,
     rateLimit: extras.rateLimit ?? { perSecond: 50, burst: 200 },
   });
 
@@ -209,6 +211,7 @@ export async function startServer(settings: ServerSettings, logger: Logger, extr
       await sla.stop();
       await slaMinutes.stop();
       await alerts.stop();
+      await statusSnapshots.stop();
       await Promise.allSettled([...pendingRequests]);
       await live.close();
       await new Promise<void>((resolve) => {

@@ -1,10 +1,10 @@
 /**
- * Storing validated batches: the checks that need the centre's links, a
- * turn at the store shared with every batch ready meanwhile (group commit,
- * store-queue.ts): one lookup of what is already stored for the whole group,
- * after which its trains are published live; then one deduplicated INSERT
- * per table carrying the rows of every batch looked up meanwhile (retracted
- * from the live feed if it fails), and the acks.
+ * Storing validated batches: the checks that need the centre's links, after
+ * which the batch's trains are published live (tentatively, see "The live
+ * feed" below); a turn at the store shared with every batch ready meanwhile
+ * (group commit, store-queue.ts): one lookup of what is already stored for
+ * the whole group; then one deduplicated INSERT per table carrying the rows
+ * of every batch looked up meanwhile, and the acks.
  * Nothing is acknowledged that the store has not accepted; two batches
  * holding the same record are never stored side by side; a batch refused for
  * its own fault is refused alone.
@@ -15,7 +15,7 @@ import {
   insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatches,
   type BatchLedgerRow, type DiagnosticsRow, type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
 } from '../sql/index.js';
-import { batchTimeSpanUs, outOfWindow, type ProbeBatch } from '../protocol/index.js';
+import { batchTimeSpanUs, outOfWindow, type ProbeBatch, type TrainSample } from '../protocol/index.js';
 import type { Topology } from '../topology/index.js';
 import { batchContentSha256 } from './batch-content.js';
 import { toDiagnosticsRow } from './diagnostics.js';
@@ -64,11 +64,21 @@ interface ReadyBatch {
   bytes: number;
   /** Answers the probe; called once. */
   settle(outcome: IngestOutcome): void;
-  /** Once looked up: whether the ledger holds this batch's content already, and its trains on the live feed. */
+  /** Once looked up: whether the ledger holds this batch's content already. */
   known: boolean;
+  /** Its trains on the live feed, published tentatively and not yet settled: retracted if the batch is not stored after all. */
   published: LiveTrain[];
+  /** Its trains not published at validation (too old for the hub to vouch it never showed them): decided by the lookup. */
+  withheld: LiveTrain[];
   answered: boolean;
 }
+
+/**
+ * How far a probe's clock may run ahead of this server's beyond what its
+ * batch's createdAtUs shows, µs: the time between the probe stamping a batch
+ * and this server validating it (loopback or LAN, a busy event loop).
+ */
+const CLOCK_TOLERANCE_US = 10e6;
 
 /**
  * The deduplication token of a group's INSERTs: a group of one keeps its
@@ -195,16 +205,77 @@ export class BatchIngest {
     }
     for (const c of claims) this.recordsInFlight.add(c);
     const sha = batchContentSha256(batch);
+    const { published, withheld } = this.publishAtValidation(centre, batch);
     return {
       centre, batch, log, key, sha, token: `${key}/${sha.slice(0, 16)}`, claims, rows, nicRows, throughputRows, loadRows, diagnosticsRows,
-      trains: records, bytes, settle, known: false, published: [], answered: false,
+      trains: records, bytes, settle, known: false, published, withheld, answered: false,
     };
   }
 
-  /** Answers a batch (once) and releases its claims. */
+  /**
+   * The live feed, at validation: a batch's trains are published now, while
+   * its lookup and INSERT are still to come, so a delivery does not wait for
+   * the store's turn. Why this never shows a train that is not stored, nor
+   * one twice (on this server's feed; what the live feed counts as shown is
+   * net of retractions):
+   *
+   * - Refusals before this point (bad_message, out of window,
+   *   unknown_destination, duplicate_train, busy: admission or records in
+   *   flight) publish nothing.
+   * - Refusals after it: batch_conflict (the lookup finds the id stored with
+   *   other content), store_unavailable (the lookup, an INSERT or the ledger
+   *   INSERT fails), busy (the server closes meanwhile). Each retracts what
+   *   the batch published and is not stored (hub.retract: the hub forgets
+   *   those ids, so the probe's resend shows them again).
+   * - Records the lookup finds already stored are not stored again. Of
+   *   those, a train the hub knows was shown already (this server stored it,
+   *   or the tail read it back from another server): the hub does not
+   *   publish it twice. A train the hub does not know but that was stored
+   *   before must not be shown if this server showed it before and has
+   *   forgotten it: so a train is published here only if it cannot have
+   *   reached this server before the hub's memory begins
+   *   (hub.rememberedSinceUs()), judged by its start time on the probe's
+   *   clock, corrected by how far that clock runs ahead of ours (createdAtUs,
+   *   stamped at each send, against our clock) plus CLOCK_TOLERANCE_US. Then
+   *   if it is found stored, this server never showed it: it stays shown
+   *   (settled, once). Older trains are withheld until the lookup and shown
+   *   only if they are not stored yet (replays of stored trains stay unshown:
+   *   never twice wins over once). A batch without createdAtUs withholds all.
+   * - A train this batch published that the tail meanwhile read back stored
+   *   by another server (a probe that failed over while its first server
+   *   stored the batch) is no longer retracted if this server's own INSERT
+   *   fails: it is stored (hub.publish marks it so).
+   *
+   * Where it cannot hold: a probe whose clock runs ahead of ours by more than
+   * its createdAtUs shows plus CLOCK_TOLERANCE_US (a batch stamped, then
+   * delayed over 10 s before validation, or a clock stepped between sends)
+   * resending a train this server showed and forgot (over 30 s before) shows
+   * it a second time. Dashboards draw a retraction by reloading from the
+   * store; a train retracted is gone from them until its resend is stored.
+   */
+  private publishAtValidation(centre: string, batch: ProbeBatch): { published: LiveTrain[]; withheld: LiveTrain[] } {
+    if (batch.samples.length === 0) return { published: [], withheld: [] };
+    const nowUs = Date.now() * 1000;
+    const aheadUs = batch.createdAtUs === undefined ? null : Math.max(0, batch.createdAtUs - nowUs);
+    const newerThanUs = aheadUs === null ? Infinity : this.deps.hub.rememberedSinceUs() + aheadUs + CLOCK_TOLERANCE_US;
+    const fresh: LiveTrain[] = [];
+    const withheld: LiveTrain[] = [];
+    for (const s of batch.samples) (s.startedAtUs > newerThanUs ? fresh : withheld).push(liveTrain(centre, s));
+    return { published: this.deps.hub.publishTentative(fresh), withheld };
+  }
+
+  /**
+   * Answers a batch (once) and releases its claims. What it showed on the live
+   * feed and had not settled yet is settled with it: kept when acked (stored),
+   * retracted when refused, whatever the refusal (the one place every answer
+   * after validation passes, so no refusal can leave a train shown).
+   */
   private answer(member: ReadyBatch, outcome: IngestOutcome): void {
     if (member.answered) return;
     member.answered = true;
+    if (outcome.ok) this.deps.hub.settled(member.published);
+    else this.deps.hub.retract(member.published);
+    member.published = [];
     for (const c of member.claims) this.recordsInFlight.delete(c);
     member.settle(outcome);
   }
@@ -225,8 +296,6 @@ export class BatchIngest {
       group[0]?.log.error({ err: (error as Error).message, batches: group.length }, `${what} failed`);
       for (const m of group) {
         if (m.answered) continue;
-        // Never a train on the live feed whose batch was not acked.
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
       return fallback;
@@ -247,7 +316,9 @@ export class BatchIngest {
 
   private async lookUpMembers(group: ReadyBatch[]): Promise<ReadyBatch[]> {
     if (this.deps.isClosing()) {
-      for (const m of group) this.refuse(m, 'busy', 'server shutting down; retry later');
+      for (const m of group) {
+        this.refuse(m, 'busy', 'server shutting down; retry later');
+      }
       return [];
     }
     const client = this.deps.store.client;
@@ -282,6 +353,8 @@ export class BatchIngest {
       const { contentHashes: known, stored } = lookups[i]!;
       // A batch id is bound to its content: the same id with other content is refused (alone), never acked and dropped.
       if (known.length > 0 && !known.includes(m.sha)) {
+        // Everything it showed is taken back (answer()), trains found stored too: what is stored under their ids may
+        // be the other content (a dashboard redraws from the store on a retraction).
         this.deps.metrics.batchConflicts.inc({ centre: m.centre });
         this.answer(m, refusal(this.deps.metrics, m.log, 'batch_conflict',
           `batch id "${m.batch.batchId}" was already stored with other content; nothing of this batch was stored: send it again under a new id`,
@@ -297,10 +370,18 @@ export class BatchIngest {
       const replayed = before - (m.rows.length + m.nicRows.length + m.throughputRows.length + m.diagnosticsRows.length);
       if (replayed > 0) m.log.info({ batchId: m.batch.batchId, alreadyStored: replayed }, 'records already stored (a replay, or sent in another batch) are not stored again');
       m.known = known.includes(m.sha);
-      // Published now, before the INSERT: what is left after the lookups is exactly what the INSERT stores
-      // (a conflicting id was refused above, records already stored were removed), so the only way a published
-      // train ends up not stored is the INSERT failing, and then it is retracted (insertMembers).
-      m.published = this.publishLive(m.centre, m.batch, m.rows);
+      // Trains published at validation and found stored: this server never showed them (publishAtValidation), they
+      // are stored, so they stay shown whatever becomes of this batch.
+      if (m.published.some((t) => stored.has(t.trainId))) {
+        this.deps.hub.settled(m.published.filter((t) => stored.has(t.trainId)));
+        m.published = m.published.filter((t) => !stored.has(t.trainId));
+      }
+      // Trains withheld at validation that the INSERT will store: published now, before it (tentatively: retracted if
+      // it fails). Those found stored stay unshown: this server may have shown them before and forgotten it.
+      if (m.withheld.length > 0) {
+        m.published.push(...this.deps.hub.publishTentative(m.withheld.filter((t) => !stored.has(t.trainId))));
+        m.withheld = [];
+      }
       kept.push(m);
     }
     return kept;
@@ -319,7 +400,6 @@ export class BatchIngest {
   private async insertMembers(members: ReadyBatch[]): Promise<void> {
     if (this.deps.isClosing()) {
       for (const m of members) {
-        this.deps.hub.retract(m.published);
         this.refuse(m, 'busy', 'server shutting down; retry later');
       }
       return;
@@ -347,8 +427,8 @@ export class BatchIngest {
     } catch (error) {
       this.deps.metrics.storeErrors.inc();
       for (const m of members) {
-        // The probe keeps the batch and sends it again; the hub forgets these ids, so that resend publishes them anew.
-        this.deps.hub.retract(m.published);
+        // The probe keeps the batch and sends it again; answer() retracts what it showed and the hub forgets those
+        // ids, so that resend publishes them anew.
         m.log.error({ err: (error as Error).message, batchId: m.batch.batchId, group: members.length }, 'storing batch failed');
         this.refuse(m, 'store_unavailable', 'storage failed; keep the batch and retry');
       }
@@ -361,22 +441,6 @@ export class BatchIngest {
       const b = m.batch;
       this.answer(m, { ok: true, ack: { type: 'ack', batchId: b.batchId, stored: b.samples.length + (b.nic?.length ?? 0) + (b.throughput?.length ?? 0) + (b.diagnostics?.length ?? 0) } });
     }
-  }
-
-  /** The trains this batch stores, to the live feed; returns those the hub published (it drops any it published before). */
-  private publishLive(centre: string, batch: ProbeBatch, rows: readonly TrainRow[]): LiveTrain[] {
-    if (rows.length === 0) return [];
-    const fresh = rows.length === batch.samples.length ? null : new Set(rows.map((r) => r.train_id));
-    const trains: LiveTrain[] = [];
-    for (const s of batch.samples) {
-      if (fresh && !fresh.has(s.trainId)) continue;
-      trains.push({
-        trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
-        sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
-        rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
-      });
-    }
-    return this.deps.hub.publish(trains);
   }
 
   /** Metrics for a stored batch: only its trains stored now. */
@@ -397,4 +461,13 @@ export class BatchIngest {
       if (oldest !== undefined) this.recentBatches.delete(oldest);
     }
   }
+}
+
+/** A sample as the live feed shows it. */
+function liveTrain(centre: string, s: TrainSample): LiveTrain {
+  return {
+    trainId: s.trainId, src: centre, dst: s.dst, engine: s.engine, flow: s.flow, startedAtUs: s.startedAtUs,
+    sent: s.sent, received: s.received, rttMinUs: s.rttMinUs, rttMedianUs: s.rttMedianUs,
+    rttP99Us: s.rttP99Us, rttMaxUs: s.rttMaxUs, jitterUs: s.jitterUs,
+  };
 }

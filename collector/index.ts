@@ -4,7 +4,7 @@ export { toRow } from './rows.js';
 export { batchContentSha256 } from './batch-content.js';
 export { createCollectorMetrics, type CollectorMetrics } from './metrics.js';
 export { TokenBucket, KeyedLimiter } from './token-bucket.js';
-export { LiveHub, type LiveTrain, type LiveListener, type RetractListener } from './live-hub.js';
+export { LiveHub, type LiveHubOptions, type LiveTrain, type LiveListener, type RetractListener } from './live-hub.js';
 export { LiveTail, type LiveTailOptions } from './live-tail.js';
 export { planFor } from './plan.js';
 export {

@@ -6,7 +6,10 @@
  *
  * Rows are read from a few seconds before the cursor, because an INSERT that
  * started earlier can become visible after a later one; the hub's train-id
- * de-duplication makes the overlap harmless.
+ * de-duplication makes the overlap harmless (it remembers ids for 30 s at
+ * least, well past the overlap). What the tail hands over is stored: a train
+ * this server published at validation and sees here (another server stored
+ * it) is no longer retracted if this server's own INSERT of it fails.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';

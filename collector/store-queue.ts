@@ -6,8 +6,9 @@
  * in arrival order, and are stored together, up to `maxGroupTrains` records
  * and `maxGroupBytes` bytes so one INSERT stays bounded (a batch larger than
  * either alone is a group of its own). A turn has two stages (StoreStages):
- * one lookup at a time, which the live feed waits for, and up to
- * `concurrency` INSERTs at once, which only the acks wait for.
+ * one lookup at a time and up to `concurrency` INSERTs at once, which only
+ * the acks wait for (the live feed does not: a batch's trains are published
+ * when it is validated, before it is queued here; batch-ingest.ts).
  *
  * A batch whose time in the server would exceed `maxWaitS`, judged by the
  * store's measured rate in records (trains, NIC samples, tests, runs: a
@@ -47,8 +48,8 @@ const RATE_WINDOW_MS = 1000;
 const RATE_FORGET_MS = 5000;
 
 /**
- * The two stages of a group's turn. Looking up is what the live feed waits
- * for, so it never waits behind an INSERT: one group is looked up at a time,
+ * The two stages of a group's turn. A lookup never waits behind an INSERT
+ * (the acks' latency): one group is looked up at a time,
  * while up to `concurrency` others are being inserted, and the batches
  * looked up while every INSERT is taken are inserted together in the next one.
  * Neither may reject: each answers the batches it drops itself.
@@ -151,7 +152,7 @@ export class StoreQueue<B extends QueuedBatch> {
   /**
    * Starts what can start: an INSERT for each free slot (the looked-up batches, oldest first), and the next
    * lookup, unless one is running or a group's worth already waits looked up (looking further ahead would only
-   * publish trains long before they are stored).
+   * answer for the store's content long before the INSERT).
    */
   private pump(): void {
     while (this.inserting < this.options.concurrency && this.lookedUp.length > 0) this.startInsert(this.take(this.lookedUp));

@@ -3,7 +3,7 @@
  * they call these named functions, which bind every value server-side.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { inLoadWindowSql } from './load-windows.js';
+import { guardedLoadSpans, inSpansSql } from './load-windows.js';
 import { rawInsertOf } from './raw-insert.js';
 import { formatDateTime64, parseDateTime64 } from './time.js';
 
@@ -109,19 +109,30 @@ export interface PathStatusRow {
 }
 
 /**
- * Latest state of every measured direction: exact percentiles over the raw
- * packets of the last `windowS` seconds only (the sort key prunes them to a
- * few granules per direction), and every direction with a train in the last
- * day from path_latest (one row per direction, kept by a view: migration
- * 0015), so a quiet path is still listed, as stale, with its newest train's
- * time. No history is read, however long the trains are kept.
+ * Latest state of every measured direction at the instant `asOfUs` (default:
+ * now): exact percentiles over the raw packets of the window (asOf − windowS,
+ * asOf] only (the sort key prunes them to a few granules per direction), and
+ * every direction with a train in the day before asOf from path_latest (one
+ * row per direction, kept by a view: migration 0015), so a quiet path is
+ * still listed, as stale, with its newest train's time. No history is read,
+ * however long the trains are kept.
+ *
+ * The window has an upper bound (asOf) so that two servers judging the same
+ * instant over the same store give the same answer, whenever each of them
+ * asks (api/status-snapshot.ts judges whole seconds a little behind now).
  *
  * Trains that began inside our own throughput test's guarded load window
  * (sql/load-windows.ts, guard `loadGuardMs`) are not judged, as the alerts
  * leave them out: they count for lastTs (the probe is alive) and as
- * selfLoadTrains, not in trains, percentiles, jitter or loss.
+ * selfLoadTrains, not in trains, percentiles, jitter or loss. The load
+ * windows are read first, in a query of their own, and bound into the status
+ * query as a parameter: as a scalar subquery of the status query they were
+ * about half of its fixed cost, paid again by every request.
  */
-export async function latestPathStatus(client: ClickHouseClient, windowS: number, loadGuardMs = 0): Promise<PathStatusRow[]> {
+export async function latestPathStatus(client: ClickHouseClient, windowS: number, loadGuardMs = 0, asOfUs = Date.now() * 1000): Promise<PathStatusRow[]> {
+  const asOfS = Math.floor(asOfUs / 1e6);
+  const spans = await guardedLoadSpans(client, { fromMs: (asOfS - windowS - 1) * 1000, toMs: (asOfS + 1) * 1000, guardMs: loadGuardMs });
+  const inSpans = inSpansSql(spans);
   const result = await client.query({
     query: `
 WITH
@@ -133,11 +144,10 @@ recent AS
            countIf(synced AND NOT ours) AS synced_trains, quantileExactArrayIf(0.99)(fwd_us, synced AND NOT ours) AS fwd_p99
     FROM
     (
-        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us,
-               self_load = 1 OR ${inLoadWindowSql('toUInt32(toUnixTimestamp(now()) - {window:UInt32} - 1)', 'toUInt32(toUnixTimestamp(now()) + 1)')} AS ours
+        SELECT src, dst, engine, ts, sent, lost, rtts_us, jitter_us, sender_ts, reflector_ts, synced, fwd_us, self_load = 1 OR ${inSpans.sql} AS ours
         -- the last hour of trains ordered by time (migration 0017): the window is one range at its end
         FROM path_recent
-        WHERE ts >= now64(6) - toIntervalSecond({window:UInt32})
+        WHERE ts > {as_of:DateTime64(6)} - toIntervalSecond({window:UInt32}) AND ts <= {as_of:DateTime64(6)}
     )
     GROUP BY src, dst, engine
 ),
@@ -147,7 +157,7 @@ day AS
     SELECT src, dst, engine, max(last_ts) AS last_ts
     FROM path_latest
     GROUP BY src, dst, engine
-    HAVING last_ts >= now64(6) - INTERVAL 1 DAY
+    HAVING last_ts >= {as_of:DateTime64(6)} - INTERVAL 1 DAY
 )
 SELECT
     day.src AS src, day.dst AS dst, day.engine AS engine,
@@ -158,7 +168,7 @@ SELECT
 FROM day
 LEFT JOIN recent ON recent.src = day.src AND recent.dst = day.dst AND recent.engine = day.engine
 ORDER BY src, dst, engine`,
-    query_params: { window: windowS, load_guard_ms: Math.round(loadGuardMs) },
+    query_params: { window: windowS, as_of: formatDateTime64(asOfUs), ...inSpans.params },
     format: 'JSONEachRow',
   });
   const rows = await result.json<{

@@ -88,17 +88,26 @@ export function loadedBucketsSql(fromS: string, toS: string, stepS: string): str
 }
 
 /**
- * Whether the train (columns src, dst, ts) began inside one of our own load
- * windows touching [fromS, toS) once guarded: a boolean SQL expression (the
- * windows are read once, as a scalar subquery). The live figures (status
- * verdict, the network metrics' window) judge trains, not minutes or buckets,
- * so a train is ours when it began inside the guarded span, the rule the
- * collector applies when it marks latency_trains.self_load.
+ * Whether a train (columns src, dst, ts) began inside one of `spans`
+ * (guardedLoadSpans, read first in a query of their own), as SQL with its
+ * parameters: the live figures (status verdict, the network metrics' window)
+ * judge trains, not minutes or buckets, so a train is ours when it began
+ * inside the guarded span, the rule the collector applies when it marks
+ * latency_trains.self_load. Bound as array parameters, not as a scalar
+ * subquery re-reading the load windows in every statement (that was about
+ * half the status query's fixed cost); with no span near (nearly always),
+ * nothing at all.
  */
-export function inLoadWindowSql(fromS: string, toS: string): string {
-  return `arrayExists(w -> w.1 = least(src, dst) AND w.2 = greatest(src, dst)
-             AND toUnixTimestamp64Milli(ts) >= w.3 AND toUnixTimestamp64Milli(ts) < w.4,
-         (SELECT groupArray((a, b, guarded_start_ms, guarded_end_ms)) FROM (${effectiveLoadWindowsSql(fromS, toS)})))`;
+export function inSpansSql(spans: readonly GuardedSpan[]): { sql: string; params: Record<string, unknown> } {
+  if (spans.length === 0) return { sql: 'false', params: {} };
+  return {
+    sql: `arrayExists((a, b, start_ms, end_ms) -> a = least(src, dst) AND b = greatest(src, dst)
+             AND toUnixTimestamp64Milli(ts) >= start_ms AND toUnixTimestamp64Milli(ts) < end_ms,
+         {load_a:Array(String)}, {load_b:Array(String)}, {load_start_ms:Array(Int64)}, {load_end_ms:Array(Int64)})`,
+    params: {
+      load_a: spans.map((w) => w.a), load_b: spans.map((w) => w.b), load_start_ms: spans.map((w) => w.startMs), load_end_ms: spans.map((w) => w.endMs),
+    },
+  };
 }
 
 /** A guarded span of our own load on the link a < b, ms (end exclusive). */

@@ -26,7 +26,7 @@ import {
   type PathCounts, type PathWindow, type Store,
 } from '../../sql/index.js';
 import type { PathState } from '../contract.js';
-import { linkState, pathStatuses, PATH_STATES, probeStatuses, STALE_AFTER_S, STATUS_WINDOW_S } from '../path-status.js';
+import { judgedPathStatuses, linkState, PATH_STATES, probeStatuses, STALE_AFTER_S, STATUS_WINDOW_S } from '../path-status.js';
 import { linkCapacity } from '../routes/capacity/index.js';
 import { histogramSamples, type Family, type Labels, type Sample } from './exposition.js';
 
@@ -74,7 +74,7 @@ export async function collectNetworkFamilies(store: Store, topology: Topology, n
   const [totals, windows, statuses, nics, tests, seen] = await Promise.all([
     pathTotals(client),
     pathWindows(client, STATUS_WINDOW_S, nowMs, guardMs),
-    pathStatuses(store, topology, nowMs * 1000, probes),
+    judgedPathStatuses(store, topology, nowMs * 1000, probes),
     latestNicStates(client),
     latestThroughputTests(client),
     alertCentresLastSeen(client, {

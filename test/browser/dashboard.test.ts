@@ -158,10 +158,12 @@ describe.skipIf(skip)('dashboard in Chromium: one-way delay and local names from
    * bravo → alfa   clocks not synchronised, 0.84 ms round trip: one-way RTT/2 = 0.42 ms, met;
    * alfa → charlie clocks synchronised, 1.2 ms out of 1.4 ms: measured, over the 1 ms target;
    * charlie → alfa and bravo ↔ charlie: no trains.
-   * Stamped now: inserted again while the page is read, so nothing turns stale on a slow machine.
+   * Stamped 3 s ago, inside every status the server judges from now on (it judges a whole
+   * second at least 1 s behind its clock, api/status-snapshot.ts); inserted again while the
+   * page is read, so nothing turns stale on a slow machine.
    */
   async function insertKnownTrains(): Promise<void> {
-    const nowUs = Date.now() * 1000;
+    const nowUs = (Date.now() - 3000) * 1000;
     const synced = (src: string, dst: string, rttUs: number, fwdUs: number) => [0, 1, 2].map((i) => ({
       ...train(src, dst, nowUs - i * 1000, rttUs), synced: true, fwd_us: Array(10).fill(fwdUs), rev_us: Array(10).fill(rttUs - fwdUs),
     }));

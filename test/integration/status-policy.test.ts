@@ -10,7 +10,7 @@ import type { CentreView, StatusResponse } from '../../api/contract.js';
 import { hashToken, parseTopology } from '../../topology/index.js';
 import { insertTrains } from '../../sql/index.js';
 import { train } from '../helpers/sla-month.js';
-import { getJson, startTestServer, type TestServer } from '../helpers/stack.js';
+import { getJson, startTestServer, waitFor, type TestServer } from '../helpers/stack.js';
 
 const operatorToken = `operator-${Math.random().toString(36).slice(2)}`;
 const centre = (id: string, i: number) => `  - id: ${id}
@@ -33,6 +33,17 @@ access:
 `;
 
 let server: TestServer;
+/** When the last trains were stored: an answer counts once it judged a second at or after it (asOf). */
+let storedMs = 0;
+
+/** /v1/status once it judges a second at or after the trains (judged seconds trail the clock by a second or two). */
+async function statusAfterTrains(): Promise<StatusResponse> {
+  return waitFor('a status judged after the trains were stored', async () => {
+    const { status, body } = await getJson<StatusResponse>(`${server.url}/v1/status`, operatorToken);
+    expect(status).toBe(200);
+    return Date.parse(body.asOf) >= storedMs ? body : undefined;
+  });
+}
 
 beforeAll(async () => {
   server = await startTestServer(parseTopology(yaml, 'status-policy.yaml'));
@@ -45,6 +56,7 @@ beforeAll(async () => {
   const synced = [0, 1, 2].map((i) => ({ ...train('alfa', 'delta', nowUs - i * 1000, 1400), synced: true, fwd_us: Array(10).fill(1200), rev_us: Array(10).fill(200) }));
   const unsynced = [0, 1, 2].map((i) => train('delta', 'alfa', nowUs - i * 1000, 1400));
   await insertTrains(server.store.client, [...synced, ...unsynced], 'status-policy-one-way');
+  storedMs = Date.now();
 });
 
 afterAll(async () => {
@@ -53,8 +65,7 @@ afterAll(async () => {
 
 describe('path status against the link policy', () => {
   it("uses the link's own loss ceiling, else the global one", async () => {
-    const { status, body } = await getJson<StatusResponse>(`${server.url}/v1/status`, operatorToken);
-    expect(status).toBe(200);
+    const body = await statusAfterTrains();
     const state = (src: string, dst: string) => body.paths.find((p) => p.src === src && p.dst === dst && p.engine === 'stamp')?.state;
     expect(body.paths.find((p) => p.src === 'alfa' && p.dst === 'bravo')?.lossRatio).toBeCloseTo(0.1, 6);
     expect([state('alfa', 'bravo'), state('bravo', 'alfa')]).toEqual(['warn', 'warn']); // 10 % ≤ 20 %: lossy, not in breach
@@ -62,8 +73,7 @@ describe('path status against the link policy', () => {
   });
 
   it('judges the one-way delay apart: measured with synchronised clocks, else half the round trip, and says which', async () => {
-    const { status, body } = await getJson<StatusResponse>(`${server.url}/v1/status`, operatorToken);
-    expect(status).toBe(200);
+    const body = await statusAfterTrains();
     const path = (src: string, dst: string) => body.paths.find((p) => p.src === src && p.dst === dst && p.engine === 'stamp')!;
     // Both directions meet the 2 ms round-trip target (1.4 ms); only the measured forward delay shows alfa → delta misses the 1 ms circle.
     expect([path('alfa', 'delta').state, path('delta', 'alfa').state]).toEqual(['ok', 'ok']);

@@ -1,14 +1,22 @@
 import { Hono } from 'hono';
-import type { ApiRoutes } from '../../contract.js';
-import type { ApiDeps } from '../../deps.js';
-import { pathStatuses, probeStatuses, STALE_AFTER_S, STATUS_WINDOW_S } from '../../path-status.js';
+import { ApiError } from '../../errors.js';
+import { StatusSnapshots, StatusUnavailableError } from '../../status-snapshot.js';
 
-export function statusRoutes(deps: ApiDeps) {
+/**
+ * /v1/status from the snapshot of the newest judged second (status-snapshot.ts):
+ * no query per request. The body is the snapshot's, serialised once, with
+ * this response's generatedAt.
+ */
+export function statusRoutes(deps: { statusSnapshots: StatusSnapshots }) {
   return new Hono().get('/status', async (c) => {
-    const nowUs = Date.now() * 1000;
-    const probes = await probeStatuses(deps.store, deps.topology);
-    const paths = await pathStatuses(deps.store, deps.topology, nowUs, probes);
-    const body = { generatedAt: new Date(nowUs / 1000).toISOString(), windowS: STATUS_WINDOW_S, staleAfterS: STALE_AFTER_S, paths, probes } satisfies ApiRoutes['GET /v1/status'];
-    return c.json(body);
+    let snapshot;
+    try {
+      snapshot = await deps.statusSnapshots.read();
+    } catch (error) {
+      if (error instanceof StatusUnavailableError) throw new ApiError(503, 'store_unavailable', error.message, { 'Retry-After': '1' });
+      throw error;
+    }
+    // ApiRoutes['GET /v1/status'] (StatusResponse): the snapshot's body, typed when it was judged.
+    return c.body(StatusSnapshots.responseBody(snapshot, Date.now()), 200, { 'Content-Type': 'application/json' });
   });
 }

@@ -73,7 +73,14 @@ async function measure(req: MeasureRequest): Promise<{ histogram: ReturnType<His
  * What the feeder did: batches acknowledged, sends refused (by code), and
  * batches still held (refused, not yet acknowledged) when it stopped.
  */
-export interface FeedResult { batches: number; refused: Record<string, number>; resent: number; unacked: number }
+export interface FeedResult {
+  batches: number;
+  refused: Record<string, number>;
+  resent: number;
+  unacked: number;
+  /** Batches not sent at once, or sent again: deferred by the collector, or sealed while the probe held deferred ones. */
+  deferredIds: string[];
+}
 
 /** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
 const RETRY_MIN_MS = 500;
@@ -84,6 +91,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
   let resent = 0;
   let unacked = 0;
   const refused: Record<string, number> = {};
+  const deferredIds = new Set<string>();
   const stopAt = wallMs() + req.durationMs;
   await Promise.all(
     req.centres.map(
@@ -120,8 +128,12 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
             const samples = centre.peers.map((peer, i) => sampleJson(`${id}.${i}`, peer, nowUs, 0));
             const text = batchJson(id, samples, nowUs);
             unackedBatches.set(id, text);
-            if (retry) held.push(text);
-            else ws.send(text);
+            if (retry) {
+              held.push(text);
+              deferredIds.add(id);
+            } else {
+              ws.send(text);
+            }
           };
           ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', centre: centre.id, token: centre.token, version: 'bench' })));
           ws.on('message', (data) => {
@@ -146,6 +158,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
                 // one that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/agent.ts).
                 held.unshift(text);
                 resent++;
+                deferredIds.add(m.batchId!);
                 if (!retry) {
                   retry = setTimeout(() => {
                     retry = undefined;
@@ -166,7 +179,7 @@ async function feed(req: FeedRequest): Promise<FeedResult> {
         }),
     ),
   );
-  return { batches, refused, resent, unacked };
+  return { batches, refused, resent, unacked, deferredIds: [...deferredIds] };
 }
 
 serveHelper(async (m) => {

@@ -3,9 +3,9 @@
  * ?access_token=) while 380 links update once a second through the real
  * collector. Delay = a train's arrival at the collector (its batch written to
  * the loopback socket, stamped by the feeder) → delivery at each client; it
- * includes validation and the lookups that decide what of the batch will be
- * stored (batch ledger, stored records), not the INSERT, which runs while
- * the trains are on their way (collector.ts).
+ * includes reading and validating the batch, not its lookup (batch ledger,
+ * stored records) or its INSERT, which run while the trains are on their way
+ * (collector/batch-ingest.ts: publishAtValidation).
  * CPU per 1,000 deliveries is the server process's CPU (all threads) beyond
  * what the same ingest costs with no client connected.
  *
@@ -15,6 +15,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
+import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
 import { ownCpuSeconds, size, sleep, startHelper, wallMs, type Helper } from '../lib/env.js';
@@ -22,7 +23,7 @@ import { emit, note } from '../lib/figures.js';
 import { percentile, Histogram } from '../lib/stats.js';
 import { rowsFor, sampleJson } from '../ingest/trains.js';
 import type { FeedResult } from './helper.js';
-import { insertTrains } from '../../../sql/index.js';
+import { insertTrains, lookUpBatches } from '../../../sql/index.js';
 
 const B = 'fanout';
 const CENTRES = 20;
@@ -90,6 +91,14 @@ async function bareBroadcaster(): Promise<{ url: string; start(ms: number): Prom
   };
 }
 
+/** Store turns and the batches they carried so far (citymesh_store_group_batches). */
+async function storeGroups(server: { registry: Registry }): Promise<{ turns: number; batches: number }> {
+  const metric = await server.registry.getSingleMetric('citymesh_store_group_batches')!.get();
+  const values = metric.values as { metricName?: string; value: number }[];
+  const value = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+  return { turns: value('citymesh_store_group_batches_count'), batches: value('citymesh_store_group_batches_sum') };
+}
+
 export async function run(): Promise<void> {
   const ids = Array.from({ length: CENTRES }, (_, i) => `c${String(i).padStart(2, '0')}`);
   const topo = testTopology(ids, '127.0.20');
@@ -119,7 +128,23 @@ export async function run(): Promise<void> {
       note: conn.refused ? `the live feed refuses clients beyond its limit (api/live.ts MAX_CLIENTS); figures below are for ${conn.connected}` : '' });
     const fed = feed(MEASURE_MS + WARMUP_MS + 1000, 'live');
     await sleep(WARMUP_MS);
+    // Where the delay goes: arrival → the hub's publish has returned (validation, the wait for the store's turn, the
+    // lookup, then the feed's send to every client, which runs inside publish), measured in this process; the rest of
+    // a delivery's delay is the way through the sockets into the clients' process.
+    const toPublished = new Histogram(0.05, 10_000);
+    /** Batch id and delay to the publish, per train: batches the collector deferred (busy) are told apart once the feed ends. */
+    const publishedDelays: { batchId: string; ms: number }[] = [];
+    const groupsBefore = await storeGroups(server);
+    const unsubscribe = server.hub.subscribe((trains) => {
+      const now = wallMs();
+      for (const t of trains) {
+        toPublished.add(now - t.startedAtUs / 1000);
+        publishedDelays.push({ batchId: t.trainId!.slice(0, t.trainId!.lastIndexOf('.')), ms: now - t.startedAtUs / 1000 });
+      }
+    });
     const live = await measureWith(clients, MEASURE_MS);
+    unsubscribe();
+    const groupsAfter = await storeGroups(server);
     const fedResult = await fed;
     await clients.request({ cmd: 'close' });
     const expected = (live.seconds * 380 * conn.connected);
@@ -127,6 +152,29 @@ export async function run(): Promise<void> {
       `server process ${(live.serverCpuS / live.seconds * 100).toFixed(0)} % of a core (${(baseCpuPerS * 100).toFixed(0)} % with no client), ` +
       `clients' process ${(live.clientCpuS / live.seconds * 100).toFixed(0)} %; feeder: ${fedResult.batches} batches acked, refused ${JSON.stringify(fedResult.refused)}, ` +
       `${fedResult.resent} resent after a deferral (held like a probe holds them; a resent train's delay includes its hold), ${fedResult.unacked} never acked`);
+
+    const turns = groupsAfter.turns - groupsBefore.turns;
+    const deferred = new Set(fedResult.deferredIds);
+    const firstSends = publishedDelays.filter((d) => !deferred.has(d.batchId)).map((d) => d.ms);
+    note(B, `arrival → published for the trains of batches sent once, at once (${firstSends.length} of ${publishedDelays.length}; ` +
+      `a batch deferred, or sealed while the probe held deferred ones, counts its hold): p50 ${percentile(firstSends, 0.5)?.toFixed(1)} ms, p99 ${percentile(firstSends, 0.99)?.toFixed(1)} ms`);
+    note(B, `stages: arrival → published and sent by the server p50 ${toPublished.quantile(0.5)?.toFixed(1)} ms, p99 ${toPublished.quantile(0.99)?.toFixed(1)} ms ` +
+      `(${toPublished.count} trains); the rest of a delivery's delay (p50 ${live.p50?.toFixed(1)}, p99 ${live.p99?.toFixed(1)} ms) is sockets and the clients' process; ` +
+      `store turns while measured: ${turns}, ${turns > 0 ? ((groupsAfter.batches - groupsBefore.batches) / turns).toFixed(2) : '-'} batches a turn`);
+
+    // How much of the delay is the lookup: one probe's batch (19 trains) looked up directly, idle server.
+    const lookups: number[] = [];
+    for (let i = 0; i < size(30, 5); i++) {
+      const nowUs = Math.round(wallMs() * 1000);
+      const t = performance.now();
+      await lookUpBatches(server.store.client, [{
+        centre: 'c00', batchId: `lookup-${i}`,
+        ids: { trains: ids.slice(1).map((_, k) => `lookup-${i}.${k}`), nic: [], throughput: [], diagnostics: [], fromUs: nowUs - 2e6, toUs: nowUs + 1e6 },
+      }]);
+      lookups.push(performance.now() - t);
+    }
+    note(B, `one 19-train lookup (lookUpBatches, idle server): p50 ${percentile(lookups, 0.5)?.toFixed(1)} ms, p99 ${percentile(lookups, 0.99)?.toFixed(1)} ms: ` +
+      'not in a delivery\'s delay either');
 
     // How much of the delay is the INSERT itself: one probe's batch (19 trains) stored directly, idle server.
     const inserts: number[] = [];
@@ -139,7 +187,7 @@ export async function run(): Promise<void> {
       inserts.push(performance.now() - t);
     }
     note(B, `one 19-train INSERT (insertTrains, idle server): p50 ${percentile(inserts, 0.5)?.toFixed(1)} ms, p99 ${percentile(inserts, 0.99)?.toFixed(1)} ms: ` +
-      'no longer in a delivery\'s delay (the live feed publishes once the lookups have said what will be stored, while the INSERT runs)');
+      'not in a delivery\'s delay (the live feed publishes at validation, while the lookup and the INSERT run)');
 
     // Ceiling: bare broadcast to the same number of clients (no cap there).
     const bare = await bareBroadcaster();
@@ -158,7 +206,7 @@ export async function run(): Promise<void> {
     const fanCpu = live.serverCpuS - baseCpuPerS * live.seconds;
     emit({ name: 'fanout.delay_p50', value: live.p50, unit: 'ms', better: 'lower', ceiling: ceiling.p50 });
     emit({ name: 'fanout.delay_p99', value: live.p99, unit: 'ms', better: 'lower', ceiling: ceiling.p99, target: { op: '<', value: 50 },
-      note: `${conn.connected} clients; validation and the batch's lookups included, its INSERT runs meanwhile; ceiling = bare ws broadcast of the same frames to ${bareConn.connected} clients` });
+      note: `${conn.connected} clients; validation included, the batch's lookup and INSERT run meanwhile; ceiling = bare ws broadcast of the same frames to ${bareConn.connected} clients` });
     emit({ name: 'fanout.cpu_per_1000_deliveries', value: perK(fanCpu, live.deliveries), unit: 'ms CPU', better: 'lower', ceiling: perK(ceiling.serverCpuS, ceiling.deliveries),
       note: `server process CPU beyond the same ingest with no client (${perK(live.serverCpuS, live.deliveries)?.toFixed(2)} ms including ingest)` });
   } finally {

@@ -34,7 +34,7 @@ export async function run(): Promise<void> {
   };
   const server = await startTestServer(topology);
   try {
-    const nowMs = wallMs();
+    const nowMs = Math.round(wallMs()); // whole microseconds on the wire: the ingest refuses a fraction
     let stored = 0;
     for (const c of topology.centres) {
       const peers = topology.peersOf(c.id);
