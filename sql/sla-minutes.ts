@@ -13,6 +13,7 @@
  * back to latency_1m until the job has merged it again.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { ROLLUP_LEVELS } from './direction-buckets.js';
 import { directionMinutes, pairDirections } from './sla.js';
 
 /** A link-hour whose minutes are to be (re)computed. */
@@ -102,6 +103,9 @@ GROUP BY engine, a, b, hour`,
   }
 }
 
+/** Most minutes a link-hour summary lists per rollup level and for loss (migration 0019); the month reads the rest of an hour's minutes only when its policy needs more. */
+export const SUMMARY_TOP = 8;
+
 /**
  * INSERT … SELECT of the link-hour summaries (migration 0019) of the
  * sla_minutes rows matching `where` (SQL over engine, a, b, link, minute),
@@ -111,21 +115,27 @@ GROUP BY engine, a, b, hour`,
  */
 export function summariseLinkHoursSql(where: string): string {
   const available = 'dirs = 2 AND rx_dirs = 2';
-  const level = (i: number) => `maxIf(toFloat64(arrayElement(m_q_us, ${i})), ${available})`;
+  const offset = 'toUInt8(toMinute(minute))';
+  const sent = 'toUInt64(ab_sent) + ba_sent';
+  const lost = 'toUInt64(ab_lost) + ba_lost';
+  // Highest first; ties by the later minute (tuples compare element by element).
+  const top = (tuple: string, cond: string) => `arraySlice(arrayReverseSort(groupArrayIf(${tuple}, ${cond})), 1, ${SUMMARY_TOP})`;
+  const levels = ROLLUP_LEVELS.map((l, i) => ({ name: `p${Math.round(l * 100)}`, index: i + 1 }));
   return `
-INSERT INTO sla_link_hours (engine, a, b, link, hour, hour_trains, minutes, covered, available, sent, lost, max_loss_ratio, max_q_us,
-                            minute_offsets, m_dirs, m_rx_dirs, m_sent, m_lost, m_q_us)
-SELECT engine, a, b, link, hour, hour_trains, minutes, covered, available, sent, lost, max_loss_ratio, max_q_us,
-       arrayMap(x -> x.1, by_minute), arrayMap(x -> x.2, by_minute), arrayMap(x -> x.3, by_minute),
-       arrayMap(x -> x.4, by_minute), arrayMap(x -> x.5, by_minute), arrayMap(x -> x.6, by_minute)
+INSERT INTO sla_link_hours (engine, a, b, link, hour, hour_trains, covered, available, sent, lost, unavailable_minutes,
+                            ${levels.map((l) => `top_${l.name}_us, top_${l.name}_minutes`).join(', ')},
+                            lossy, top_loss_minutes, top_loss_sent, top_loss_lost)
+SELECT engine, a, b, link, hour, hour_trains, covered, available, sent, lost, unavailable_minutes,
+       ${levels.map((l) => `arrayMap(x -> x.1, top_${l.name}), arrayMap(x -> x.2, top_${l.name})`).join(',\n       ')},
+       lossy, arrayMap(x -> x.2, top_loss), arrayMap(x -> x.3, top_loss), arrayMap(x -> x.4, top_loss)
 FROM (
     SELECT engine, a, b, link, toStartOfHour(minute) AS hour, hour_trains,
-           count() AS minutes, countIf(dirs = 2) AS covered, countIf(${available}) AS available,
-           sumIf(toUInt64(ab_sent) + ba_sent, ${available}) AS sent,
-           sumIf(toUInt64(ab_lost) + ba_lost, ${available}) AS lost,
-           maxIf((toUInt64(ab_lost) + ba_lost) / (toUInt64(ab_sent) + ba_sent), ${available}) AS max_loss_ratio,
-           [${[1, 2, 3, 4].map(level).join(', ')}] AS max_q_us,
-           arraySort(x -> x.1, groupArray((toUInt8(toMinute(minute)), dirs, rx_dirs, toUInt64(ab_sent) + ba_sent, toUInt64(ab_lost) + ba_lost, m_q_us))) AS by_minute
+           countIf(dirs = 2) AS covered, countIf(${available}) AS available,
+           sumIf(${sent}, ${available}) AS sent, sumIf(${lost}, ${available}) AS lost,
+           arraySort(groupArrayIf(${offset}, dirs = 2 AND rx_dirs != 2)) AS unavailable_minutes,
+           ${levels.map((l) => `${top(`(toFloat32(arrayElement(m_q_us, ${l.index})), ${offset})`, available)} AS top_${l.name}`).join(',\n           ')},
+           countIf(${available} AND ${lost} > 0) AS lossy,
+           ${top(`((${lost}) / (${sent}), ${offset}, ${sent}, ${lost})`, `${available} AND ${lost} > 0`)} AS top_loss
     FROM sla_minutes
     WHERE ${where}
       AND (engine, link, toStartOfHour(minute), hour_trains) IN

@@ -22,7 +22,7 @@
  * or uncovered minute ends a run).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { directionBucketsSql, levelIndex } from './direction-buckets.js';
+import { directionBucketsSql, levelIndex, ROLLUP_LEVELS } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
 
 export type SlaSource = 'rollup' | 'raw';
@@ -201,10 +201,9 @@ const IN_STALE = `minute >= (SELECT min(hour) FROM stale) AND minute < (SELECT m
 /**
  * One row per link-minute with data: minute, la, lb, link ('a~b'), dirs,
  * rx_dirs, m_sent, m_lost, m_qs. From the rollup: the materialised minutes
- * of settled link-hours not taken whole (from their summary's minute
- * arrays, or from sla_minutes where there is no summary), latency_1m for
- * the stale ones (the same figures either way); from the raw trains:
- * computed now.
+ * (sla_minutes) of the settled link-hours their summaries do not decide,
+ * latency_1m for the stale ones (the same figures either way); from the raw
+ * trains: computed now.
  */
 function linkMinutes(source: SlaSource): string {
   if (source === 'raw') {
@@ -215,27 +214,13 @@ function linkMinutes(source: SlaSource): string {
   }
   return `
     SELECT * FROM (
-        SELECT addMinutes(hour, h_offset) AS minute, a AS la, b AS lb, link, h_dirs AS dirs, h_rx_dirs AS rx_dirs,
-               h_sent AS m_sent, h_lost AS m_lost, h_qs AS m_qs
-        FROM (
-            -- the sort key (engine, link, hour) finds these rows: a few granules of 64 link-hours each
-            SELECT link, a, b, hour, minute_offsets, m_dirs, m_rx_dirs, m_sent, m_lost, m_q_us
-            FROM sla_link_hours
-            WHERE engine = {engine:String} AND (link, hour, hour_trains) IN (SELECT link, hour, hour_trains FROM summary_minute_hours)
-            LIMIT 1 BY link, hour
-        )
-        ARRAY JOIN minute_offsets AS h_offset, m_dirs AS h_dirs, m_rx_dirs AS h_rx_dirs, m_sent AS h_sent, m_lost AS h_lost, m_q_us AS h_qs
-        WHERE minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
-    )
-    UNION ALL
-    SELECT * FROM (
         SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
         FROM sla_minutes
         WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
           -- bounds on the sort key (engine, link, minute) first: where (nearly) every hour is summarised, few granules are read
-          AND link IN (SELECT link FROM table_minute_hours)
-          AND minute >= (SELECT min(hour) FROM table_minute_hours) AND minute < (SELECT max(hour) FROM table_minute_hours) + 3600
-          AND ${settledMinutes('table_minute_hours')}
+          AND link IN (SELECT link FROM minute_hours)
+          AND minute >= (SELECT min(hour) FROM minute_hours) AND minute < (SELECT max(hour) FROM minute_hours) + 3600
+          AND ${settledMinutes('minute_hours')}
         LIMIT 1 BY link, minute
     )
     UNION ALL
@@ -278,13 +263,28 @@ function nicMinutes(source: SlaSource): string {
     GROUP BY minute, la, lb`;
 }
 
+/** Column-name stem of a rollup level in sla_link_hours (1-based level index → 'p50', 'p90', …). */
+const levelStem = (index: number) => `p${Math.round(ROLLUP_LEVELS[index - 1]! * 100)}`;
+
+/** The summary columns of the levels a month's links are judged at (only those are read). */
+const levelColumns = (levels: number[]) => levels.map((i) => `top_${levelStem(i)}_us, top_${levelStem(i)}_minutes`).join(', ');
+
+/** A summary's listed levels (`us`) or their minutes (`minutes`) at each link's own level. */
+function levelPick(levels: number[], what: 'us' | 'minutes'): string {
+  const column = (i: number) => `lh.top_${levelStem(i)}_${what}`;
+  if (levels.length === 1) return column(levels[0]!);
+  return `multiIf(${levels.slice(0, -1).map((i) => `links.q_index = ${i}, ${column(i)}`).join(', ')}, ${column(levels.at(-1)!)})`;
+}
+
 /**
  * The shared CTEs: links (policy), maintenance and self_load (excluded
  * minutes of each kind; a minute under both counts as maintenance), ev (one
  * row per link-minute with data, judged), lat / cap / tput (per-link
  * aggregates with sorted breach-minute arrays), per_link (verdicts).
  */
-function ctes(source: SlaSource): string {
+function ctes(q: SlaQuery): string {
+  const source = q.source;
+  const levels = [...new Set(q.links.map((l) => levelIndex(l.percentile)))].sort((x, y) => x - y);
   return `
 WITH
 links AS (
@@ -319,25 +319,35 @@ excluded AS (
 ),
 ${HOUR_STATE_ONLY},
 hour_plan AS (
-    -- each link-hour of the period, how it is read: 'stale' (latency_1m), 'table' (sla_minutes: no summary of its
-    -- version), 'whole' (its summary's totals: wholly in the period, none of its minutes breaches the link's policy
-    -- or is excluded, so no breach run starts, ends or passes through it), 'summary' (its summary's minute arrays)
-    SELECT multiIf(hs.h_trains != hs.h_finalised, 'stale', lh.link = '', 'table',
+    -- each link-hour of the period, how it is read: 'stale' (latency_1m), 'summary' (by its summary alone: wholly in
+    -- the period, none of its minutes excluded, and its listed minutes hold every one that can breach the link's
+    -- policy: see migration 0019), 'minutes' (sla_minutes: no summary of its finalised version, or one that cannot
+    -- decide it). A summary's breach minutes are minute numbers (Unix minutes), as lat_minutes collects them.
+    SELECT multiIf(hs.h_trains != hs.h_finalised, 'stale', lh.link = '', 'minutes',
                    hs.hour >= toDateTime({start:UInt32}) AND toUInt32(hs.hour) + 3600 <= {end:UInt32}
-                   AND lh.covered = lh.available
-                   AND arrayElement(lh.max_q_us, links.q_index) <= links.rtt_target_us
-                   -- a ratio under the ceiling by more than rounding: lost <= loss_max * sent holds in every minute
-                   AND ((lh.max_loss_ratio = 0 AND links.loss_max >= 0) OR links.loss_max > lh.max_loss_ratio * (1 + 1e-9))
-                   AND (hs.a, hs.b, hs.hour) NOT IN (SELECT a, b, toStartOfHour(minute) FROM excluded), 'whole',
-                   'summary') AS kind,
+                   -- every unlisted available minute is at or under the last listed level
+                   AND (length(top_us) >= lh.available OR toFloat64(arrayElement(top_us, -1)) <= links.rtt_target_us)
+                   -- every unlisted lossy minute's ratio is at most the last listed one's: under the ceiling by more than rounding
+                   AND links.loss_max >= 0
+                   AND (length(lh.top_loss_lost) >= lh.lossy
+                        OR links.loss_max > arrayElement(lh.top_loss_lost, -1) / arrayElement(lh.top_loss_sent, -1) * (1 + 1e-9))
+                   AND (hs.a, hs.b, hs.hour) NOT IN (SELECT a, b, toStartOfHour(minute) FROM excluded), 'summary',
+                   'minutes') AS kind,
            hs.a AS a, hs.b AS b, links.link AS link, hs.hour AS hour, hs.h_finalised AS version,
            lh.covered AS covered, lh.available AS available, lh.sent AS sent, lh.lost AS lost,
-           arrayElement(lh.max_q_us, links.q_index) AS worst_p_us
+           ${levelPick(levels, 'us')} AS top_us, ${levelPick(levels, 'minutes')} AS top_minutes,
+           toFloat64(arrayElement(top_us, 1)) AS worst_p_us,
+           intDiv(toUInt32(hs.hour), 60) AS first_minute,
+           arrayMap(m -> toUInt32(first_minute + m), arrayFilter((m, v) -> toFloat64(v) > links.rtt_target_us, top_minutes, top_us)) AS latency_idx,
+           arrayMap(m -> toUInt32(first_minute + m),
+                    arrayFilter((m, s, l) -> l > links.loss_max * s, lh.top_loss_minutes, lh.top_loss_sent, lh.top_loss_lost)) AS loss_idx,
+           arrayMap(m -> toUInt32(first_minute + m), lh.unavailable_minutes) AS availability_idx
     FROM hour_state AS hs
     INNER JOIN links ON hs.a = links.a AND hs.b = links.b
     -- ANY: one summary row per link-hour and version (two copies of one version are the same row)
     ANY LEFT JOIN (
-        SELECT link, a, b, hour, hour_trains, covered, available, sent, lost, max_loss_ratio, max_q_us
+        SELECT link, a, b, hour, hour_trains, covered, available, sent, lost, unavailable_minutes, lossy, top_loss_minutes, top_loss_sent, top_loss_lost,
+               ${levelColumns(levels)}
         FROM sla_link_hours
         WHERE {link_hours:UInt8} AND engine = {engine:String}
           AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
@@ -345,25 +355,27 @@ hour_plan AS (
     WHERE ${source === 'rollup' ? '1' : '0'}
 ),
 (
-    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst))
+    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst, p_latency_idx, p_loss_idx, p_availability_idx))
     FROM (
-        SELECT kind, a, b, link, if(kind = 'whole', toDateTime(0, 'UTC'), hour) AS p_hour, any(version) AS p_version,
-               sum(covered) AS p_covered, sum(available) AS p_available, sum(sent) AS p_sent, sum(lost) AS p_lost, max(worst_p_us) AS p_worst
+        SELECT kind, a, b, link, if(kind = 'summary', toDateTime(0, 'UTC'), hour) AS p_hour, any(version) AS p_version,
+               sum(covered) AS p_covered, sum(available) AS p_available, sum(sent) AS p_sent, sum(lost) AS p_lost, max(worst_p_us) AS p_worst,
+               groupArrayArray(latency_idx) AS p_latency_idx, groupArrayArray(loss_idx) AS p_loss_idx, groupArrayArray(availability_idx) AS p_availability_idx
         FROM hour_plan
         GROUP BY kind, a, b, link, p_hour
     )
 ) AS plan,
 plan_items AS (
-    -- the plan computed once (a scalar subquery is evaluated once per query; a CTE once per reference): whole
-    -- link-hours as one total per link, every other link-hour on its own
+    -- the plan computed once (a scalar subquery is evaluated once per query; a CTE once per reference): the link-hours
+    -- decided by their summaries as one total per link, every other link-hour on its own
     SELECT p.1 AS kind, p.2 AS a, p.3 AS b, p.4 AS link, p.5 AS hour, p.6 AS version, p.7 AS covered, p.8 AS available,
-           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us
+           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us, p.12 AS latency_idx, p.13 AS loss_idx, p.14 AS availability_idx
     FROM (SELECT arrayJoin(plan) AS p)
 ),
 stale AS (SELECT a, b, hour FROM plan_items WHERE kind = 'stale'),
-summary_minute_hours AS (SELECT link, hour, version AS hour_trains FROM plan_items WHERE kind = 'summary'),
-table_minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'table'),
-whole_hours AS (SELECT link, a, b, covered, available, sent, lost, worst_p_us FROM plan_items WHERE kind = 'whole'),
+minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'minutes'),
+summary_links AS (
+    SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
+),
 lm AS (
     SELECT minute, la, lb, link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${linkMinutes(source)}
@@ -400,7 +412,6 @@ lat_minutes AS (
     GROUP BY link
 ),
 lat AS (
-    -- whole hours add counts and sums only: by their choice they hold no breach minute
     SELECT link, any(a) AS a, any(b) AS b,
            sum(covered_minutes) AS covered_minutes, sum(available_minutes) AS available_minutes,
            sum(latency_breach_minutes) AS latency_breach_minutes, sum(loss_breach_minutes) AS loss_breach_minutes,
@@ -411,10 +422,9 @@ lat AS (
     FROM (
         SELECT * FROM lat_minutes
         UNION ALL
-        SELECT link, any(a), any(b), sum(covered), sum(available), toUInt64(0), toUInt64(0), toUInt64(0),
-               CAST([], 'Array(UInt32)'), CAST([], 'Array(UInt32)'), CAST([], 'Array(UInt32)'), sum(sent), sum(lost), max(worst_p_us)
-        FROM whole_hours
-        GROUP BY link
+        SELECT link, a, b, covered, available, length(latency_idx), length(loss_idx), length(availability_idx),
+               latency_idx, loss_idx, availability_idx, sent, lost, worst_p_us
+        FROM summary_links
     )
     GROUP BY link
 ),
@@ -538,7 +548,7 @@ export interface SlaScopeRow {
 export async function slaCompliance(client: ClickHouseClient, q: SlaQuery): Promise<SlaScopeRow[]> {
   if (q.links.length === 0) return [];
   const result = await client.query({
-    query: `${ctes(q.source)}
+    query: `${ctes(q)}
 SELECT
     kind, id, links, links_met, links_breach, links_insufficient,
     g_verdict AS verdict, g_latency_verdict AS latency_verdict, g_loss_verdict AS loss_verdict,
@@ -604,7 +614,7 @@ export interface SlaTimeline {
 export async function slaLinkTimeline(client: ClickHouseClient, q: SlaQuery): Promise<SlaTimeline> {
   if (q.links.length !== 1) throw new Error('slaLinkTimeline takes exactly one link');
   const result = await client.query({
-    query: `${ctes(q.source)}
+    query: `${ctes(q)}
 SELECT ${runs('latency_idx')} AS latency, ${runs('loss_idx')} AS loss,
        ${runs('availability_idx')} AS availability, ${runs('nic_idx')} AS provisioned
 FROM links

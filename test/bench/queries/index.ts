@@ -472,7 +472,7 @@ export async function run(): Promise<void> {
       `(${((materialiseS * 1000) / (merged / real.links.length)).toFixed(0)} ms per hour of the whole city)`);
     // The least any month query must read: the link-hours' totals, grouped by link (no policy, no exclusions, no plan).
     const minimalScan = (q: SlaQuery) => () => client.query({
-      query: `SELECT link, count(), sum(covered), sum(sent), max(arrayElement(max_q_us, 4)) FROM sla_link_hours
+      query: `SELECT link, count(), sum(covered), sum(sent), max(arrayElement(top_p99_us, 1)) FROM sla_link_hours
               WHERE engine = {engine:String} AND hour >= toDateTime({start:UInt32}) AND hour < toDateTime({end:UInt32}) GROUP BY link`,
       query_params: { engine: q.engine, start: q.startS, end: q.endS }, format: 'JSONEachRow',
     }).then((r) => r.json());
