@@ -104,7 +104,7 @@ GROUP BY engine, a, b, hour`,
 }
 
 /** Most minutes a link-hour summary lists per rollup level and for loss (migration 0019); the month reads the rest of an hour's minutes only when its policy needs more. */
-export const SUMMARY_TOP = 8;
+const SUMMARY_TOP = 8;
 
 /**
  * INSERT … SELECT of the link-hour summaries (migration 0019) of the

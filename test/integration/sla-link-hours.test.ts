@@ -79,6 +79,8 @@ const policies: Record<string, (l: SlaLinkInput) => SlaLinkInput> = {
   'p50 under 0.5 ms (most hours breach)': (l) => ({ ...l, percentile: 0.5, rttTargetUs: 500 }),
   'no loss at all': (l) => ({ ...l, lossRatioMax: 0 }),
   'p90 under 5 ms, loss under 0.5': (l) => ({ ...l, percentile: 0.9, rttTargetUs: 5000, lossRatioMax: 0.5 }),
+  // Links judged at different levels in one month: each hour is decided by its own link's level.
+  'a level per link': (l) => (l.b === 'bravo' ? { ...l, percentile: 0.5, rttTargetUs: 500 } : l.b === 'charlie' ? { ...l, percentile: 0.9, rttTargetUs: 600 } : l),
 };
 
 function query(policy: (l: SlaLinkInput) => SlaLinkInput, startS = M.startS, endS = M.startS + HOURS * 3600, linkHours = true): SlaQuery {
