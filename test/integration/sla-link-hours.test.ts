@@ -10,6 +10,7 @@
  *   window; several policies (each changes which hours are taken whole) and
  *   a period that starts and ends inside hours: scopes and breach timelines
  *   equal, value for value;
+ * - a policy number that is not finite is refused, naming link and field;
  * - a late train into a rolled-up hour that breached nothing: the month
  *   shows it at once and stays the same once the hour is merged again;
  * - with every materialised minute gone from sla_minutes, the month is
@@ -138,6 +139,15 @@ describe('month from link-hour summaries against every materialised minute', () 
     expect(link('bravo~charlie').self_load_minutes).toBe(3);
     expect(link('bravo~delta').covered_minutes).toBe(HOURS * 60 - 30 - 60);
   }, 600_000);
+
+  it('refuses a policy number that is not finite, naming the link and the field', async () => {
+    const q = query(policies.topology!);
+    const [first, ...rest] = q.links;
+    await expect(slaCompliance(s.client, { ...q, links: [{ ...first!, rttTargetUs: Number.NaN }, ...rest] }))
+      .rejects.toThrow('SLA policy of link alfa~bravo: rttTargetUs is NaN, not a finite number');
+    await expect(slaLinkTimeline(s.client, { ...q, links: [{ ...first!, lossRatioMax: Number.POSITIVE_INFINITY }] }))
+      .rejects.toThrow('SLA policy of link alfa~bravo: lossRatioMax is Infinity, not a finite number');
+  });
 
   it('shows a late train into a rolled-up hour at once, and the same once that hour is merged again', async () => {
     const q = query(policies.topology!);
