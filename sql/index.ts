@@ -20,7 +20,7 @@ export {
 } from './sla.js';
 export { ROLLUP_LEVELS } from './direction-buckets.js';
 export {
-  materialiseSlaMinutes, materialiseSlaHours, slaHoursToMaterialise, type SlaHour, type MaterialiseOptions,
+  materialiseSlaMinutes, materialiseSlaHours, slaHoursToMaterialise, summariseSlaLinkHours, type SlaHour, type MaterialiseOptions,
 } from './sla-minutes.js';
 export { placementEvidence, type PlacementEvidence } from './placement.js';
 export {

@@ -13,6 +13,7 @@
  * back to latency_1m until the job has merged it again.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { ROLLUP_LEVELS } from './direction-buckets.js';
 import { directionMinutes, pairDirections } from './sla.js';
 
 /** A link-hour whose minutes are to be (re)computed. */
@@ -53,10 +54,12 @@ LIMIT {limit:UInt32}`,
 }
 
 /**
- * Merge the given link-hours (one engine at a time) into sla_minutes, then
- * mark each with the trains its minutes came from. Minutes first: a run cut
- * short between the two leaves hours unmarked, which are read from latency_1m
- * and merged again by the next run (the rewrite replaces the same rows).
+ * Merge the given link-hours (one engine at a time) into sla_minutes,
+ * summarise each into sla_link_hours, then mark each with the trains its
+ * minutes came from. Minutes and summaries first: a run cut short before the
+ * mark leaves hours unmarked, which are read from latency_1m and merged
+ * again by the next run (the rewrite replaces the same rows); a month only
+ * takes the summary of the version the mark names.
  */
 export async function materialiseSlaHours(client: ClickHouseClient, hours: SlaHour[]): Promise<void> {
   const engines = [...new Set(hours.map((h) => h.engine))];
@@ -71,6 +74,8 @@ export async function materialiseSlaHours(client: ClickHouseClient, hours: SlaHo
       hb: mine.map((h) => h.b),
       hs: mine.map((h) => h.hourS),
     };
+    const todoHours = `engine = {engine:String} AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+      AND (a, b, toUInt32(toStartOfHour(minute))) IN (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))`;
     const todo = `(least(src, dst), greatest(src, dst), toUInt32(toStartOfHour(minute))) IN
         (SELECT arrayJoin(arrayZip({ha:Array(String)}, {hb:Array(String)}, {hs:Array(UInt32)})))`;
     await client.command({
@@ -84,6 +89,7 @@ FROM (${pairDirections(directionMinutes('rollup', todo))}
 )`,
       query_params: params,
     });
+    await client.command({ query: summariseLinkHoursSql(todoHours), query_params: params });
     await client.command({
       query: `
 INSERT INTO sla_hours (engine, a, b, hour, trains, finalised_trains)
@@ -95,6 +101,61 @@ GROUP BY engine, a, b, hour`,
       query_params: params,
     });
   }
+}
+
+/** Most minutes a link-hour summary lists per rollup level and for loss (migration 0019); the month reads the rest of an hour's minutes only when its policy needs more. */
+const SUMMARY_TOP = 8;
+
+/**
+ * INSERT … SELECT of the link-hour summaries (migration 0019) of the
+ * sla_minutes rows matching `where` (SQL over engine, a, b, link, minute),
+ * each link-hour from its newest version. A link-hour whose minutes are
+ * stored twice at that version (two runs merged it at once) is left out:
+ * the month reads its minutes instead.
+ */
+export function summariseLinkHoursSql(where: string): string {
+  const available = 'dirs = 2 AND rx_dirs = 2';
+  const offset = 'toUInt8(toMinute(minute))';
+  const sent = 'toUInt64(ab_sent) + ba_sent';
+  const lost = 'toUInt64(ab_lost) + ba_lost';
+  // Highest first; ties by the later minute (tuples compare element by element).
+  const top = (tuple: string, cond: string) => `arraySlice(arrayReverseSort(groupArrayIf(${tuple}, ${cond})), 1, ${SUMMARY_TOP})`;
+  const levels = ROLLUP_LEVELS.map((l, i) => ({ name: `p${Math.round(l * 100)}`, index: i + 1 }));
+  return `
+INSERT INTO sla_link_hours (engine, a, b, link, hour, hour_trains, covered, available, sent, lost, unavailable_minutes,
+                            ${levels.map((l) => `top_${l.name}_us, top_${l.name}_minutes`).join(', ')},
+                            lossy, top_loss_minutes, top_loss_sent, top_loss_lost)
+SELECT engine, a, b, link, hour, hour_trains, covered, available, sent, lost, unavailable_minutes,
+       ${levels.map((l) => `arrayMap(x -> x.1, top_${l.name}), arrayMap(x -> x.2, top_${l.name})`).join(',\n       ')},
+       lossy, arrayMap(x -> x.2, top_loss), arrayMap(x -> x.3, top_loss), arrayMap(x -> x.4, top_loss)
+FROM (
+    SELECT engine, a, b, link, toStartOfHour(minute) AS hour, hour_trains,
+           countIf(dirs = 2) AS covered, countIf(${available}) AS available,
+           sumIf(${sent}, ${available}) AS sent, sumIf(${lost}, ${available}) AS lost,
+           arraySort(groupArrayIf(${offset}, dirs = 2 AND rx_dirs != 2)) AS unavailable_minutes,
+           ${levels.map((l) => `${top(`(toFloat32(arrayElement(m_q_us, ${l.index})), ${offset})`, available)} AS top_${l.name}`).join(',\n           ')},
+           countIf(${available} AND ${lost} > 0) AS lossy,
+           ${top(`((${lost}) / (${sent}), ${offset}, ${sent}, ${lost})`, `${available} AND ${lost} > 0`)} AS top_loss
+    FROM sla_minutes
+    WHERE ${where}
+      AND (engine, link, toStartOfHour(minute), hour_trains) IN
+          (SELECT engine, link, toStartOfHour(minute), max(hour_trains) FROM sla_minutes WHERE ${where} GROUP BY engine, link, toStartOfHour(minute))
+    GROUP BY engine, a, b, link, hour, hour_trains
+    HAVING count() = uniqExact(minute)
+)`;
+}
+
+/**
+ * Summarise every materialised link-hour of `engine` in [startS, endS) again
+ * (for minutes written by other means than the materialiser, as the
+ * benchmark generates them). Rows of a version already summarised are
+ * replaced by merges and read once.
+ */
+export async function summariseSlaLinkHours(client: ClickHouseClient, engine: string, startS: number, endS: number): Promise<void> {
+  await client.command({
+    query: summariseLinkHoursSql(`engine = {engine:String} AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')`),
+    query_params: { engine, start: startS, end: endS },
+  });
 }
 
 /** One run of the job: the newest `limit` link-hours that need it. Returns how many were merged. */

@@ -22,7 +22,7 @@
  * or uncovered minute ends a run).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { directionBucketsSql, levelIndex } from './direction-buckets.js';
+import { directionBucketsSql, levelIndex, ROLLUP_LEVELS } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
 
 export type SlaSource = 'rollup' | 'raw';
@@ -53,6 +53,12 @@ export interface SlaQuery {
   links: SlaLinkInput[];
   /** Guard added around each of our throughput tests' load windows, ms (collector's selfLoadGuardMs). */
   loadGuardMs: number;
+  /**
+   * false: read every settled link-hour's minutes from sla_minutes, never a
+   * link-hour summary (migration 0019), as the month was computed before
+   * them. The figures are the same either way (tested); summaries are faster.
+   */
+  linkHours?: boolean;
 }
 
 /** Start and end (exclusive) of a calendar month in a time zone, computed by ClickHouse. */
@@ -102,23 +108,30 @@ export async function slaMonthOf(client: ClickHouseClient, unixMicros: number, t
   return row!.month;
 }
 
+/** The links CTE's columns, in the order linkParams writes each link's JSON row. */
+const LINK_COLUMNS = 'a String, b String, rtt_target_us Float64, q_index UInt8, latency_min Float64, loss_max Float64, ' +
+  'availability_min Float64, coverage_min Float64, committed_mbps Float64, floor_bps Float64';
+
+/** Policy numbers arrive as JSON text: parsed to the nearest double, as a Float64 parameter is, not by the faster approximate parser. */
+const EXACT_FLOATS = 'precise_float_parsing = 1';
+
 function linkParams(q: SlaQuery): Record<string, unknown> {
+  for (const l of q.links) {
+    for (const [name, v] of Object.entries({ rttTargetUs: l.rttTargetUs, latencyMinutesMin: l.latencyMinutesMin, lossRatioMax: l.lossRatioMax,
+      availabilityMin: l.availabilityMin, coverageMin: l.coverageMin, committedMbps: l.committedMbps, floorBps: l.floorBps })) {
+      if (!Number.isFinite(v)) throw new Error(`SLA policy of link ${l.a}~${l.b}: ${name} is ${v}, not a finite number`);
+    }
+  }
   return {
     start: q.startS,
     end: q.endS,
     minutes: Math.round((q.endS - q.startS) / 60),
     engine: q.engine,
-    la: q.links.map((l) => l.a),
-    lb: q.links.map((l) => l.b),
-    rtt_us: q.links.map((l) => l.rttTargetUs),
-    qi: q.links.map((l) => levelIndex(l.percentile)),
-    lat_min: q.links.map((l) => l.latencyMinutesMin),
-    loss_max: q.links.map((l) => l.lossRatioMax),
-    avail_min: q.links.map((l) => l.availabilityMin),
-    cov_min: q.links.map((l) => l.coverageMin),
-    committed_mbps: q.links.map((l) => l.committedMbps),
-    floor_bps: q.links.map((l) => l.floorBps),
+    links: q.links.map((l) => JSON.stringify([
+      l.a, l.b, l.rttTargetUs, levelIndex(l.percentile), l.latencyMinutesMin, l.lossRatioMax, l.availabilityMin, l.coverageMin, l.committedMbps, l.floorBps,
+    ])).join('\n'),
     load_guard_ms: Math.round(q.loadGuardMs),
+    link_hours: q.linkHours === false ? 0 : 1,
   };
 }
 
@@ -166,29 +179,37 @@ export function pairDirections(directions: string): string {
 }
 
 /**
- * Link-hours of the period (engine {engine}) whose materialised minutes are
- * missing or older than the trains latency_1m holds: read from latency_1m.
+ * Link-hours of the period (engine {engine}) as sla_hours counts them.
+ * stale: materialised minutes missing or older than the trains latency_1m
+ * holds, read from latency_1m. settled: materialised from every train
+ * latency_1m holds; `version` is the trains its minutes (sla_minutes) and
+ * summary (sla_link_hours) came from, which picks their current rows
+ * without FINAL (older versions carry fewer trains).
  */
-const STALE_HOURS = `
-stale AS (
-    SELECT a, b, hour FROM sla_hours
+const HOUR_STATE_ONLY = `
+hour_state AS (
+    SELECT a, b, hour, sum(trains) AS h_trains, max(finalised_trains) AS h_finalised FROM sla_hours
     WHERE engine = {engine:String} AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
     GROUP BY a, b, hour
-    HAVING sum(trains) != max(finalised_trains)
 )`;
+const HOUR_STATE = `${HOUR_STATE_ONLY},
+stale AS (SELECT a, b, hour FROM hour_state WHERE h_trains != h_finalised),
+settled AS (SELECT a, b, hour, h_finalised AS version FROM hour_state WHERE h_trains = h_finalised)`;
+
+/** sla_minutes rows of the current version of the settled link-hours in \`hours\` (a CTE of a, b, hour, version), once each. */
+const settledMinutes = (hours: string) => `(a, b, toStartOfHour(minute), hour_trains) IN (SELECT a, b, hour, version FROM ${hours})`;
 
 /** latency_1m rows of stale link-hours only; the time bounds let the primary key skip the rest. */
 const IN_STALE = `minute >= (SELECT min(hour) FROM stale) AND minute < (SELECT max(hour) FROM stale) + 3600
         AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale)`;
 
-/** Rows of sla_minutes outside stale link-hours (the set lookup runs only for minutes in a stale hour). */
-const NOT_STALE = `NOT (toStartOfHour(minute) IN (SELECT hour FROM stale) AND (a, b, toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale))`;
 
 /**
  * One row per link-minute with data: minute, la, lb, link ('a~b'), dirs,
  * rx_dirs, m_sent, m_lost, m_qs. From the rollup: the materialised minutes
- * where they are current, latency_1m for the stale link-hours (the same
- * figures either way); from the raw trains: computed now.
+ * (sla_minutes) of the settled link-hours their summaries do not decide,
+ * latency_1m for the stale ones (the same figures either way); from the raw
+ * trains: computed now.
  */
 function linkMinutes(source: SlaSource): string {
   if (source === 'raw') {
@@ -198,9 +219,16 @@ function linkMinutes(source: SlaSource): string {
     )`;
   }
   return `
-    SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
-    FROM sla_minutes FINAL
-    WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND ${NOT_STALE}
+    SELECT * FROM (
+        SELECT minute, a AS la, b AS lb, link, dirs, rx_dirs, toUInt64(ab_sent) + ba_sent AS m_sent, toUInt64(ab_lost) + ba_lost AS m_lost, m_q_us AS m_qs
+        FROM sla_minutes
+        WHERE engine = {engine:String} AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})
+          -- bounds on the sort key (engine, link, minute) first: where (nearly) every hour is summarised, few granules are read
+          AND link IN (SELECT link FROM minute_hours)
+          AND minute >= (SELECT min(hour) FROM minute_hours) AND minute < (SELECT max(hour) FROM minute_hours) + 3600
+          AND ${settledMinutes('minute_hours')}
+        LIMIT 1 BY link, minute
+    )
     UNION ALL
     SELECT minute, la, lb, concat(la, '~', lb) AS link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${pairDirections(directionMinutes('rollup', IN_STALE))}
@@ -211,12 +239,15 @@ function linkMinutes(source: SlaSource): string {
 function oneLinkDirectionMinutes(source: SlaSource): string {
   if (source === 'raw') return `SELECT * FROM (${directionMinutes('raw')}) WHERE la = {a:String} AND lb = {b:String}`;
   return `
-    SELECT minute, a AS la, b AS lb, d.1 AS dir_src, toUInt64(d.2) AS d_trains, toUInt64(d.3) AS d_sent, toUInt64(d.4) AS d_received,
-           toUInt64(d.5) AS d_lost, d.6 AS d_qs
-    FROM sla_minutes FINAL
-    ARRAY JOIN [(a, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us), (b, ba_trains, ba_sent, ba_received, ba_lost, ba_q_us)] AS d
-    WHERE engine = {engine:String} AND link = concat({a:String}, '~', {b:String})
-      AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND d.2 > 0 AND ${NOT_STALE}
+    SELECT * FROM (
+        SELECT minute, a AS la, b AS lb, d.1 AS dir_src, toUInt64(d.2) AS d_trains, toUInt64(d.3) AS d_sent, toUInt64(d.4) AS d_received,
+               toUInt64(d.5) AS d_lost, d.6 AS d_qs
+        FROM sla_minutes
+        ARRAY JOIN [(a, ab_trains, ab_sent, ab_received, ab_lost, ab_q_us), (b, ba_trains, ba_sent, ba_received, ba_lost, ba_q_us)] AS d
+        WHERE engine = {engine:String} AND link = concat({a:String}, '~', {b:String})
+          AND minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32}) AND d.2 > 0 AND ${settledMinutes('settled')}
+        LIMIT 1 BY minute, dir_src
+    )
     UNION ALL
     SELECT minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
     FROM (${directionMinutes('rollup', `src IN ({a:String}, {b:String}) AND dst IN ({a:String}, {b:String}) AND ${IN_STALE}`)}
@@ -238,21 +269,35 @@ function nicMinutes(source: SlaSource): string {
     GROUP BY minute, la, lb`;
 }
 
+/** Column-name stem of a rollup level in sla_link_hours (1-based level index → 'p50', 'p90', …). */
+const levelStem = (index: number) => `p${Math.round(ROLLUP_LEVELS[index - 1]! * 100)}`;
+
+/** The summary columns of the levels a month's links are judged at (only those are read). */
+const levelColumns = (levels: number[]) => levels.map((i) => `top_${levelStem(i)}_us, top_${levelStem(i)}_minutes`).join(', ');
+
+/** A summary's listed levels (`us`) or their minutes (`minutes`) at each link's own level. */
+function levelPick(levels: number[], what: 'us' | 'minutes'): string {
+  const column = (i: number) => `lh.top_${levelStem(i)}_${what}`;
+  if (levels.length === 1) return column(levels[0]!);
+  return `multiIf(${levels.slice(0, -1).map((i) => `links.q_index = ${i}, ${column(i)}`).join(', ')}, ${column(levels.at(-1)!)})`;
+}
+
 /**
  * The shared CTEs: links (policy), maintenance and self_load (excluded
  * minutes of each kind; a minute under both counts as maintenance), ev (one
  * row per link-minute with data, judged), lat / cap / tput (per-link
  * aggregates with sorted breach-minute arrays), per_link (verdicts).
  */
-function ctes(source: SlaSource): string {
+function ctes(q: SlaQuery): string {
+  const source = q.source;
+  const levels = [...new Set(q.links.map((l) => levelIndex(l.percentile)))].sort((x, y) => x - y);
   return `
 WITH
 links AS (
-    SELECT l.1 AS a, l.2 AS b, concat(a, '~', b) AS link, l.3 AS rtt_target_us, l.4 AS q_index, l.5 AS latency_min, l.6 AS loss_max,
-           l.7 AS availability_min, l.8 AS coverage_min, l.9 AS committed_mbps, l.10 AS floor_bps
-    FROM (SELECT arrayJoin(arrayZip({la:Array(String)}, {lb:Array(String)}, {rtt_us:Array(Float64)}, {qi:Array(UInt8)},
-                                    {lat_min:Array(Float64)}, {loss_max:Array(Float64)}, {avail_min:Array(Float64)},
-                                    {cov_min:Array(Float64)}, {committed_mbps:Array(Float64)}, {floor_bps:Array(Float64)})) AS l)
+    -- one string parameter, not ten arrays: a query's parameters are literals in every copy of a CTE, and the analyser
+    -- folded ten arrays of every link in each of links' seven copies (about 0.3 s at 190 links, growing with the links)
+    SELECT a, b, concat(a, '~', b) AS link, rtt_target_us, q_index, latency_min, loss_max, availability_min, coverage_min, committed_mbps, floor_bps
+    FROM format(JSONCompactEachRow, '${LINK_COLUMNS}', {links:String})
 ),
 maintenance AS (
     SELECT DISTINCT links.a AS a, links.b AS b,
@@ -272,12 +317,75 @@ self_load AS (
     )
     WHERE (a, b) IN (SELECT a, b FROM links) AND (a, b, minute) NOT IN (SELECT a, b, minute FROM maintenance)
 ),
-excluded AS (
-    SELECT a, b, minute, 'maintenance' AS kind FROM maintenance
-    UNION ALL
-    SELECT a, b, minute, 'self_load' AS kind FROM self_load
+(
+    -- excluded minutes computed and analysed once (a scalar subquery), then unrolled at each of excluded's five uses:
+    -- a CTE is a copy of its query at every use, and these copies were half the month's fixed cost
+    SELECT groupArray((a, b, minute, kind)) FROM (
+        SELECT a, b, minute, 'maintenance' AS kind FROM maintenance
+        UNION ALL
+        SELECT a, b, minute, 'self_load' AS kind FROM self_load
+    )
+) AS excluded_rows,
+excluded AS (SELECT e.1 AS a, e.2 AS b, e.3 AS minute, e.4 AS kind FROM (SELECT arrayJoin(excluded_rows) AS e)),
+${HOUR_STATE_ONLY},
+hour_plan AS (
+    -- each link-hour of the period, how it is read: 'stale' (latency_1m), 'summary' (by its summary alone: wholly in
+    -- the period, none of its minutes excluded, and its listed minutes hold every one that can breach the link's
+    -- policy: see migration 0019), 'minutes' (sla_minutes: no summary of its finalised version, or one that cannot
+    -- decide it). A summary's breach minutes are minute numbers (Unix minutes), as lat_minutes collects them.
+    SELECT multiIf(hs.h_trains != hs.h_finalised, 'stale', lh.link = '', 'minutes',
+                   hs.hour >= toDateTime({start:UInt32}) AND toUInt32(hs.hour) + 3600 <= {end:UInt32}
+                   -- every unlisted available minute is at or under the last listed level
+                   AND (length(top_us) >= lh.available OR toFloat64(arrayElement(top_us, -1)) <= links.rtt_target_us)
+                   -- every unlisted lossy minute's ratio is at most the last listed one's: under the ceiling by more than rounding
+                   AND links.loss_max >= 0
+                   AND (length(lh.top_loss_lost) >= lh.lossy
+                        OR links.loss_max > arrayElement(lh.top_loss_lost, -1) / arrayElement(lh.top_loss_sent, -1) * (1 + 1e-9))
+                   AND (hs.a, hs.b, hs.hour) NOT IN (SELECT a, b, toStartOfHour(minute) FROM excluded), 'summary',
+                   'minutes') AS kind,
+           hs.a AS a, hs.b AS b, links.link AS link, hs.hour AS hour, hs.h_finalised AS version,
+           lh.covered AS covered, lh.available AS available, lh.sent AS sent, lh.lost AS lost,
+           ${levelPick(levels, 'us')} AS top_us, ${levelPick(levels, 'minutes')} AS top_minutes,
+           toFloat64(arrayElement(top_us, 1)) AS worst_p_us,
+           intDiv(toUInt32(hs.hour), 60) AS first_minute,
+           arrayMap(m -> toUInt32(first_minute + m), arrayFilter((m, v) -> toFloat64(v) > links.rtt_target_us, top_minutes, top_us)) AS latency_idx,
+           arrayMap(m -> toUInt32(first_minute + m),
+                    arrayFilter((m, s, l) -> l > links.loss_max * s, lh.top_loss_minutes, lh.top_loss_sent, lh.top_loss_lost)) AS loss_idx,
+           arrayMap(m -> toUInt32(first_minute + m), lh.unavailable_minutes) AS availability_idx
+    FROM hour_state AS hs
+    INNER JOIN links ON hs.a = links.a AND hs.b = links.b
+    -- ANY: one summary row per link-hour and version (two copies of one version are the same row)
+    ANY LEFT JOIN (
+        SELECT link, a, b, hour, hour_trains, covered, available, sent, lost, unavailable_minutes, lossy, top_loss_minutes, top_loss_sent, top_loss_lost,
+               ${levelColumns(levels)}
+        FROM sla_link_hours
+        WHERE {link_hours:UInt8} AND engine = {engine:String}
+          AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
+    ) AS lh ON lh.a = hs.a AND lh.b = hs.b AND lh.hour = hs.hour AND lh.hour_trains = hs.h_finalised
+    WHERE ${source === 'rollup' ? '1' : '0'}
 ),
-${STALE_HOURS},
+(
+    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst, p_latency_idx, p_loss_idx, p_availability_idx))
+    FROM (
+        SELECT kind, a, b, link, if(kind = 'summary', toDateTime(0, 'UTC'), hour) AS p_hour, any(version) AS p_version,
+               sum(covered) AS p_covered, sum(available) AS p_available, sum(sent) AS p_sent, sum(lost) AS p_lost, max(worst_p_us) AS p_worst,
+               groupArrayArray(latency_idx) AS p_latency_idx, groupArrayArray(loss_idx) AS p_loss_idx, groupArrayArray(availability_idx) AS p_availability_idx
+        FROM hour_plan
+        GROUP BY kind, a, b, link, p_hour
+    )
+) AS plan,
+plan_items AS (
+    -- the plan computed once (a scalar subquery is evaluated once per query; a CTE once per reference): the link-hours
+    -- decided by their summaries as one total per link, every other link-hour on its own
+    SELECT p.1 AS kind, p.2 AS a, p.3 AS b, p.4 AS link, p.5 AS hour, p.6 AS version, p.7 AS covered, p.8 AS available,
+           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us, p.12 AS latency_idx, p.13 AS loss_idx, p.14 AS availability_idx
+    FROM (SELECT arrayJoin(plan) AS p)
+),
+stale AS (SELECT a, b, hour FROM plan_items WHERE kind = 'stale'),
+minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'minutes'),
+summary_links AS (
+    SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
+),
 lm AS (
     SELECT minute, la, lb, link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${linkMinutes(source)}
@@ -297,7 +405,7 @@ ev AS (
            if(available, lm.m_lost, 0) AS lost_av
     FROM lm INNER JOIN links ON lm.link = links.link
 ),
-lat AS (
+lat_minutes AS (
     -- one key (the link), not (a, b): grouping millions of link-minutes by two LowCardinality columns is several times slower
     SELECT link, any(link_a) AS a, any(link_b) AS b,
            countIf(covered) AS covered_minutes,
@@ -311,6 +419,23 @@ lat AS (
            sum(sent_av) AS sent, sum(lost_av) AS lost,
            maxIf(p_us, available) AS worst_p_us
     FROM ev
+    GROUP BY link
+),
+lat AS (
+    SELECT link, any(a) AS a, any(b) AS b,
+           sum(covered_minutes) AS covered_minutes, sum(available_minutes) AS available_minutes,
+           sum(latency_breach_minutes) AS latency_breach_minutes, sum(loss_breach_minutes) AS loss_breach_minutes,
+           sum(availability_breach_minutes) AS availability_breach_minutes,
+           arraySort(groupArrayArray(latency_idx)) AS latency_idx, arraySort(groupArrayArray(loss_idx)) AS loss_idx,
+           arraySort(groupArrayArray(availability_idx)) AS availability_idx,
+           sum(sent) AS sent, sum(lost) AS lost, max(worst_p_us) AS worst_p_us
+    FROM (
+        SELECT * FROM lat_minutes
+        UNION ALL
+        SELECT link, a, b, covered, available, length(latency_idx), length(loss_idx), length(availability_idx),
+               latency_idx, loss_idx, availability_idx, sent, lost, worst_p_us
+        FROM summary_links
+    )
     GROUP BY link
 ),
 cap AS (
@@ -433,7 +558,7 @@ export interface SlaScopeRow {
 export async function slaCompliance(client: ClickHouseClient, q: SlaQuery): Promise<SlaScopeRow[]> {
   if (q.links.length === 0) return [];
   const result = await client.query({
-    query: `${ctes(q.source)}
+    query: `${ctes(q)}
 SELECT
     kind, id, links, links_met, links_breach, links_insufficient,
     g_verdict AS verdict, g_latency_verdict AS latency_verdict, g_loss_verdict AS loss_verdict,
@@ -480,7 +605,7 @@ FROM
     GROUP BY scope
 )
 ORDER BY multiIf(kind = 'link', 0, kind = 'centre', 1, 2), id
-SETTINGS join_use_nulls = 0`,
+SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
     query_params: linkParams(q),
     format: 'JSONEachRow',
   });
@@ -499,13 +624,13 @@ export interface SlaTimeline {
 export async function slaLinkTimeline(client: ClickHouseClient, q: SlaQuery): Promise<SlaTimeline> {
   if (q.links.length !== 1) throw new Error('slaLinkTimeline takes exactly one link');
   const result = await client.query({
-    query: `${ctes(q.source)}
+    query: `${ctes(q)}
 SELECT ${runs('latency_idx')} AS latency, ${runs('loss_idx')} AS loss,
        ${runs('availability_idx')} AS availability, ${runs('nic_idx')} AS provisioned
 FROM links
 LEFT JOIN lat USING (a, b)
 LEFT JOIN cap USING (a, b)
-SETTINGS join_use_nulls = 0`,
+SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
     query_params: linkParams(q),
     format: 'JSONEachRow',
   });
@@ -555,7 +680,7 @@ self_load AS (
     )
     WHERE a = {a:String} AND b = {b:String} AND minute NOT IN (SELECT minute FROM excluded)
 ),
-${STALE_HOURS},
+${HOUR_STATE},
 dir AS (
     SELECT minute, dir_src, d_trains, d_sent, d_received, d_lost, toFloat64(arrayElement(d_qs, {qi:UInt8})) AS d_p
     FROM (${oneLinkDirectionMinutes(q.source)}
