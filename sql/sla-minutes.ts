@@ -103,11 +103,11 @@ GROUP BY engine, a, b, hour`,
   }
 }
 
-/** Most minutes a link-hour summary lists per rollup level and for loss (migration 0019); the month reads the rest of an hour's minutes only when its policy needs more. */
+/** Most minutes a link-hour summary lists per rollup level and for loss (migration 0018); the month reads the rest of an hour's minutes only when its policy needs more. */
 const SUMMARY_TOP = 8;
 
 /**
- * INSERT … SELECT of the link-hour summaries (migration 0019) of the
+ * INSERT … SELECT of the link-hour summaries (migration 0018) of the
  * sla_minutes rows matching `where` (SQL over engine, a, b, link, minute),
  * each link-hour from its newest version. A link-hour whose minutes are
  * stored twice at that version (two runs merged it at once) is left out:

@@ -55,7 +55,7 @@ export interface SlaQuery {
   loadGuardMs: number;
   /**
    * false: read every settled link-hour's minutes from sla_minutes, never a
-   * link-hour summary (migration 0019), as the month was computed before
+   * link-hour summary (migration 0018), as the month was computed before
    * them. The figures are the same either way (tested); summaries are faster.
    */
   linkHours?: boolean;
@@ -331,7 +331,7 @@ ${HOUR_STATE_ONLY},
 hour_plan AS (
     -- each link-hour of the period, how it is read: 'stale' (latency_1m), 'summary' (by its summary alone: wholly in
     -- the period, none of its minutes excluded, and its listed minutes hold every one that can breach the link's
-    -- policy: see migration 0019), 'minutes' (sla_minutes: no summary of its finalised version, or one that cannot
+    -- policy: see migration 0018), 'minutes' (sla_minutes: no summary of its finalised version, or one that cannot
     -- decide it). A summary's breach minutes are minute numbers (Unix minutes), as lat_minutes collects them.
     SELECT multiIf(hs.h_trains != hs.h_finalised, 'stale', lh.link = '', 'minutes',
                    hs.hour >= toDateTime({start:UInt32}) AND toUInt32(hs.hour) + 3600 <= {end:UInt32}

@@ -20,7 +20,7 @@ import { selfLoadTotals } from './0014_self_load_totals.js';
 import { pathLatest } from './0015_path_latest.js';
 import { slaMinutesHourlyRollup } from './0016_sla_minutes_hourly_rollup.js';
 import { pathRecent } from './0017_path_recent.js';
-import { slaLinkHours } from './0019_sla_link_hours.js';
+import { slaLinkHours } from './0018_sla_link_hours.js';
 
 export interface Migration {
   version: number;

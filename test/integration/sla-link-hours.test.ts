@@ -1,5 +1,5 @@
 /**
- * The month from link-hour summaries (migration 0019) equals the month from
+ * The month from link-hour summaries (migration 0018) equals the month from
  * every materialised minute, on trains stored in a real embedded store and
  * merged by the materialiser (no server, so no scheduled run moves under the
  * test):

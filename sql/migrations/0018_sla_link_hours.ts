@@ -45,7 +45,7 @@ import type { Migration } from './index.js';
  * (slower, never wrong).
  */
 export const slaLinkHours: Migration = {
-  version: 19,
+  version: 18,
   name: 'sla_link_hours',
   statements: [
     `CREATE TABLE IF NOT EXISTS sla_link_hours
