@@ -3,7 +3,13 @@
  * core): one WebSocket per simulated probe, hello, then batches of trains.
  *
  * - closed loop (`offeredPerS` absent): at most `window` unacknowledged batches
- *   per connection, a new one on every ack: the collector's maximum.
+ *   per connection, a new one on every ack: the collector's maximum. A
+ *   deferral (busy) holds the connection for the probe's retry delay, as a
+ *   probe holds its spool (probes/uplink.ts scheduleRetry); a new batch
+ *   follows then (a closed loop measures throughput, not one batch's fate).
+ *   Before, a new batch went 20 ms after a deferral: on a loaded machine
+ *   about ten megabyte batches were received and refused per batch stored,
+ *   CPU no probe makes a server spend.
  * - paced (`offeredPerS` set): each connection seals a batch on a fixed
  *   schedule (like a probe's batch interval) and sends it when fewer than
  *   `window` are unacknowledged; a batch waiting for the window waits like a
@@ -36,6 +42,8 @@ export interface LoadResult {
   batches: number;
   seconds: number;
   lagsMs: number[];
+  /** When each batch of lagsMs was sealed, ms since the run began (same order): lets the run be cut into windows. */
+  lagSealedAtMs: number[];
   /** Last send → ack, per acknowledged batch: the part of the lag spent in the server. */
   serverLagsMs: number[];
   refused: Record<string, number>;
@@ -45,12 +53,13 @@ export interface LoadResult {
   bytesSent: number;
 }
 
-/** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/agent.ts RECONNECT_MIN_MS/MAX_MS). */
+/** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/uplink.ts RECONNECT_MIN_MS/MAX_MS). */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const lags: number[] = [];
+  const lagSealedAt: number[] = [];
   const serverLags: number[] = [];
   const refused: Record<string, number> = {};
   let trains = 0;
@@ -60,7 +69,8 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   let firstSend = Infinity;
   let lastAck = 0;
   const cpu0 = ownCpuSeconds();
-  const stopAt = wallMs() + req.durationMs;
+  const startedAt = wallMs();
+  const stopAt = startedAt + req.durationMs;
   const perConnEveryMs = req.offeredPerS ? (req.batchSize * req.centres.length * 1000) / req.offeredPerS : 0;
 
   const one = (centre: LoadRequest['centres'][number], index: number) =>
@@ -96,7 +106,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
         if (req.offeredPerS) {
           if (wallMs() < holdUntil) return;
           while (inflight.size < req.window && waiting.length > 0) send(waiting.shift()!);
-        } else if (!done) {
+        } else if (!done && wallMs() >= holdUntil) {
           while (inflight.size < req.window) send(seal());
         }
         if (done && inflight.size === 0 && (waiting.length === 0 || !req.offeredPerS)) ws.close();
@@ -114,7 +124,10 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
                 holdUntil = 0;
                 backlog += waiting.length;
                 // Never acknowledged within the run: their lag is at least this long.
-                for (const b of waiting) lags.push(wallMs() - b.sealed);
+                for (const b of waiting) {
+                  lags.push(wallMs() - b.sealed);
+                  lagSealedAt.push(b.sealed - startedAt);
+                }
                 waiting.length = 0; // what never got sent is counted, not sent after the run
                 pump();
                 return;
@@ -138,6 +151,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           inflight.delete(m.batchId);
           const now = wallMs();
           lags.push(now - s.sealed);
+          lagSealedAt.push(s.sealed - startedAt);
           serverLags.push(now - s.sent);
           lastAck = Math.max(lastAck, now);
           retryDelay = RETRY_MIN_MS;
@@ -152,10 +166,10 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           if (m.batchId) inflight.delete(m.batchId);
           if (!open) {
             reject(new Error(`${centre.id}: ${m.error}`));
-          } else if (req.offeredPerS && b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
+          } else if (b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
             // Held like a probe holds a deferred batch (it stays in its spool), then sent again after the probe's delay:
-            // half to all of a delay that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/agent.ts).
-            waiting.unshift(b);
+            // half to all of a delay that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/uplink.ts).
+            if (req.offeredPerS) waiting.unshift(b);
             const delay = retryDelay / 2 + Math.random() * (retryDelay / 2);
             retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
             holdUntil = Math.max(holdUntil, wallMs() + delay);
@@ -179,7 +193,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
 
   await Promise.all(req.centres.map(one));
   return {
-    trains, batches, seconds: (lastAck - firstSend) / 1000, lagsMs: lags, serverLagsMs: serverLags, refused, backlog,
+    trains, batches, seconds: (lastAck - firstSend) / 1000, lagsMs: lags, lagSealedAtMs: lagSealedAt, serverLagsMs: serverLags, refused, backlog,
     generatorCpuS: ownCpuSeconds() - cpu0, bytesSent: bytes,
   };
 }
