@@ -31,9 +31,10 @@ export class LiveFeed {
     // One subscription for the feed, one frame per stored batch serialised
     // once, then the same frame to every client: sends scale with batches x
     // clients, not trains x clients.
+    // The messages are built only when someone listens: with no browser on the feed, a batch costs it nothing.
     this.unsubscribe = hub.subscribe(
-      (trains) => this.broadcast({ type: 'trains', trains: trains.map(toMessage) }),
-      (trains) => this.broadcast({ type: 'retract', trains: trains.map(toRetracted) }),
+      (trains) => this.broadcast(() => ({ type: 'trains', trains: trains.map(toMessage) })),
+      (trains) => this.broadcast(() => ({ type: 'retract', trains: trains.map(toRetracted) })),
     );
     this.wss.on('connection', (ws) => {
       const welcome: LiveMessage = { type: 'welcome', serverTime: new Date().toISOString() };
@@ -44,9 +45,9 @@ export class LiveFeed {
     });
   }
 
-  private broadcast(message: LiveMessage): void {
+  private broadcast(message: () => LiveMessage): void {
     if (this.wss.clients.size === 0) return;
-    const frame = Buffer.from(JSON.stringify(message));
+    const frame = Buffer.from(JSON.stringify(message()));
     for (const ws of this.wss.clients) {
       if (ws.readyState !== ws.OPEN) continue;
       if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {

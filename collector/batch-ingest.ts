@@ -12,8 +12,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatches,
-  type BatchLedgerRow, type DiagnosticsRow, type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow,
+  insertBatchLedger, insertDiagnostics, insertLoadWindows, insertNic, insertThroughput, insertTrains, formatDateTime64, lookUpBatches, trainArraysJson,
+  type BatchLedgerRow, type DiagnosticsRow, type LoadWindowRow, type NicRow, type Store, type ThroughputRow, type TrainRow, type TrainRowToInsert,
 } from '../sql/index.js';
 import { batchTimeSpanUs, outOfWindow, type ProbeBatch, type TrainSample } from '../protocol/index.js';
 import type { Topology } from '../topology/index.js';
@@ -54,7 +54,7 @@ interface ReadyBatch {
   /** This batch's own deduplication token, bound to its content. */
   token: string;
   claims: string[];
-  rows: TrainRow[];
+  rows: TrainRowToInsert[];
   nicRows: NicRow[];
   throughputRows: ThroughputRow[];
   loadRows: LoadWindowRow[];
@@ -188,9 +188,11 @@ export class BatchIngest {
       m.spoolDroppedTrains.set({ centre }, batch.spool.droppedTrains);
     }
     if (batch.report) this.deps.track(this.deps.reports.update(centre, batch.report));
+    // Each train's delay arrays written as JSON once: the content hash and the INSERT both use that text.
+    const arrays = batch.samples.map((s) => trainArraysJson(s.rttsUs, s.fwdUs, s.revUs));
     // A plan peer's reflector timestamping is what that peer's probe reports (the sender cannot know it).
-    const rows = batch.samples.map((s) => toRow(centre, batch.batchId, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
-      ? { ...s, reflectorTimestamping: this.deps.reports.reflectorTimestamping(s.dst) } : s));
+    const rows = batch.samples.map((s, i) => toRow(centre, batch.batchId, s, s.engine === 'stamp' && (s.reflectorTimestamping ?? 'unknown') === 'unknown'
+      ? this.deps.reports.reflectorTimestamping(s.dst) : undefined, arrays[i]));
     const nicRows = (batch.nic ?? []).map((n) => toNicRow(centre, batch.batchId, n));
     const throughputRows = (batch.throughput ?? []).map((t) => toThroughputRow(centre, batch.batchId, t));
     const loadRows = (batch.throughput ?? []).flatMap((t) => toLoadRow(centre, t));
@@ -204,7 +206,7 @@ export class BatchIngest {
       return refusal(this.deps.metrics, log, 'busy', 'a batch holding some of these records is being stored now; retry', undefined, batch.batchId);
     }
     for (const c of claims) this.recordsInFlight.add(c);
-    const sha = batchContentSha256(batch);
+    const sha = batchContentSha256(batch, arrays);
     const { published, withheld } = this.publishAtValidation(centre, batch);
     return {
       centre, batch, log, key, sha, token: `${key}/${sha.slice(0, 16)}`, claims, rows, nicRows, throughputRows, loadRows, diagnosticsRows,

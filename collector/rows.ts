@@ -1,9 +1,14 @@
 /** A validated batch's records as the store's rows (one function per table). */
-import { formatDateTime64, type LoadWindowRow, type NicRow, type ThroughputRow, type TrainRow } from '../sql/index.js';
-import type { NicSampleRecord, ThroughputSampleRecord, TrainSample } from '../protocol/index.js';
+import { formatDateTime64, type LoadWindowRow, type NicRow, type ThroughputRow, type TrainArraysJson, type TrainRow, type TrainRowToInsert } from '../sql/index.js';
+import type { NicSampleRecord, ThroughputSampleRecord, Timestamping, TrainSample } from '../protocol/index.js';
 
-export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
-  return {
+/**
+ * `reflectorTs`: the reflector's timestamping when the collector knows it
+ * better than the sample says (taken instead of the sample's). `arraysJson`:
+ * the sample's delay arrays already written as JSON (the insert reuses them).
+ */
+export function toRow(src: string, batchId: string, s: TrainSample, reflectorTs?: Timestamping, arraysJson?: TrainArraysJson): TrainRowToInsert {
+  const row: TrainRow & { arraysJson?: TrainArraysJson } = {
     ts: formatDateTime64(s.startedAtUs),
     src,
     dst: s.dst,
@@ -29,8 +34,10 @@ export function toRow(src: string, batchId: string, s: TrainSample): TrainRow {
     fwd_us: s.fwdUs,
     rev_us: s.revUs,
     sender_ts: s.senderTimestamping ?? 'unknown',
-    reflector_ts: s.reflectorTimestamping ?? 'unknown',
+    reflector_ts: reflectorTs ?? s.reflectorTimestamping ?? 'unknown',
   };
+  if (arraysJson) row.arraysJson = arraysJson;
+  return row;
 }
 
 export function toNicRow(centre: string, batchId: string, n: NicSampleRecord): NicRow {

@@ -42,23 +42,20 @@ export class SelfLoadMarker {
    */
   async mark(rows: TrainRow[], ownWindows: LoadWindowRow[]): Promise<TrainRow[]> {
     if (rows.length === 0) return rows;
-    const starts = new Float64Array(rows.length);
-    let oldest = Infinity;
-    for (let i = 0; i < rows.length; i++) {
-      starts[i] = parseDateTime64(rows[i]!.ts) / 1000;
-      if (starts[i]! < oldest) oldest = starts[i]!;
-    }
-    const spans = [...await this.spansSince(oldest), ...ownWindows.map((w) => ({
+    // The oldest by its text (fixed width, so text order is time order: the collector's rows are within the accepted
+    // window, 4-digit years), parsed once; each row's time is parsed only when there are spans to judge it against.
+    let oldestTs = rows[0]!.ts;
+    for (const r of rows) if (r.ts < oldestTs) oldestTs = r.ts;
+    const spans = [...await this.spansSince(parseDateTime64(oldestTs) / 1000), ...ownWindows.map((w) => ({
       a: w.a, b: w.b, startMs: w.startMs - this.guardMs, endMs: w.endMs + this.guardMs,
     }))];
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
+    for (const r of rows) {
       if (spans.length === 0) {
         r.self_load = 0;
         continue;
       }
       const [a, b] = r.src < r.dst ? [r.src, r.dst] : [r.dst, r.src];
-      const t = starts[i]!;
+      const t = parseDateTime64(r.ts) / 1000;
       r.self_load = spans.some((s) => s.a === a && s.b === b && t >= s.startMs && t < s.endMs) ? 1 : 0;
     }
     return rows;
