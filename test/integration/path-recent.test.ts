@@ -9,26 +9,14 @@
  * - data stored before the migration: its seed copies the last hour once,
  *   and the status counts those trains once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  insertTrains, latestPathStatus, migrate, openStore, pathWindows, schemaMigrations, type Store, type TrainRow,
+  insertTrains, latestPathStatus, migrate, pathWindows, schemaMigrations, type Store, type TrainRow,
 } from '../../sql/index.js';
 import { train } from '../helpers/sla-month.js';
+import { tempStores } from '../helpers/temp-store.js';
 
-const dirs: string[] = [];
-
-function store(name: string): Promise<Store> {
-  const dir = mkdtempSync(join(tmpdir(), `citymesh-${name}-`));
-  dirs.push(dir);
-  return openStore({ dataDir: dir });
-}
-
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const store = tempStores();
 
 /** Ten trains alfa → bravo over the last 20 s, 10 packets each, RTTs 100 … 199 µs in all: exact p50 150, p99 199. */
 function windowTrains(nowUs: number): TrainRow[] {

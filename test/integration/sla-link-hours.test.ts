@@ -19,33 +19,21 @@
  *   minutes breach they cannot, and the same month then differs (it reads
  *   the minutes).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linkInput } from '../../api/sla-report.js';
 import {
-  insertLoadWindows, insertMaintenance, insertTrains, materialiseSlaMinutes, migrate, openStore, slaCompliance, slaHoursToMaterialise,
+  insertLoadWindows, insertMaintenance, insertTrains, materialiseSlaMinutes, migrate, slaCompliance, slaHoursToMaterialise,
   slaLinkTimeline, type SlaLinkInput, type SlaQuery, type Store, type TrainRow,
 } from '../../sql/index.js';
 import { Rng } from '../helpers/fuzz.js';
 import { recentThirtyDayMonth, slaTopology, train } from '../helpers/sla-month.js';
+import { tempStores } from '../helpers/temp-store.js';
 
 const M = recentThirtyDayMonth();
 const t = slaTopology();
 const HOURS = 8;
 const LINKS = [['alfa', 'bravo'], ['alfa', 'charlie'], ['bravo', 'charlie'], ['bravo', 'delta']] as const;
-const dirs: string[] = [];
-
-function store(name: string): Promise<Store> {
-  const dir = mkdtempSync(join(tmpdir(), `citymesh-${name}-`));
-  dirs.push(dir);
-  return openStore({ dataDir: dir });
-}
-
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-});
+const store = tempStores();
 
 /**
  * Two trains per minute and direction, 20 packets each, RTTs spread over

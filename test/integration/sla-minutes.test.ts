@@ -12,29 +12,21 @@
  * - data stored before migrations 0015/0016: the seeded train counts make the
  *   month equal to the one from the raw trains, and the status lists its paths.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linkInput } from '../../api/sla-report.js';
 import {
-  insertLoadWindows, insertMaintenance, insertTrains, latestPathStatus, materialiseSlaHours, materialiseSlaMinutes, migrate, openStore,
+  insertLoadWindows, insertMaintenance, insertTrains, latestPathStatus, materialiseSlaHours, materialiseSlaMinutes, migrate,
   schemaMigrations, slaCompliance, slaHoursToMaterialise, slaLinkMinutes, type SlaQuery, type Store, type TrainRow,
 } from '../../sql/index.js';
 import { Rng } from '../helpers/fuzz.js';
 import { recentThirtyDayMonth, slaTopology, train } from '../helpers/sla-month.js';
+import { tempStores } from '../helpers/temp-store.js';
 
 const M = recentThirtyDayMonth();
 const t = slaTopology();
 const HOURS = 6;
 const LINKS = [['alfa', 'bravo'], ['alfa', 'charlie'], ['bravo', 'charlie']] as const;
-const dirs: string[] = [];
-
-function store(name: string): Promise<Store> {
-  const dir = mkdtempSync(join(tmpdir(), `citymesh-${name}-`));
-  dirs.push(dir);
-  return openStore({ dataDir: dir });
-}
+const store = tempStores();
 
 /** Six trains per minute and direction, 20 packets each, spread RTTs; some minutes slow, lossy or one-way. */
 function hoursOfTrains(fromMinute: number, minutes: number, seed: number): TrainRow[] {
@@ -68,10 +60,6 @@ async function month(client: Store['client']): Promise<unknown> {
   ]);
   return { scopes, minutes };
 }
-
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-});
 
 describe('materialised SLA minutes against latency_1m at read time', () => {
   let s: Store;
