@@ -147,13 +147,7 @@ export class LiveHub {
     }
     if (gone.length === 0) return;
     this.retracted += gone.length;
-    for (const listener of this.retractListeners) {
-      try {
-        listener(gone);
-      } catch {
-        this.retractListeners.delete(listener);
-      }
-    }
+    notify(this.retractListeners, gone);
   }
 
   /**
@@ -176,13 +170,7 @@ export class LiveHub {
   private send(trains: LiveTrain[]): void {
     if (trains.length === 0) return;
     this.published += trains.length;
-    for (const listener of this.listeners) {
-      try {
-        listener(trains);
-      } catch {
-        this.listeners.delete(listener);
-      }
-    }
+    notify(this.listeners, trains);
   }
 
   /** Keyed by source centre and train id: train ids are the probe's, unique only within its centre. */
@@ -209,4 +197,15 @@ export class LiveHub {
 
 function keyOf(t: LiveTrain): string {
   return `${t.src}/${t.trainId}`;
+}
+
+/** Each listener gets the trains; one that throws is dropped (a broken subscriber never stops the feed). */
+function notify(listeners: Set<LiveListener>, trains: readonly LiveTrain[]): void {
+  for (const listener of listeners) {
+    try {
+      listener(trains);
+    } catch {
+      listeners.delete(listener);
+    }
+  }
 }

@@ -2,7 +2,7 @@
 export { openStore, StoreLockedError, type Store, type StoreOptions } from './store.js';
 export { migrate, appliedVersions, latestVersion, type MigrationReport } from './migrate.js';
 export {
-  insertTrains, TRAIN_COLUMNS, trainRowsCompact, trainRowsCompactBytes, trainArraysJson, type TrainArraysJson, type TrainRowToInsert, duplicateTrainIds, countTrains, lookUpBatches, type BatchLookup, type BatchLookupRequest, insertBatchLedger, type BatchLedgerRow, type BatchRecordIds, latestPathStatus, linkSeries, seriesPlan, trainsBetween,
+  insertTrains, TRAIN_COLUMNS, trainRowsCompactBytes, trainArraysJson, type TrainArraysJson, type TrainRowToInsert, duplicateTrainIds, countTrains, lookUpBatches, type BatchLookup, type BatchLookupRequest, insertBatchLedger, type BatchLedgerRow, type BatchRecordIds, latestPathStatus, linkSeries, seriesPlan, trainsBetween,
   type TrainRow, type PathStatusRow, type SeriesQuery, type SeriesColumns, type TrainsQuery,
 } from './latency.js';
 export { formatDateTime64, parseDateTime64 } from './time.js';

@@ -40,7 +40,7 @@ export interface TrainRow {
   self_load?: number;
 }
 
-/** latency_trains columns in the order trainRowsCompact() writes them. */
+/** latency_trains columns in the order the insert writes them (trainRowsCompactBytes). */
 export const TRAIN_COLUMNS = [
   'ts', 'src', 'dst', 'engine', 'flow', 'src_port', 'dscp', 'batch_id', 'train_id', 'sent', 'received', 'lost', 'duplicated', 'reordered',
   'rtt_min_us', 'rtt_median_us', 'rtt_p99_us', 'rtt_max_us', 'jitter_us', 'synced', 'error_estimate_us', 'rtts_us', 'fwd_us', 'rev_us',
@@ -66,38 +66,36 @@ export function trainArraysJson(rtts: readonly number[], fwd: readonly number[],
   return { rtts: JSON.stringify(rtts), fwd: JSON.stringify(fwd), rev: JSON.stringify(rev) };
 }
 
-/** One train as a JSONCompactEachRow line: values in TRAIN_COLUMNS order, no column names repeated per row. */
-function compactRow(r: TrainRow): unknown[] {
+/** A train's values before its delay arrays, in TRAIN_COLUMNS order. */
+function headValues(r: TrainRow): unknown[] {
   return [
     r.ts, r.src, r.dst, r.engine, r.flow, r.src_port, r.dscp, r.batch_id, r.train_id, r.sent, r.received, r.lost, r.duplicated, r.reordered,
-    r.rtt_min_us, r.rtt_median_us, r.rtt_p99_us, r.rtt_max_us, r.jitter_us, r.synced, r.error_estimate_us, r.rtts_us, r.fwd_us, r.rev_us,
-    r.sender_ts ?? 'unknown', r.reflector_ts ?? 'unknown', r.self_load ?? 0,
+    r.rtt_min_us, r.rtt_median_us, r.rtt_p99_us, r.rtt_max_us, r.jitter_us, r.synced, r.error_estimate_us,
   ];
 }
 
-/** The same line as JSON.stringify(compactRow(r)) + newline, its arrays written once (given) or now. */
-function compactLine(r: TrainRowToInsert): string {
-  const arrays = r.arraysJson ?? trainArraysJson(r.rtts_us, r.fwd_us, r.rev_us);
-  const head = JSON.stringify([
-    r.ts, r.src, r.dst, r.engine, r.flow, r.src_port, r.dscp, r.batch_id, r.train_id, r.sent, r.received, r.lost, r.duplicated, r.reordered,
-    r.rtt_min_us, r.rtt_median_us, r.rtt_p99_us, r.rtt_max_us, r.jitter_us, r.synced, r.error_estimate_us,
-  ]);
-  const tail = JSON.stringify([r.sender_ts ?? 'unknown', r.reflector_ts ?? 'unknown', r.self_load ?? 0]);
-  return `${head.slice(0, -1)},${arrays.rtts},${arrays.fwd},${arrays.rev},${tail.slice(1)}\n`;
+/** A train's values after its delay arrays, in TRAIN_COLUMNS order. */
+function tailValues(r: TrainRow): unknown[] {
+  return [r.sender_ts ?? 'unknown', r.reflector_ts ?? 'unknown', r.self_load ?? 0];
 }
 
-/** The rows as a JSONCompactEachRow body (one line per train). */
-export function trainRowsCompact(rows: readonly TrainRowToInsert[]): string {
-  let body = '';
-  for (const r of rows) body += compactLine(r);
-  return body;
+/** One train as a JSONCompactEachRow row: values in TRAIN_COLUMNS order, no column names repeated per row. */
+function compactRow(r: TrainRow): unknown[] {
+  return [...headValues(r), r.rtts_us, r.fwd_us, r.rev_us, ...tailValues(r)];
+}
+
+/** JSON.stringify(compactRow(r)) + newline, the delay arrays written once (given) or now. */
+function compactLine(r: TrainRowToInsert): string {
+  const arrays = r.arraysJson ?? trainArraysJson(r.rtts_us, r.fwd_us, r.rev_us);
+  return `${JSON.stringify(headValues(r)).slice(0, -1)},${arrays.rtts},${arrays.fwd},${arrays.rev},${JSON.stringify(tailValues(r)).slice(1)}\n`;
 }
 
 /**
- * The same body as bytes, each line written straight into one buffer: a
- * string built by appending is a rope that Buffer.from must flatten first,
- * and for a megabyte batch that copy and its garbage cost more than the
- * encoding of everything but the arrays (measured in-process).
+ * The rows as a JSONCompactEachRow body (one line per train), each line
+ * written straight into one buffer: a string built by appending is a rope
+ * that Buffer.from must flatten first, and for a megabyte batch that copy
+ * and its garbage cost more than the encoding of everything but the arrays
+ * (measured in-process).
  */
 export function trainRowsCompactBytes(rows: readonly TrainRowToInsert[]): Buffer {
   const lines = new Array<string>(rows.length);
