@@ -13,9 +13,9 @@ export {
   type ThroughputRow, type NicRow, type ThroughputTest, type LinkNicState, type UtilisationColumns,
 } from './capacity.js';
 export {
-  slaMonthBounds, slaMonthsWithData, slaMonthOf, slaCompliance, slaLinkTimeline, slaLinkMinutes,
+  slaMonthBounds, slaMonthsWithData, slaMonthOf, slaCompliance, slaReadPlan, slaLinkTimeline, slaLinkMinutes,
   insertMaintenance, maintenanceWindows, insertSlaReport, slaReportIndex, slaReportDocuments, samplesStoredSince,
-  type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns,
+  type SlaSource, type SlaVerdictCode, type SlaLinkInput, type SlaQuery, type SlaScopeRow, type SlaTimeline, type SlaMinuteColumns, type SlaReadPlan,
   type MaintenanceRow, type MaintenanceWindow, type SlaReportRow, type SlaReportSummary,
 } from './sla.js';
 export { ROLLUP_LEVELS } from './direction-buckets.js';

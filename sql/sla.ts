@@ -554,6 +554,35 @@ export interface SlaScopeRow {
   tested_min_bps: number | null;
 }
 
+/** How a month query reads its link-hours (see hour_plan): counts of each way. */
+export interface SlaReadPlan {
+  /** Counted from their summaries in sla_link_hours alone. */
+  summary: number;
+  /** Read minute by minute from sla_minutes (cut by the period, an excluded minute, or a summary that cannot decide). */
+  minutes: number;
+  /** Not materialised from every train yet: read from latency_1m. */
+  stale: number;
+}
+
+/**
+ * How slaCompliance would read the period's link-hours, from the same plan
+ * (rollup source only): what an operator or a benchmark asks when a month
+ * query costs more than its summaries should.
+ */
+export async function slaReadPlan(client: ClickHouseClient, q: SlaQuery): Promise<SlaReadPlan> {
+  const plan: SlaReadPlan = { summary: 0, minutes: 0, stale: 0 };
+  if (q.links.length === 0) return plan;
+  const rows = await client.query({
+    query: `${ctes(q)}
+SELECT kind, count() AS n FROM hour_plan GROUP BY kind
+SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+    query_params: linkParams(q),
+    format: 'JSONEachRow',
+  }).then((r) => r.json<{ kind: keyof SlaReadPlan; n: string }>());
+  for (const row of rows) plan[row.kind] = Number(row.n);
+  return plan;
+}
+
 /** The month's compliance, every scope, from the rollups (default) or the raw trains. */
 export async function slaCompliance(client: ClickHouseClient, q: SlaQuery): Promise<SlaScopeRow[]> {
   if (q.links.length === 0) return [];

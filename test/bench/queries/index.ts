@@ -29,10 +29,11 @@ import type { Store } from '../../../sql/index.js';
 import type { Topology } from '../../../topology/index.js';
 import { linkInput } from '../../../api/sla-report.js';
 import {
-  formatDateTime64, latestPathStatus, linkSeries, materialiseSlaMinutes, slaCompliance, summariseSlaLinkHours, type SlaLinkInput, type SlaQuery,
+  formatDateTime64, latestPathStatus, linkSeries, materialiseSlaMinutes, slaCompliance, slaReadPlan, summariseSlaLinkHours, type SlaLinkInput, type SlaQuery,
 } from '../../../sql/index.js';
 import { startTestServer, testTopology } from '../../helpers/stack.js';
-import { SMOKE, size, wallMs } from '../lib/env.js';
+import { SMOKE, size, startHelper, wallMs, type Helper } from '../lib/env.js';
+import type { HttpLoadRequest, HttpVariantResult } from './http-load.js';
 import { emit, note } from '../lib/figures.js';
 import { percentile } from '../lib/stats.js';
 
@@ -115,31 +116,33 @@ async function measure(variants: Record<string, (i: number) => Promise<unknown>>
 }
 
 /**
- * Several variants alternated request by request for `durationMs`: thousands
- * of samples each, so a p99 is a p99 and not the worst of 50. Meanwhile the
- * server does what a server does (its status snapshot refreshing once a
- * second, its jobs), and `beside` (if given) runs in a loop concurrently: the
- * same figures while other work shares the two cores.
+ * Several variants of GET requests alternated request by request for
+ * `durationMs` by the HTTP load driver (http-load.ts, a process of its own,
+ * as a browser is): thousands of samples each, so a p99 is a p99 and not the
+ * worst of 50. Meanwhile the server does what a server does (its status
+ * snapshot refreshing once a second, its jobs), and `beside` (if given) runs
+ * in a loop here, in the server's process: the same figures while other work
+ * shares the two cores. A variant that got anything but 200 fails the run.
  */
-async function sustained(durationMs: number, variants: Record<string, () => Promise<unknown>>, beside?: () => Promise<unknown>): Promise<(Timing & { n: number })[]> {
-  const fns = Object.values(variants);
-  const samples: number[][] = fns.map(() => []);
-  const end = performance.now() + durationMs;
+async function sustained(load: Helper, durationMs: number, variants: Record<string, string[]>, headers: Record<string, string>, beside?: () => Promise<unknown>): Promise<(Timing & { n: number })[]> {
   let besideRuns = 0;
+  let driving = true;
   const loop = beside
     ? (async () => {
-        while (performance.now() < end) {
+        while (driving) {
           await beside();
           besideRuns++;
         }
       })()
     : Promise.resolve();
-  while (performance.now() < end) for (const [k, fn] of fns.entries()) samples[k]!.push(await time(fn));
+  const request: HttpLoadRequest = { variants: Object.entries(variants).map(([name, urls]) => ({ name, urls })), headers, durationMs };
+  const results = await load.request<HttpVariantResult[]>(request).finally(() => { driving = false; });
   await loop;
-  return Object.keys(variants).map((name, k) => {
-    const xs = samples[k]!;
-    const t = { p50: percentile(xs, 0.5)!, p99: percentile(xs, 0.99)!, n: xs.length };
-    note(B, `${name}: p50 ${t.p50.toFixed(1)} ms, p99 ${t.p99.toFixed(1)} ms over ${t.n} requests in ${(durationMs / 1000).toFixed(0)} s${beside ? `, beside ${besideRuns} runs of the concurrent work` : ''}`);
+  return results.map((r) => {
+    if (r.errors > 0) throw new Error(`${r.name}: ${r.errors} of ${r.samplesMs.length} requests failed, the first: ${r.firstError}`);
+    const t = { p50: percentile(r.samplesMs, 0.5)!, p99: percentile(r.samplesMs, 0.99)!, n: r.samplesMs.length };
+    note(B, `${r.name}: p50 ${t.p50.toFixed(1)} ms, p99 ${t.p99.toFixed(1)} ms over ${t.n} requests in ${(durationMs / 1000).toFixed(0)} s ` +
+      `(load driver in its own process, time to the last byte of ${(r.bytes / 1024).toFixed(0)} KiB)${beside ? `, beside ${besideRuns} runs of the concurrent work` : ''}`);
     return t;
   });
 }
@@ -201,7 +204,7 @@ function emitTiming(name: string, m: Timing, ceiling: Timing | null, target: num
  * snapshot serves fetch, which accepts gzip), or a Hono app mounted under /v1. The ceiling of a
  * route answering from memory.
  */
-async function serveBare(bodies: Record<string, string | Buffer<ArrayBuffer>>, mount?: Hono): Promise<{ get(path: string): Promise<unknown>; close(): Promise<void> }> {
+async function serveBare(bodies: Record<string, string | Buffer<ArrayBuffer>>, mount?: Hono): Promise<{ url: string; close(): Promise<void> }> {
   const app = new Hono();
   for (const [path, body] of Object.entries(bodies)) {
     app.get(path, (c) => typeof body === 'string'
@@ -214,11 +217,7 @@ async function serveBare(bodies: Record<string, string | Buffer<ArrayBuffer>>, m
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    get: async (path) => {
-      const res = await fetch(`${url}${path}`);
-      if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
-      return res.json() as Promise<unknown>;
-    },
+    url,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -230,7 +229,7 @@ async function serveBare(bodies: Record<string, string | Buffer<ArrayBuffer>>, m
  * (the window query, judging, serialising: paid once a second while read)
  * and the status query as it was before migration 0015 are timed beside.
  */
-async function statusAndMatrixFigures(store: Store, topology: Topology, get: (path: string) => Promise<unknown>, url: string, headers: Record<string, string>): Promise<void> {
+async function statusAndMatrixFigures(load: Helper, store: Store, topology: Topology, url: string, headers: Record<string, string>): Promise<void> {
   const text = async (path: string) => (await fetch(`${url}${path}`, { headers })).text();
   const bare = await serveBare({ '/v1/status': gzipStatus(await text('/v1/status')), '/v1/centres': await text('/v1/centres'), '/v1/links': await text('/v1/links') });
   const client = store.client;
@@ -238,22 +237,23 @@ async function statusAndMatrixFigures(store: Store, topology: Topology, get: (pa
   const guardMs = selfLoadGuardMs(topology.probing);
   try {
     // The targets' figures: request by request for 20 s, thousands of samples, the server refreshing its snapshot meanwhile.
+    const matrixPaths = ['/v1/centres', '/v1/links', '/v1/status'];
     const httpVariants = {
-      'bare Hono route, the same status body (ceiling)': () => bare.get('/v1/status'),
-      'GET /v1/status (from the status snapshot)': () => get('/v1/status'),
-      'bare Hono routes, the matrix\'s three bodies in parallel (ceiling)': () => Promise.all([bare.get('/v1/centres'), bare.get('/v1/links'), bare.get('/v1/status')]),
-      'matrix: GET /v1/centres + /v1/links + /v1/status together': () => Promise.all([get('/v1/centres'), get('/v1/links'), get('/v1/status')]),
+      'bare Hono route, the same status body (ceiling)': [`${bare.url}/v1/status`],
+      'GET /v1/status (from the status snapshot)': [`${url}/v1/status`],
+      'bare Hono routes, the matrix\'s three bodies in parallel (ceiling)': matrixPaths.map((p) => `${bare.url}${p}`),
+      'matrix: GET /v1/centres + /v1/links + /v1/status together': matrixPaths.map((p) => `${url}${p}`),
     };
-    const [bareStatus, statusApi, bareMatrix, matrixApi] = await sustained(size(20_000, 1_000), httpVariants);
+    const [bareStatus, statusApi, bareMatrix, matrixApi] = await sustained(load, size(20_000, 1_000), httpVariants, headers);
     emitTiming('queries.status', statusApi!, bareStatus!, 20,
       `GET /v1/status, 380 directions, 30 days stored, answered from the status snapshot (refreshed once a second meanwhile); ${statusApi!.n} requests over ${size(20, 1)} s, alternated with the other three; ceiling = a bare Hono route returning the same body precomputed, measured the same way`);
     emitTiming('queries.matrix', matrixApi!, bareMatrix!, 20,
       `the three requests the dashboard makes to draw the matrix, in parallel; ${matrixApi!.n} times over ${size(20, 1)} s; ceiling = bare Hono routes returning the same three bodies, measured the same way`);
     // The same requests while heavy SQL shares the two cores (the status query as it was before migration 0015, in a loop).
-    const [bareBeside, statusBeside] = await sustained(size(10_000, 1_000), {
-      'bare Hono route beside heavy SQL (ceiling)': () => bare.get('/v1/status'),
-      'GET /v1/status beside heavy SQL': () => get('/v1/status'),
-    }, () => rawStatusQuery(client));
+    const [bareBeside, statusBeside] = await sustained(load, size(10_000, 1_000), {
+      'bare Hono route beside heavy SQL (ceiling)': [`${bare.url}/v1/status`],
+      'GET /v1/status beside heavy SQL': [`${url}/v1/status`],
+    }, headers, () => rawStatusQuery(client));
     emitTiming('queries.status_beside_sql', statusBeside!, bareBeside!, null,
       `GET /v1/status as above while the pre-0015 status query runs in a loop on the same engine and cores (${statusBeside!.n} requests over ${size(10, 1)} s); ceiling = the bare route measured the same way beside the same work`);
     const [refresh, refreshSql, rawStatus] = (await measure({
@@ -268,7 +268,7 @@ async function statusAndMatrixFigures(store: Store, topology: Topology, get: (pa
   } finally {
     await bare.close();
   }
-  await statusAgainstDirections(store, 20, topology);
+  await statusAgainstDirections(load, store, 20, topology);
   await exactStateSize(client);
 }
 
@@ -315,7 +315,7 @@ async function exactStateSize(client: ClickHouseClient): Promise<void> {
  * The route is the server's own (statusRoutes) mounted alone, without the
  * server's authentication in front.
  */
-async function statusAgainstDirections(store: Store, n: number, topology: Topology): Promise<void> {
+async function statusAgainstDirections(load: Helper, store: Store, n: number, topology: Topology): Promise<void> {
   const dirs = n * (n - 1);
   const client = store.client;
   const snapshots = new StatusSnapshots({ store, topology });
@@ -323,16 +323,18 @@ async function statusAgainstDirections(store: Store, n: number, topology: Topolo
   const first = await snapshots.read();
   const bare = await serveBare({ '/v1/status': first.gzipped });
   try {
-    const [refresh, sqlOnly, request, ceiling] = (await measure({
+    const [refresh, sqlOnly] = (await measure({
       [`status refresh with ${dirs} directions`]: () => snapshots.judge(asOfAt(Date.now())),
       [`latestPathStatus() with ${dirs} directions`]: () => latestPathStatus(client, 60, selfLoadGuardMs(topology.probing), asOfAt(Date.now()) * 1000),
-      [`GET /v1/status with ${dirs} directions (from the snapshot)`]: () => served.get('/v1/status'),
-      [`bare Hono route, the same ${(first.body.length / 1024).toFixed(0)} KiB body gzipped to ${(first.gzipped.length / 1024).toFixed(0)} KiB (ceiling)`]: () => bare.get('/v1/status'),
-    })) as [Timing, Timing, Timing, Timing];
+    })) as [Timing, Timing];
+    const [request, ceiling] = await sustained(load, size(5_000, 500), {
+      [`GET /v1/status with ${dirs} directions (from the snapshot)`]: [`${served.url}/v1/status`],
+      [`bare Hono route, the same ${(first.body.length / 1024).toFixed(0)} KiB body gzipped to ${(first.gzipped.length / 1024).toFixed(0)} KiB (ceiling)`]: [`${bare.url}/v1/status`],
+    }, {});
     emitTiming(`queries.status_refresh_${dirs}_paths`, refresh, sqlOnly, null,
       `one refresh of the status snapshot, ${dirs} directions with trains in the window (once a second while read); ceiling = its window query alone`);
-    emitTiming(`queries.status_${dirs}_paths`, request, ceiling, null,
-      `GET /v1/status answered from the snapshot, ${dirs} directions (route alone, no authentication); ceiling = a bare Hono route returning the same body`);
+    emitTiming(`queries.status_${dirs}_paths`, request!, ceiling!, null,
+      `GET /v1/status answered from the snapshot, ${dirs} directions (route alone, no authentication; ${request!.n} requests over ${size(5, 0.5)} s, alternated with the ceiling); ceiling = a bare Hono route returning the same body`);
     note(B, `status with ${dirs} directions: ${snapshots.stats.refreshes} background refreshes during the measurement, the snapshot body ${(first.body.length / 1024).toFixed(0)} KiB, gzipped once per refresh to ${(first.gzipped.length / 1024).toFixed(0)} KiB (${gzipCost(first.body)})`);
   } finally {
     await snapshots.stop();
@@ -416,8 +418,10 @@ FROM hs`,
     query_params: { engine: q.engine, start: q.startS, end: q.endS },
     format: 'JSONEachRow',
   }).then((r) => r.json<{ stale: string; settled: string; summarised: string }>());
-  const n = (x: string | undefined) => Number(x ?? 0).toLocaleString('en');
+  const n = (x: string | number | undefined) => Number(x ?? 0).toLocaleString('en');
+  const plan = await slaReadPlan(client, q);
   return `link-hours: ${n(hours?.settled)} settled (${n(hours?.summarised)} of them with a summary of their version), ${n(hours?.stale)} stale; ` +
+    `read as ${n(plan.summary)} summaries, ${n(plan.minutes)} hours of sla_minutes, ${n(plan.stale)} hours of latency_1m; ` +
     `read ${d('SelectedRows').toLocaleString('en')} rows (${(d('SelectedBytes') / 1e6).toFixed(0)} MB uncompressed, ${(d('ReadCompressedBytes') / 1e6).toFixed(1)} MB compressed), ` +
     `${(d('UserTimeMicroseconds') / 1000).toFixed(0)} ms CPU (the counters include the counter queries themselves)`;
 }
@@ -435,6 +439,7 @@ export async function run(): Promise<void> {
   const client = server.store.client;
   // The bench drives the SLA materialiser itself, timed; the server's own schedule stays off.
   await server.slaMinutes.stop();
+  const load = await startHelper(new URL('./http-load.js', import.meta.url));
   try {
     const dayUs = 86_400e6;
     const nowUs = Math.round(wallMs() * 1000);
@@ -491,7 +496,7 @@ export async function run(): Promise<void> {
     note(B, `/v1/status answers ${status.paths.length} directions: ${[...states].map(([s, n]) => `${n} ${s}`).join(', ')}`);
     if (!SMOKE && (states.get('stale') ?? 0) > 0) throw new Error('the status window is not full: the figures would time an empty window');
 
-    await statusAndMatrixFigures(server.store, topo.topology, get, server.url, headers);
+    await statusAndMatrixFigures(load, server.store, topo.topology, server.url, headers);
     const [s24Sql, s24] = (await measure({ 'linkSeries() 24 h direct (ceiling)': seriesSql(24), 'GET series 24 h, 600 points': series(24) })) as [Timing, Timing];
     const [s30Sql, s30] = (await measure({ [`linkSeries() ${DAYS} d direct (ceiling)`]: seriesSql(DAYS * 24), [`GET series ${DAYS} d, 600 points`]: series(DAYS * 24) })) as [Timing, Timing];
 
@@ -568,7 +573,7 @@ export async function run(): Promise<void> {
     for (const n of [size(50, 6), size(100, 8)]) {
       const more = centreIds(n);
       await generate(client, more, Math.round(wallMs() * 1000) + 2 * 60e6, recentStepUs, 5 * RECENT_PER_MIN, 10, 2, `paths${n}-`);
-      await statusAgainstDirections(server.store, n, testTopology(more, '127.0.21').topology);
+      await statusAgainstDirections(load, server.store, n, testTopology(more, '127.0.21').topology);
     }
 
     // ---- A series over 13 months of one link of a 100-centre mesh (1 train/min, 5 RTTs), hourly rollup.
@@ -582,6 +587,7 @@ export async function run(): Promise<void> {
     const [l13] = (await measure({ 'linkSeries() 13 months direct, 600 points': seriesSql(13 * 30 * 24, longLink) })) as [Timing];
     fig('queries.series_13mo', l13, null, 200, '13 months of one direction (1 train/min), 600 points from the hourly rollup');
   } finally {
+    await load.stop();
     await server.stop();
   }
 }
