@@ -80,6 +80,29 @@ interface ReadyBatch {
  */
 const CLOCK_TOLERANCE_US = 10e6;
 
+/** Why a batch is refused busy, and (when the store is behind) when it would be admitted. */
+export interface BusyReason {
+  error: string;
+  retryAfterMs?: number;
+}
+
+/** The shortest and longest hold a busy refusal asks for: below the one, jitter dominates; beyond the other, a probe's own back-off ceiling. */
+const RETRY_AFTER_MIN_MS = 100;
+const RETRY_AFTER_MAX_MS = 30_000;
+
+/**
+ * When a batch refused because the store is behind would be admitted: the
+ * queue expects to hold `expectedS` of work and admits up to `maxWaitS`, so
+ * after (expectedS − maxWaitS) at the measured rate (others arriving
+ * meanwhile aside: the probe adds jitter), in whole ms rounded up from µs
+ * (so float noise never adds one). Undefined when the rate is not
+ * measured yet (nothing to estimate from: the probe backs off as before).
+ */
+export function retryAfterMs(expectedS: number | null, maxWaitS: number): number | undefined {
+  if (expectedS === null || !Number.isFinite(expectedS)) return undefined;
+  return Math.min(RETRY_AFTER_MAX_MS, Math.max(RETRY_AFTER_MIN_MS, Math.ceil(Math.round((expectedS - maxWaitS) * 1e6) / 1000)));
+}
+
 /**
  * The deduplication token of a group's INSERTs: a group of one keeps its
  * batch's own token (so a lone batch is deduplicated exactly as before, also
@@ -127,9 +150,13 @@ export class BatchIngest {
     return this.storeQueue.overloaded();
   }
 
-  behind(expectedS: number | null): string {
-    return `the store is behind (this batch would wait ${expectedS === null ? 'behind a full queue' : `about ${expectedS.toFixed(1)} s`}, ` +
-      `more than ${this.deps.limits.maxStoreWaitS} s); keep the batch and retry`;
+  behind(expectedS: number | null): BusyReason {
+    const retry = retryAfterMs(expectedS, this.deps.limits.maxStoreWaitS);
+    return {
+      error: `the store is behind (this batch would wait ${expectedS === null ? 'behind a full queue' : `about ${expectedS.toFixed(1)} s`}, ` +
+        `more than ${this.deps.limits.maxStoreWaitS} s); keep the batch and retry${retry === undefined ? '' : ` in ${retry} ms`}`,
+      ...(retry === undefined ? {} : { retryAfterMs: retry }),
+    };
   }
 
   /** `bytes`: the message's size as received (bounds a group's INSERT); 0 when unknown. */
@@ -140,7 +167,10 @@ export class BatchIngest {
     }
     const records = batch.samples.length + (batch.nic?.length ?? 0) + (batch.throughput?.length ?? 0) + (batch.diagnostics?.length ?? 0);
     const refused = this.storeQueue.admit(records);
-    if (refused) return Promise.resolve(refusal(this.deps.metrics, log, 'busy', this.behind(refused.expectedS), undefined, batch.batchId));
+    if (refused) {
+      const busy = this.behind(refused.expectedS);
+      return Promise.resolve(refusal(this.deps.metrics, log, 'busy', busy.error, undefined, batch.batchId, busy.retryAfterMs));
+    }
     // Admission, validation and enqueueing happen in one go (nothing awaited): what was admitted is what waits.
     return new Promise<IngestOutcome>((resolve) => {
       const ready = this.validate(centre, batch, log, records, bytes, resolve);

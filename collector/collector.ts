@@ -26,7 +26,7 @@ import { selfLoadGuardMs, ThroughputCoordinator, type LoadRecord, type StoredRes
 import { DiagnosticsDispatcher } from './diagnostics.js';
 import { ProbeReports } from './probe-reports.js';
 import type { DiagnoseRequest } from '../protocol/index.js';
-import { BatchIngest } from './batch-ingest.js';
+import { BatchIngest, type BusyReason } from './batch-ingest.js';
 import { refusal, type IngestOutcome, type Refusal } from './refusal.js';
 import { peekBatchId, rawHead, rawLength, rawText } from './frames.js';
 import { TokenBucket } from './token-bucket.js';
@@ -217,7 +217,7 @@ export class Collector {
   /** HTTP ingest: one batch message as text, from an authenticated centre. */
   async ingestText(centre: string, text: string): Promise<IngestOutcome> {
     const shed = this.shedBeforeParse(null);
-    if (shed) return this.refuse(this.options.logger, 'busy', shed, undefined, peekBatchId(text));
+    if (shed) return this.refuse(this.options.logger, 'busy', shed.error, undefined, peekBatchId(text), shed.retryAfterMs);
     let parsed: ReturnType<typeof parseProbeMessage>;
     try {
       parsed = parseProbeMessage(text);
@@ -292,7 +292,7 @@ export class Collector {
         const shed = this.shedBeforeParse(session);
         const batchId = shed ? peekBatchId(rawHead(data)) : undefined;
         if (shed && batchId) {
-          this.send(ws, this.refuse(log, 'busy', shed, undefined, batchId).error);
+          this.send(ws, this.refuse(log, 'busy', shed.error, undefined, batchId, shed.retryAfterMs).error);
           return;
         }
       }
@@ -387,12 +387,12 @@ export class Collector {
    * Why a batch arriving now would be refused busy whatever it holds, or null:
    * checks that need nothing from the message, made before it is parsed.
    */
-  private shedBeforeParse(session: Session | null): string | null {
-    if (this.closing) return 'server shutting down; retry later';
+  private shedBeforeParse(session: Session | null): BusyReason | null {
+    if (this.closing) return { error: 'server shutting down; retry later' };
     if (session && session.inflight >= this.limits.maxInflightPerConnection) {
-      return `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks`;
+      return { error: `more than ${this.limits.maxInflightPerConnection} batches in flight on this connection; wait for acks` };
     }
-    if (this.inflight.size >= this.limits.maxInflightTotal) return 'collector at capacity; retry later';
+    if (this.inflight.size >= this.limits.maxInflightTotal) return { error: 'collector at capacity; retry later' };
     const overloaded = this.batches.overloaded();
     if (overloaded) return this.batches.behind(overloaded.expectedS);
     return null;
@@ -405,8 +405,8 @@ export class Collector {
     this.options.metrics.probeConnections.set({ centre }, Math.max(0, n));
   }
 
-  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): Refusal {
-    return refusal(this.options.metrics, log, code, error, field, batchId);
+  private refuse(log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string, retryAfterMs?: number): Refusal {
+    return refusal(this.options.metrics, log, code, error, field, batchId, retryAfterMs);
   }
 
   /** Background store work close() waits for (the store closes right after). */

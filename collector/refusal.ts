@@ -21,12 +21,13 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   batch_conflict: 409,
 };
 
-export function refusal(metrics: CollectorMetrics, log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string): Refusal {
+/** `retryAfterMs`: busy only, when the store is behind: when a batch would be admitted (see retryAfterMs in batch-ingest.ts). */
+export function refusal(metrics: CollectorMetrics, log: Logger, code: ErrorCode, error: string, field?: string, batchId?: string, retryAfterMs?: number): Refusal {
   metrics.rejected.inc({ reason: code });
-  log.warn({ code, field, batchId }, `refused probe message: ${error}`);
+  log.warn({ code, field, batchId, retryAfterMs }, `refused probe message: ${error}`);
   return {
     ok: false,
     status: httpStatus[code] ?? 400,
-    error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}) },
+    error: { type: 'error', code, error, ...(field ? { field } : {}), ...(batchId ? { batchId } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
   };
 }

@@ -55,6 +55,16 @@ const HEARTBEAT_MS = 15_000;
 /** Unacknowledged batches on the wire at once; the rest wait in the spool. */
 const SEND_WINDOW = 4;
 
+/**
+ * A collector's retry hint as the probe takes it: a finite number of ms, at
+ * most the back-off ceiling; anything else (absent, negative, not a number,
+ * a string) is no hint, and the probe backs off as it would without one.
+ */
+export function retryHintMs(value: unknown): number | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return undefined;
+  return Math.min(RECONNECT_MAX_MS, value);
+}
+
 export class Uplink {
   private ws: WebSocket | null = null;
   /** Batch ids sent on this connection and not yet answered. */
@@ -249,11 +259,13 @@ export class Uplink {
       case 'not_authenticated':
       case 'store_unavailable':
       case 'busy':
-      case 'rate_limited':
-        // The collector could not take it now; it stays in the spool and goes again later.
-        log.warn({ batchId: id, code: message.code }, `collector deferred a batch: ${message.error}`);
-        this.scheduleRetry();
+      case 'rate_limited': {
+        // The collector could not take it now; it stays in the spool and goes again later: when the collector said
+        // it would take it (a busy store's estimate), else after a doubling back-off.
+        const retryInMs = this.scheduleRetry(message.code === 'busy' ? retryHintMs(message.retryAfterMs) : undefined);
+        log.warn({ batchId: id, code: message.code, retryInMs }, `collector deferred a batch: ${message.error}`);
         return;
+      }
       case 'batch_conflict':
         // The id was stored before with other content (a reset or copied spool reuses ids): same records, new id.
         if (id) {
@@ -279,15 +291,28 @@ export class Uplink {
     }
   }
 
-  private scheduleRetry(): void {
-    if (this.retryTimer || (this.stopping && !this.draining)) return;
-    // While a stop drains the spool its window is short: retry every ~200 ms rather than backing off past it.
-    const delay = this.draining ? 150 + Math.round(Math.random() * 100) : Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
-    if (!this.draining) this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
+  /**
+   * Send the spool again later; returns in how many ms (null: a retry is already scheduled, or the probe stops).
+   * `hintMs`: when the collector expects to take a batch: held that long plus up to half again (probes told the
+   * same moment spread out), and the back-off is not doubled. Without a hint the back-off doubles (jittered).
+   */
+  private scheduleRetry(hintMs?: number): number | null {
+    if (this.retryTimer || (this.stopping && !this.draining)) return null;
+    let delay: number;
+    if (this.draining) {
+      // While a stop drains the spool its window is short: retry every ~200 ms rather than backing off past it.
+      delay = 150 + Math.round(Math.random() * 100);
+    } else if (hintMs !== undefined) {
+      delay = Math.min(RECONNECT_MAX_MS, Math.round(hintMs + Math.random() * (hintMs / 2)));
+    } else {
+      delay = Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
+      this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.pump();
     }, delay);
+    return delay;
   }
 
   /** Send spooled batches, oldest first, keeping at most SEND_WINDOW unacknowledged. */

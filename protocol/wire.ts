@@ -347,6 +347,13 @@ export interface CollectorError {
   error: string;
   field?: string;
   batchId?: string;
+  /**
+   * With `busy` when the store is behind: in how many milliseconds the server
+   * expects to admit a batch (its queue drained to what it takes). A probe
+   * holds the batch that long (plus jitter) instead of doubling its back-off;
+   * without it, it doubles.
+   */
+  retryAfterMs?: number;
 }
 
 export type CollectorMessage = ProbePlan | CollectorAck | CollectorError | ThroughputRun | DiagnoseRequest;

@@ -25,8 +25,10 @@ export function ingestRoutes(deps: ApiDeps) {
       const centre = c.get('principal').name;
       const outcome = await deps.collector.ingestText(centre, await c.req.text());
       if (outcome.ok) return c.json(outcome.ack);
-      // Refused for load (rate, capacity, store down): say when to come back. The probe's backoff also applies.
-      const retry = outcome.status === 429 || outcome.status === 503 ? { 'Retry-After': '1' } : undefined;
+      // Refused for load (rate, capacity, store down): say when to come back (the store's own estimate when it is
+      // behind, whole seconds as HTTP has them; retryAfterMs in the body is the finer figure). The probe's backoff also applies.
+      const hintS = outcome.error.retryAfterMs === undefined ? 1 : Math.max(1, Math.ceil(outcome.error.retryAfterMs / 1000));
+      const retry = outcome.status === 429 || outcome.status === 503 ? { 'Retry-After': String(hintS) } : undefined;
       return c.json({ ...outcome.error, reason: outcome.error.error }, outcome.status as 400, retry);
     },
   );

@@ -13,14 +13,16 @@
  *   schedule (like a probe's batch interval) and sends it when fewer than
  *   `window` are unacknowledged; a batch waiting for the window waits like a
  *   spooled one would, and a batch the collector defers (busy) is held and
- *   sent again after the probe's retry delay (0.25–0.5 s, doubling on each
- *   deferral in a row up to 30 s, reset by an ack), as a probe does.
+ *   sent again as a probe does: after the collector's retry hint (busy with
+ *   the store behind), else after a delay of 0.25–0.5 s doubling on each
+ *   round deferred in a row up to 30 s, reset by an ack.
  *
  * A batch's lag is sealed → ack, holding included; its server lag is its last
  * send → ack. The collector acks only after the synchronous INSERT returned,
  * so at ack time the rows are queryable.
  */
 import WebSocket from 'ws';
+import { retryHintMs } from '../../../probes/uplink.js';
 import { ownCpuSeconds, serveHelper, wallMs } from '../lib/env.js';
 import { batchJson, sampleJson } from './trains.js';
 
@@ -112,7 +114,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
       };
       ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', centre: centre.id, token: centre.token, version: 'bench' })));
       ws.on('message', (data) => {
-        const m = JSON.parse(String(data)) as { type: string; batchId?: string; code?: string; error?: string };
+        const m = JSON.parse(String(data)) as { type: string; batchId?: string; code?: string; error?: string; retryAfterMs?: unknown };
         if (m.type === 'plan') {
           open = true;
           if (req.offeredPerS) {
@@ -120,6 +122,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
               if (wallMs() >= stopAt) {
                 clearInterval(ticker);
                 clearTimeout(retry);
+                retry = undefined;
                 holdUntil = 0;
                 backlog += waiting.length;
                 // Never acknowledged within the run: their lag is at least this long.
@@ -166,14 +169,26 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           if (!open) {
             reject(new Error(`${centre.id}: ${m.error}`));
           } else if (req.offeredPerS && b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
-            // Held like a probe holds a deferred batch (it stays in its spool), then sent again after the probe's delay:
-            // half to all of a delay that doubles on each deferral in a row, from 0.5 s up to 30 s, reset by an ack (probes/uplink.ts).
+            // Held like a probe holds a deferred batch (it stays in its spool), then sent again as the probe does
+            // (probes/uplink.ts scheduleRetry): one retry pending at a time, so the deferrals of one round back off once;
+            // after the collector's hint (busy, the store behind) plus up to half again, else half to all of a delay that
+            // doubles on each round deferred in a row, from 0.5 s up to 30 s, reset by an ack.
             waiting.unshift(b);
-            const delay = retryDelay / 2 + Math.random() * (retryDelay / 2);
-            retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
-            holdUntil = Math.max(holdUntil, wallMs() + delay);
-            clearTimeout(retry);
-            retry = setTimeout(pump, delay);
+            if (retry === undefined) {
+              const hint = m.code === 'busy' ? retryHintMs(m.retryAfterMs) : undefined;
+              let delay: number;
+              if (hint !== undefined) {
+                delay = hint + Math.random() * (hint / 2);
+              } else {
+                delay = retryDelay / 2 + Math.random() * (retryDelay / 2);
+                retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
+              }
+              holdUntil = Math.max(holdUntil, wallMs() + delay);
+              retry = setTimeout(() => {
+                retry = undefined;
+                pump();
+              }, delay);
+            }
           } else {
             setTimeout(pump, 20); // closed loop: go on shortly with a new batch
           }
