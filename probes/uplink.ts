@@ -65,6 +65,22 @@ export function retryHintMs(value: unknown): number | undefined {
   return Math.min(RECONNECT_MAX_MS, value);
 }
 
+/**
+ * How long a probe holds the spool after the collector deferred a round of
+ * batches, and its back-off after: with the collector's hint, the hint plus
+ * up to half again (probes told the same moment spread out) and the back-off
+ * unchanged; without, half to all of the back-off, which then doubles (up to
+ * the ceiling). `random` in [0, 1). The benchmarks' simulated probes hold by
+ * the same rule.
+ */
+export function deferralHold(hintMs: number | undefined, backoffMs: number, random = Math.random()): { holdMs: number; nextBackoffMs: number } {
+  if (hintMs !== undefined) return { holdMs: Math.min(RECONNECT_MAX_MS, Math.round(hintMs + random * (hintMs / 2))), nextBackoffMs: backoffMs };
+  return { holdMs: Math.round(backoffMs / 2 + random * (backoffMs / 2)), nextBackoffMs: Math.min(RECONNECT_MAX_MS, backoffMs * 2) };
+}
+
+/** The back-off after a deferral starts here (and returns here on every ack). */
+export const DEFERRAL_BACKOFF_MIN_MS = RECONNECT_MIN_MS;
+
 export class Uplink {
   private ws: WebSocket | null = null;
   /** Batch ids sent on this connection and not yet answered. */
@@ -292,9 +308,8 @@ export class Uplink {
   }
 
   /**
-   * Send the spool again later; returns in how many ms (null: a retry is already scheduled, or the probe stops).
-   * `hintMs`: when the collector expects to take a batch: held that long plus up to half again (probes told the
-   * same moment spread out), and the back-off is not doubled. Without a hint the back-off doubles (jittered).
+   * Send the spool again later (deferralHold; `hintMs`: when the collector expects to take a batch); returns in
+   * how many ms (null: a retry is already scheduled, or the probe stops).
    */
   private scheduleRetry(hintMs?: number): number | null {
     if (this.retryTimer || (this.stopping && !this.draining)) return null;
@@ -302,11 +317,10 @@ export class Uplink {
     if (this.draining) {
       // While a stop drains the spool its window is short: retry every ~200 ms rather than backing off past it.
       delay = 150 + Math.round(Math.random() * 100);
-    } else if (hintMs !== undefined) {
-      delay = Math.min(RECONNECT_MAX_MS, Math.round(hintMs + Math.random() * (hintMs / 2)));
     } else {
-      delay = Math.round(this.retryDelay / 2 + Math.random() * (this.retryDelay / 2));
-      this.retryDelay = Math.min(RECONNECT_MAX_MS, this.retryDelay * 2);
+      const hold = deferralHold(hintMs, this.retryDelay);
+      delay = hold.holdMs;
+      this.retryDelay = hold.nextBackoffMs;
     }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { retryAfterMs } from '../../collector/batch-ingest.js';
 import { Spool } from '../../probes/spool.js';
-import { Uplink, retryHintMs } from '../../probes/uplink.js';
+import { Uplink, deferralHold, retryHintMs } from '../../probes/uplink.js';
 import type { ProbeReport, TrainSample } from '../../protocol/index.js';
 
 function sample(trainId: string): TrainSample {
@@ -62,6 +62,15 @@ describe('the collector\'s retry hint', () => {
     for (const hostile of [-5, Number.NaN, Number.POSITIVE_INFINITY, '300', null, undefined, {}, [300], true]) {
       expect(retryHintMs(hostile), JSON.stringify(hostile)).toBeUndefined();
     }
+  });
+
+  it('holds a probe for the hint plus up to half again, back-off unchanged; without one, half to all of a back-off that doubles to 30 s', () => {
+    expect(deferralHold(300, 500, 0)).toEqual({ holdMs: 300, nextBackoffMs: 500 });
+    expect(deferralHold(300, 500, 0.999)).toEqual({ holdMs: 450, nextBackoffMs: 500 });
+    expect(deferralHold(30_000, 500, 0.5)).toEqual({ holdMs: 30_000, nextBackoffMs: 500 });
+    expect(deferralHold(undefined, 500, 0)).toEqual({ holdMs: 250, nextBackoffMs: 1000 });
+    expect(deferralHold(undefined, 500, 0.999)).toEqual({ holdMs: 500, nextBackoffMs: 1000 });
+    expect(deferralHold(undefined, 30_000, 0)).toEqual({ holdMs: 15_000, nextBackoffMs: 30_000 });
   });
 
   it('a probe holds a deferred batch as hinted without doubling its back-off, doubles without a hint, and stores it in the end', async () => {

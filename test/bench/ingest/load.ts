@@ -22,7 +22,7 @@
  * so at ack time the rows are queryable.
  */
 import WebSocket from 'ws';
-import { retryHintMs } from '../../../probes/uplink.js';
+import { DEFERRAL_BACKOFF_MIN_MS, deferralHold, retryHintMs } from '../../../probes/uplink.js';
 import { ownCpuSeconds, serveHelper, wallMs } from '../lib/env.js';
 import { batchJson, sampleJson } from './trains.js';
 
@@ -54,9 +54,6 @@ export interface LoadResult {
   bytesSent: number;
 }
 
-/** A probe's retry delay after a deferral: doubling from this, up to the maximum (probes/uplink.ts RECONNECT_MIN_MS/MAX_MS). */
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
 
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const lags: number[] = [];
@@ -86,7 +83,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
       /** After a deferral, nothing is sent before this (wall ms). */
       let holdUntil = 0;
       let retry: NodeJS.Timeout | undefined;
-      let retryDelay = RETRY_MIN_MS;
+      let retryDelay = DEFERRAL_BACKOFF_MIN_MS;
       const seal = (): Sealed => {
         const id = `${req.tag}-${centre.id}-${seq++}`;
         const nowUs = Math.round(wallMs() * 1000);
@@ -156,7 +153,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           lagSealedAt.push(s.sealed - startedAt);
           serverLags.push(now - s.sent);
           lastAck = Math.max(lastAck, now);
-          retryDelay = RETRY_MIN_MS;
+          retryDelay = DEFERRAL_BACKOFF_MIN_MS;
           trains += req.batchSize;
           batches++;
           pump();
@@ -169,25 +166,17 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           if (!open) {
             reject(new Error(`${centre.id}: ${m.error}`));
           } else if (req.offeredPerS && b && (m.code === 'busy' || m.code === 'store_unavailable' || m.code === 'rate_limited')) {
-            // Held like a probe holds a deferred batch (it stays in its spool), then sent again as the probe does
-            // (probes/uplink.ts scheduleRetry): one retry pending at a time, so the deferrals of one round back off once;
-            // after the collector's hint (busy, the store behind) plus up to half again, else half to all of a delay that
-            // doubles on each round deferred in a row, from 0.5 s up to 30 s, reset by an ack.
+            // Held like a probe holds a deferred batch (it stays in its spool), then sent again by the probe's rule
+            // (probes/uplink.ts deferralHold): one retry pending at a time, so the deferrals of one round back off once.
             waiting.unshift(b);
             if (retry === undefined) {
-              const hint = m.code === 'busy' ? retryHintMs(m.retryAfterMs) : undefined;
-              let delay: number;
-              if (hint !== undefined) {
-                delay = hint + Math.random() * (hint / 2);
-              } else {
-                delay = retryDelay / 2 + Math.random() * (retryDelay / 2);
-                retryDelay = Math.min(RETRY_MAX_MS, retryDelay * 2);
-              }
-              holdUntil = Math.max(holdUntil, wallMs() + delay);
+              const hold = deferralHold(m.code === 'busy' ? retryHintMs(m.retryAfterMs) : undefined, retryDelay);
+              retryDelay = hold.nextBackoffMs;
+              holdUntil = Math.max(holdUntil, wallMs() + hold.holdMs);
               retry = setTimeout(() => {
                 retry = undefined;
                 pump();
-              }, delay);
+              }, hold.holdMs);
             }
           } else {
             setTimeout(pump, 20); // closed loop: go on shortly with a new batch

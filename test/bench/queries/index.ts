@@ -383,7 +383,7 @@ FROM numbers({rows:UInt64})`,
 }
 
 /**
- * What one month query read, from the engine's cumulative counters
+ * How one month query read its link-hours (slaReadPlan) and what it read, from the engine's cumulative counters
  * (system.events; chDB keeps no system.query_log): rows and bytes of the
  * granules selected, compressed bytes read, CPU time.
  */
@@ -396,23 +396,9 @@ async function slaReadProfile(client: ClickHouseClient, q: SlaQuery): Promise<st
   await slaCompliance(client, q);
   const after = await counters();
   const d = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
-  const [hours] = await client.query({
-    query: `
-WITH hs AS (
-    SELECT a, b, hour, sum(trains) AS t, max(finalised_trains) AS f FROM sla_hours
-    WHERE engine = {engine:String} AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
-    GROUP BY a, b, hour
-)
-SELECT countIf(t != f) AS stale, countIf(t = f) AS settled,
-       countIf(t = f AND (a, b, hour, f) IN (SELECT a, b, hour, hour_trains FROM sla_link_hours WHERE engine = {engine:String})) AS summarised
-FROM hs`,
-    query_params: { engine: q.engine, start: q.startS, end: q.endS },
-    format: 'JSONEachRow',
-  }).then((r) => r.json<{ stale: string; settled: string; summarised: string }>());
-  const n = (x: string | number | undefined) => Number(x ?? 0).toLocaleString('en');
   const plan = await slaReadPlan(client, q);
-  return `link-hours: ${n(hours?.settled)} settled (${n(hours?.summarised)} of them with a summary of their version), ${n(hours?.stale)} stale; ` +
-    `read as ${n(plan.summary)} summaries, ${n(plan.minutes)} hours of sla_minutes, ${n(plan.stale)} hours of latency_1m; ` +
+  const n = (x: number) => x.toLocaleString('en');
+  return `link-hours read as ${n(plan.summary)} summaries, ${n(plan.minutes)} hours of sla_minutes, ${n(plan.stale)} stale hours of latency_1m; ` +
     `read ${d('SelectedRows').toLocaleString('en')} rows (${(d('SelectedBytes') / 1e6).toFixed(0)} MB uncompressed, ${(d('ReadCompressedBytes') / 1e6).toFixed(1)} MB compressed), ` +
     `${(d('UserTimeMicroseconds') / 1000).toFixed(0)} ms CPU (the counters include the counter queries themselves)`;
 }
