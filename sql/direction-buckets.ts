@@ -29,7 +29,12 @@ export interface DirectionBucketsOptions {
   where?: string;
   /** Compute the percentile levels (default true); without them d_qs is an empty array. */
   levels?: boolean;
+  /** Rollup only: the minute rollup read (default latency_1m; latency_1m_recent holds the last hours alone, migration 0019). */
+  rollupTable?: RollupMinutesTable;
 }
+
+/** The tables of minute rollup states, one column layout (migrations 0002 and 0019). */
+export type RollupMinutesTable = 'latency_1m' | 'latency_1m_recent';
 
 /**
  * One row per bucket and direction: bucket_time (DateTime, UTC), la and lb
@@ -45,7 +50,7 @@ export function directionBucketsSql(o: DirectionBucketsOptions): string {
     SELECT minute AS bucket_time, least(src, dst) AS la, greatest(src, dst) AS lb, src AS dir_src,
            sum(trains) AS d_trains, sum(sent) AS d_sent, sum(received) AS d_received, sum(lost) AS d_lost,
            ${levels ? `quantilesTDigestArrayMerge(${LEVELS_SQL})(rtt_q_us)` : `CAST([], 'Array(Float64)')`} AS d_qs
-    FROM latency_1m
+    FROM ${o.rollupTable ?? 'latency_1m'}
     WHERE (${o.engine}) AND (${o.period}) AND (${where})
     GROUP BY minute, src, dst`;
   }

@@ -22,7 +22,7 @@
  * or uncovered minute ends a run).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { directionBucketsSql, levelIndex, ROLLUP_LEVELS } from './direction-buckets.js';
+import { directionBucketsSql, levelIndex, ROLLUP_LEVELS, type RollupMinutesTable } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
 
 export type SlaSource = 'rollup' | 'raw';
@@ -148,13 +148,13 @@ const runs = (idx: string) =>
  * raw trains (exact) or from latency_1m (t-digest). `where` narrows the
  * rollup's rows further (SQL over minute, src, dst).
  */
-export function directionMinutes(source: SlaSource, where = '1'): string {
+export function directionMinutes(source: SlaSource, where = '1', rollupTable: RollupMinutesTable = 'latency_1m'): string {
   const period = source === 'rollup'
     ? 'minute >= toDateTime({start:UInt32}) AND minute < toDateTime({end:UInt32})'
     : 'ts >= toDateTime64({start:UInt32}, 6) AND ts < toDateTime64({end:UInt32}, 6)';
   return `
     SELECT bucket_time AS minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
-    FROM (${directionBucketsSql({ source, engine: 'engine = {engine:String}', period, where })}
+    FROM (${directionBucketsSql({ source, engine: 'engine = {engine:String}', period, where, rollupTable })}
     )`;
 }
 
@@ -181,7 +181,7 @@ export function pairDirections(directions: string): string {
 /**
  * Link-hours of the period (engine {engine}) as sla_hours counts them.
  * stale: materialised minutes missing or older than the trains latency_1m
- * holds, read from latency_1m. settled: materialised from every train
+ * holds, read from the minute rollup (STALE_SPLIT). settled: materialised from every train
  * latency_1m holds; `version` is the trains its minutes (sla_minutes) and
  * summary (sla_link_hours) came from, which picks their current rows
  * without FINAL (older versions carry fewer trains).
@@ -192,24 +192,64 @@ hour_state AS (
     WHERE engine = {engine:String} AND hour >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND hour < toDateTime({end:UInt32}, 'UTC')
     GROUP BY a, b, hour
 )`;
-const HOUR_STATE = `${HOUR_STATE_ONLY},
-stale AS (SELECT a, b, hour FROM hour_state WHERE h_trains != h_finalised),
-settled AS (SELECT a, b, hour, h_finalised AS version FROM hour_state WHERE h_trains = h_finalised)`;
 
 /** sla_minutes rows of the current version of the settled link-hours in \`hours\` (a CTE of a, b, hour, version), once each. */
 const settledMinutes = (hours: string) => `(a, b, toStartOfHour(minute), hour_trains) IN (SELECT a, b, hour, version FROM ${hours})`;
 
-/** latency_1m rows of stale link-hours only; the time bounds let the primary key skip the rest. */
-const IN_STALE = `minute >= (SELECT min(hour) FROM stale) AND minute < (SELECT max(hour) FROM stale) + 3600
-        AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale)`;
+/** Rollup rows of the link-hours in `hours` (a CTE of a, b, hour) only; the time bounds let the primary key skip the rest. */
+const inHours = (hours: string) => `minute >= (SELECT min(hour) FROM ${hours}) AND minute < (SELECT max(hour) FROM ${hours}) + 3600
+        AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM ${hours})`;
+
+/** latency_1m_recent holds a few hourly partitions: the period's bounds prune them; finer bounds are not worth their subqueries. */
+const IN_RECENT_PERIOD = `minute >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND minute < toDateTime({end:UInt32}, 'UTC')`;
+
+/**
+ * recent_whole: whether latency_1m_recent (the last hours alone, migration
+ * 0019) holds every train sla_hours counts for every stale link-hour (a CTE
+ * \`stale\` of a, b, hour and those trains). Then the stale link-hours are
+ * read there (the current hour of a month to now: 60 rows per direction);
+ * otherwise (late trains into an older hour, hours gone from
+ * latency_1m_recent) all of them from latency_1m, where the current hour of
+ * every direction shares its granules with days of that direction's other
+ * minutes (the whole month so far decoded). All or nothing, decided once (a
+ * scalar): splitting link-hour by link-hour costs more analysis (a CTE is a
+ * copy at every use) than it saves. The same states either way, written from
+ * the same inserted blocks by the same SELECT; merged in another order
+ * (hourly parts here, monthly there), a t-digest's levels may differ in their
+ * last digits, as latency_1m's own do before and after one of its merges.
+ */
+const STALE_SPLIT = `(
+    SELECT count() = 0
+    FROM stale AS s
+    LEFT JOIN (
+        SELECT least(src, dst) AS r_a, greatest(src, dst) AS r_b, toStartOfHour(minute) AS r_hour, sum(trains) AS r_trains
+        FROM latency_1m_recent
+        WHERE engine = {engine:String} AND ${IN_RECENT_PERIOD}
+        GROUP BY r_a, r_b, r_hour
+    ) AS r ON r.r_a = s.a AND r.r_b = s.b AND r.r_hour = s.hour
+    WHERE r.r_trains != s.trains
+) AS recent_whole`;
+
+const HOUR_STATE = `${HOUR_STATE_ONLY},
+stale AS (SELECT a, b, hour, h_trains AS trains FROM hour_state WHERE h_trains != h_finalised),
+${STALE_SPLIT},
+settled AS (SELECT a, b, hour, h_finalised AS version FROM hour_state WHERE h_trains = h_finalised)`;
+
+/** Per minute and direction (directionMinutes' rows) of the stale link-hours, from where STALE_SPLIT says; \`where\` narrows them. */
+const staleDirectionMinutes = (where = '1') => `
+    SELECT * FROM (${directionMinutes('rollup', `NOT recent_whole AND ${where} AND ${inHours('stale')}`)}
+    )
+    UNION ALL
+    SELECT * FROM (${directionMinutes('rollup', `recent_whole AND ${where} AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM stale)`, 'latency_1m_recent')}
+    )`;
 
 
 /**
  * One row per link-minute with data: minute, la, lb, link ('a~b'), dirs,
  * rx_dirs, m_sent, m_lost, m_qs. From the rollup: the materialised minutes
  * (sla_minutes) of the settled link-hours their summaries do not decide,
- * latency_1m for the stale ones (the same figures either way); from the raw
- * trains: computed now.
+ * the minute rollup for the stale ones (STALE_SPLIT; the same figures
+ * either way); from the raw trains: computed now.
  */
 function linkMinutes(source: SlaSource): string {
   if (source === 'raw') {
@@ -231,7 +271,7 @@ function linkMinutes(source: SlaSource): string {
     )
     UNION ALL
     SELECT minute, la, lb, concat(la, '~', lb) AS link, dirs, rx_dirs, m_sent, m_lost, m_qs
-    FROM (${pairDirections(directionMinutes('rollup', IN_STALE))}
+    FROM (${pairDirections(staleDirectionMinutes())}
     )`;
 }
 
@@ -250,7 +290,7 @@ function oneLinkDirectionMinutes(source: SlaSource): string {
     )
     UNION ALL
     SELECT minute, la, lb, dir_src, d_trains, d_sent, d_received, d_lost, d_qs
-    FROM (${directionMinutes('rollup', `src IN ({a:String}, {b:String}) AND dst IN ({a:String}, {b:String}) AND ${IN_STALE}`)}
+    FROM (${staleDirectionMinutes('src IN ({a:String}, {b:String}) AND dst IN ({a:String}, {b:String})')}
     )`;
 }
 
@@ -343,7 +383,7 @@ hour_plan AS (
                         OR links.loss_max > arrayElement(lh.top_loss_lost, -1) / arrayElement(lh.top_loss_sent, -1) * (1 + 1e-9))
                    AND (hs.a, hs.b, hs.hour) NOT IN (SELECT a, b, toStartOfHour(minute) FROM excluded), 'summary',
                    'minutes') AS kind,
-           hs.a AS a, hs.b AS b, links.link AS link, hs.hour AS hour, hs.h_finalised AS version,
+           hs.a AS a, hs.b AS b, links.link AS link, hs.hour AS hour, hs.h_finalised AS version, hs.h_trains AS trains,
            lh.covered AS covered, lh.available AS available, lh.sent AS sent, lh.lost AS lost,
            ${levelPick(levels, 'us')} AS top_us, ${levelPick(levels, 'minutes')} AS top_minutes,
            toFloat64(arrayElement(top_us, 1)) AS worst_p_us,
@@ -365,11 +405,12 @@ hour_plan AS (
     WHERE ${source === 'rollup' ? '1' : '0'}
 ),
 (
-    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst, p_latency_idx, p_loss_idx, p_availability_idx))
+    SELECT groupArray((kind, a, b, link, p_hour, p_version, p_covered, p_available, p_sent, p_lost, p_worst, p_latency_idx, p_loss_idx, p_availability_idx, p_trains))
     FROM (
         SELECT kind, a, b, link, if(kind = 'summary', toDateTime(0, 'UTC'), hour) AS p_hour, any(version) AS p_version,
                sum(covered) AS p_covered, sum(available) AS p_available, sum(sent) AS p_sent, sum(lost) AS p_lost, max(worst_p_us) AS p_worst,
-               groupArrayArray(latency_idx) AS p_latency_idx, groupArrayArray(loss_idx) AS p_loss_idx, groupArrayArray(availability_idx) AS p_availability_idx
+               groupArrayArray(latency_idx) AS p_latency_idx, groupArrayArray(loss_idx) AS p_loss_idx, groupArrayArray(availability_idx) AS p_availability_idx,
+               any(trains) AS p_trains
         FROM hour_plan
         GROUP BY kind, a, b, link, p_hour
     )
@@ -378,10 +419,13 @@ plan_items AS (
     -- the plan computed once (a scalar subquery is evaluated once per query; a CTE once per reference): the link-hours
     -- decided by their summaries as one total per link, every other link-hour on its own
     SELECT p.1 AS kind, p.2 AS a, p.3 AS b, p.4 AS link, p.5 AS hour, p.6 AS version, p.7 AS covered, p.8 AS available,
-           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us, p.12 AS latency_idx, p.13 AS loss_idx, p.14 AS availability_idx
+           p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us, p.12 AS latency_idx, p.13 AS loss_idx, p.14 AS availability_idx,
+           p.15 AS trains
     FROM (SELECT arrayJoin(plan) AS p)
 ),
-stale AS (SELECT a, b, hour FROM plan_items WHERE kind = 'stale'),
+-- trains: what sla_hours counts of a stale link-hour (one row each: its p_hour is its own)
+stale AS (SELECT a, b, hour, trains FROM plan_items WHERE kind = 'stale'),
+${STALE_SPLIT},
 minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'minutes'),
 summary_links AS (
     SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
@@ -560,8 +604,10 @@ export interface SlaReadPlan {
   summary: number;
   /** Read minute by minute from sla_minutes (cut by the period, an excluded minute, or a summary that cannot decide). */
   minutes: number;
-  /** Not materialised from every train yet: read from latency_1m. */
+  /** Not materialised from every train yet: read from the minute rollup. */
   stale: number;
+  /** Of the stale ones, those read from latency_1m_recent (the last hours alone): all of them or none (STALE_SPLIT). */
+  recent: number;
 }
 
 /**
@@ -570,11 +616,13 @@ export interface SlaReadPlan {
  * query costs more than its summaries should.
  */
 export async function slaReadPlan(client: ClickHouseClient, q: SlaQuery): Promise<SlaReadPlan> {
-  const plan: SlaReadPlan = { summary: 0, minutes: 0, stale: 0 };
+  const plan: SlaReadPlan = { summary: 0, minutes: 0, stale: 0, recent: 0 };
   if (q.links.length === 0) return plan;
   const rows = await client.query({
     query: `${ctes(q)}
 SELECT kind, count() AS n FROM hour_plan GROUP BY kind
+UNION ALL
+SELECT 'recent' AS kind, if(recent_whole, (SELECT count() FROM stale), 0) AS n
 SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
     query_params: linkParams(q),
     format: 'JSONEachRow',

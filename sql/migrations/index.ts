@@ -21,6 +21,7 @@ import { pathLatest } from './0015_path_latest.js';
 import { slaMinutesHourlyRollup } from './0016_sla_minutes_hourly_rollup.js';
 import { pathRecent } from './0017_path_recent.js';
 import { slaLinkHours } from './0018_sla_link_hours.js';
+import { latency1mRecent } from './0019_latency_1m_recent.js';
 
 export interface Migration {
   version: number;
@@ -28,4 +29,4 @@ export interface Migration {
   statements: string[];
 }
 
-export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals, pathLatest, slaMinutesHourlyRollup, pathRecent, slaLinkHours];
+export const migrations: readonly Migration[] = [latencyTrains, latencyRollup1m, trainIds, capacity, sla, coordination, alerts, diagnostics, loadWindows, batchLedger, latencyTotals, timestamping, selfLoadTotals, pathLatest, slaMinutesHourlyRollup, pathRecent, slaLinkHours, latency1mRecent];

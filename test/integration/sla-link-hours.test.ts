@@ -172,11 +172,11 @@ describe('a month read from the summaries alone', () => {
       expect(await month(s.client, { ...strict, linkHours: false })).toEqual(strictBefore);
       // How each month is read: every hour whole, settled and summarised, so by its summary alone unless the policy
       // breaches more minutes than an hour lists; minute by minute when summaries are not to be used.
-      expect(await slaReadPlan(s.client, q)).toEqual({ summary: 12, minutes: 0, stale: 0 });
+      expect(await slaReadPlan(s.client, q)).toEqual({ summary: 12, minutes: 0, stale: 0, recent: 0 });
       const strictPlan = await slaReadPlan(s.client, strict);
       expect(strictPlan.minutes).toBeGreaterThan(0);
       expect(strictPlan.summary + strictPlan.minutes).toBe(12);
-      expect(await slaReadPlan(s.client, { ...q, linkHours: false })).toEqual({ summary: 0, minutes: 12, stale: 0 });
+      expect(await slaReadPlan(s.client, { ...q, linkHours: false })).toEqual({ summary: 0, minutes: 12, stale: 0, recent: 0 });
       await s.client.command({ query: 'TRUNCATE TABLE sla_minutes' });
       expect(await month(s.client, q)).toEqual(before);
       // Decided by the summaries alone: a breach run across an hour boundary and loss breaches.

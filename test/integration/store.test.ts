@@ -33,10 +33,10 @@ async function schemaSnapshot(): Promise<unknown> {
 describe('migrations', () => {
   it('apply once, record each version in the ledger, and change nothing when run again', async () => {
     const first = await migrate(store.client);
-    expect(first.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18]);
+    expect(first.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19]);
     const before = await schemaSnapshot();
     const second = await migrate(store.client);
-    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18] });
+    expect(second).toEqual({ applied: [], skipped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19] });
     expect(await schemaSnapshot()).toEqual(before);
     const ledger = await store.client.query({ query: 'SELECT version, name FROM schema_migrations ORDER BY version', format: 'JSONEachRow' });
     expect(await ledger.json()).toEqual([
@@ -57,6 +57,7 @@ describe('migrations', () => {
       { version: 16, name: 'sla_minutes_hourly_rollup' },
       { version: 17, name: 'path_recent' },
       { version: 18, name: 'sla_link_hours' },
+      { version: 19, name: 'latency_1m_recent' },
     ]);
   });
 });

@@ -398,7 +398,8 @@ async function slaReadProfile(client: ClickHouseClient, q: SlaQuery): Promise<st
   const d = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
   const plan = await slaReadPlan(client, q);
   const n = (x: number) => x.toLocaleString('en');
-  return `link-hours read as ${n(plan.summary)} summaries, ${n(plan.minutes)} hours of sla_minutes, ${n(plan.stale)} stale hours of latency_1m; ` +
+  return `link-hours read as ${n(plan.summary)} summaries, ${n(plan.minutes)} hours of sla_minutes, ${n(plan.stale)} stale hours ` +
+    `(${n(plan.recent)} of latency_1m_recent, ${n(plan.stale - plan.recent)} of latency_1m); ` +
     `read ${d('SelectedRows').toLocaleString('en')} rows (${(d('SelectedBytes') / 1e6).toFixed(0)} MB uncompressed, ${(d('ReadCompressedBytes') / 1e6).toFixed(1)} MB compressed), ` +
     `${(d('UserTimeMicroseconds') / 1000).toFixed(0)} ms CPU (the counters include the counter queries themselves)`;
 }
@@ -524,10 +525,10 @@ export async function run(): Promise<void> {
       });
       if (!wholeMonth) note(B, `${name}: a 30-day month of the same mesh is ${(minutes * 30 * 86_400 / (q.endS - q.startS)).toLocaleString('en')} link-minutes; at the cost per link-minute measured here, about ${((value * 30 * 86_400) / (q.endS - q.startS) / 1000).toFixed(0)} s (a projection, not a measurement)`);
     };
-    await slaFig('queries.sla_month_20c', real, `month SLA, ${CENTRES} centres full mesh, ${DAYS} days of trains at 1/min (last day 12/min) through latency_trains, after the materialiser, ending now: the current hour read from latency_1m, the first (cut by the period) from sla_minutes`)();
+    await slaFig('queries.sla_month_20c', real, `month SLA, ${CENTRES} centres full mesh, ${DAYS} days of trains at 1/min (last day 12/min) through latency_trains, after the materialiser, ending now: the current hour read from latency_1m_recent, the first (cut by the period) from sla_minutes`)();
     // The same month closed (whole hours, ending at the last whole hour): what a report of a past month reads. The
-    // month to now above also reads the current hour from latency_1m, whose 8,192-row granules it shares here with
-    // days of other minutes (this store was generated in bulk and merged): that read alone is ~2.5 M rows.
+    // month to now above also reads the current hour, from latency_1m_recent (migration 0019): from latency_1m,
+    // whose 8,192-row granules it shares with days of other minutes, that read alone was ~2.5 M rows.
     const hourS = endS - (endS % 3600);
     const closed = month('stamp', CENTRES, hourS - DAYS * 86_400, hourS);
     await slaFig('queries.sla_month_20c_closed', closed, `the same ${DAYS} days closed: whole hours, ending at the last whole hour (a report of a past month)`)();
