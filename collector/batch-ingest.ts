@@ -34,7 +34,7 @@ export interface BatchIngestDeps {
   metrics: CollectorMetrics;
   reports: ProbeReports;
   selfLoad: SelfLoadMarker;
-  limits: { maxConcurrentStores: number; maxStoreWaitS: number; maxInflightTotal: number; maxGroupTrains: number; maxGroupBytes: number };
+  limits: { maxConcurrentStores: number; maxStoreWaitS: number; maxInflightTotal: number; maxGroupTrains: number; maxGroupBytes: number; minStoreTurnIntervalMs: number };
   /** Work the collector's close() waits for (shared with its other background work: maxInflightTotal counts both). */
   inflight: Set<Promise<unknown>>;
   track(work: Promise<void>): void;
@@ -141,7 +141,7 @@ export class BatchIngest {
   constructor(private readonly deps: BatchIngestDeps) {
     this.storeQueue = new StoreQueue<ReadyBatch>({
       concurrency: deps.limits.maxConcurrentStores, maxWaitS: deps.limits.maxStoreWaitS,
-      maxGroupTrains: deps.limits.maxGroupTrains, maxGroupBytes: deps.limits.maxGroupBytes,
+      maxGroupTrains: deps.limits.maxGroupTrains, maxGroupBytes: deps.limits.maxGroupBytes, minTurnIntervalMs: deps.limits.minStoreTurnIntervalMs,
     }, { lookUp: (group) => this.lookUpGroup(group), insert: (group) => this.insertGroup(group) });
   }
 

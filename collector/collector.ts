@@ -51,6 +51,13 @@ export interface CollectorLimits {
   /** Message bytes one store turn may carry (a batch larger alone is stored alone). */
   maxGroupBytes: number;
   /**
+   * Least time between the starts of two store turns unless a group's worth
+   * waits (store-queue.ts): batches arriving sooner wait for the rest of it
+   * and go together. Each turn costs the engine tens of milliseconds of CPU
+   * however few rows it carries; the live feed does not wait for this.
+   */
+  minStoreTurnIntervalMs: number;
+  /**
    * Longest time a batch may be expected to spend in the server, by the
    * store's measured rate; a batch expected to take longer is refused (busy):
    * the probe holding it (it keeps it until acked) is better than a queue growing here.
@@ -74,6 +81,7 @@ export const defaultCollectorLimits: CollectorLimits = {
   maxConcurrentStores: 4,
   maxGroupTrains: 5000,
   maxGroupBytes: 8 * 1024 * 1024,
+  minStoreTurnIntervalMs: 500,
   maxStoreWaitS: 1.5,
   messagesPerSecond: 50,
   messageBurst: 200,

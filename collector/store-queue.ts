@@ -10,6 +10,16 @@
  * the acks wait for (the live feed does not: a batch's trains are published
  * when it is validated, before it is queued here; batch-ingest.ts).
  *
+ * Turns start at most once per `minTurnIntervalMs` unless a group's worth
+ * waits: a store turn's fixed cost (tens of milliseconds of engine CPU for
+ * an INSERT into every table and view, however few rows, and the parts it
+ * leaves to merge) is paid per turn, so twenty probes each sending a small
+ * batch a second cost twenty turns a second without it. A batch arriving
+ * after a quiet spell goes at once; one arriving sooner waits at most the
+ * rest of the interval (its ack is that much later, well inside the lag
+ * target), and everything that arrived meanwhile goes with it. The live
+ * feed does not wait for this: it publishes at validation.
+ *
  * A batch whose time in the server would exceed `maxWaitS`, judged by the
  * store's measured rate in records (trains, NIC samples, tests, runs: a
  * batch counts by what it holds, not as one), is not admitted: the probe
@@ -32,6 +42,8 @@ export interface StoreQueueOptions {
   maxGroupTrains: number;
   /** Message bytes one group may carry. */
   maxGroupBytes: number;
+  /** Least time between the starts of two turns, unless a group's worth waits (default 0: no wait). */
+  minTurnIntervalMs?: number;
   /** Monotonic milliseconds (tests drive their own clock). */
   now?: () => number;
 }
@@ -80,6 +92,10 @@ export class StoreQueue<B extends QueuedBatch> {
   private rateAt = 0;
   /** When the queue first stood empty after its last saturation; null while saturated or since. */
   private drainedAt: number | null = null;
+  /** When the last turn (its lookup) started. */
+  private lastTurnAt = Number.NEGATIVE_INFINITY;
+  /** Set while waiting batches wait only for the turn interval (not for the store). */
+  private turnTimer: NodeJS.Timeout | null = null;
 
   private readonly now: () => number;
 
@@ -126,9 +142,12 @@ export class StoreQueue<B extends QueuedBatch> {
     return { waiting: this.waiting.length, lookedUp: this.lookedUp.length, inserting: this.inserting };
   }
 
-  /** Batches queue here only while every INSERT is taken: until then there is room. */
+  /**
+   * Batches queue here only while every INSERT is taken: until then there is
+   * room. Batches held for the turn interval do not count: the store is idle.
+   */
   private saturated(): boolean {
-    return this.waiting.length > 0 || this.lookedUp.length > 0;
+    return (this.waiting.length > 0 && this.turnTimer === null) || this.lookedUp.length > 0;
   }
 
   private refusal(trains: number): { expectedS: number | null } | null {
@@ -157,8 +176,36 @@ export class StoreQueue<B extends QueuedBatch> {
   private pump(): void {
     while (this.inserting < this.options.concurrency && this.lookedUp.length > 0) this.startInsert(this.take(this.lookedUp));
     if (this.lookingUp === null && this.waiting.length > 0 && this.sum(this.lookedUp) < this.options.maxGroupTrains) {
+      const holdMs = this.turnHoldMs();
+      if (holdMs > 0) {
+        this.turnTimer ??= setTimeout(() => {
+          this.turnTimer = null;
+          this.pump();
+        }, holdMs);
+        return;
+      }
+      if (this.turnTimer !== null) {
+        clearTimeout(this.turnTimer);
+        this.turnTimer = null;
+      }
+      this.lastTurnAt = this.now();
       this.startLookup(this.take(this.waiting));
     }
+  }
+
+  /** How long the waiting batches wait for the turn interval: 0 once it has passed or a group's worth waits. */
+  private turnHoldMs(): number {
+    const interval = this.options.minTurnIntervalMs ?? 0;
+    if (interval <= 0) return 0;
+    const left = this.lastTurnAt + interval - this.now();
+    if (left <= 0) return 0;
+    let trains = 0;
+    let bytes = 0;
+    for (const b of this.waiting) {
+      trains += b.trains;
+      bytes += b.bytes;
+    }
+    return trains >= this.options.maxGroupTrains || bytes >= this.options.maxGroupBytes ? 0 : left;
   }
 
   /** The oldest batches of `queue` while the group stays within its bounds (a batch larger than a bound goes alone). */

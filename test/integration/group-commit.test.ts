@@ -105,7 +105,8 @@ function watchHub(): { published: string[]; retracted: string[]; stop(): void } 
 
 beforeAll(async () => {
   server = await startTestServer(topo.topology, {
-    collectorLimits: { maxConcurrentStores: 1, messagesPerSecond: 10_000, messageBurst: 10_000 },
+    // Turns as soon as the one INSERT slot is free (no turn interval): the groups here are what that slot forms.
+    collectorLimits: { maxConcurrentStores: 1, minStoreTurnIntervalMs: 0, messagesPerSecond: 10_000, messageBurst: 10_000 },
   });
 });
 

@@ -15,9 +15,10 @@ const topo = testTopology(['alpha', 'beta', 'gamma'], '127.0.94');
 describe('when the store is behind, busy says when to come back', () => {
   it('a batch refused because the store is behind carries retryAfterMs (whole ms, 100 ms to 30 s), and still every batch is stored once', async () => {
     // A server whose store may hold nothing back (1 ms of expected wait): once it has measured its insert rate, a
-    // batch arriving while another is stored is refused as the store being behind, with the store's estimate.
+    // batch arriving while another is stored is refused as the store being behind, with the store's estimate. Turns
+    // start as soon as the INSERT slot is free (no turn interval): batches held for an interval are no saturation.
     const server = await startTestServer(topo.topology, {
-      collectorLimits: { maxInflightPerConnection: 16, maxConcurrentStores: 1, maxStoreWaitS: 0.001, maxConnectionsPerCentre: 4, messagesPerSecond: 10_000, messageBurst: 10_000 },
+      collectorLimits: { maxInflightPerConnection: 16, maxConcurrentStores: 1, maxStoreWaitS: 0.001, minStoreTurnIntervalMs: 0, maxConnectionsPerCentre: 4, messagesPerSecond: 10_000, messageBurst: 10_000 },
     });
     const centres = ['alpha', 'beta', 'gamma'] as const;
     const clients: RawClient[] = [];

@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreQueue, type QueuedBatch } from '../../collector/store-queue.js';
 
 interface Batch extends QueuedBatch {
   name: string;
 }
 
-interface QueueOptions { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; now?: () => number }
+interface QueueOptions { concurrency: number; maxWaitS: number; maxGroupTrains?: number; maxGroupBytes?: number; minTurnIntervalMs?: number; now?: () => number }
 
 /**
  * A queue whose stages the test finishes by hand: `lookups` and `inserts` list each group as its stage starts.
@@ -229,3 +229,66 @@ describe('StoreQueue (group commit)', () => {
     expect(inserts.slice(4)).toEqual([['later'], ['heavy again']]);
   });
 });
+
+describe('StoreQueue turn interval', () => {
+  // The queue's clock (performance.now) and its timer are vitest's fake ones: time moves only when the test moves it.
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const fake = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+  const settleFake = () => vi.advanceTimersByTimeAsync(0);
+
+  it('starts a turn at once after a quiet spell; batches ready within the interval wait for its end and go together', async () => {
+    fake();
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 4, maxWaitS: 1, minTurnIntervalMs: 500 });
+    expect(offer('a', 10)).toBeNull();
+    expect(lookups).toEqual([['a']]);
+    finishSoon(finishLookup, 0);
+    await settleFake();
+    expect(inserts).toEqual([['a']]);
+    await vi.advanceTimersByTimeAsync(100);
+    for (const name of ['b', 'c', 'd']) expect(offer(name, 10)).toBeNull();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(lookups).toEqual([['a']]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(lookups).toEqual([['a'], ['b', 'c', 'd']]);
+    finishSoon(finishLookup, 1);
+    await settleFake();
+    expect(inserts).toEqual([['a'], ['b', 'c', 'd']]);
+    // A quiet spell longer than the interval: the next batch goes at once.
+    await vi.advanceTimersByTimeAsync(2000);
+    offer('e', 10);
+    expect(lookups.at(-1)).toEqual(['e']);
+    finishSoon(finishLookup, 2);
+    await settleFake();
+    for (const i of [0, 1, 2]) finishSoon(finishInsert, i);
+    await settleFake();
+  });
+
+  it('does not hold a group\'s worth: it goes at once, and the held batches are no saturation (none refused)', async () => {
+    fake();
+    const { lookups, finishLookup, offer } = queue({ concurrency: 4, maxWaitS: 1, minTurnIntervalMs: 500, maxGroupTrains: 100 });
+    offer('a', 10);
+    finishSoon(finishLookup, 0);
+    await settleFake();
+    // Held for the interval, the store idle: not refused, though more than a group's worth of records arrives in all.
+    for (const name of ['b', 'c', 'd', 'e']) expect(offer(name, 20)).toBeNull();
+    expect(lookups).toEqual([['a']]);
+    expect(offer('f', 30)).toBeNull();
+    // b..f hold 110 records: a group's worth waits, so its first group (b..e, 80; f would pass 100) goes now.
+    await settleFake();
+    expect(lookups).toEqual([['a'], ['b', 'c', 'd', 'e']]);
+    finishSoon(finishLookup, 1);
+    await settleFake();
+    // f alone is less than a group: it waits for the interval after b..e's turn began.
+    expect(lookups).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(lookups).toEqual([['a'], ['b', 'c', 'd', 'e'], ['f']]);
+  });
+});
+
+/** Finishes a stage without awaiting (the fake clock's advance settles it). */
+function finishSoon(finish: (i: number) => Promise<void>, i: number): void {
+  void finish(i);
+}
+
