@@ -200,8 +200,13 @@ const settledMinutes = (hours: string) => `(a, b, toStartOfHour(minute), hour_tr
 const inHours = (hours: string) => `minute >= (SELECT min(hour) FROM ${hours}) AND minute < (SELECT max(hour) FROM ${hours}) + 3600
         AND (least(src, dst), greatest(src, dst), toStartOfHour(minute)) IN (SELECT a, b, hour FROM ${hours})`;
 
-/** latency_1m_recent holds a few hourly partitions: the period's bounds prune them; finer bounds are not worth their subqueries. */
-const IN_RECENT_PERIOD = `minute >= toStartOfHour(toDateTime({start:UInt32}, 'UTC')) AND minute < toDateTime({end:UInt32}, 'UTC')`;
+/**
+ * The whole hours the period touches, in latency_1m_recent: its few hourly partitions are pruned by them (finer bounds
+ * are not worth their subqueries), and a link-hour's trains are counted whole, as sla_hours counts them, also those
+ * measured after the period's end (the current minute of a month to now).
+ */
+const IN_RECENT_PERIOD = `minute >= toStartOfHour(toDateTime({start:UInt32}, 'UTC'))
+        AND minute < toStartOfHour(toDateTime({end:UInt32} - 1, 'UTC')) + INTERVAL 1 HOUR`;
 
 /**
  * recent_whole: whether latency_1m_recent (the last hours alone, migration

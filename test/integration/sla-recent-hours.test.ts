@@ -3,7 +3,8 @@
  * hour above all) from latency_1m_recent, the last hours alone (migration
  * 0019), when that table holds every train sla_hours counts for each of
  * them; otherwise all from latency_1m. On trains of the last 50 minutes in
- * a real embedded store:
+ * a real embedded store, the period ending at the start of the current
+ * minute (whose trains are past it, and counted by sla_hours):
  *
  * - every stale link-hour is read from latency_1m_recent, and the month,
  *   each link's breach runs and its minutes are the same as when they are
@@ -59,10 +60,11 @@ describe('the month to now from latency_1m_recent', () => {
   beforeAll(async () => {
     s = await store('sla-recent-hours');
     await migrate(s.client);
-    const endS = Math.floor(Date.now() / 60_000) * 60 + 60;
-    await insertTrains(s.client, trains(endS, 7), 'recent');
-    // The period: from the hour before the first train to the end of the minute now (as a month to now asks).
-    const firstS = endS - MINUTES * 60;
+    // Trains up to the current minute; the period ends at its start, as a month to now asks: the hour's trains
+    // measured since (this minute's) are past the period, and still counted by sla_hours.
+    const endS = Math.floor(Date.now() / 60_000) * 60;
+    await insertTrains(s.client, trains(endS + 60, 7), 'recent');
+    const firstS = endS + 60 - MINUTES * 60;
     q = { startS: firstS - (firstS % 3600) - 3600, endS, engine: 'stamp', source: 'rollup', loadGuardMs: 3000, links: LINKS.map(([a, b]) => linkInput(t.topology.linkBetween(a, b)!)) };
   }, 120_000);
   afterAll(async () => {
@@ -89,7 +91,7 @@ describe('the month to now from latency_1m_recent', () => {
     const link = (id: string) => scopes.find((r) => r.kind === 'link' && r.id === id)!;
     expect(link('alfa~bravo').latency_breach_minutes).toBeGreaterThan(0);
     expect(link('alfa~charlie').loss_breach_minutes).toBe(3);
-    expect(link('bravo~charlie').covered_minutes).toBe(MINUTES);
+    expect(link('bravo~charlie').covered_minutes).toBe(MINUTES - 1);
 
     // One link-hour where latency_1m_recent holds a train more than sla_hours counts: all of them from latency_1m.
     await s.client.command({
