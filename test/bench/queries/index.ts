@@ -514,13 +514,14 @@ export async function run(): Promise<void> {
               WHERE engine = {engine:String} AND hour >= toDateTime({start:UInt32}) AND hour < toDateTime({end:UInt32}) GROUP BY link`,
       query_params: { engine: q.engine, start: q.startS, end: q.endS }, format: 'JSONEachRow',
     }).then((r) => r.json());
-    const slaFig = (name: string, q: SlaQuery, what: string, wholeMonth = true) => async () => {
+    /** `wholeMonth`: a 30-day period (else its note projects one); `target`: judged against the issue's < 1 s. */
+    const slaFig = (name: string, q: SlaQuery, what: string, wholeMonth = true, target = wholeMonth) => async () => {
       const value = await median(slaRuns, () => slaCompliance(client, q));
       const ceiling = await median(slaRuns, minimalScan(q));
       const minutes = linkMinutes(q);
       note(B, `${name}: one run ${await slaReadProfile(client, q)}`);
       emit({
-        name, value, unit: 'ms', better: 'lower', ceiling, ...(wholeMonth ? { target: { op: '<' as const, value: 1000 } } : {}),
+        name, value, unit: 'ms', better: 'lower', ceiling, ...(target ? { target: { op: '<' as const, value: 1000 } } : {}),
         note: `${what}; ${minutes.toLocaleString('en')} link-minutes, ${((value * 1e6) / minutes).toFixed(0)} ns each; ceiling = reading the same link-hours' totals from sla_link_hours, grouped by link, median of ${slaRuns}`,
       });
       if (!wholeMonth) note(B, `${name}: a 30-day month of the same mesh is ${(minutes * 30 * 86_400 / (q.endS - q.startS)).toLocaleString('en')} link-minutes; at the cost per link-minute measured here, about ${((value * 30 * 86_400) / (q.endS - q.startS) / 1000).toFixed(0)} s (a projection, not a measurement)`);
@@ -551,6 +552,30 @@ export async function run(): Promise<void> {
       const q = month(engine, n, genStart, genStart + days * 86_400);
       const name = `queries.sla_${days === DAYS ? 'month' : `${days}d`}_${engine.slice(3)}`;
       await slaFig(name, q, `SLA over ${days} days, ${what} (SLA minutes generated as the materialiser writes them)`, days === DAYS)();
+    }
+
+    // ---- A whole month of a 100-centre city (4,950 links), as a report of a closed month reads it: by its link-hour
+    // summaries. One day of SLA minutes is generated and summarised as the materialiser does; its summaries and
+    // sla_hours counts are then repeated for the month's other days (each day alike). Nothing else is stored for those
+    // days, so the figure stands only if the query decides every hour by its summary: slaReadPlan is checked first.
+    if (!SMOKE) {
+      const n = 100;
+      const g0 = performance.now();
+      await generateSlaMinutes(client, 'gen100m', n, genStart, 1, 1);
+      for (const table of ['sla_link_hours', 'sla_hours']) {
+        await client.command({
+          query: `INSERT INTO ${table} SELECT * REPLACE (hour + toIntervalDay(day) AS hour)
+                  FROM ${table} ARRAY JOIN range(1, {days:UInt32}) AS day WHERE engine = 'gen100m'`,
+          query_params: { days: DAYS },
+        });
+      }
+      await settleMerges(client, 120_000);
+      const q = month('gen100m', n, genStart, genStart + DAYS * 86_400);
+      const plan = await slaReadPlan(client, q);
+      const hours = q.links.length * DAYS * 24;
+      note(B, `100 centres, ${DAYS} days: ${hours.toLocaleString('en')} link-hour summaries (one day's, repeated) in ${((performance.now() - g0) / 1000).toFixed(0)} s; read plan ${JSON.stringify(plan)}`);
+      if (plan.summary !== hours) throw new Error(`the 100-centre month needs more than its summaries (${JSON.stringify(plan)}): its figure would time missing minutes`);
+      await slaFig('queries.sla_month_100', q, `SLA over ${DAYS} days, 100 centres full mesh (4,950 links), every link-hour decided by its summary (one generated day's summaries repeated; no target: the issue's target is the 20-centre month)`, true, false)();
     }
 
     // ---- Status against the number of directions: recent trains of 50 and 100 centres.
