@@ -265,9 +265,9 @@ describe('StoreQueue turn interval', () => {
     await settleFake();
   });
 
-  it('does not hold a group\'s worth: it goes at once, and the held batches are no saturation (none refused)', async () => {
+  it('does not hold a group\'s worth, nor anything while a group\'s worth is admitted in all; held batches are no saturation', async () => {
     fake();
-    const { lookups, finishLookup, offer } = queue({ concurrency: 4, maxWaitS: 1, minTurnIntervalMs: 500, maxGroupTrains: 100 });
+    const { lookups, finishLookup, finishInsert, offer } = queue({ concurrency: 4, maxWaitS: 1, minTurnIntervalMs: 500, maxGroupTrains: 100 });
     offer('a', 10);
     finishSoon(finishLookup, 0);
     await settleFake();
@@ -280,10 +280,18 @@ describe('StoreQueue turn interval', () => {
     expect(lookups).toEqual([['a'], ['b', 'c', 'd', 'e']]);
     finishSoon(finishLookup, 1);
     await settleFake();
-    // f alone is less than a group: it waits for the interval after b..e's turn began.
-    expect(lookups).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(500);
+    // f alone is less than a group, but a, b..e and f (120 records) are admitted: the store is busy, f goes at once.
     expect(lookups).toEqual([['a'], ['b', 'c', 'd', 'e'], ['f']]);
+    finishSoon(finishLookup, 2);
+    await settleFake();
+    for (const i of [0, 1, 2]) finishSoon(finishInsert, i);
+    await settleFake();
+    // All stored: a small batch now waits for the interval after f's turn again.
+    offer('g', 10);
+    await settleFake();
+    expect(lookups).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(lookups.at(-1)).toEqual(['g']);
   });
 });
 
