@@ -43,7 +43,7 @@ export interface StoreQueueOptions {
   maxGroupTrains: number;
   /** Message bytes one group may carry. */
   maxGroupBytes: number;
-  /** Least time between the starts of two turns, unless a group's worth waits (default 0: no wait). */
+  /** Least time between the starts of two turns, unless a group's worth waits or is admitted in all (default 0: no wait). */
   minTurnIntervalMs?: number;
   /** Monotonic milliseconds (tests drive their own clock). */
   now?: () => number;
@@ -197,8 +197,8 @@ export class StoreQueue<B extends QueuedBatch> {
   /**
    * How long the waiting batches wait for the turn interval: 0 once it has passed, or when a group's worth is
    * admitted in all (waiting, looked up and being inserted): then the store is busy, every turn is full enough, and
-   * a turn held back would only hold the acks that let probes send more (closed-loop ingest lost a quarter of its
-   * rate to that in one run).
+   * a turn held back would only hold the acks that let probes send more. (Waiting records are summed again below
+   * for the bytes bound, and as a group's worth on their own.)
    */
   private turnHoldMs(): number {
     const interval = this.options.minTurnIntervalMs ?? 0;
