@@ -111,7 +111,9 @@ export class Spool {
   /** Turn the current journal into a sealed batch (if it has trains). */
   async seal(): Promise<void> {
     const gen = this.journalGen;
-    if (this.journalTrains === 0) return;
+    // Nothing new, but a seal already under way (the periodic one) must be done before this resolves: a stop seals,
+    // then sends what is pending, and must not find nothing while that batch is still being written.
+    if (this.journalTrains === 0) return this.writes;
     this.journalGen = this.nextGen();
     this.journalTrains = 0;
     if (this.journal?.gen === gen) this.closeJournal(); // every line of it is written: appends are synchronous

@@ -38,6 +38,15 @@ describe('spool', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith('batch-'))).toEqual([]);
   });
 
+  it('a seal with nothing new resolves only after a seal under way has written its batch (a stop after the periodic seal)', async () => {
+    const spool = Spool.open({ dir: fresh(), centre: 'a', maxBytes: 1e6 });
+    await spool.append(sample());
+    const periodic = spool.seal();
+    await spool.seal(); // the stop's: the journal is already taken
+    expect(spool.pending()).toHaveLength(1);
+    await periodic;
+  });
+
   it('recovers trains appended before a crash as the batch they would have become', async () => {
     const dir = fresh();
     const before = Spool.open({ dir, centre: 'a', maxBytes: 1e6 });
