@@ -197,21 +197,17 @@ export class StoreQueue<B extends QueuedBatch> {
   /**
    * How long the waiting batches wait for the turn interval: 0 once it has passed, or when a group's worth is
    * admitted in all (waiting, looked up and being inserted): then the store is busy, every turn is full enough, and
-   * a turn held back would only hold the acks that let probes send more. (Waiting records are summed again below
-   * for the bytes bound, and as a group's worth on their own.)
+   * a turn held back would only hold the acks that let probes send more. (Admitted records include the waiting
+   * ones, so a group's worth of waiting records is covered; bytes are bounded by what waits.)
    */
   private turnHoldMs(): number {
     const interval = this.options.minTurnIntervalMs ?? 0;
     if (interval <= 0 || this.admittedTrains >= this.options.maxGroupTrains) return 0;
     const left = this.lastTurnAt + interval - this.now();
     if (left <= 0) return 0;
-    let trains = 0;
     let bytes = 0;
-    for (const b of this.waiting) {
-      trains += b.trains;
-      bytes += b.bytes;
-    }
-    return trains >= this.options.maxGroupTrains || bytes >= this.options.maxGroupBytes ? 0 : left;
+    for (const b of this.waiting) bytes += b.bytes;
+    return bytes >= this.options.maxGroupBytes ? 0 : left;
   }
 
   /** The oldest batches of `queue` while the group stays within its bounds (a batch larger than a bound goes alone). */
