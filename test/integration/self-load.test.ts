@@ -107,19 +107,40 @@ describe('a throughput test marks the link it loads', () => {
     const month = await slaMonthOf(client, window.t * 1e6, topo.topology.sla.timezone);
     const l = topo.topology.linkBetween('alfa', 'bravo')!;
     const period = await monthPeriod(client, topo.topology, month, nowMs);
+    // The link's trains per minute as stored, counted before and after the SLA's read (the probes still run,
+    // so a minute's count may only grow between the two). A guarded window can reach into a minute before the
+    // probes' first train; such a minute is excluded all the same and carries none.
+    const storedPerMinute = async (): Promise<Map<number, number>> => {
+      const rows = await (await client.query({
+        query: `SELECT toUInt32(toStartOfMinute(ts)) AS minute, count() AS trains FROM latency_trains
+                WHERE engine = 'stamp' AND ((src = 'alfa' AND dst = 'bravo') OR (src = 'bravo' AND dst = 'alfa'))
+                  AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ts < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+                GROUP BY minute`,
+        query_params: { from: firstMinute * 1000, to: (lastMinute + 60) * 1000 },
+        format: 'JSONEachRow',
+      })).json<{ minute: number; trains: string }>();
+      return new Map(rows.map((r) => [Number(r.minute), Number(r.trains)]));
+    };
+    const storedBefore = await storedPerMinute();
     const minutes = await slaLinkMinutes(client, {
       startS: period.startS, endS: period.effectiveEndS, engine: 'stamp', source: 'rollup', links: [linkInput(l)], loadGuardMs: guardMs,
     });
+    const storedAfter = await storedPerMinute();
     const loaded = minutes.t.filter((_, i) => minutes.selfLoad[i] === 1);
     expect(loaded[0]).toBe(firstMinute);
     expect(loaded[loaded.length - 1]).toBe(lastMinute);
+    let loadedTrains = 0;
     for (const t of loaded) {
       const i = minutes.t.indexOf(t);
       expect(minutes.excluded[i]).toBe(1);
       expect(minutes.covered[i]).toBe(0);
       expect(minutes.latencyBreach[i]).toBe(0);
-      expect(minutes.abTrains[i]! + minutes.baTrains[i]!, 'the excluded minutes did carry trains').toBeGreaterThan(0);
+      const trains = minutes.abTrains[i]! + minutes.baTrains[i]!;
+      expect(trains, `the excluded minute ${t} counts the trains stored in it`).toBeGreaterThanOrEqual(storedBefore.get(t) ?? 0);
+      expect(trains, `the excluded minute ${t} counts the trains stored in it`).toBeLessThanOrEqual(storedAfter.get(t) ?? 0);
+      loadedTrains += trains;
     }
+    expect(loadedTrains, 'the excluded minutes did carry trains').toBeGreaterThan(0);
     const report = await computeMonthReport(client, topo.topology, month, { source: 'rollup', nowMs });
     expect(report.selfLoad?.map((w) => [w.testId, w.link, w.minutes])).toEqual([[testId, 'alfa~bravo', loaded.length]]);
     const ab = report.links.find((x) => x.id === 'alfa~bravo')!;
