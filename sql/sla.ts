@@ -428,10 +428,15 @@ plan_items AS (
            p.15 AS trains
     FROM (SELECT arrayJoin(plan) AS p)
 ),
+-- stale and minute_hours are used nine times between them: each a copy of its CTE, and a copy of plan_items re-resolves
+-- the plan's whole query (its value is computed once, its analysis is not). Picked out once here as scalars, each copy
+-- unrolls a constant: about 60-80 ms less per month query (20 centres).
 -- trains: what sla_hours counts of a stale link-hour (one row each: its p_hour is its own)
-stale AS (SELECT a, b, hour, trains FROM plan_items WHERE kind = 'stale'),
+(SELECT groupArray((a, b, hour, trains)) FROM plan_items WHERE kind = 'stale') AS stale_rows,
+stale AS (SELECT s.1 AS a, s.2 AS b, s.3 AS hour, s.4 AS trains FROM (SELECT arrayJoin(stale_rows) AS s)),
 ${STALE_SPLIT},
-minute_hours AS (SELECT a, b, link, hour, version FROM plan_items WHERE kind = 'minutes'),
+(SELECT groupArray((a, b, link, hour, version)) FROM plan_items WHERE kind = 'minutes') AS minute_rows,
+minute_hours AS (SELECT m.1 AS a, m.2 AS b, m.3 AS link, m.4 AS hour, m.5 AS version FROM (SELECT arrayJoin(minute_rows) AS m)),
 summary_links AS (
     SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
 ),
