@@ -18,7 +18,12 @@
  * after a quiet spell goes at once; one arriving sooner waits at most the
  * rest of the interval (its ack is that much later, well inside the lag
  * target), and everything that arrived meanwhile goes with it. Under heavy
- * load (a group's worth admitted in all) no turn waits. The live feed does
+ * load (a group's worth admitted in all) no turn waits, nor while the
+ * store's rate is known (measured only when saturated, forgotten once the
+ * queue has stood empty for 5 s), nor for 5 s after a batch was refused as
+ * busy (its probe holds it for the store: a held turn would only delay the
+ * acks that free the probes). A hold also
+ * restarts the rate window: the store idle by choice is not the store slow. The live feed does
  * not wait for this: it publishes at validation.
  *
  * A batch whose time in the server would exceed `maxWaitS`, judged by the
@@ -57,6 +62,8 @@ export interface QueuedBatch {
 
 /** Rate samples are taken over at least this long, so one completion's timing does not swing the estimate. */
 const RATE_WINDOW_MS = 1000;
+/** After a busy refusal, turns go as soon as they can for this long (probes back off for about a second and more). */
+const BUSY_NO_HOLD_MS = 5000;
 /** A measured rate older than this, with the queue drained since, no longer says what the store can do. */
 const RATE_FORGET_MS = 5000;
 
@@ -97,6 +104,8 @@ export class StoreQueue<B extends QueuedBatch> {
   private lastTurnAt = Number.NEGATIVE_INFINITY;
   /** Set while waiting batches wait only for the turn interval (not for the store). */
   private turnTimer: NodeJS.Timeout | null = null;
+  /** When a batch was last refused (busy): turns do not wait for the interval for BUSY_NO_HOLD_MS after it. */
+  private lastRefusalAt = Number.NEGATIVE_INFINITY;
 
   private readonly now: () => number;
 
@@ -112,7 +121,9 @@ export class StoreQueue<B extends QueuedBatch> {
   admit(trains: number): { expectedS: number | null } | null {
     this.forgetStaleRate();
     this.typicalTrains = this.typicalTrains === null ? trains : 0.8 * this.typicalTrains + 0.2 * trains;
-    return this.refusal(trains);
+    const refused = this.refusal(trains);
+    if (refused) this.lastRefusalAt = this.now();
+    return refused;
   }
 
   /** Queues an admitted batch: looked up with whatever else waits then, inserted with whatever else is looked up. */
@@ -130,7 +141,9 @@ export class StoreQueue<B extends QueuedBatch> {
    */
   overloaded(): { expectedS: number | null } | null {
     this.forgetStaleRate();
-    return this.refusal(this.typicalTrains ?? 0);
+    const refused = this.refusal(this.typicalTrains ?? 0);
+    if (refused) this.lastRefusalAt = this.now();
+    return refused;
   }
 
   /** Records per second measured at saturation, or null. */
@@ -179,10 +192,15 @@ export class StoreQueue<B extends QueuedBatch> {
     if (this.lookingUp === null && this.waiting.length > 0 && this.sum(this.lookedUp) < this.options.maxGroupTrains) {
       const holdMs = this.turnHoldMs();
       if (holdMs > 0) {
-        this.turnTimer ??= setTimeout(() => {
-          this.turnTimer = null;
-          this.pump();
-        }, holdMs);
+        if (this.turnTimer === null) {
+          // The store waits by choice: a rate window spanning this would count the wait as slowness.
+          this.windowStart = null;
+          this.windowTrains = 0;
+          this.turnTimer = setTimeout(() => {
+            this.turnTimer = null;
+            this.pump();
+          }, holdMs);
+        }
         return;
       }
       if (this.turnTimer !== null) {
@@ -198,11 +216,15 @@ export class StoreQueue<B extends QueuedBatch> {
    * How long the waiting batches wait for the turn interval: 0 once it has passed, or when a group's worth is
    * admitted in all (waiting, looked up and being inserted): then the store is busy, every turn is full enough, and
    * a turn held back would only hold the acks that let probes send more. (Admitted records include the waiting
-   * ones, so a group's worth of waiting records is covered; bytes are bounded by what waits.)
+   * ones, so a group's worth of waiting records is covered; bytes are bounded by what waits.) Nor while the store's
+   * rate is known (it was saturated lately) or a refusal is recent (a probe holds a batch for the store then, and
+   * the sooner the acks, the sooner it may send it): the interval is for a store with time to spare.
    */
   private turnHoldMs(): number {
     const interval = this.options.minTurnIntervalMs ?? 0;
     if (interval <= 0 || this.admittedTrains >= this.options.maxGroupTrains) return 0;
+    // A measured rate: the store was saturated lately (it is forgotten once the queue has stood empty for a while).
+    if (this.rate !== null || this.now() - this.lastRefusalAt < BUSY_NO_HOLD_MS) return 0;
     const left = this.lastTurnAt + interval - this.now();
     if (left <= 0) return 0;
     let bytes = 0;
@@ -234,7 +256,7 @@ export class StoreQueue<B extends QueuedBatch> {
       const keptSet = new Set(kept);
       for (const b of group) if (!keptSet.has(b)) this.admittedTrains -= b.trains;
       this.lookedUp.push(...kept);
-      if (!this.saturated() && this.inserting === 0 && kept.length === 0) this.markDrained();
+      if (!this.saturated() && this.inserting === 0 && kept.length === 0 && this.waiting.length === 0) this.markDrained();
       this.pump();
     });
   }
@@ -266,7 +288,8 @@ export class StoreQueue<B extends QueuedBatch> {
       // Not saturated: what completes now says nothing about capacity.
       this.windowStart = null;
       this.windowTrains = 0;
-      if (this.inserting === 0 && this.lookingUp === null) this.markDrained();
+      // Batches held for the turn interval are not a drained queue: the rate measured before them still holds.
+      if (this.inserting === 0 && this.lookingUp === null && this.waiting.length === 0) this.markDrained();
       return;
     }
     this.drainedAt = null;

@@ -293,6 +293,122 @@ describe('StoreQueue turn interval', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(lookups.at(-1)).toEqual(['g']);
   });
+
+  it('holds no turn for a while after a busy refusal: the refused probe waits on the acks', async () => {
+    fake();
+    const { lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 1, minTurnIntervalMs: 500, maxGroupTrains: 100 });
+    expect(offer('a', 50)).toBeNull();
+    finishSoon(finishLookup, 0);
+    await settleFake();
+    expect(inserts).toEqual([['a']]);
+    // a (50) and b (60) admitted: a group's worth in all, b's turn goes at once; looked up, it waits for the INSERT slot.
+    expect(offer('b', 60)).toBeNull();
+    finishSoon(finishLookup, 1);
+    await settleFake();
+    // No rate measured yet and b waits: c would make more than a group's worth wait. Refused.
+    expect(offer('c', 50)).toEqual({ expectedS: null });
+    finishSoon(finishInsert, 0);
+    await settleFake();
+    expect(inserts).toEqual([['a'], ['b']]);
+    // b's turn started just now and less than a group is admitted, but a refusal is recent: d goes at once.
+    expect(offer('d', 10)).toBeNull();
+    expect(lookups).toEqual([['a'], ['b'], ['d']]);
+    finishSoon(finishLookup, 2);
+    await settleFake();
+    for (const i of [1, 2]) {
+      finishSoon(finishInsert, i);
+      await settleFake();
+    }
+    // Long after the refusal: the interval holds again (e after a quiet spell at once, f within the interval waits).
+    await vi.advanceTimersByTimeAsync(6000);
+    offer('e', 10);
+    finishSoon(finishLookup, 3);
+    await settleFake();
+    offer('f', 10);
+    await settleFake();
+    expect(lookups.slice(3)).toEqual([['e']]);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(lookups.slice(3)).toEqual([['e'], ['f']]);
+  });
+
+  it('holds no turn while the store\'s rate is known (saturated lately), and holds again once the queue has stood empty', async () => {
+    fake();
+    const { q, lookups, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 100, minTurnIntervalMs: 500, maxGroupTrains: 1000 }, true);
+    // Saturated (a group's worth admitted: no holds): 1,000 records a second of the fake clock.
+    offer('s1', 1000);
+    await settleFake();
+    offer('s2', 1000);
+    await settleFake();
+    await vi.advanceTimersByTimeAsync(1000);
+    finishSoon(finishInsert, 0);
+    await settleFake();
+    offer('s3', 1000);
+    await settleFake();
+    await vi.advanceTimersByTimeAsync(1000);
+    finishSoon(finishInsert, 1);
+    await settleFake();
+    expect(q.measuredRate()).toBeCloseTo(1000, 6);
+    finishSoon(finishInsert, 2);
+    await settleFake();
+    // Everything stored, the rate still known: a small batch right after another's turn goes at once.
+    offer('a', 10);
+    await settleFake();
+    offer('b', 10);
+    await settleFake();
+    expect(lookups.slice(3)).toEqual([['a'], ['b']]);
+    for (const i of [3, 4]) {
+      finishSoon(finishInsert, i);
+      await settleFake();
+    }
+    // The queue empty for longer than the rate is kept: the interval holds again.
+    await vi.advanceTimersByTimeAsync(6000);
+    offer('c', 10);
+    await settleFake();
+    offer('d', 10);
+    await settleFake();
+    expect(q.measuredRate()).toBeNull();
+    expect(lookups.slice(5)).toEqual([['c']]);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(lookups.slice(5)).toEqual([['c'], ['d']]);
+  });
+
+  it('restarts the rate window at a hold: the store waiting by choice is not counted as the store being slow', async () => {
+    fake();
+    const { q, lookups, inserts, finishLookup, finishInsert, offer } = queue({ concurrency: 1, maxWaitS: 100, minTurnIntervalMs: 500, maxGroupTrains: 1000 });
+    offer('a', 100);
+    finishSoon(finishLookup, 0);
+    await settleFake();
+    offer('b', 100); // held: a's turn just started
+    await vi.advanceTimersByTimeAsync(500);
+    finishSoon(finishLookup, 1); // b looked up, waiting for the slot a holds: saturated
+    await settleFake();
+    await vi.advanceTimersByTimeAsync(500);
+    finishSoon(finishInsert, 0); // a done while b waits: the first saturated completion opens a window
+    await settleFake();
+    offer('c', 100); // the interval since b's turn has passed: at once
+    finishSoon(finishLookup, 2);
+    await settleFake();
+    offer('d', 100); // held for the interval: the window restarts
+    await vi.advanceTimersByTimeAsync(500);
+    finishSoon(finishLookup, 3);
+    await settleFake();
+    expect(lookups).toEqual([['a'], ['b'], ['c'], ['d']]);
+    await vi.advanceTimersByTimeAsync(1000);
+    finishSoon(finishInsert, 1); // b done, 1.5 s after the window opened and 1 s after the hold: no sample spanning the hold
+    await settleFake();
+    expect(q.measuredRate()).toBeNull();
+    // c and d go in one INSERT now; e (its turn at once: the interval since d's has passed) waits for it.
+    offer('e', 100);
+    finishSoon(finishLookup, 4);
+    await settleFake();
+    expect(inserts).toEqual([['a'], ['b'], ['c', 'd']]);
+    await vi.advanceTimersByTimeAsync(1000);
+    finishSoon(finishInsert, 2); // c and d done 1 s later with e waiting: 200 records in 1 s of a store that never waited
+    await settleFake();
+    expect(q.measuredRate()).toBeCloseTo(200, 6);
+    finishSoon(finishInsert, 3);
+    await settleFake();
+  });
 });
 
 /** Finishes a stage without awaiting (the fake clock's advance settles it). */
