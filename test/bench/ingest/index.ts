@@ -52,7 +52,18 @@ const LAG_WINDOW_MS = size(20_000, 1_000);
 const BELOW_PACED_MS = size(20_000, 2_000);
 const TARGET_PER_S = 10_000;
 /** All simulated probes connect from 127.0.0.1 at once; real probes come from one address each. */
-const LIMITS = { messagesPerSecond: 10_000, messageBurst: 10_000, maxUnauthenticatedPerAddress: CENTRES };
+/**
+ * CITYMESH_BENCH_TURN_INTERVAL_MS prices the store's turn interval (collector default 500 ms) against another value
+ * on the same machine, e.g. 0 (a turn as soon as one is free): figures of runs with and without it side by side.
+ */
+const TURN_INTERVAL_MS = process.env.CITYMESH_BENCH_TURN_INTERVAL_MS === undefined ? undefined : Number(process.env.CITYMESH_BENCH_TURN_INTERVAL_MS);
+if (TURN_INTERVAL_MS !== undefined && !(Number.isInteger(TURN_INTERVAL_MS) && TURN_INTERVAL_MS >= 0)) {
+  throw new Error(`CITYMESH_BENCH_TURN_INTERVAL_MS must be a whole number of milliseconds, 0 or more (got ${JSON.stringify(process.env.CITYMESH_BENCH_TURN_INTERVAL_MS)})`);
+}
+const LIMITS = {
+  messagesPerSecond: 10_000, messageBurst: 10_000, maxUnauthenticatedPerAddress: CENTRES,
+  ...(TURN_INTERVAL_MS === undefined ? {} : { minStoreTurnIntervalMs: TURN_INTERVAL_MS }),
+};
 
 const COLUMNS = TRAIN_COLUMNS;
 
@@ -232,7 +243,9 @@ export async function run(): Promise<void> {
     note(B, `${CENTRES} simulated probes (own process), one WebSocket each; trains of ${RTTS_PER_TRAIN} RTTs; closed-loop runs keep ~${INFLIGHT_TRAINS} trains ` +
       `(≤ ${MAX_WINDOW} batches per connection) unacknowledged; ` +
       `collector limits raised for the benchmark: ${LIMITS.messagesPerSecond} messages/s per connection (default 50), ${CENTRES} connections before hello from one address ` +
-      '(default 8: every simulated probe is 127.0.0.1); other limits default (4 batches stored at once, busy when a batch would spend over 1.5 s in the server)');
+      '(default 8: every simulated probe is 127.0.0.1); ' +
+      `${TURN_INTERVAL_MS === undefined ? '' : `store turns at most every ${TURN_INTERVAL_MS} ms (CITYMESH_BENCH_TURN_INTERVAL_MS; default 500); `}` +
+      'other limits default (4 batches stored at once, busy when a batch would spend over 1.5 s in the server)');
     note(B, stepCosts(1000));
     // Warm-up: JIT, first parts, the MV.
     await drive(250, size(2_000, 500));
