@@ -22,9 +22,9 @@
  * store's rate is known (measured only when saturated, forgotten once the
  * queue has stood empty for 5 s), nor for 5 s after a batch was refused as
  * busy (its probe holds it for the store: a held turn would only delay the
- * acks that free the probes). A hold also
- * restarts the rate window: the store idle by choice is not the store slow. The live feed does
- * not wait for this: it publishes at validation.
+ * acks that free the probes). A hold restarts the rate window: the store
+ * idle by choice is not the store slow. The live feed does not wait for
+ * this: it publishes at validation.
  *
  * A batch whose time in the server would exceed `maxWaitS`, judged by the
  * store's measured rate in records (trains, NIC samples, tests, runs: a

@@ -51,7 +51,6 @@ const LAG_WINDOW_MS = size(20_000, 1_000);
 /** The run at 80 % of capacity (only when the target rate is beyond it). */
 const BELOW_PACED_MS = size(20_000, 2_000);
 const TARGET_PER_S = 10_000;
-/** All simulated probes connect from 127.0.0.1 at once; real probes come from one address each. */
 /**
  * CITYMESH_BENCH_TURN_INTERVAL_MS prices the store's turn interval (collector default 500 ms) against another value
  * on the same machine, e.g. 0 (a turn as soon as one is free): figures of runs with and without it side by side.
@@ -60,6 +59,7 @@ const TURN_INTERVAL_MS = process.env.CITYMESH_BENCH_TURN_INTERVAL_MS === undefin
 if (TURN_INTERVAL_MS !== undefined && !(Number.isInteger(TURN_INTERVAL_MS) && TURN_INTERVAL_MS >= 0)) {
   throw new Error(`CITYMESH_BENCH_TURN_INTERVAL_MS must be a whole number of milliseconds, 0 or more (got ${JSON.stringify(process.env.CITYMESH_BENCH_TURN_INTERVAL_MS)})`);
 }
+/** All simulated probes connect from 127.0.0.1 at once; real probes come from one address each. */
 const LIMITS = {
   messagesPerSecond: 10_000, messageBurst: 10_000, maxUnauthenticatedPerAddress: CENTRES,
   ...(TURN_INTERVAL_MS === undefined ? {} : { minStoreTurnIntervalMs: TURN_INTERVAL_MS }),
