@@ -59,6 +59,13 @@ export interface SlaQuery {
    * them. The figures are the same either way (tested); summaries are faster.
    */
   linkHours?: boolean;
+  /**
+   * The largest plan (bytes of its lists) handed from the plan query to the
+   * evidence query (default: what keeps their parameters under
+   * STAGED_PLAN_MAX_BYTES); a larger one, or any with 0, is computed inside
+   * the month's one query. The figures are the same either way (tested).
+   */
+  stagedPlanMaxBytes?: number;
 }
 
 /** Start and end (exclusive) of a calendar month in a time zone, computed by ClickHouse. */
@@ -112,10 +119,18 @@ export async function slaMonthOf(client: ClickHouseClient, unixMicros: number, t
 const LINK_COLUMNS = 'a String, b String, rtt_target_us Float64, q_index UInt8, latency_min Float64, loss_max Float64, ' +
   'availability_min Float64, coverage_min Float64, committed_mbps Float64, floor_bps Float64';
 
+/** The links and their policy, a CTE. */
+const LINKS = `links AS (
+    -- one string parameter, not ten arrays: a query's parameters are literals in every copy of a CTE, and the analyser
+    -- folded ten arrays of every link in each of links' seven copies (about 0.3 s at 190 links, growing with the links)
+    SELECT a, b, concat(a, '~', b) AS link, rtt_target_us, q_index, latency_min, loss_max, availability_min, coverage_min, committed_mbps, floor_bps
+    FROM format(JSONCompactEachRow, '${LINK_COLUMNS}', {links:String})
+)`;
+
 /** Policy numbers arrive as JSON text: parsed to the nearest double, as a Float64 parameter is, not by the faster approximate parser. */
 const EXACT_FLOATS = 'precise_float_parsing = 1';
 
-function linkParams(q: SlaQuery): Record<string, unknown> {
+function linkParams(q: SlaQuery): Record<string, unknown> & { links: string } {
   for (const l of q.links) {
     for (const [name, v] of Object.entries({ rttTargetUs: l.rttTargetUs, latencyMinutesMin: l.latencyMinutesMin, lossRatioMax: l.lossRatioMax,
       availabilityMin: l.availabilityMin, coverageMin: l.coverageMin, committedMbps: l.committedMbps, floorBps: l.floorBps })) {
@@ -328,22 +343,122 @@ function levelPick(levels: number[], what: 'us' | 'minutes'): string {
 }
 
 /**
- * The shared CTEs: links (policy), maintenance and self_load (excluded
- * minutes of each kind; a minute under both counts as maintenance), ev (one
- * row per link-minute with data, judged), lat / cap / tput (per-link
- * aggregates with sorted breach-minute arrays), per_link (verdicts).
+ * The plan's lists as the plan query hands them to the evidence query: JSON
+ * lines (JSONCompactEachRow, written by the engine, read back by it), one
+ * string parameter each. excluded: runs of consecutive excluded minutes.
  */
-function ctes(q: SlaQuery): string {
+interface StagedPlan {
+  excluded: string;
+  stale: string;
+  minutes: string;
+  summary: string;
+}
+
+/** Each list's parameter and columns, in the order the plan query writes them. */
+const STAGED_LISTS = {
+  excluded: { param: 'plan_excluded', columns: 'a String, b String, kind String, first_s UInt32, n UInt32' },
+  stale: { param: 'plan_stale', columns: 'a String, b String, hour_s UInt32, trains UInt64' },
+  minutes: { param: 'plan_minutes', columns: 'a String, b String, link String, hour_s UInt32, version UInt64' },
+  summary: {
+    param: 'plan_summary',
+    columns: 'link String, a String, b String, covered UInt64, available UInt64, sent UInt64, lost UInt64, worst_p_us Float64, ' +
+      'latency_idx Array(UInt32), loss_idx Array(UInt32), availability_idx Array(UInt32)',
+  },
+} as const satisfies Record<keyof StagedPlan, { param: string; columns: string }>;
+
+/**
+ * The evidence query's parameters (the links and the plan's lists) stay
+ * under this many bytes: a server takes parameters in the URL, 1 MiB at
+ * most, and JSON lines grow by about half when URL-encoded. A larger plan is
+ * not handed over: the month is computed in one query instead, the plan
+ * inside it, as fast as before there were two.
+ */
+export const STAGED_PLAN_MAX_BYTES = 512 * 1024;
+
+/** A list's rows as a table: the parameter read by format(), or no rows (format() of an empty string has no columns). */
+function stagedList(plan: StagedPlan, list: keyof StagedPlan): string {
+  const { param, columns } = STAGED_LISTS[list];
+  return plan[list] === '' ? `null('${columns}')` : `format(JSONCompactEachRow, '${columns}', {${param}:String})`;
+}
+
+function stagedPlanLists(plan: StagedPlan): string {
+  return `
+excluded AS (SELECT a, b, toDateTime(first_s + 60 * arrayJoin(range(n)), 'UTC') AS minute, kind FROM ${stagedList(plan, 'excluded')}),
+stale AS (SELECT a, b, toDateTime(hour_s, 'UTC') AS hour, trains FROM ${stagedList(plan, 'stale')}),
+minute_hours AS (SELECT a, b, link, toDateTime(hour_s, 'UTC') AS hour, version FROM ${stagedList(plan, 'minutes')}),
+summary_links AS (
+    SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM ${stagedList(plan, 'summary')}
+)`;
+}
+
+function stagedParams(plan: StagedPlan): Record<string, string> {
+  return Object.fromEntries((Object.keys(STAGED_LISTS) as (keyof StagedPlan)[])
+    .filter((list) => plan[list] !== '').map((list) => [STAGED_LISTS[list].param, plan[list]]));
+}
+
+/**
+ * The plan query: the plan's lists as JSON lines, or null when they hold
+ * more than \`maxBytes\` (then nothing larger than that crosses the wire).
+ */
+async function stagedPlan(client: ClickHouseClient, q: SlaQuery, maxBytes: number): Promise<StagedPlan | null> {
+  const lines = (kind: string, columns: string) =>
+    `arrayStringConcat(groupArrayIf(formatRow('JSONCompactEachRow', ${columns}), kind = '${kind}'), '') AS ${kind}_lines`;
+  const result = await client.query({
+    query: `
+WITH
+${LINKS},${planCtes(q)}
+SELECT length(excluded_lines) + length(stale_lines) + length(minutes_lines) + length(summary_lines) AS bytes,
+       bytes <= {max_bytes:UInt64} AS fits,
+       if(fits, excluded_lines, '') AS excluded, if(fits, stale_lines, '') AS stale,
+       if(fits, minutes_lines, '') AS minutes, if(fits, summary_lines, '') AS summary
+FROM (
+    SELECT (
+        SELECT arrayStringConcat(groupArray(formatRow('JSONCompactEachRow', a, b, kind, r.1, r.2)), '')
+        FROM (
+            SELECT a, b, kind, arrayJoin(${runs('m')}) AS r
+            FROM (SELECT a, b, kind, arraySort(groupArray(intDiv(toUInt32(minute), 60))) AS m FROM excluded GROUP BY a, b, kind)
+        )
+    ) AS excluded_lines,
+    ${lines('stale', 'a, b, toUInt32(hour), trains')},
+    ${lines('minutes', 'a, b, link, toUInt32(hour), version')},
+    ${lines('summary', 'link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx')}
+    FROM plan_items
+)
+SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+    query_params: { ...linkParams(q), max_bytes: maxBytes },
+    format: 'JSONEachRow',
+  });
+  const [plan] = await result.json<StagedPlan & { fits: boolean | number }>();
+  if (!plan || !plan.fits) return null;
+  return { excluded: plan.excluded, stale: plan.stale, minutes: plan.minutes, summary: plan.summary };
+}
+
+/**
+ * A month's CTEs: links (policy), the plan (which minutes are excluded, how
+ * each link-hour is read) and the evidence (per-link figures and verdicts,
+ * per_link). 'inline': the plan is computed in the same query; a
+ * StagedPlan: the plan query's lists, read from parameters. Two queries cost
+ * less than one: each use of the plan's lists in the evidence (about twenty)
+ * re-analyses the plan's whole query inline, once it is read from a string
+ * (about 40 % of an empty month's 0.4-0.9 s).
+ */
+function ctes(q: SlaQuery, plan: 'inline' | StagedPlan = 'inline'): string {
+  return `
+WITH
+${LINKS},${plan === 'inline' ? `${planCtes(q)},
+${INLINE_PLAN_LISTS}` : stagedPlanLists(plan)},
+${STALE_SPLIT},${evidenceCtes(q.source)}`;
+}
+
+/**
+ * The plan: which minutes are excluded (maintenance, self_load, excluded)
+ * and how each link-hour is read (hour_plan), computed once as the scalar
+ * \`plan\` and unrolled as plan_items.
+ */
+function planCtes(q: SlaQuery): string {
   const source = q.source;
   const levels = [...new Set(q.links.map((l) => levelIndex(l.percentile)))].sort((x, y) => x - y);
   return `
-WITH
-links AS (
-    -- one string parameter, not ten arrays: a query's parameters are literals in every copy of a CTE, and the analyser
-    -- folded ten arrays of every link in each of links' seven copies (about 0.3 s at 190 links, growing with the links)
-    SELECT a, b, concat(a, '~', b) AS link, rtt_target_us, q_index, latency_min, loss_max, availability_min, coverage_min, committed_mbps, floor_bps
-    FROM format(JSONCompactEachRow, '${LINK_COLUMNS}', {links:String})
-),
 maintenance AS (
     SELECT DISTINCT links.a AS a, links.b AS b,
            toDateTime(arrayJoin(range(greatest(toUInt32(w.starts_at), {start:UInt32}), least(toUInt32(w.ends_at), {end:UInt32}), 60)), 'UTC') AS minute
@@ -427,19 +542,33 @@ plan_items AS (
            p.9 AS sent, p.10 AS lost, p.11 AS worst_p_us, p.12 AS latency_idx, p.13 AS loss_idx, p.14 AS availability_idx,
            p.15 AS trains
     FROM (SELECT arrayJoin(plan) AS p)
-),
--- stale and minute_hours are used nine times between them: each a copy of its CTE, and a copy of plan_items re-resolves
--- the plan's whole query (its value is computed once, its analysis is not). Picked out once here as scalars, each copy
--- unrolls a constant: about 60-80 ms less per month query (20 centres).
+)`;
+}
+
+/**
+ * The plan's lists the evidence reads (excluded, stale, minute_hours,
+ * summary_links), picked from plan_items in the same query.
+ * stale and minute_hours are used nine times between them: each a copy of its CTE, and a copy of plan_items re-resolves
+ * the plan's whole query (its value is computed once, its analysis is not). Picked out once here as scalars, each copy
+ * unrolls a constant: about 60-80 ms less per month query (20 centres).
+ */
+const INLINE_PLAN_LISTS = `
 -- trains: what sla_hours counts of a stale link-hour (one row each: its p_hour is its own)
 (SELECT groupArray((a, b, hour, trains)) FROM plan_items WHERE kind = 'stale') AS stale_rows,
 stale AS (SELECT s.1 AS a, s.2 AS b, s.3 AS hour, s.4 AS trains FROM (SELECT arrayJoin(stale_rows) AS s)),
-${STALE_SPLIT},
 (SELECT groupArray((a, b, link, hour, version)) FROM plan_items WHERE kind = 'minutes') AS minute_rows,
 minute_hours AS (SELECT m.1 AS a, m.2 AS b, m.3 AS link, m.4 AS hour, m.5 AS version FROM (SELECT arrayJoin(minute_rows) AS m)),
 summary_links AS (
     SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
-),
+)`;
+
+/**
+ * The evidence, from the plan's lists: lm (one row per link-minute read),
+ * ev (judged), lat / cap / tput (per-link aggregates with sorted
+ * breach-minute arrays), per_link (verdicts).
+ */
+function evidenceCtes(source: SlaSource): string {
+  return `
 lm AS (
     SELECT minute, la, lb, link, dirs, rx_dirs, m_sent, m_lost, m_qs
     FROM (${linkMinutes(source)}
@@ -518,7 +647,7 @@ tput AS (
         WHERE ts >= toDateTime64({start:UInt32}, 3) AND ts < toDateTime64({end:UInt32}, 3)
     ) AS t
     INNER JOIN links ON t.ta = links.a AND t.tb = links.b
-    WHERE (t.ta, t.tb, t.tminute) NOT IN (SELECT a, b, minute FROM maintenance)
+    WHERE (t.ta, t.tb, t.tminute) NOT IN (SELECT a, b, minute FROM excluded WHERE kind = 'maintenance')
     GROUP BY a, b
 ),
 excluded_count AS (
@@ -553,6 +682,16 @@ per_link AS (
     LEFT JOIN tput USING (a, b)
     LEFT JOIN excluded_count USING (a, b)
 )`;
+}
+
+/** A month's CTEs and their parameters: the plan handed over by the plan query when it is small enough, else inline. */
+async function monthCtes(client: ClickHouseClient, q: SlaQuery): Promise<{ ctes: string; params: Record<string, unknown> }> {
+  const params = linkParams(q);
+  const given = q.stagedPlanMaxBytes;
+  if (given !== undefined && (!Number.isSafeInteger(given) || given < 0)) throw new Error(`stagedPlanMaxBytes is ${given}, not a whole number of bytes`);
+  const maxBytes = given ?? STAGED_PLAN_MAX_BYTES - Buffer.byteLength(params.links);
+  const plan = maxBytes > 0 ? await stagedPlan(client, q, maxBytes) : null;
+  return plan ? { ctes: ctes(q, plan), params: { ...params, ...stagedParams(plan) } } : { ctes: ctes(q), params };
 }
 
 /** Worst verdict over the links of a scope: any breach, else any insufficient data, else met. */
@@ -644,8 +783,9 @@ SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
 /** The month's compliance, every scope, from the rollups (default) or the raw trains. */
 export async function slaCompliance(client: ClickHouseClient, q: SlaQuery): Promise<SlaScopeRow[]> {
   if (q.links.length === 0) return [];
+  const month = await monthCtes(client, q);
   const result = await client.query({
-    query: `${ctes(q)}
+    query: `${month.ctes}
 SELECT
     kind, id, links, links_met, links_breach, links_insufficient,
     g_verdict AS verdict, g_latency_verdict AS latency_verdict, g_loss_verdict AS loss_verdict,
@@ -693,7 +833,7 @@ FROM
 )
 ORDER BY multiIf(kind = 'link', 0, kind = 'centre', 1, 2), id
 SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
-    query_params: linkParams(q),
+    query_params: month.params,
     format: 'JSONEachRow',
   });
   const rows = await result.json<SlaScopeRow>();
@@ -710,15 +850,16 @@ export interface SlaTimeline {
 
 export async function slaLinkTimeline(client: ClickHouseClient, q: SlaQuery): Promise<SlaTimeline> {
   if (q.links.length !== 1) throw new Error('slaLinkTimeline takes exactly one link');
+  const month = await monthCtes(client, q);
   const result = await client.query({
-    query: `${ctes(q)}
+    query: `${month.ctes}
 SELECT ${runs('latency_idx')} AS latency, ${runs('loss_idx')} AS loss,
        ${runs('availability_idx')} AS availability, ${runs('nic_idx')} AS provisioned
 FROM links
 LEFT JOIN lat USING (a, b)
 LEFT JOIN cap USING (a, b)
 SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
-    query_params: linkParams(q),
+    query_params: month.params,
     format: 'JSONEachRow',
   });
   const [row] = await result.json<{ latency: [number, number][] | null; loss: [number, number][] | null; availability: [number, number][] | null; provisioned: [number, number][] | null }>();

@@ -79,11 +79,19 @@ function query(policy: (l: SlaLinkInput) => SlaLinkInput, startS = M.startS, end
   };
 }
 
-/** The month and (with `timelines`) every link's breach runs, by link-hour summaries or by every minute. */
+/**
+ * The month and (with `timelines`) every link's breach runs, by link-hour summaries or by every minute; each
+ * also computed in one query, the plan inside it (stagedPlanMaxBytes 0), which must give the same.
+ */
 async function month(client: Store['client'], q: SlaQuery, timelines = true): Promise<unknown> {
   const scopes = await slaCompliance(client, q);
+  expect(await slaCompliance(client, { ...q, stagedPlanMaxBytes: 0 }), 'plan inline').toEqual(scopes);
   const runs = [];
-  if (timelines) for (const link of q.links) runs.push(await slaLinkTimeline(client, { ...q, links: [link] }));
+  for (const link of timelines ? q.links : []) {
+    const run = await slaLinkTimeline(client, { ...q, links: [link] });
+    expect(await slaLinkTimeline(client, { ...q, links: [link], stagedPlanMaxBytes: 0 }), `${link.a}~${link.b} plan inline`).toEqual(run);
+    runs.push(run);
+  }
   return { scopes, runs };
 }
 
@@ -118,6 +126,8 @@ describe('month from link-hour summaries against every materialised minute', () 
     }
     // The stories are in the figures, so equality above compares something.
     const [scopes] = [await slaCompliance(s.client, query(policies.topology!))];
+    // A plan larger than stagedPlanMaxBytes (here any) is not handed over: the month is one query, the same month.
+    expect(await slaCompliance(s.client, { ...query(policies.topology!), stagedPlanMaxBytes: 1 })).toEqual(scopes);
     const link = (id: string) => scopes.find((r) => r.kind === 'link' && r.id === id)!;
     expect(link('alfa~bravo').latency_breach_minutes).toBeGreaterThan(0);
     expect(link('alfa~bravo').latency_longest).toBeGreaterThan(1);
@@ -128,13 +138,16 @@ describe('month from link-hour summaries against every materialised minute', () 
     expect(link('bravo~delta').covered_minutes).toBe(HOURS * 60 - 30 - 60);
   }, 600_000);
 
-  it('refuses a policy number that is not finite, naming the link and the field', async () => {
+  it('refuses a policy number that is not finite, naming the link and the field, and a plan size that is not a byte count', async () => {
     const q = query(policies.topology!);
     const [first, ...rest] = q.links;
     await expect(slaCompliance(s.client, { ...q, links: [{ ...first!, rttTargetUs: Number.NaN }, ...rest] }))
       .rejects.toThrow('SLA policy of link alfa~bravo: rttTargetUs is NaN, not a finite number');
     await expect(slaLinkTimeline(s.client, { ...q, links: [{ ...first!, lossRatioMax: Number.POSITIVE_INFINITY }] }))
       .rejects.toThrow('SLA policy of link alfa~bravo: lossRatioMax is Infinity, not a finite number');
+    for (const bytes of [-1, 0.5, Number.NaN]) {
+      await expect(slaCompliance(s.client, { ...q, stagedPlanMaxBytes: bytes })).rejects.toThrow(`stagedPlanMaxBytes is ${bytes}, not a whole number of bytes`);
+    }
   });
 
   it('shows a late train into a rolled-up hour at once, and the same once that hour is merged again', async () => {
