@@ -24,6 +24,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { directionBucketsSql, levelIndex, ROLLUP_LEVELS, type RollupMinutesTable } from './direction-buckets.js';
 import { loadedBucketsSql } from './load-windows.js';
+import { queryParamsBudget } from './store.js';
 
 export type SlaSource = 'rollup' | 'raw';
 export type SlaVerdictCode = 'met' | 'breach' | 'insufficient_data';
@@ -61,9 +62,10 @@ export interface SlaQuery {
   linkHours?: boolean;
   /**
    * The largest plan (bytes of its lists) handed from the plan query to the
-   * evidence query (default: what keeps their parameters under
-   * STAGED_PLAN_MAX_BYTES); a larger one, or any with 0, is computed inside
-   * the month's one query. The figures are the same either way (tested).
+   * evidence query (default: what the client's parameter budget leaves
+   * beside the links, see queryParamsBudget); a larger one, or any with 0,
+   * is computed inside the month's one query. The figures are the same
+   * either way (tested).
    */
   stagedPlanMaxBytes?: number;
 }
@@ -367,13 +369,11 @@ const STAGED_LISTS = {
 } as const satisfies Record<keyof StagedPlan, { param: string; columns: string }>;
 
 /**
- * The evidence query's parameters (the links and the plan's lists) stay
- * under this many bytes: a server takes parameters in the URL, 1 MiB at
- * most, and JSON lines grow by about half when URL-encoded. A larger plan is
- * not handed over: the month is computed in one query instead, the plan
- * inside it, as fast as before there were two.
+ * Bytes per link a month's plan lists at least once the link has data (its
+ * summary row, or its current hour's stale row): a plan that cannot fit the
+ * client's parameter budget is not even computed apart.
  */
-export const STAGED_PLAN_MAX_BYTES = 512 * 1024;
+const PLAN_BYTES_PER_LINK = 40;
 
 /** A list's rows as a table: the parameter read by format(), or no rows (format() of an empty string has no columns). */
 function stagedList(plan: StagedPlan, list: keyof StagedPlan): string {
@@ -689,7 +689,8 @@ async function monthCtes(client: ClickHouseClient, q: SlaQuery): Promise<{ ctes:
   const params = linkParams(q);
   const given = q.stagedPlanMaxBytes;
   if (given !== undefined && (!Number.isSafeInteger(given) || given < 0)) throw new Error(`stagedPlanMaxBytes is ${given}, not a whole number of bytes`);
-  const maxBytes = given ?? STAGED_PLAN_MAX_BYTES - Buffer.byteLength(params.links);
+  const left = queryParamsBudget(client) - Buffer.byteLength(params.links);
+  const maxBytes = given ?? (left > PLAN_BYTES_PER_LINK * q.links.length ? left : 0);
   const plan = maxBytes > 0 ? await stagedPlan(client, q, maxBytes) : null;
   return plan ? { ctes: ctes(q, plan), params: { ...params, ...stagedParams(plan) } } : { ctes: ctes(q), params };
 }

@@ -114,6 +114,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       clickhouse_settings: settings,
       log: { level: ClickHouseLogLevel.OFF },
     });
+    embeddedClients.add(client);
     const raw = connection.chdb;
     // Settings go in the INSERT's own SETTINGS clause: query scope, nothing carries over to the session.
     // The same settings every other request of this store runs with (a cluster's insert settings included:
@@ -124,6 +125,19 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     return client;
   };
   return new SwitchableStore('embedded', dataDir, connect);
+}
+
+/** Clients of the embedded engine (this process's own), as opposed to a server's over HTTP. */
+const embeddedClients = new WeakSet<ClickHouseClient>();
+
+/**
+ * Bytes of query parameters a request of this client can carry: the
+ * embedded engine binds them in process; a server reads them from the
+ * request's URL, which it caps at 1 MiB, and JSON text about doubles in
+ * URL encoding (brackets, quotes, commas), so a third of that.
+ */
+export function queryParamsBudget(client: ClickHouseClient): number {
+  return embeddedClients.has(client) ? 16 * 1024 * 1024 : 336 * 1024;
 }
 
 class SwitchableStore implements Store {
