@@ -132,6 +132,16 @@ const LINKS = `links AS (
 /** Policy numbers arrive as JSON text: parsed to the nearest double, as a Float64 parameter is, not by the faster approximate parser. */
 const EXACT_FLOATS = 'precise_float_parsing = 1';
 
+/**
+ * Settings of every month query. Two of the analyser's rewrites cost a month
+ * more than they could save, over its whole tree at every analysis:
+ * fusing aggregates of one argument (sum and count into sumCount) and adding
+ * comparisons implied by an AND chain. Without them the evidence query of a
+ * closed 20-centre month took 372 ms against 560 (medians of 7, interleaved),
+ * with the same output; the query's work is unchanged.
+ */
+const MONTH_SETTINGS = `join_use_nulls = 0, ${EXACT_FLOATS}, optimize_syntax_fuse_functions = 0, optimize_and_compare_chain = 0`;
+
 function linkParams(q: SlaQuery): Record<string, unknown> & { links: string } {
   for (const l of q.links) {
     for (const [name, v] of Object.entries({ rttTargetUs: l.rttTargetUs, latencyMinutesMin: l.latencyMinutesMin, lossRatioMax: l.lossRatioMax,
@@ -424,7 +434,7 @@ FROM (
     ${lines('summary', 'link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx')}
     FROM plan_items
 )
-SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+SETTINGS ${MONTH_SETTINGS}`,
     query_params: { ...linkParams(q), max_bytes: maxBytes },
     format: 'JSONEachRow',
   });
@@ -773,7 +783,7 @@ export async function slaReadPlan(client: ClickHouseClient, q: SlaQuery): Promis
 SELECT kind, count() AS n FROM hour_plan GROUP BY kind
 UNION ALL
 SELECT 'recent' AS kind, if(recent_whole, (SELECT count() FROM stale), 0) AS n
-SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+SETTINGS ${MONTH_SETTINGS}`,
     query_params: linkParams(q),
     format: 'JSONEachRow',
   }).then((r) => r.json<{ kind: keyof SlaReadPlan; n: string }>());
@@ -833,7 +843,7 @@ FROM
     GROUP BY scope
 )
 ORDER BY multiIf(kind = 'link', 0, kind = 'centre', 1, 2), id
-SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+SETTINGS ${MONTH_SETTINGS}`,
     query_params: month.params,
     format: 'JSONEachRow',
   });
@@ -859,7 +869,7 @@ SELECT ${runs('latency_idx')} AS latency, ${runs('loss_idx')} AS loss,
 FROM links
 LEFT JOIN lat USING (a, b)
 LEFT JOIN cap USING (a, b)
-SETTINGS join_use_nulls = 0, ${EXACT_FLOATS}`,
+SETTINGS ${MONTH_SETTINGS}`,
     query_params: month.params,
     format: 'JSONEachRow',
   });
