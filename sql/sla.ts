@@ -378,6 +378,12 @@ const STAGED_LISTS = {
   },
 } as const satisfies Record<keyof StagedPlan, { param: string; columns: string }>;
 
+/** The names of a list's columns (a name, a space, a type: no type here has ', ' inside). */
+const columnNames = (columns: string) => columns.split(', ').map((c) => c.split(' ')[0]!).join(', ');
+
+/** A link's summary totals, as plan_items, summary_links and the summary list all name them. */
+const SUMMARY_NAMES = columnNames(STAGED_LISTS.summary.columns);
+
 /**
  * Bytes per link a month's plan lists at least once the link has data (its
  * summary row, or its current hour's stale row): a plan that cannot fit the
@@ -396,9 +402,7 @@ function stagedPlanLists(plan: StagedPlan): string {
 excluded AS (SELECT a, b, toDateTime(first_s + 60 * arrayJoin(range(n)), 'UTC') AS minute, kind FROM ${stagedList(plan, 'excluded')}),
 stale AS (SELECT a, b, toDateTime(hour_s, 'UTC') AS hour, trains FROM ${stagedList(plan, 'stale')}),
 minute_hours AS (SELECT a, b, link, toDateTime(hour_s, 'UTC') AS hour, version FROM ${stagedList(plan, 'minutes')}),
-summary_links AS (
-    SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM ${stagedList(plan, 'summary')}
-)`;
+summary_links AS (SELECT ${SUMMARY_NAMES} FROM ${stagedList(plan, 'summary')})`;
 }
 
 function stagedParams(plan: StagedPlan): Record<string, string> {
@@ -431,7 +435,7 @@ FROM (
     ) AS excluded_lines,
     ${lines('stale', 'a, b, toUInt32(hour), trains')},
     ${lines('minutes', 'a, b, link, toUInt32(hour), version')},
-    ${lines('summary', 'link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx')}
+    ${lines('summary', SUMMARY_NAMES)}
     FROM plan_items
 )
 SETTINGS ${MONTH_SETTINGS}`,
@@ -568,9 +572,7 @@ const INLINE_PLAN_LISTS = `
 stale AS (SELECT s.1 AS a, s.2 AS b, s.3 AS hour, s.4 AS trains FROM (SELECT arrayJoin(stale_rows) AS s)),
 (SELECT groupArray((a, b, link, hour, version)) FROM plan_items WHERE kind = 'minutes') AS minute_rows,
 minute_hours AS (SELECT m.1 AS a, m.2 AS b, m.3 AS link, m.4 AS hour, m.5 AS version FROM (SELECT arrayJoin(minute_rows) AS m)),
-summary_links AS (
-    SELECT link, a, b, covered, available, sent, lost, worst_p_us, latency_idx, loss_idx, availability_idx FROM plan_items WHERE kind = 'summary'
-)`;
+summary_links AS (SELECT ${SUMMARY_NAMES} FROM plan_items WHERE kind = 'summary')`;
 
 /**
  * The evidence, from the plan's lists: lm (one row per link-minute read),
